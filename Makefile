@@ -1,0 +1,57 @@
+# One way to do each chore: `make run`, `make test`, `make lint`, `make migrate`, `make admin EMAIL=...`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip --disable-pip-version-check
+
+.PHONY: run test test-fast lint migrate admin cleanup benchmark train-model evaluate-model system-packages browser
+
+run: $(VENV)/.run-installed
+	exec $(PY) -m webapp.launch
+
+test: $(VENV)/.dev-installed browser
+	$(PY) -m pytest
+
+test-fast: $(VENV)/.dev-installed
+	$(PY) -m pytest -m "not browser"
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.run-installed: requirements.txt | $(VENV)/bin/python
+	$(PIP) install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.run-installed
+	$(PIP) install -q -r requirements-dev.txt
+	touch $@
+
+# Debian's Chromium for the browser tests (never `playwright install`).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Chromium is missing: run 'sudo apt-get install -y chromium' (browser tests will be skipped)"; fi; \
+	fi
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check webapp jobs models tests
+
+migrate: $(VENV)/.run-installed
+	EASEL_ENV=$${EASEL_ENV:-development} FLASK_APP=wsgi:app $(VENV)/bin/flask db upgrade
+
+admin: $(VENV)/.run-installed
+	EASEL_ENV=$${EASEL_ENV:-development} FLASK_APP=wsgi:app $(VENV)/bin/flask db upgrade
+	EASEL_ENV=$${EASEL_ENV:-development} FLASK_APP=wsgi:app $(VENV)/bin/flask create-admin "$(EMAIL)"
+
+cleanup: $(VENV)/.run-installed
+	EASEL_ENV=$${EASEL_ENV:-development} FLASK_APP=wsgi:app $(VENV)/bin/flask cleanup $(ARGS)
+
+benchmark: $(VENV)/.dev-installed
+	$(PY) -m pytest tests/benchmarks -p no:randomly -s -o addopts="" -m benchmark
+
+train-model: $(VENV)/.run-installed
+	$(PY) -m models.training.train --out models/easel-tiny
+
+evaluate-model: $(VENV)/.run-installed
+	$(PY) -m models.training.evaluate

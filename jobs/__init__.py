@@ -1,0 +1,1 @@
+"""Background work on RQ: generation workers and chores."""

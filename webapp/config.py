@@ -1,0 +1,121 @@
+"""Settings, read from the environment in one place.
+
+Every deployment setting is an environment variable named here and listed in the README.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = Path(os.environ.get("EASEL_INSTANCE_DIR", ROOT / "instance"))
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _development_secret(instance_dir: Path) -> str:
+    """A random key kept in instance/ so development sessions survive restarts."""
+    path = instance_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def _database_url(instance_dir: Path) -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url:
+        return f"sqlite:///{instance_dir / 'easel.db'}"
+    # Heroku-style URLs name the scheme "postgres"; SQLAlchemy wants a driver.
+    if url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url[len("postgres://"):]
+    elif url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def from_environment() -> dict:
+    """Build the Flask config mapping from environment variables.
+
+    Returns:
+        A dict for ``app.config.from_mapping``.
+
+    Raises:
+        ConfigError: in production without ``SECRET_KEY``, or on a malformed number.
+    """
+    env = os.environ.get("EASEL_ENV", "production").strip().lower()
+    if env not in {"production", "development", "test"}:
+        raise ConfigError(f"EASEL_ENV must be production, development or test, got {env!r}")
+    instance_dir = INSTANCE_DIR
+    secret = os.environ.get("SECRET_KEY", "")
+    if not secret:
+        if env == "production":
+            raise ConfigError(
+                "SECRET_KEY is not set. Set it to a long random string "
+                "(python -c 'import secrets; print(secrets.token_hex(32))'), "
+                "or set EASEL_ENV=development on a machine of your own."
+            )
+        secret = _development_secret(instance_dir)
+    public_base_url = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    https = public_base_url.startswith("https://")
+    return {
+        "EASEL_ENV": env,
+        "SECRET_KEY": secret,
+        "INSTANCE_DIR": str(instance_dir),
+        "SQLALCHEMY_DATABASE_URI": _database_url(instance_dir),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "EASEL_MODEL": os.environ.get("EASEL_MODEL", ""),
+        "STORAGE": os.environ.get("STORAGE", "local"),
+        "MEDIA_DIR": os.environ.get("MEDIA_DIR", str(instance_dir / "media")),
+        "S3_BUCKET": os.environ.get("S3_BUCKET", ""),
+        "S3_ENDPOINT_URL": os.environ.get("S3_ENDPOINT_URL", "") or None,
+        "S3_PREFIX": os.environ.get("S3_PREFIX", ""),
+        "MAIL_BACKEND": os.environ.get("MAIL_BACKEND", "console"),
+        "MAIL_FILE_DIR": os.environ.get("MAIL_FILE_DIR", str(instance_dir / "mail")),
+        "MAILGUN_API_KEY": os.environ.get("MAILGUN_API_KEY", ""),
+        "MAILGUN_DOMAIN": os.environ.get("MAILGUN_DOMAIN", ""),
+        "MAILGUN_BASE_URL": os.environ.get("MAILGUN_BASE_URL", "https://api.mailgun.net").rstrip("/"),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "Easel <easel@localhost>"),
+        "PUBLIC_BASE_URL": public_base_url,
+        "RETENTION_DAYS": _int("RETENTION_DAYS", 30),
+        "CLEANUP_AT": os.environ.get("CLEANUP_AT", "03:30"),
+        "MAX_ACTIVE_PER_USER": _int("MAX_ACTIVE_PER_USER", 2),
+        "DAILY_IMAGE_QUOTA": _int("DAILY_IMAGE_QUOTA", 200),
+        "RESULT_LINK_DAYS": _int("RESULT_LINK_DAYS", 7),
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
+        "LOGIN_LIMIT": os.environ.get("LOGIN_LIMIT", "10 per 15 minutes"),
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "")
+        or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool(os.environ.get("SESSION_COOKIE_SECURE"), https),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": _bool(os.environ.get("SESSION_COOKIE_SECURE"), https),
+        "PREFERRED_URL_SCHEME": "https" if https else "http",
+        "WTF_CSRF_TIME_LIMIT": None,
+    }

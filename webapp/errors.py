@@ -1,0 +1,76 @@
+"""Error pages in the site's look, JSON for API clients."""
+from __future__ import annotations
+
+from urllib.parse import unquote_to_bytes
+
+from flask import Flask, jsonify, make_response, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+MESSAGES = {
+    400: ("Bad request", "Something in that request was not right. Go back and try again."),
+    403: ("Not allowed", "You cannot do that."),
+    404: ("Not found", "There is nothing here, or it is not yours to see."),
+    405: ("Not allowed", "That page does not take this kind of request."),
+    413: ("Too large", "That upload is larger than this site accepts."),
+    429: ("Slow down", "Too many attempts. Wait a few minutes and try again."),
+    500: ("Something broke", "An error on our side. It has been logged; please try again."),
+}
+
+NOT_UTF8 = "The form contained text that is not valid UTF-8. Please retype it."
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def render_error(code: int, message: str | None = None):
+    """Render the error page (or JSON body) for ``code``."""
+    title, default = MESSAGES.get(code, ("Error", "Something went wrong."))
+    text = message or default
+    if _wants_json():
+        return make_response(jsonify(error=text, status=code), code)
+    return make_response(render_template("errors/error.html", code=code, title=title, message=text), code)
+
+
+def register(app: Flask) -> None:
+    """Attach the handlers to ``app``."""
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return render_error(400, "This form has expired or did not come from this site. Reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = exc.code or 500
+        custom = exc.description if code == 400 and exc.description != exc.__class__.description else None
+        response = render_error(code, custom)
+        if code == 405 and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(InternalServerError)
+    def server_error(exc):
+        return render_error(500)
+
+
+def register_input_guard(app: Flask) -> None:
+    """Refuse undecodable form bodies; registered before CSRF so it sees the raw body first."""
+
+    @app.before_request
+    def refuse_undecodable_forms():
+        """A form whose text is not UTF-8, or holds NUL characters, is refused whole."""
+        if request.method != "POST":
+            return None
+        if request.mimetype == "application/x-www-form-urlencoded":
+            raw = unquote_to_bytes(request.get_data(cache=True).replace(b"+", b" "))
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return render_error(400, NOT_UTF8)
+            if "\x00" in text:
+                return render_error(400, NOT_UTF8)
+        elif request.mimetype == "multipart/form-data":
+            if any("\x00" in v or "\ufffd" in v for values in request.form.listvalues() for v in values):
+                return render_error(400, NOT_UTF8)
+        return None
