@@ -112,6 +112,20 @@ def postgres_database() -> Iterator[str | None]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+TEST_CATALOG = Path(os.environ.get("EASEL_TEST_CATALOG", ROOT / "tests" / "catalog.toml"))
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, message: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
 @pytest.fixture
 def database_backend(request: pytest.FixtureRequest) -> str:
     """``sqlite`` unless the test is marked ``db`` and parametrized over PostgreSQL."""
@@ -139,6 +153,9 @@ def app_env(tmp_path: Path, redis_url: str, database_backend: str, postgres_data
         "MAIL_FILE_DIR": str(instance / "mail"),
         "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
         "HF_HUB_OFFLINE": "1",
+        "EASEL_CATALOG": str(TEST_CATALOG),
+        "EASEL_MODEL": "easel-tiny",
+        "EASEL_HEARTBEAT_TTL": "30",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -254,11 +271,13 @@ class Workers:
         self.env = env
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen] = []
+        self.logs: list = []
 
     def start(self, queues: str = "generate", extra_env: dict[str, str] | None = None, name: str | None = None) -> subprocess.Popen:
         env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
         name = name or f"test-worker-{len(self.procs)}-{uuid.uuid4().hex[:6]}"
         log = open(self.log_dir / f"{name}.log", "wb")
+        self.logs.append(log)
         proc = subprocess.Popen([sys.executable, "-m", "jobs.worker", "--queues", queues, "--name", name],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         proc.log_path = self.log_dir / f"{name}.log"  # type: ignore[attr-defined]
@@ -276,6 +295,8 @@ class Workers:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        for log in self.logs:
+            log.close()
 
 
 @pytest.fixture

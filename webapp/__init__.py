@@ -66,11 +66,15 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """One blueprint per feature."""
     from .admin import bp as admin_bp
+    from .api import bp as api_bp
     from .auth import bp as auth_bp
-    from .main import bp as main_bp
+    from .gallery import bp as gallery_bp
+    from .studio import bp as studio_bp
 
-    app.register_blueprint(main_bp)
+    app.register_blueprint(studio_bp)
+    app.register_blueprint(gallery_bp)
     app.register_blueprint(auth_bp, url_prefix="/auth")
+    app.register_blueprint(api_bp, url_prefix="/api")
     app.register_blueprint(admin_bp, url_prefix="/admin")
 
 

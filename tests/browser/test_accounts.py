@@ -29,7 +29,7 @@ def test_register_logout_login_change_password(page, live_server, tmp_path):
 
     page.get_by_role("link", name="Account").click()
     page.get_by_label("Current password").fill("correct horse")
-    page.get_by_label("New password").fill("battery staple")
+    page.get_by_label("New password", exact=True).fill("battery staple")
     page.get_by_label("Confirm new password").fill("battery staple")
     page.get_by_role("button", name="Change password").click()
     page.get_by_text("Your password is changed.").wait_for()

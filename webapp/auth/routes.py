@@ -39,7 +39,7 @@ def _ip_limit() -> str:
 def register():
     """Create an account and sign in."""
     if current_user.is_authenticated:
-        return redirect(url_for("main.index"))
+        return redirect(url_for("studio.index"))
     form = RegisterForm()
     if form.validate_on_submit():
         user = User(email=User.normalize_email(form.email.data))
@@ -53,7 +53,7 @@ def register():
         else:
             login_user(user)
             flash("Welcome to Easel! Describe a picture to get started.", "success")
-            return redirect(url_for("main.index"))
+            return redirect(url_for("studio.index"))
     elif form.email.data and db.session.scalar(
         select(User.id).where(User.email == User.normalize_email(form.email.data))
     ):
@@ -69,7 +69,7 @@ def login():
     """Sign in; the same message for an unknown email and a wrong password."""
     next_url = safe_next(request.args.get("next"))
     if current_user.is_authenticated:
-        return redirect(next_url or url_for("main.index"))
+        return redirect(next_url or url_for("studio.index"))
     form = LoginForm()
     error = None
     if form.validate_on_submit():
@@ -80,7 +80,7 @@ def login():
             error = "This account has been suspended. Contact the site's administrators."
         else:
             login_user(user, remember=form.remember.data)
-            return redirect(next_url or url_for("main.index"))
+            return redirect(next_url or url_for("studio.index"))
     status = 400 if request.method == "POST" else 200
     return render_template("auth/login.html", form=form, error=error, next_url=next_url), status
 
@@ -90,7 +90,7 @@ def logout():
     """Sign out (POST only, with the CSRF token)."""
     logout_user()
     flash("You are signed out.", "info")
-    return redirect(url_for("main.index"))
+    return redirect(url_for("studio.index"))
 
 
 @bp.route("/account", methods=["GET", "POST"])

@@ -1,0 +1,250 @@
+"""The generation job. It runs in a warm worker: the pipeline is loaded once per process.
+
+Statuses are written here with conditional updates (``queued → running → final``), so a cancel
+from the web and the worker never overwrite each other.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+
+import torch
+from PIL import Image as PILImage
+from PIL import PngImagePlugin
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from rq import Retry, get_current_job
+from rq.exceptions import AbandonedJobError
+from rq.timeouts import JobTimeoutException
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
+
+from models import loader
+from models.catalog import ModelError, default_model_name, get_entry
+from webapp.extensions import db
+from webapp.models import Generation, GenerationStatus, Image, new_id, utcnow
+from webapp.storage import StorageError, get_storage, image_key, thumbnail_key
+from webapp.styles import postprocess, styled_prompt
+
+from . import progress
+from .app_context import get_app, with_app
+from .queues import get_redis
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_SIZE = 256
+PREVIEW_SIZE = 128
+PREVIEW_BUDGET = 0.03  # previews may cost at most this share of the elapsed time
+TRANSIENT_ERRORS = (RedisConnectionError, RedisTimeoutError, OperationalError)
+RETRY_INTERVALS = [5, 15, 30]
+WORKER_STOPPED = "The worker stopped while making this picture. Please try again."
+
+
+class Canceled(Exception):
+    """The person canceled while the pipeline ran."""
+
+
+def warm_up() -> None:
+    """Load the default model before the first job, so nobody waits for it."""
+    with get_app().app_context():
+        name = get_app().config.get("EASEL_MODEL") or default_model_name()
+        try:
+            loader.get_pipeline(name)
+        except ModelError as exc:
+            log.warning("not warming up %s: %s", name, exc)
+
+
+def _set_status(generation_id: str, new: GenerationStatus, only_from: tuple[GenerationStatus, ...], **values) -> bool:
+    """Move the row to ``new`` if it is in one of ``only_from``; True when it moved."""
+    moved = db.session.execute(
+        update(Generation).where(Generation.id == generation_id, Generation.status.in_(only_from))
+        .values(status=new, **values)
+    ).rowcount
+    db.session.commit()
+    return bool(moved)
+
+
+def readable_error(exc: BaseException, generation: Generation) -> str:
+    """A message a person can act on, never a traceback."""
+    if isinstance(exc, ModelError):
+        return f"The model is not available: {exc}"
+    if isinstance(exc, JobTimeoutException):
+        return "This took longer than the site allows. Try fewer steps or fewer images."
+    if isinstance(exc, torch.OutOfMemoryError):
+        return "The GPU ran out of memory. Try a smaller size or fewer images."
+    if isinstance(exc, StorageError):
+        return "The finished images could not be saved. Please try again later."
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return "A service the worker needs was unreachable. Please try again later."
+    return f"The generation failed unexpectedly ({type(exc).__name__}). Please try again."
+
+
+def encode_png(image: PILImage.Image, parameters: dict) -> bytes:
+    """PNG with the parameters in text chunks: ``parameters`` (readable) and ``easel`` (JSON)."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", (
+        f"{parameters['prompt']}\nNegative prompt: {parameters['negative_prompt']}\n"
+        f"Steps: {parameters['steps']}, CFG scale: {parameters['guidance']}, Seed: {parameters['seed']}, "
+        f"Size: {parameters['width']}x{parameters['height']}, Model: {parameters['model']}, Style: {parameters['style']}"))
+    info.add_itxt("easel", json.dumps(parameters, ensure_ascii=False))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info, optimize=False, compress_level=6)
+    return buffer.getvalue()
+
+
+def encode_webp(image: PILImage.Image, size: int, quality: int = 85) -> bytes:
+    """A square-bounded WebP: small images are scaled up smoothly, large ones down."""
+    scale = size / max(image.size)
+    resized = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                           PILImage.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    resized.save(buffer, format="WEBP", quality=quality, method=4)
+    return buffer.getvalue()
+
+
+class ProgressReporter:
+    """The ``callback_on_step_end``: step to Redis, a preview within a time budget, cancel checks."""
+
+    def __init__(self, generation_id: str, total_steps: int):
+        self.generation_id = generation_id
+        self.total = total_steps
+        self.redis = get_redis()
+        self.started = time.perf_counter()
+        self.preview_seconds = 0.0
+        self.canceled = False
+        progress.start(self.redis, generation_id, total_steps)
+
+    def _preview(self, pipe, latents: torch.Tensor) -> bytes:
+        began = time.perf_counter()
+        with torch.no_grad():
+            vae = pipe.vae
+            decoded = vae.decode(latents[:1].to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+        array = ((decoded[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+        data = encode_webp(PILImage.fromarray(array), PREVIEW_SIZE, quality=60)
+        self.preview_seconds += time.perf_counter() - began
+        return data
+
+    def __call__(self, pipe, step: int, timestep, callback_kwargs: dict) -> dict:
+        done = step + 1
+        elapsed = time.perf_counter() - self.started
+        preview = None
+        if done < self.total and self.preview_seconds <= PREVIEW_BUDGET * elapsed and "latents" in callback_kwargs:
+            preview = self._preview(pipe, callback_kwargs["latents"])
+        if progress.record_step(self.redis, self.generation_id, done, preview):
+            self.canceled = True
+            pipe._interrupt = True
+        return callback_kwargs
+
+
+def _make_images(generation: Generation) -> list[PILImage.Image]:
+    """Call the warm pipeline with the generation's parameters."""
+    get_entry(generation.model)
+    pipe = loader.get_pipeline(generation.model)
+    reporter = ProgressReporter(generation.id, generation.steps)
+    generators = [torch.Generator("cpu").manual_seed(generation.seed + i) for i in range(generation.num_images)]
+    result = pipe(
+        prompt=styled_prompt(generation.prompt, generation.style),
+        negative_prompt=generation.negative_prompt or None,
+        width=generation.width, height=generation.height,
+        num_inference_steps=generation.steps, guidance_scale=generation.guidance,
+        num_images_per_prompt=generation.num_images, generator=generators,
+        callback_on_step_end=reporter, output_type="pil",
+    )
+    if reporter.canceled:
+        raise Canceled()
+    return [postprocess(image, generation.style) for image in result.images]
+
+
+def _store(generation: Generation, images: list[PILImage.Image]) -> None:
+    """Save files first, then the rows and the final status in one commit; no row ever points at a missing file."""
+    storage = get_storage()
+    saved: list[str] = []
+    rows = []
+    try:
+        for index, picture in enumerate(images):
+            parameters = {
+                "prompt": generation.prompt, "negative_prompt": generation.negative_prompt, "model": generation.model,
+                "seed": generation.seed + index, "steps": generation.steps, "guidance": generation.guidance,
+                "width": generation.width, "height": generation.height, "style": generation.style,
+                "generation_id": generation.id,
+            }
+            key, thumb = image_key(generation.user_id, generation.id, index), thumbnail_key(generation.user_id, generation.id, index)
+            storage.save(key, encode_png(picture, parameters), "image/png")
+            saved.append(key)
+            storage.save(thumb, encode_webp(picture, THUMBNAIL_SIZE), "image/webp")
+            saved.append(thumb)
+            rows.append(Image(id=new_id(), generation_id=generation.id, user_id=generation.user_id, index=index,
+                              storage_key=key, thumbnail_key=thumb, width=picture.width, height=picture.height))
+        db.session.add_all(rows)
+        moved = db.session.execute(
+            update(Generation).where(Generation.id == generation.id, Generation.status == GenerationStatus.RUNNING)
+            .values(status=GenerationStatus.SUCCEEDED, finished_at=utcnow(), error=None)
+        ).rowcount
+        if not moved:  # canceled from the web at the last moment
+            raise Canceled()
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        for key in saved:
+            try:
+                storage.delete(key)
+            except Exception:  # the cleanup chore sweeps orphans later
+                log.exception("generation %s: could not remove %s", generation.id, key)
+        raise
+
+
+@with_app
+def run(generation_id: str) -> dict | Retry:
+    """Make the images of one generation (RQ job; job id = generation id).
+
+    Returns:
+        A summary (images made, pipeline loads in this process), or a ``Retry`` after a transient error.
+    """
+    generation = db.session.get(Generation, generation_id)
+    if generation is None:
+        log.warning("generation %s: no such row, skipping", generation_id)
+        return {"skipped": "missing"}
+    if not _set_status(generation_id, GenerationStatus.RUNNING, (GenerationStatus.QUEUED,), started_at=utcnow()):
+        log.info("generation %s: status is %s, not running it", generation_id, generation.status)
+        return {"skipped": generation.status}
+    db.session.refresh(generation)
+    began = time.perf_counter()
+    try:
+        images = _make_images(generation)
+        _store(generation, images)
+    except Canceled:
+        _set_status(generation_id, GenerationStatus.CANCELED, (GenerationStatus.RUNNING,), finished_at=utcnow())
+        log.info("generation %s: canceled", generation_id)
+        return {"canceled": True}
+    except Exception as exc:
+        job = get_current_job()
+        retries = (job.number_of_retries or 0) if job else len(RETRY_INTERVALS)
+        if isinstance(exc, TRANSIENT_ERRORS) and retries < len(RETRY_INTERVALS):
+            log.warning("generation %s: transient %r, retrying", generation_id, exc)
+            db.session.rollback()
+            _set_status(generation_id, GenerationStatus.QUEUED, (GenerationStatus.RUNNING,), started_at=None)
+            return Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS)
+        log.exception("generation %s: failed", generation_id)
+        db.session.rollback()
+        _set_status(generation_id, GenerationStatus.FAILED, (GenerationStatus.RUNNING,),
+                    finished_at=utcnow(), error=readable_error(exc, generation))
+        raise
+    finally:
+        try:
+            progress.clear(get_redis(), generation_id)
+        except Exception:
+            pass
+    seconds = time.perf_counter() - began
+    log.info("generation %s: %d image(s) in %.2fs", generation_id, len(images), seconds)
+    return {"images": len(images), "seconds": round(seconds, 3), "pipeline_loads": loader.LOAD_COUNT}
+
+
+@with_app
+def on_failure(job, connection, exc_type, exc_value, tb) -> None:
+    """RQ failure callback, also called when a worker died mid-job (``AbandonedJobError``)."""
+    message = WORKER_STOPPED if exc_type is AbandonedJobError or isinstance(exc_value, AbandonedJobError) else (
+        "The generation failed unexpectedly. Please try again.")
+    _set_status(job.id, GenerationStatus.FAILED, (GenerationStatus.QUEUED, GenerationStatus.RUNNING),
+                finished_at=utcnow(), error=message)

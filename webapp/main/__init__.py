@@ -1,4 +1,0 @@
-"""The landing page and the studio."""
-from .routes import bp
-
-__all__ = ["bp"]

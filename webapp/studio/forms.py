@@ -1,0 +1,108 @@
+"""The prompt form; limits come from the chosen model's catalog entry."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import FloatField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+
+from models.catalog import ModelEntry
+
+from ..generations import MAX_SEED
+from ..styles import STYLES
+
+PROMPT_MAX = 1000
+
+
+def model_choices(catalog: dict[str, ModelEntry]) -> list[SelectChoice]:
+    """The model menu; unavailable models are listed, greyed out, with the reason."""
+    return [SelectChoice(name, entry.label if not entry.unavailable_reason() else f"{entry.label} (unavailable)",
+                         render_kw={"disabled": True} if entry.unavailable_reason() else {})
+            for name, entry in catalog.items()]
+
+
+class GenerationForm(FlaskForm):
+    """Fields of ``POST /generations``."""
+
+    prompt = TextAreaField("Prompt", validators=[DataRequired("Describe the picture you want."),
+                                                 Length(max=PROMPT_MAX, message=f"Keep the prompt under {PROMPT_MAX} characters.")])
+    negative_prompt = TextAreaField("Negative prompt", validators=[Optional(), Length(max=PROMPT_MAX, message=f"Keep it under {PROMPT_MAX} characters.")])
+    model = SelectField("Model", validate_choice=False)
+    width = IntegerField("Width", validators=[InputRequired("Choose a size.")])
+    height = IntegerField("Height", validators=[InputRequired("Choose a size.")])
+    steps = IntegerField("Steps", validators=[InputRequired("Choose the number of steps.")])
+    guidance = FloatField("Guidance", validators=[InputRequired("Choose the guidance scale.")])
+    seed = StringField("Seed", validators=[Optional(), Length(max=12, message="Use a whole number.")])
+    num_images = IntegerField("Images", validators=[InputRequired("Choose how many images."),
+                                                    NumberRange(1, 4, "Choose 1 to 4 images.")])
+    style = SelectField("Style", choices=[SelectChoice(s.name, s.label) for s in STYLES.values()],
+                        validate_choice=True, default="none")
+
+    def __init__(self, catalog: dict[str, ModelEntry], *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.catalog = catalog
+        self.model.choices = model_choices(catalog)
+
+    @property
+    def entry(self) -> ModelEntry | None:
+        return self.catalog.get(self.model.data or "")
+
+    def validate_model(self, field: SelectField) -> None:
+        entry = self.catalog.get(field.data or "")
+        if entry is None:
+            raise ValidationError("Choose one of the listed models.")
+        reason = entry.unavailable_reason()
+        if reason:
+            raise ValidationError(f"{entry.label} is not available on this site: {reason}")
+
+    def validate_width(self, field: IntegerField) -> None:
+        entry = self.entry
+        if entry and field.data is not None and self.height.data is not None:
+            if (field.data, self.height.data) not in {tuple(s) for s in entry.sizes}:
+                sizes = ", ".join(f"{w}×{h}" for w, h in entry.sizes)
+                raise ValidationError(f"{entry.label} makes these sizes only: {sizes}.")
+
+    def validate_steps(self, field: IntegerField) -> None:
+        entry = self.entry
+        if entry and field.data is not None and not entry.min_steps <= field.data <= entry.max_steps:
+            raise ValidationError(f"Use {entry.min_steps} to {entry.max_steps} steps with {entry.label}.")
+
+    def validate_guidance(self, field: FloatField) -> None:
+        entry = self.entry
+        if entry and field.data is not None and not 0 <= field.data <= entry.max_guidance:
+            raise ValidationError(f"Use a guidance from 0 to {entry.max_guidance:g} with {entry.label}.")
+
+    def validate_num_images(self, field: IntegerField) -> None:
+        entry = self.entry
+        if entry and field.data is not None and field.data > entry.max_images:
+            raise ValidationError(f"{entry.label} makes at most {entry.max_images} images at a time.")
+
+    def validate_seed(self, field: StringField) -> None:
+        raw = (field.data or "").strip()
+        if raw and (not raw.isdigit() or int(raw) > MAX_SEED):
+            raise ValidationError(f"The seed is a whole number from 0 to {MAX_SEED}, or blank for a random one.")
+
+    def params(self) -> dict:
+        """The validated values as ``Generation`` columns (seed None = pick one)."""
+        seed = (self.seed.data or "").strip()
+        return {
+            "prompt": self.prompt.data.strip(),
+            "negative_prompt": (self.negative_prompt.data or "").strip(),
+            "model": self.model.data,
+            "width": self.width.data,
+            "height": self.height.data,
+            "steps": self.steps.data,
+            "guidance": float(self.guidance.data),
+            "seed": int(seed) if seed else None,
+            "num_images": self.num_images.data,
+            "style": self.style.data,
+        }
+
+    def fill_defaults(self, entry: ModelEntry) -> None:
+        """Pre-fill the fields a person did not set with the model's defaults."""
+        self.model.data = entry.name
+        self.width.data = self.width.data or entry.default_width
+        self.height.data = self.height.data or entry.default_height
+        self.steps.data = self.steps.data or entry.default_steps
+        self.guidance.data = entry.default_guidance if self.guidance.data is None else self.guidance.data
+        self.num_images.data = self.num_images.data or 1
