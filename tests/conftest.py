@@ -334,3 +334,43 @@ def page(browser, tmp_path: Path):
     pg = context.new_page()
     yield pg
     context.close()
+
+
+@pytest.fixture
+def make_image(app):
+    """Factory: a finished generation with one image whose PNG and thumbnail are really stored.
+
+    ``make_image(user_id, prompt=..., is_public=..., ...)`` returns the image id (no model run).
+    """
+    import io
+
+    from PIL import Image as PILImage
+
+    from webapp.extensions import db
+    from webapp.models import Generation, Image
+    from webapp.storage import create_storage, image_key, thumbnail_key
+
+    def factory(user_id: int, prompt: str = "a red circle", created_at=None, **image_fields) -> str:
+        with app.app_context():
+            generation = Generation(user_id=user_id, status="succeeded", prompt=prompt, model="easel-tiny", width=64,
+                                    height=64, steps=4, guidance=5.0, seed=1, num_images=1)
+            if created_at is not None:
+                generation.created_at = created_at
+            db.session.add(generation)
+            db.session.flush()
+            storage = create_storage(app.config)
+            png, webp = io.BytesIO(), io.BytesIO()
+            PILImage.new("RGB", (64, 64), "red").save(png, "PNG")
+            PILImage.new("RGB", (64, 64), "red").save(webp, "WEBP")
+            key, thumb = image_key(user_id, generation.id, 0), thumbnail_key(user_id, generation.id, 0)
+            storage.save(key, png.getvalue(), "image/png")
+            storage.save(thumb, webp.getvalue(), "image/webp")
+            image = Image(generation_id=generation.id, user_id=user_id, index=0, storage_key=key, thumbnail_key=thumb,
+                          width=64, height=64, **image_fields)
+            if created_at is not None:
+                image.created_at = created_at
+            db.session.add(image)
+            db.session.commit()
+            return image.id
+
+    return factory

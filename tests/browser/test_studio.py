@@ -1,0 +1,70 @@
+"""A person makes a picture in a real Chromium: prompt → progress bar → image → gallery."""
+from __future__ import annotations
+
+import pytest
+
+
+pytestmark = pytest.mark.browser
+
+
+def sign_in(page, live_server: str, email: str = "ada@example.com", password: str = "correct horse") -> None:
+    page.goto(live_server + "/auth/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Studio").first.wait_for()
+
+
+def test_prompt_progress_image_gallery(page, live_server, make_user, workers, tmp_path):
+    make_user("ada@example.com")
+    workers.start()
+    sign_in(page, live_server)
+    page.get_by_label("Prompt", exact=True).fill("a yellow square on a purple background")
+    page.get_by_label("Model").select_option("easel-tiny-slow")
+    page.locator("summary").click()
+    page.get_by_label("Steps").fill("400")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url("**/generations/*")
+
+    # The bar moves: some width strictly between 0% and 100% while painting.
+    page.wait_for_function(
+        "() => { const w = parseFloat(document.getElementById('progress-bar').style.width);"
+        " return w > 0 && w < 100; }", timeout=90000)
+    assert "Painting: step" in page.locator("#status-text").inner_text()
+    page.wait_for_selector("#preview-box:not([hidden]) img[src*='preview.webp']", timeout=60000)
+    page.screenshot(path=str(tmp_path / "progress.png"))
+
+    page.wait_for_selector("#images img", timeout=120000)
+    assert page.locator("#status-text").inner_text() == "Done"
+    assert page.locator("#cancel-form").is_hidden()
+    natural = page.eval_on_selector("#images img", "img => img.naturalWidth")
+    assert natural > 0  # the thumbnail really loaded
+
+    page.get_by_role("link", name="My gallery").first.click()
+    page.wait_for_selector("#gallery img")
+    page.locator("#gallery a").first.click()
+    assert "a yellow square on a purple background" in page.locator("h1").inner_text()
+    assert page.eval_on_selector("#image", "img => img.naturalWidth") == 64
+    page.screenshot(path=str(tmp_path / "detail.png"))
+
+
+def test_form_errors_shown_next_to_fields(page, live_server, make_user):
+    make_user("ada@example.com")
+    sign_in(page, live_server)
+    page.get_by_role("button", name="Create").click()
+    assert "Describe the picture you want." in page.locator(".invalid-feedback").first.inner_text()
+
+
+def test_cancel_from_the_page(page, live_server, make_user, workers):
+    make_user("ada@example.com")
+    workers.start()
+    sign_in(page, live_server)
+    page.get_by_label("Prompt", exact=True).fill("a green star")
+    page.get_by_label("Model").select_option("easel-tiny-slow")
+    page.locator("summary").click()
+    page.get_by_label("Steps").fill("1000")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_function("() => document.getElementById('status-text').innerText.startsWith('Painting')",
+                           timeout=90000)
+    page.get_by_role("button", name="Cancel").click()
+    page.wait_for_function("() => document.getElementById('status-text').innerText === 'Canceled'", timeout=30000)
