@@ -32,6 +32,27 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def cleanup_cron(value: str | None = None) -> str:
+    """``CLEANUP_AT`` ("HH:MM", the scheduler's local time) as a daily cron expression ("M H * * *")."""
+    raw = (os.environ.get("CLEANUP_AT", "03:30") if value is None else value).strip()
+    hours, _, minutes = raw.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60 and len(minutes) == 2):
+        raise ConfigError(f"CLEANUP_AT must be a time of day as HH:MM (for example 03:30), got {raw!r}")
+    return f"{int(minutes)} {int(hours)} * * *"
+
+
+def _intervals(name: str, default: str) -> list[int]:
+    """A comma-separated list of whole seconds, e.g. ``30,120,600``."""
+    raw = os.environ.get(name) or default
+    try:
+        values = [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be comma-separated whole seconds, got {raw!r}") from exc
+    if any(value < 0 for value in values):
+        raise ConfigError(f"{name} must not hold negative seconds, got {raw!r}")
+    return values
+
+
 def _development_secret(instance_dir: Path) -> str:
     """A random key kept in instance/ so development sessions survive restarts."""
     path = instance_dir / "secret_key"
@@ -99,14 +120,18 @@ def from_environment() -> dict:
         "MAILGUN_DOMAIN": os.environ.get("MAILGUN_DOMAIN", ""),
         "MAILGUN_BASE_URL": os.environ.get("MAILGUN_BASE_URL", "https://api.mailgun.net").rstrip("/"),
         "MAIL_FROM": os.environ.get("MAIL_FROM", "Easel <easel@localhost>"),
+        "MAIL_RETRY_INTERVALS": _intervals("MAIL_RETRY_INTERVALS", "30,120,600,1800"),
+        "RESET_LIMIT": os.environ.get("RESET_LIMIT", "5 per hour"),
         "PUBLIC_BASE_URL": public_base_url,
         "RETENTION_DAYS": _int("RETENTION_DAYS", 30),
         "CLEANUP_AT": os.environ.get("CLEANUP_AT", "03:30"),
+        "CLEANUP_CRON": cleanup_cron(),
         "MAX_ACTIVE_PER_USER": _int("MAX_ACTIVE_PER_USER", 2),
         "DAILY_IMAGE_QUOTA": _int("DAILY_IMAGE_QUOTA", 200),
         "RESULT_LINK_DAYS": _int("RESULT_LINK_DAYS", 7),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
         "LOGIN_LIMIT": os.environ.get("LOGIN_LIMIT", "10 per 15 minutes"),
+        "LOGIN_IP_LIMIT": os.environ.get("LOGIN_IP_LIMIT", "30 per 15 minutes"),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "")
         or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "RATELIMIT_HEADERS_ENABLED": True,

@@ -102,7 +102,7 @@ def main() -> int:
         manager = Manager()
         env = dict(os.environ)
         manager.add_process("web", f"{bin_dir / 'gunicorn'} --bind {host}:{port} --workers 2 --threads 4 "
-                            "--access-logfile - --graceful-timeout 5 wsgi:app", env=env, cwd=str(ROOT))
+                            "--access-logfile - --graceful-timeout 5 --no-control-socket wsgi:app", env=env, cwd=str(ROOT))
         manager.add_process("worker", f"{python} -m jobs.worker --queues generate", env=env, cwd=str(ROOT))
         manager.add_process("chores", f"{python} -m jobs.worker --queues default", env=env, cwd=str(ROOT))
         manager.add_process("cron", f"{bin_dir / 'rq'} cron --url {redis_url} jobs.cron", env=env, cwd=str(ROOT))

@@ -31,7 +31,7 @@ def _account_limit() -> str:
 
 
 def _ip_limit() -> str:
-    return current_app.config.get("LOGIN_IP_LIMIT", "30 per 15 minutes")
+    return current_app.config["LOGIN_IP_LIMIT"]
 
 
 @bp.route("/register", methods=["GET", "POST"])
