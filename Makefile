@@ -48,7 +48,7 @@ cleanup: $(VENV)/.run-installed
 	EASEL_ENV=$${EASEL_ENV:-development} FLASK_APP=wsgi:app $(VENV)/bin/flask cleanup $(ARGS)
 
 benchmark: $(VENV)/.dev-installed
-	$(PY) -m pytest tests/benchmarks -p no:randomly -s -o addopts="" -m benchmark
+	$(PY) -m pytest tests/benchmarks -s -o addopts="" -p no:cacheprovider --timeout=1800
 
 train-model: $(VENV)/.run-installed
 	$(PY) -m models.training.train --out models/easel-tiny
