@@ -184,7 +184,8 @@ def _store(generation: Generation, images: list[PILImage.Image]) -> None:
                 "width": generation.width, "height": generation.height, "style": generation.style,
                 "generation_id": generation.id,
             }
-            key, thumb = image_key(generation.user_id, generation.id, index), thumbnail_key(generation.user_id, generation.id, index)
+            key = image_key(generation.user_id, generation.id, index)
+            thumb = thumbnail_key(generation.user_id, generation.id, index)
             storage.save(key, encode_png(picture, parameters), "image/png")
             saved.append(key)
             storage.save(thumb, encode_webp(picture, THUMBNAIL_SIZE), "image/webp")
@@ -249,8 +250,8 @@ def run(generation_id: str) -> dict | Retry:
     finally:
         try:
             progress.clear(get_redis(), generation_id)
-        except Exception:
-            pass
+        except Exception:  # the keys expire on their own
+            log.warning("generation %s: could not clear live progress", generation_id)
     notify_generation_finished(generation_id)  # never raises: an email never fails a generation
     seconds = time.perf_counter() - began
     log.info("generation %s: %d image(s) in %.2fs", generation_id, len(images), seconds)

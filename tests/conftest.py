@@ -166,7 +166,7 @@ def app_env(tmp_path: Path, redis_url: str, database_backend: str, postgres_data
 @pytest.fixture
 def app(app_env: dict[str, str]):
     """The real app on this test's database, with tables created."""
-    from webapp import create_app, config
+    from webapp import config, create_app
     from webapp.extensions import db
 
     flask_app = create_app({**config.from_environment(), "TESTING": True})
@@ -273,7 +273,8 @@ class Workers:
         self.procs: list[subprocess.Popen] = []
         self.logs: list = []
 
-    def start(self, queues: str = "generate", extra_env: dict[str, str] | None = None, name: str | None = None) -> subprocess.Popen:
+    def start(self, queues: str = "generate", extra_env: dict[str, str] | None = None,
+              name: str | None = None) -> subprocess.Popen:
         env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
         name = name or f"test-worker-{len(self.procs)}-{uuid.uuid4().hex[:6]}"
         log = open(self.log_dir / f"{name}.log", "wb")
@@ -352,8 +353,8 @@ def make_image(app):
 
     def factory(user_id: int, prompt: str = "a red circle", created_at=None, **image_fields) -> str:
         with app.app_context():
-            generation = Generation(user_id=user_id, status="succeeded", prompt=prompt, model="easel-tiny", width=64,
-                                    height=64, steps=4, guidance=5.0, seed=1, num_images=1)
+            generation = Generation(user_id=user_id, status="succeeded", prompt=prompt, model="easel-tiny",
+                                    width=64, height=64, steps=4, guidance=5.0, seed=1, num_images=1)
             if created_at is not None:
                 generation.created_at = created_at
             db.session.add(generation)

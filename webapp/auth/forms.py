@@ -12,7 +12,9 @@ PASSWORD_MAX = 256
 class RegisterForm(FlaskForm):
     """Sign up with an email and a password typed twice."""
 
-    email = EmailField("Email", validators=[DataRequired("Enter your email."), Length(max=254), Email("Enter a valid email address.", check_deliverability=False)])
+    email = EmailField("Email", validators=[
+        DataRequired("Enter your email."), Length(max=254),
+        Email("Enter a valid email address.", check_deliverability=False)])
     password = PasswordField(
         "Password",
         validators=[
@@ -46,7 +48,8 @@ class LoginForm(FlaskForm):
 class ChangePasswordForm(FlaskForm):
     """Change the password of the signed-in user."""
 
-    current = PasswordField("Current password", validators=[DataRequired("Enter your current password."), Length(max=PASSWORD_MAX)])
+    current = PasswordField("Current password",
+                            validators=[DataRequired("Enter your current password."), Length(max=PASSWORD_MAX)])
     password = PasswordField(
         "New password",
         validators=[

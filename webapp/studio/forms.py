@@ -24,9 +24,11 @@ def model_choices(catalog: dict[str, ModelEntry]) -> list[SelectChoice]:
 class GenerationForm(FlaskForm):
     """Fields of ``POST /generations``."""
 
-    prompt = TextAreaField("Prompt", validators=[DataRequired("Describe the picture you want."),
-                                                 Length(max=PROMPT_MAX, message=f"Keep the prompt under {PROMPT_MAX} characters.")])
-    negative_prompt = TextAreaField("Negative prompt", validators=[Optional(), Length(max=PROMPT_MAX, message=f"Keep it under {PROMPT_MAX} characters.")])
+    prompt = TextAreaField("Prompt", validators=[
+        DataRequired("Describe the picture you want."),
+        Length(max=PROMPT_MAX, message=f"Keep the prompt under {PROMPT_MAX} characters.")])
+    negative_prompt = TextAreaField("Negative prompt", validators=[
+        Optional(), Length(max=PROMPT_MAX, message=f"Keep it under {PROMPT_MAX} characters.")])
     model = SelectField("Model", validate_choice=False)
     width = IntegerField("Width", validators=[InputRequired("Choose a size.")])
     height = IntegerField("Height", validators=[InputRequired("Choose a size.")])

@@ -11,7 +11,7 @@ from models.catalog import ModelEntry, default_model_name, load_catalog
 
 from ..access import owned_generation_or_404, viewable_image_or_404
 from ..extensions import db
-from ..generations import GenerationRefused, cancel_generation, create_generation, generation_state, redis
+from ..generations import GenerationRefused, PromptBlocked, cancel_generation, create_generation, generation_state, redis
 from ..models import Generation
 from ..styles import STYLES
 from .forms import GenerationForm
@@ -84,6 +84,9 @@ def create():
     entry = form.entry
     try:
         generation = create_generation(current_user, form.params(), job_timeout=entry.job_timeout)
+    except PromptBlocked as exc:
+        getattr(form, exc.field).errors.append(str(exc))
+        return render_studio(form, 400)
     except GenerationRefused as exc:
         return render_studio(form, 429 if "limit" in str(exc) else 503, error=str(exc))
     return redirect(url_for("studio.generation_page", generation_id=generation.id), 303)
