@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from jobs import progress
 from jobs.queues import generation_queue, get_redis
 
+from .blocked_terms import find_blocked_term
 from .extensions import db
 from .models import ACTIVE_STATUSES, Generation, GenerationStatus, Image, User, utcnow
 
@@ -26,6 +27,12 @@ QUEUE_DOWN = "The image queue is not reachable right now, so nothing was started
 
 class GenerationRefused(Exception):
     """The request is valid but cannot be taken now (limits, quota, queue down)."""
+
+
+class PromptBlocked(GenerationRefused):
+    """The prompt contains a term the admins have blocked; ``field`` names the form field."""
+
+    field = "prompt"
 
 
 def redis():
@@ -56,6 +63,13 @@ def check_limits(user: User, num_images: int) -> None:
         raise GenerationRefused(f"You have reached today's limit of {quota} images. Try again tomorrow.")
 
 
+def check_prompt(prompt: str) -> None:
+    """Refuse a prompt with a blocked term (the negative prompt is not checked: it says what to avoid)."""
+    term = find_blocked_term(prompt)
+    if term is not None:
+        raise PromptBlocked(f"The prompt contains “{term}”, which this site does not allow. Please rephrase it.")
+
+
 def create_generation(user: User, params: dict, job_timeout: int) -> Generation:
     """Insert the row, then enqueue its job (id = row id).
 
@@ -65,8 +79,12 @@ def create_generation(user: User, params: dict, job_timeout: int) -> Generation:
         job_timeout: seconds the job may run (from the model's catalog entry).
 
     Raises:
-        GenerationRefused: over a limit, or the queue is down (the row is then marked failed).
+        GenerationRefused: banned, over a limit, or the queue is down (the row is then marked failed).
+        PromptBlocked: the prompt has a blocked term (nothing is inserted or enqueued).
     """
+    if user.is_banned:
+        raise GenerationRefused("This account has been suspended, so it cannot make images.")
+    check_prompt(params["prompt"])
     check_limits(user, params["num_images"])
     if params.get("seed") is None:
         params = {**params, "seed": new_seed()}
