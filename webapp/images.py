@@ -5,9 +5,10 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import Response, abort, current_app, redirect, send_file
+from sqlalchemy import delete
 
 from .extensions import db
-from .models import Generation, Image
+from .models import Generation, Image, Report
 from .storage import get_storage
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ def delete_image(image: Image) -> None:
     for key in (image.storage_key, image.thumbnail_key):
         storage.delete(key)
     generation = image.generation
+    # Reports go with their image (SQLite does not enforce the foreign key's cascade).
+    db.session.execute(delete(Report).where(Report.image_id == image.id))
     db.session.delete(image)
     db.session.flush()
     if generation is not None and not generation.images:

@@ -30,7 +30,8 @@ def mine():
     """The signed-in person's images, newest first."""
     query = select(Image).where(Image.user_id == current_user.id).order_by(Image.created_at.desc(), Image.index)
     page = db.paginate(query, page=_page_number(), per_page=PER_PAGE, error_out=False)
-    return render_template("gallery/index.html", page=page, title="My gallery", endpoint="gallery.mine")
+    return render_template("gallery/index.html", page=page, title="My gallery", endpoint="gallery.mine",
+                           expires_at=expires_at)
 
 
 @bp.get("/images/<image_id>")
