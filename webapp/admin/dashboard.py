@@ -1,0 +1,54 @@
+"""Admin dashboard: queue depth, workers and what they run, recent generations, failed jobs."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import flash, render_template
+from redis.exceptions import RedisError
+
+from ..site_status import (
+    JobActionRefused,
+    discard_failed_job,
+    generation_counts,
+    queue_overview,
+    retry_failed_job,
+)
+from .base import acting_admin, back, bp
+from .forms import ActionForm
+
+REDIS_DOWN = "Redis is not reachable, so queues, workers and failed jobs cannot be shown. Generations cannot start."
+
+
+@bp.get("/")
+def dashboard():
+    """Queues, workers, the last day's generations and the failed jobs (with retry and discard)."""
+    try:
+        overview, redis_error = queue_overview(), None
+    except RedisError:
+        overview, redis_error = None, REDIS_DOWN
+    return render_template("admin/dashboard.html", overview=overview, redis_error=redis_error,
+                           counts=generation_counts(), form=ActionForm())
+
+
+def _job_action(action: Callable, job_id: str, done: str):
+    try:
+        action(acting_admin(), job_id)
+    except JobActionRefused as exc:
+        flash(str(exc), "warning")
+    except RedisError:
+        flash(REDIS_DOWN, "danger")
+    else:
+        flash(done, "success")
+    return back("admin.dashboard")
+
+
+@bp.post("/jobs/<job_id>/retry")
+def retry_job(job_id: str):
+    """Put a failed job back on its queue."""
+    return _job_action(retry_failed_job, job_id, "The job is back on its queue.")
+
+
+@bp.post("/jobs/<job_id>/discard")
+def discard_job(job_id: str):
+    """Remove a failed job for good."""
+    return _job_action(discard_failed_job, job_id, "The failed job is discarded.")

@@ -1,0 +1,54 @@
+"""Admin forms: the action buttons and the small inputs behind them."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import DateField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, Optional
+
+from ..blocked_terms import TERM_MAX
+from ..moderation import ImageStatus, Resolution
+
+
+class ActionForm(FlaskForm):
+    """A button that only needs the CSRF token."""
+
+
+class ResolveForm(FlaskForm):
+    """Settle an image's open reports."""
+
+    resolution = SelectField("Resolution", choices=[SelectChoice(r.value, r.value) for r in Resolution])
+
+
+class BulkImagesForm(FlaskForm):
+    """Hide, unhide or delete the ticked images (their ids come as repeated ``image_ids`` fields)."""
+
+    action = SelectField("Action", choices=[SelectChoice("hide", "Hide"), SelectChoice("unhide", "Unhide"),
+                                            SelectChoice("delete", "Delete")])
+
+
+class BanForm(FlaskForm):
+    """Ban with an optional reason for the audit log."""
+
+    reason = StringField("Reason", validators=[Optional(), Length(max=200, message="Keep the reason short.")])
+
+
+class TermForm(FlaskForm):
+    """A word or phrase to refuse in prompts."""
+
+    term = StringField("Word or phrase", validators=[
+        DataRequired("Type a word or phrase."), Length(max=TERM_MAX, message=f"Keep it under {TERM_MAX} characters.")])
+
+
+class ImageFilterForm(FlaskForm):
+    """The filters of the admin image list (a GET form)."""
+
+    class Meta:
+        csrf = False
+
+    user = StringField("Owner", validators=[Optional(), Length(max=254)])
+    since = DateField("From", validators=[Optional()])
+    until = DateField("To", validators=[Optional()])
+    status = SelectField("Status", default="", choices=[
+        SelectChoice(ImageStatus.ALL.value, "Any"), SelectChoice(ImageStatus.PUBLIC.value, "Public"),
+        SelectChoice(ImageStatus.HIDDEN.value, "Hidden"), SelectChoice(ImageStatus.REPORTED.value, "Reported")])
