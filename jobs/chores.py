@@ -5,6 +5,8 @@ import logging
 
 from rq.registry import StartedJobRegistry
 
+from webapp.cleanup import delete_expired_images
+
 from .app_context import with_app
 from .queues import generation_queue
 
@@ -19,3 +21,9 @@ def reap_abandoned_generations() -> None:
     job's failure callback, which marks the generation row.
     """
     StartedJobRegistry(queue=generation_queue()).cleanup()
+
+
+@with_app
+def cleanup() -> dict:
+    """Delete expired images, orphan files and generations that never finished (daily, from cron)."""
+    return delete_expired_images().counts()

@@ -9,6 +9,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from .auth.forms import PASSWORD_MAX, PASSWORD_MIN
+from .cleanup import delete_expired_images
 from .extensions import db
 from .models import User
 
@@ -39,6 +40,16 @@ def create_admin(email: str, password_env: str) -> None:
     click.echo(f"{email} is an admin.")
 
 
+@click.command("cleanup")
+@click.option("--dry-run", is_flag=True, help="Only print what would be deleted.")
+@with_appcontext
+def cleanup(dry_run: bool) -> None:
+    """Delete images past RETENTION_DAYS (unless starred), orphan files and stalled generations."""
+    for line in delete_expired_images(dry_run=dry_run).lines():
+        click.echo(line)
+
+
 def register(app: Flask) -> None:
     """Add the commands to ``app.cli``."""
     app.cli.add_command(create_admin)
+    app.cli.add_command(cleanup)
