@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def serve_file(key: str, content_type: str, download_name: str | None = None) -> Response:
     """Stream a stored file (local) or redirect to a short-lived presigned URL (S3)."""
     storage = get_storage()
-    url = storage.download_url(key, download_name or key.rsplit("/", 1)[-1], content_type)
+    url = storage.download_url(key, content_type, download_name)
     if url:
         response = redirect(url, 302)
         response.headers["Cache-Control"] = "private, no-store"

@@ -63,8 +63,9 @@ class Storage(ABC):
     def list(self, prefix: str = "") -> Iterator[tuple[str, float]]:
         """Yield ``(key, modified_unix_time)`` for every file under ``prefix``."""
 
-    def download_url(self, key: str, filename: str, content_type: str, expires: int = 300) -> str | None:
-        """A short-lived direct URL, or None when the web app must stream the file itself."""
+    def download_url(self, key: str, content_type: str, download_name: str | None = None,
+                     expires: int = 300) -> str | None:
+        """A short-lived direct URL (an attachment when ``download_name`` is given), or None to stream it here."""
         return None
 
     def local_path(self, key: str) -> Path | None:
