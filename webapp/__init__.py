@@ -68,6 +68,7 @@ def register_blueprints(app: Flask) -> None:
     from .admin import bp as admin_bp
     from .api import bp as api_bp
     from .auth import bp as auth_bp
+    from .emailed import bp as emailed_bp
     from .gallery import bp as gallery_bp
     from .studio import bp as studio_bp
 
@@ -76,6 +77,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp, url_prefix="/auth")
     app.register_blueprint(api_bp, url_prefix="/api")
     app.register_blueprint(admin_bp, url_prefix="/admin")
+    app.register_blueprint(emailed_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:
