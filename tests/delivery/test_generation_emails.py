@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from jobs.mail import notify_generation_finished
 from jobs.queues import chore_queue
 from webapp.extensions import db
@@ -29,6 +31,7 @@ def add_image(app, image_id: str) -> str:
         return first.generation_id
 
 
+@pytest.mark.db
 def test_result_email_has_a_link_per_image_and_a_way_out(app, app_env, client, make_user, make_image):
     user_id = make_user("ada@example.com")
     generation_id = add_image(app, make_image(user_id, prompt="two <b>cats</b> & a dog " + "very " * 20))
@@ -65,6 +68,7 @@ def test_failure_email_gives_the_reason(app, app_env, make_user):
     assert links_in(body(message), "/email/unsubscribe/")
 
 
+@pytest.mark.db
 def test_no_email_when_turned_off_or_canceled(app, app_env, make_user, make_image):
     quiet = make_user("quiet@example.com", notify_by_email=False)
     generation_id = db_generation_of(app, make_image(quiet))

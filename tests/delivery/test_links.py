@@ -43,6 +43,7 @@ def assert_dead(client, url: str, text: str) -> None:
     assert response.headers["Referrer-Policy"] == "no-referrer"
 
 
+@pytest.mark.db
 def test_result_link_opens_the_image_without_signing_in(app, client, owner, make_image):
     image_id = make_image(owner, prompt="a lighthouse at dusk")
     token = result_token(app, image_id)
@@ -99,6 +100,7 @@ def test_tampered_and_wrong_purpose_tokens_open_nothing(app, client, owner, make
         assert client.get(f"/s/{bad}/thumbnail").status_code == 404
 
 
+@pytest.mark.db
 def test_deleting_or_hiding_the_image_kills_the_link(app, client, auth, owner, make_image):
     hidden_id, deleted_id = make_image(owner), make_image(owner)
     hidden, deleted = result_token(app, hidden_id), result_token(app, deleted_id)
@@ -115,6 +117,7 @@ def test_deleting_or_hiding_the_image_kills_the_link(app, client, auth, owner, m
     assert_dead(client, f"/s/{deleted}", "This picture is not available")
 
 
+@pytest.mark.db
 def test_unsubscribe_link_turns_emails_off_in_one_click(app, client, owner):
     with app.app_context():
         token = links.unsubscribe_token(db.session.get(User, owner))

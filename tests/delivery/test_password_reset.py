@@ -44,6 +44,7 @@ def test_same_answer_whether_or_not_the_account_exists(app, app_env, client, mak
     assert "List-Unsubscribe" not in message  # a reset is not a notification
 
 
+@pytest.mark.db
 def test_reset_sets_the_password_and_ends_every_session(app, app_env, client, make_user):
     make_user("ada@example.com", password="old password 1")
     laptop = app.test_client()
