@@ -1,0 +1,231 @@
+"""Train the bundled model from scratch: VAE first, then text encoder + UNet; export a diffusers folder.
+
+Run: python -m models.training.train --out models/easel-tiny
+Seeded and resumable: checkpoints go to --work (default .train/easel-tiny) every few hundred steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+from dataclasses import astuple
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from models.training import architecture as arch
+from models.training.data import Scene, caption, foreground_masks, render_dataset
+from models.training.export import export_pipeline
+from models.training.tokenizer import build_tokenizer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options; the defaults are the committed recipe."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("models/easel-tiny"))
+    p.add_argument("--work", type=Path, default=Path(".train/easel-tiny"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--images", type=int, default=40_000)
+    p.add_argument("--vae-steps", type=int, default=1500)
+    p.add_argument("--vae-batch", type=int, default=32)
+    p.add_argument("--vae-lr", type=float, default=5e-4)
+    p.add_argument("--unet-steps", type=int, default=4000)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--object-weight", type=float, default=4.0, help="extra loss weight on the object's area")
+    p.add_argument("--caption-dropout", type=float, default=0.1)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--checkpoint-every", type=int, default=250)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    return p.parse_args()
+
+
+def lr_at(step: int, total: int, base: float, warmup: int = 200) -> float:
+    """Linear warm-up, then cosine decay to a tenth of the base rate."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    frac = (step - warmup) / max(1, total - warmup)
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def log(work: Path, msg: str) -> None:
+    """Print a line and append it to the run's log file."""
+    line = f"{time.strftime('%H:%M:%S')} {msg}"
+    print(line, flush=True)
+    with open(work / "train.log", "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+
+
+def load_data(args: argparse.Namespace) -> tuple[np.ndarray, list[Scene]]:
+    """Render the training pictures once (cached in the work folder with their scenes)."""
+    cache = args.work / f"data-{args.images}-{args.seed}.npz"
+    if cache.exists():
+        with np.load(cache) as npz:
+            images, fields = npz["images"], npz["scenes"].tolist()
+        return images, [Scene(*row) for row in fields]
+    images, scenes = render_dataset(args.images, args.seed, processes=os.cpu_count() or 1)
+    np.savez(cache, images=images, scenes=np.array([astuple(sc) for sc in scenes]))
+    return images, scenes
+
+
+def save_ckpt(path: Path, **state: object) -> None:
+    """Write a checkpoint atomically."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def train_vae(args: argparse.Namespace, images: np.ndarray, device: str) -> AutoencoderKL:
+    """Train the autoencoder (L1 + L2 + a small KL term) and return it."""
+    torch.manual_seed(args.seed)
+    vae = arch.build_vae().to(device)
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
+    ckpt, start = args.work / "vae.pt", 0
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=device)
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start = state["step"]
+        log(args.work, f"vae: resumed at step {start}")
+    data = torch.from_numpy(images)
+    t0 = time.time()
+    for step in range(start, args.vae_steps):
+        g = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
+        idx = torch.randint(0, len(data), (args.vae_batch,), generator=g)
+        x = (data[idx].permute(0, 3, 1, 2).float() / 127.5 - 1).to(device)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, args.vae_steps, args.vae_lr, warmup=100)
+        dist = vae.encode(x).latent_dist
+        eps = torch.randn(dist.mean.shape, generator=g).to(device)
+        z = dist.mean + dist.std * eps
+        rec = vae.decode(z).sample
+        kl = dist.kl().mean() / z[0].numel()
+        loss = F.l1_loss(rec, x) + F.mse_loss(rec, x) + 1e-4 * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        if (step + 1) % 50 == 0:
+            psnr = -10 * math.log10(max(F.mse_loss(rec, x).item() / 4, 1e-10))
+            log(args.work, f"vae step {step + 1}/{args.vae_steps} loss {loss.item():.4f} psnr {psnr:.1f} dB "
+                f"kl {kl.item():.3f} {(time.time() - t0) / (step + 1 - start):.3f}s/step")
+        if (step + 1) % args.checkpoint_every == 0 or step + 1 == args.vae_steps:
+            save_ckpt(ckpt, model=vae.state_dict(), opt=opt.state_dict(), step=step + 1)
+    return vae.eval()
+
+
+@torch.no_grad()
+def encode_latents(args: argparse.Namespace, vae: AutoencoderKL, images: np.ndarray, device: str) -> torch.Tensor:
+    """Encode every training picture to its latent mean (cached)."""
+    cache = args.work / "latents.pt"
+    if cache.exists():
+        return torch.load(cache)
+    out = []
+    for i in range(0, len(images), 256):
+        x = torch.from_numpy(images[i:i + 256]).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
+        out.append(vae.encode(x).latent_dist.mean.cpu())
+    latents = torch.cat(out)
+    torch.save(latents, cache)
+    return latents
+
+
+def train_unet(args: argparse.Namespace, latents: torch.Tensor, masks: torch.Tensor, scenes: list[Scene], tokenizer: CLIPTokenizer,
+               device: str) -> tuple[CLIPTextModel, UNet2DConditionModel]:
+    """Train text encoder + UNet jointly on v-prediction with caption dropout; return the EMA copies."""
+    torch.manual_seed(args.seed + 1)
+    text_encoder = arch.build_text_encoder(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id).to(device)
+    unet = arch.build_unet().to(device)
+    ema_te = arch.build_text_encoder(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id).to(device)
+    ema_unet = arch.build_unet().to(device)
+    ema_te.load_state_dict(text_encoder.state_dict())
+    ema_unet.load_state_dict(unet.state_dict())
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    ema_params = list(ema_unet.parameters()) + list(ema_te.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    sched = arch.build_noise_scheduler()
+    alphas = sched.alphas_cumprod.to(device)
+    ckpt, start = args.work / "unet.pt", 0
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=device)
+        for key, mod in (("unet", unet), ("te", text_encoder), ("ema_unet", ema_unet), ("ema_te", ema_te)):
+            mod.load_state_dict(state[key])
+        opt.load_state_dict(state["opt"])
+        start = state["step"]
+        log(args.work, f"unet: resumed at step {start}")
+    t0 = time.time()
+    for step in range(start, args.unet_steps):
+        g = torch.Generator().manual_seed(args.seed * 1_000_003 + 500_000 + step)
+        rng = random.Random(args.seed * 1_000_003 + step)
+        idx = torch.randint(0, len(latents), (args.batch,), generator=g)
+        captions = [caption(scenes[i], rng) if rng.random() >= args.caption_dropout else "" for i in idx.tolist()]
+        ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
+                        truncation=True, return_tensors="pt").input_ids.to(device)
+        x0 = latents[idx].to(device) * args.scaling_factor
+        noise = torch.randn(x0.shape, generator=g).to(device)
+        t = torch.randint(0, sched.config.num_train_timesteps, (args.batch,), generator=g).to(device)
+        a = alphas[t].view(-1, 1, 1, 1)
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        target = a.sqrt() * noise - (1 - a).sqrt() * x0  # v
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, args.unet_steps, args.lr)
+        pred = unet(xt, t, text_encoder(ids).last_hidden_state).sample
+        # The object covers a few percent of the picture; weighting its area makes shape and place count.
+        weight = 1 + args.object_weight * masks[idx].to(device).unsqueeze(1)
+        loss = (weight * (pred - target) ** 2).mean() / weight.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        decay = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_params, params, 1 - decay)
+        if (step + 1) % 50 == 0:
+            log(args.work, f"unet step {step + 1}/{args.unet_steps} loss {loss.item():.4f} "
+                f"{(time.time() - t0) / (step + 1 - start):.3f}s/step")
+        if (step + 1) % args.checkpoint_every == 0 or step + 1 == args.unet_steps:
+            save_ckpt(ckpt, unet=unet.state_dict(), te=text_encoder.state_dict(), ema_unet=ema_unet.state_dict(),
+                      ema_te=ema_te.state_dict(), opt=opt.state_dict(), step=step + 1)
+    return ema_te.eval(), ema_unet.eval()
+
+
+def main() -> None:
+    """Run the whole recipe end to end (resuming where a previous run stopped)."""
+    args = parse_args()
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    args.work.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    log(args.work, f"device {device}, threads {torch.get_num_threads()}, args {vars(args)}")
+    images, scenes = load_data(args)
+    log(args.work, f"data: {len(images)} pictures")
+    tokenizer = build_tokenizer()
+    vae = train_vae(args, images, device)
+    latents = encode_latents(args, vae, images, device)
+    args.scaling_factor = float(1.0 / latents.std())
+    log(args.work, f"latents {tuple(latents.shape)}, scaling factor {args.scaling_factor:.4f}")
+    masks = torch.from_numpy(foreground_masks(images, scenes)).float()
+    text_encoder, unet = train_unet(args, latents, masks, scenes, tokenizer, device)
+    vae.register_to_config(scaling_factor=args.scaling_factor)
+    minutes = (time.time() - started) / 60
+    export_pipeline(args.out, vae.cpu(), text_encoder.cpu(), unet.cpu(), tokenizer)
+    info = {"device": device, "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
+            "minutes_this_run": round(minutes, 1), "args": {k: str(v) for k, v in vars(args).items()}}
+    (args.out / "training.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    (args.out / "training.json").chmod(0o644)
+    log(args.work, f"exported to {args.out} after {minutes:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The model catalog: parsing, defaults, and clear errors for unknown or absent models."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from models.catalog import (
+    CATALOG_PATH, ModelError, ModelNotFound, ModelUnavailable, default_model_name, get_entry, load_catalog,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def empty_hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No hub model is cached, whatever this machine holds."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("EASEL_CATALOG", raising=False)
+    monkeypatch.delenv("EASEL_MODEL", raising=False)
+
+
+def write_catalog(tmp_path: Path, body: str) -> Path:
+    """A catalog file with the given TOML."""
+    path = tmp_path / "catalog.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def test_bundled_model_is_first_and_default() -> None:
+    catalog = load_catalog()
+    assert next(iter(catalog)) == "easel-tiny"
+    assert default_model_name() == "easel-tiny"
+    entry = get_entry()
+    assert entry.name == "easel-tiny" and entry.kind == "sd"
+    assert entry.path == REPO / "models" / "easel-tiny"
+    assert (entry.default_width, entry.default_height) in entry.sizes
+    assert entry.min_steps <= entry.default_steps <= entry.max_steps
+    assert entry.unavailable_reason() is None
+
+
+def test_every_entry_parses_with_real_kinds() -> None:
+    catalog = load_catalog()
+    assert {"sd-turbo", "sd15", "sdxl", "my-model"} <= set(catalog)
+    assert catalog["sdxl"].kind == "sdxl"
+    assert catalog["my-model"].kind == "sd-single-file"
+    assert catalog["sd-turbo"].max_steps <= 4 and catalog["sd-turbo"].default_guidance == 0.0
+
+
+@pytest.mark.parametrize("name", ["sd-turbo", "sd15", "sdxl"])
+def test_absent_hub_model_is_unavailable_with_reason(name: str) -> None:
+    entry = load_catalog()[name]
+    reason = entry.unavailable_reason()
+    assert reason and entry.hf_id in reason and "huggingface-cli download" in reason
+    with pytest.raises(ModelUnavailable, match=name):
+        get_entry(name)
+
+
+def test_absent_single_file_names_the_missing_path() -> None:
+    with pytest.raises(ModelUnavailable, match="my-model.safetensors"):
+        get_entry("my-model")
+
+
+def test_cached_hub_snapshot_makes_model_available(tmp_path: Path) -> None:
+    snap = tmp_path / "hub" / "models--stabilityai--sd-turbo" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (snap / "model_index.json").write_text("{}", encoding="utf-8")
+    assert get_entry("sd-turbo").unavailable_reason() is None
+
+
+def test_unknown_model_is_a_clear_error() -> None:
+    with pytest.raises(ModelNotFound, match="unknown model 'nope'.*easel-tiny"):
+        get_entry("nope")
+    assert issubclass(ModelNotFound, ModelError) and issubclass(ModelUnavailable, ModelError)
+
+
+def test_env_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_catalog(tmp_path, CATALOG_PATH.read_text(encoding="utf-8").replace("[models.easel-tiny]", "[models.other]"))
+    monkeypatch.setenv("EASEL_CATALOG", str(path))
+    monkeypatch.setenv("EASEL_MODEL", "other")
+    assert default_model_name() == "other"
+    assert "other" in load_catalog() and "easel-tiny" not in load_catalog()
+
+
+def test_relative_paths_resolve_against_the_catalog(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "model_index.json").write_text("{}", encoding="utf-8")
+    path = write_catalog(tmp_path, """
+[models.mine]
+path = "mine"
+default_width = 64
+default_height = 64
+default_steps = 10
+default_guidance = 3.0
+""")
+    entry = load_catalog(path)["mine"]
+    assert entry.path == tmp_path / "mine" and entry.unavailable_reason() is None
+    assert entry.sizes == ((64, 64),)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[models.x]\nkind = 'gan'\ndefault_width = 64\ndefault_height = 64\ndefault_steps = 5\ndefault_guidance = 1.0",
+     "kind 'gan'"),
+    ("[models.x]\ndefault_width = 64\ndefault_height = 64\ndefault_steps = 5\ndefault_guidance = 1.0\n"
+     "sizes = [[128, 128]]", "default size"),
+    ("[models.x]\ndefault_width = 64\ndefault_height = 64\ndefault_guidance = 1.0", "malformed"),
+    ("[models.x\n", "not valid TOML"),
+])
+def test_bad_catalog_is_a_model_error(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(ModelError, match=message):
+        load_catalog(write_catalog(tmp_path, body))
+
+
+def test_catalog_never_imports_torch() -> None:
+    code = "import sys, models.catalog as c; c.load_catalog(); assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_bundled_folder_is_small_and_readable() -> None:
+    folder = REPO / "models" / "easel-tiny"
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) <= 25 * 1024 * 1024
+    for p in files:
+        assert p.stat().st_mode & 0o444 == 0o444, f"{p} is not readable by everyone"
+    for part in ("model_index.json", "unet", "vae", "text_encoder", "tokenizer", "scheduler", "README.md"):
+        assert (folder / part).exists(), part
