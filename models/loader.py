@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
 
 LOAD_COUNT = 0  # real loads in this process; a worker uses it to prove it loads only once
-_CACHE: dict[tuple[str, str], "DiffusionPipeline"] = {}
+_CACHE: dict[tuple[str, str], DiffusionPipeline] = {}
 _LOCK = threading.Lock()
 
 
@@ -35,7 +35,7 @@ def pick_device(preference: str = "auto") -> str:
     return choice
 
 
-def pick_dtype(device: str) -> "torch.dtype":
+def pick_dtype(device: str) -> torch.dtype:
     """bf16 (or fp16) on CUDA, fp16 on MPS, fp32 on CPU."""
     import torch
 
@@ -53,11 +53,10 @@ def _source(entry: ModelEntry) -> str:
     raise ModelUnavailable(entry.unavailable_reason() or f"model {entry.name!r} has no local files")
 
 
-def load_pipeline(entry: ModelEntry, device: str | None = None, dtype: "torch.dtype | None" = None) -> "DiffusionPipeline":
+def load_pipeline(entry: ModelEntry, device: str | None = None, dtype: torch.dtype | None = None) -> DiffusionPipeline:
     """Load an entry's pipeline from local files only, on device (default pick_device()), ready to call."""
     global LOAD_COUNT
     import diffusers
-    import torch
 
     reason = entry.unavailable_reason()
     if reason:
@@ -92,7 +91,7 @@ def load_pipeline(entry: ModelEntry, device: str | None = None, dtype: "torch.dt
     return pipe
 
 
-def get_pipeline(name: str | None = None, device: str | None = None) -> "DiffusionPipeline":
+def get_pipeline(name: str | None = None, device: str | None = None) -> DiffusionPipeline:
     """The pipeline for a catalog name (default model when None), loaded on first use and then reused."""
     entry = get_entry(name)
     device = pick_device(device or "auto")
@@ -103,7 +102,7 @@ def get_pipeline(name: str | None = None, device: str | None = None) -> "Diffusi
         return _CACHE[key]
 
 
-def img2img_from(pipe: "DiffusionPipeline") -> "DiffusionPipeline":
+def img2img_from(pipe: DiffusionPipeline) -> DiffusionPipeline:
     """An image-to-image pipeline sharing the loaded weights (no second load)."""
     from diffusers import AutoPipelineForImage2Image
 

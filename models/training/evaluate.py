@@ -15,7 +15,6 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
@@ -28,7 +27,7 @@ MEASURES = ("colour", "background", "position", "shape")
 
 def score(readings: list[Reading], scenes: list[Scene]) -> dict[str, float]:
     """Fraction of pictures where each measure matches the scene."""
-    return {m: round(sum(getattr(r, m) == getattr(s, m) for r, s in zip(readings, scenes)) / len(scenes), 4)
+    return {m: round(sum(getattr(r, m) == getattr(s, m) for r, s in zip(readings, scenes, strict=True)) / len(scenes), 4)
             for m in MEASURES}
 
 
@@ -59,7 +58,7 @@ def save_grid(images: list[Image.Image], scenes: list[Scene], readings: list[Rea
     label_h = 40
     grid = Image.new("RGB", (cols * cell, rows * (cell + label_h)), "white")
     draw = ImageDraw.Draw(grid)
-    for k, (img, sc, rd) in enumerate(list(zip(images, scenes, readings))[: cols * rows]):
+    for k, (img, sc, rd) in enumerate(list(zip(images, scenes, readings, strict=True))[: cols * rows]):
         x, y = (k % cols) * cell, (k // cols) * (cell + label_h)
         grid.paste(img.resize((cell, cell), Image.Resampling.LANCZOS), (x, y))
         words = eval_caption(sc).split(", ")[0].split()

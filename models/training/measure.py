@@ -36,7 +36,7 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     h, w = mask.shape
     seen = np.zeros_like(mask)
     best: list[tuple[int, int]] = []
-    for y0, x0 in zip(*np.nonzero(mask)):
+    for y0, x0 in zip(*np.nonzero(mask), strict=True):
         if seen[y0, x0]:
             continue
         stack, comp = [(int(y0), int(x0))], []
@@ -52,7 +52,7 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
             best = comp
     out = np.zeros_like(mask)
     if best:
-        ys, xs = zip(*best)
+        ys, xs = zip(*best, strict=True)
         out[list(ys), list(xs)] = True
     return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 from transformers import CLIPTokenizer
@@ -26,7 +27,7 @@ def bytes_to_unicode() -> dict[int, str]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
+    return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
 def learn_merges(texts: list[str]) -> list[tuple[str, str]]:
@@ -42,7 +43,7 @@ def learn_merges(texts: list[str]) -> list[tuple[str, str]]:
     while True:
         pairs: Counter[tuple[str, str]] = Counter()
         for word, freq in words.items():
-            for a, b in zip(word, word[1:]):
+            for a, b in pairwise(word):
                 pairs[(a, b)] += freq
         if not pairs:
             return merges

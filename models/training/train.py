@@ -139,8 +139,8 @@ def encode_latents(args: argparse.Namespace, vae: AutoencoderKL, images: np.ndar
     return latents
 
 
-def train_unet(args: argparse.Namespace, latents: torch.Tensor, masks: torch.Tensor, scenes: list[Scene], tokenizer: CLIPTokenizer,
-               device: str) -> tuple[CLIPTextModel, UNet2DConditionModel]:
+def train_unet(args: argparse.Namespace, latents: torch.Tensor, masks: torch.Tensor, scenes: list[Scene],
+               tokenizer: CLIPTokenizer, device: str) -> tuple[CLIPTextModel, UNet2DConditionModel]:
     """Train text encoder + UNet jointly on v-prediction with caption dropout; return the EMA copies."""
     torch.manual_seed(args.seed + 1)
     text_encoder = arch.build_text_encoder(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id).to(device)

@@ -58,7 +58,7 @@ def test_same_seed_same_pixels_other_seed_differs(tiny_pipe) -> None:
 
 def test_colour_prompts_are_honoured(tiny_pipe) -> None:
     images = generate(tiny_pipe, list(PROMPTS), list(range(len(PROMPTS))), steps=10)
-    for (prompt, (colour, background)), image in zip(PROMPTS.items(), images):
+    for (prompt, (colour, background)), image in zip(PROMPTS.items(), images, strict=True):
         reading = read_image(image)
         assert (reading.colour, reading.background) == (colour, background), prompt
 
@@ -78,7 +78,7 @@ def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
                     'default_steps = 4\ndefault_guidance = 3.0\n', encoding="utf-8")
     entry = load_catalog(path)["gone"]
     count = loader.LOAD_COUNT
-    with pytest.raises(ModelUnavailable, match="model 'gone'.*model_index.json missing"):
+    with pytest.raises(ModelUnavailable, match=r"model 'gone'.*model_index\.json missing"):
         loader.load_pipeline(entry, device="cpu")
     assert loader.LOAD_COUNT == count
 

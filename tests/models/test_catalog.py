@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from models.catalog import (
-    CATALOG_PATH, ModelError, ModelNotFound, ModelUnavailable, default_model_name, get_entry, load_catalog,
+    CATALOG_PATH,
+    ModelError,
+    ModelNotFound,
+    ModelUnavailable,
+    default_model_name,
+    get_entry,
+    load_catalog,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,7 +66,7 @@ def test_absent_hub_model_is_unavailable_with_reason(name: str) -> None:
 
 
 def test_absent_single_file_names_the_missing_path() -> None:
-    with pytest.raises(ModelUnavailable, match="my-model.safetensors"):
+    with pytest.raises(ModelUnavailable, match=r"my-model\.safetensors"):
         get_entry("my-model")
 
 
@@ -72,7 +78,7 @@ def test_cached_hub_snapshot_makes_model_available(tmp_path: Path) -> None:
 
 
 def test_unknown_model_is_a_clear_error() -> None:
-    with pytest.raises(ModelNotFound, match="unknown model 'nope'.*easel-tiny"):
+    with pytest.raises(ModelNotFound, match=r"unknown model 'nope'.*easel-tiny"):
         get_entry("nope")
     assert issubclass(ModelNotFound, ModelError) and issubclass(ModelUnavailable, ModelError)
 
