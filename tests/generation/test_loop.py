@@ -152,7 +152,9 @@ def test_failing_job_shows_readable_error(app, signed_in, workers):
     assert final["error"].startswith("The model is not available: model 'missing-model'")
     assert "Traceback" not in final["error"]
     job = Job.fetch(generation_id, connection=get_redis(app.config["REDIS_URL"]))
-    assert job.get_status() == "failed"  # re-raised, so RQ recorded it
+    # Re-raised, so RQ records the failure too (just after the row is marked).
+    wait_for(lambda: job.get_status(refresh=True) == "failed", timeout=15, message="RQ to record the failure")
+    assert "ModelUnavailable" in job.latest_result().exc_string
 
 
 def test_killed_worker_job_ends_failed(app, signed_in, workers, monkeypatch):
