@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import TypeVar
 
 from flask import abort
 from flask_login import current_user
@@ -9,47 +10,49 @@ from flask_login import current_user
 from .extensions import db
 from .models import Generation, Image
 
+Owned = TypeVar("Owned", Generation, Image)
 
-def _valid_uuid(value: str) -> bool:
+
+def _get_or_none(model: type[Owned], row_id: str) -> Owned | None:
+    """The row with this id, or None (also for ids that are not UUIDs)."""
     try:
-        uuid.UUID(value)
+        uuid.UUID(row_id)
     except (ValueError, TypeError):
-        return False
-    return True
+        return None
+    return db.session.get(model, row_id)
+
+
+def _is_owner_or_admin(row: Generation | Image) -> bool:
+    return current_user.is_authenticated and (row.user_id == current_user.id or current_user.is_admin)
+
+
+def _owned_or_404(model: type[Owned], row_id: str) -> Owned:
+    row = _get_or_none(model, row_id)
+    if row is None or not _is_owner_or_admin(row):
+        abort(404)
+    return row
 
 
 def owned_generation_or_404(generation_id: str) -> Generation:
     """The generation, if the signed-in user owns it or is an admin."""
-    generation = db.session.get(Generation, generation_id) if _valid_uuid(generation_id) else None
-    if generation is None or not current_user.is_authenticated:
-        abort(404)
-    if generation.user_id != current_user.id and not current_user.is_admin:
-        abort(404)
-    return generation
-
-
-def can_view_image(image: Image) -> bool:
-    """Owner, admin, or anyone signed in when the image is public and not hidden."""
-    if not current_user.is_authenticated:
-        return False
-    if image.user_id == current_user.id or current_user.is_admin:
-        return True
-    return image.is_public and not image.is_hidden
-
-
-def viewable_image_or_404(image_id: str) -> Image:
-    """The image, if the signed-in user may see it."""
-    image = db.session.get(Image, image_id) if _valid_uuid(image_id) else None
-    if image is None or not can_view_image(image):
-        abort(404)
-    return image
+    return _owned_or_404(Generation, generation_id)
 
 
 def owned_image_or_404(image_id: str) -> Image:
     """The image, if the signed-in user owns it or is an admin (for changes)."""
-    image = db.session.get(Image, image_id) if _valid_uuid(image_id) else None
-    if image is None or not current_user.is_authenticated:
-        abort(404)
-    if image.user_id != current_user.id and not current_user.is_admin:
+    return _owned_or_404(Image, image_id)
+
+
+def can_view_image(image: Image) -> bool:
+    """Owner, admin, or anyone signed in when the image is public and not hidden."""
+    if _is_owner_or_admin(image):
+        return True
+    return current_user.is_authenticated and image.is_public and not image.is_hidden
+
+
+def viewable_image_or_404(image_id: str) -> Image:
+    """The image, if the signed-in user may see it."""
+    image = _get_or_none(Image, image_id)
+    if image is None or not can_view_image(image):
         abort(404)
     return image

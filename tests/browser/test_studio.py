@@ -14,15 +14,21 @@ def sign_in(page, live_server: str, email: str = "ada@example.com", password: st
     page.get_by_text("Studio").first.wait_for()
 
 
+def submit_prompt(page, prompt: str, model: str = "easel-tiny-slow", steps: int | None = None) -> None:
+    """Fill the studio form as a person would and press Create."""
+    page.get_by_label("Prompt", exact=True).fill(prompt)
+    page.get_by_label("Model").select_option(model)
+    if steps is not None:
+        page.locator("summary").click()
+        page.get_by_label("Steps").fill(str(steps))
+    page.get_by_role("button", name="Create").click()
+
+
 def test_prompt_progress_image_gallery(page, live_server, make_user, workers, tmp_path):
     make_user("ada@example.com")
     workers.start()
     sign_in(page, live_server)
-    page.get_by_label("Prompt", exact=True).fill("a yellow square on a purple background")
-    page.get_by_label("Model").select_option("easel-tiny-slow")
-    page.locator("summary").click()
-    page.get_by_label("Steps").fill("400")
-    page.get_by_role("button", name="Create").click()
+    submit_prompt(page, "a yellow square on a purple background", steps=400)
     page.wait_for_url("**/generations/*")
 
     # The bar moves: some width strictly between 0% and 100% while painting.
@@ -58,11 +64,7 @@ def test_cancel_from_the_page(page, live_server, make_user, workers):
     make_user("ada@example.com")
     workers.start()
     sign_in(page, live_server)
-    page.get_by_label("Prompt", exact=True).fill("a green star")
-    page.get_by_label("Model").select_option("easel-tiny-slow")
-    page.locator("summary").click()
-    page.get_by_label("Steps").fill("1000")
-    page.get_by_role("button", name="Create").click()
+    submit_prompt(page, "a green star", steps=1000)
     page.wait_for_function("() => document.getElementById('status-text').innerText.startsWith('Painting')",
                            timeout=90000)
     page.get_by_role("button", name="Cancel").click()
