@@ -16,7 +16,8 @@ from .conftest import ROOT
 
 
 def test_web_process_does_not_import_torch(app_env):
-    code = "import sys, wsgi; assert wsgi.app; print(sorted(m for m in sys.modules if m.split('.')[0] in {'torch','diffusers','transformers'}))"
+    code = ("import sys, wsgi; assert wsgi.app; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'diffusers', 'transformers'}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **app_env},
                          capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
@@ -87,3 +88,27 @@ def test_migrations_match_models(app):
         assert diff == []
         with db.engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+
+
+def test_proxy_headers_trusted_only_when_configured(app, client, make_user):
+    from .conftest import Auth, csrf_token
+
+    app.config["LOGIN_IP_LIMIT"] = "2 per 15 minutes"
+    for n in range(2):
+        Auth(client).login(f"u{n}@example.com", "wrong password")
+    # Without PROXY_COUNT a forged X-Forwarded-For does not give a fresh address.
+    token = csrf_token(client, "/auth/login")
+    response = client.post("/auth/login", data={"email": "x@example.com", "password": "wrong password",
+                                                "csrf_token": token}, headers={"X-Forwarded-For": "203.0.113.9"})
+    assert response.status_code == 429
+
+
+def test_proxy_fix_applied(app_env, monkeypatch):
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from webapp import create_app
+
+    monkeypatch.setenv("PROXY_COUNT", "1")
+    assert isinstance(create_app().wsgi_app, ProxyFix)
+    monkeypatch.setenv("PROXY_COUNT", "0")
+    assert not isinstance(create_app().wsgi_app, ProxyFix)

@@ -95,7 +95,14 @@ def register_commands(app: Flask) -> None:
 
 
 def register_hooks(app: Flask) -> None:
-    """Template helpers and the response headers every page gets."""
+    """Proxy headers, template helpers and the response headers every page gets."""
+    proxies = app.config.get("PROXY_COUNT", 0)
+    if proxies:
+        # Behind a load balancer: trust its X-Forwarded-For/Proto so throttling sees the client's address
+        # and cookies know the scheme. Never without a proxy: clients could forge them.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
     @app.context_processor
     def template_helpers():
