@@ -32,8 +32,20 @@ def build_text_encoder(vocab_size: int, bos_id: int, eos_id: int) -> CLIPTextMod
     return CLIPTextModel(config)
 
 
-def build_unet(width: int = 64) -> UNet2DConditionModel:
-    """A small text-conditioned UNet with cross-attention at 16x16 and 8x8."""
+def build_unet(width: int = 64, deep: bool = False) -> UNet2DConditionModel:
+    """A small text-conditioned UNet with cross-attention at 16x16 and 8x8 (the committed checkpoint).
+
+    deep=True: an experiment (see the model card): four levels, 16x16 -> 8x8 -> 4x4 -> 2x2, cross-attention
+    at every level and in the 2x2 middle, channels (32, 64, 128, 128) — meant to give the network an
+    absolute-position signal (zero padding reaches every cell at 4x4 and 2x2).
+    """
+    if deep:
+        return UNet2DConditionModel(
+            sample_size=LATENT_SIZE, in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS,
+            down_block_types=("CrossAttnDownBlock2D",) * 4, up_block_types=("CrossAttnUpBlock2D",) * 4,
+            block_out_channels=(32, 64, 128, 128), layers_per_block=1,
+            cross_attention_dim=TEXT_DIM, attention_head_dim=4, norm_num_groups=16,
+        )
     return UNet2DConditionModel(
         sample_size=LATENT_SIZE, in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),

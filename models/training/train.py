@@ -39,12 +39,17 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--vae-steps", type=int, default=1500)
     p.add_argument("--vae-batch", type=int, default=32)
     p.add_argument("--vae-lr", type=float, default=5e-4)
+    p.add_argument("--vae-from", type=Path, default=None,
+                   help="reuse the VAE of an exported pipeline folder instead of training one")
     p.add_argument("--unet-steps", type=int, default=4000)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=6e-4)
     p.add_argument("--object-weight", type=float, default=4.0, help="extra loss weight on the object's area")
     p.add_argument("--caption-dropout", type=float, default=0.1)
     p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--unet-minutes", type=float, default=0.0,
+                   help="if > 0: after 100 UNet steps, cut --unet-steps to what fits this many minutes")
+    p.add_argument("--deep-unet", action="store_true", help="the 4-level UNet experiment (architecture.py)")
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     return p.parse_args()
@@ -144,9 +149,9 @@ def train_unet(args: argparse.Namespace, latents: torch.Tensor, masks: torch.Ten
     """Train text encoder + UNet jointly on v-prediction with caption dropout; return the EMA copies."""
     torch.manual_seed(args.seed + 1)
     text_encoder = arch.build_text_encoder(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id).to(device)
-    unet = arch.build_unet().to(device)
+    unet = arch.build_unet(deep=args.deep_unet).to(device)
     ema_te = arch.build_text_encoder(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id).to(device)
-    ema_unet = arch.build_unet().to(device)
+    ema_unet = arch.build_unet(deep=args.deep_unet).to(device)
     ema_te.load_state_dict(text_encoder.state_dict())
     ema_unet.load_state_dict(unet.state_dict())
     params = list(unet.parameters()) + list(text_encoder.parameters())
@@ -163,7 +168,14 @@ def train_unet(args: argparse.Namespace, latents: torch.Tensor, masks: torch.Ten
         start = state["step"]
         log(args.work, f"unet: resumed at step {start}")
     t0 = time.time()
-    for step in range(start, args.unet_steps):
+    step = start
+    while step < args.unet_steps:
+        if args.unet_minutes > 0 and step == start + 100:  # fit the schedule into the time budget
+            per_step = (time.time() - t0) / 100
+            fit = start + 100 + int((args.unet_minutes * 60 - (time.time() - t0)) / per_step)
+            if fit < args.unet_steps:
+                args.unet_steps = max(fit, start + 101)
+                log(args.work, f"unet: {per_step:.3f}s/step, cutting to {args.unet_steps} steps")
         g = torch.Generator().manual_seed(args.seed * 1_000_003 + 500_000 + step)
         rng = random.Random(args.seed * 1_000_003 + step)
         idx = torch.randint(0, len(latents), (args.batch,), generator=g)
@@ -195,6 +207,7 @@ def train_unet(args: argparse.Namespace, latents: torch.Tensor, masks: torch.Ten
         if (step + 1) % args.checkpoint_every == 0 or step + 1 == args.unet_steps:
             save_ckpt(ckpt, unet=unet.state_dict(), te=text_encoder.state_dict(), ema_unet=ema_unet.state_dict(),
                       ema_te=ema_te.state_dict(), opt=opt.state_dict(), step=step + 1)
+        step += 1
     return ema_te.eval(), ema_unet.eval()
 
 
@@ -211,7 +224,11 @@ def main() -> None:
     images, scenes = load_data(args)
     log(args.work, f"data: {len(images)} pictures")
     tokenizer = build_tokenizer()
-    vae = train_vae(args, images, device)
+    if args.vae_from is not None:
+        vae = AutoencoderKL.from_pretrained(args.vae_from, subfolder="vae").to(device).eval()
+        log(args.work, f"vae: reused from {args.vae_from}")
+    else:
+        vae = train_vae(args, images, device)
     latents = encode_latents(args, vae, images, device)
     args.scaling_factor = float(1.0 / latents.std())
     log(args.work, f"latents {tuple(latents.shape)}, scaling factor {args.scaling_factor:.4f}")
