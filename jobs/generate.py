@@ -32,13 +32,15 @@ from webapp.styles import postprocess, styled_prompt
 from . import progress
 from .app_context import get_app, with_app
 from .mail import notify_generation_finished
+from .preview import previewer_for
 from .queues import get_redis
 
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 256
 PREVIEW_SIZE = 128
-PREVIEW_BUDGET = 0.03  # previews may cost at most this share of the elapsed time
+PREVIEW_BUDGET = 0.02  # previews may cost at most this share of the elapsed time
+WRITE_INTERVAL = 0.1  # seconds between progress writes when steps are faster than that
 TRANSIENT_ERRORS = (RedisConnectionError, RedisTimeoutError, OperationalError)
 RETRY_INTERVALS = [5, 15, 30]
 WORKER_STOPPED = "The worker stopped while making this picture. Please try again."
@@ -65,7 +67,7 @@ def warm_up() -> None:
     with get_app().app_context():
         name = get_app().config.get("EASEL_MODEL") or default_model_name()
         try:
-            loader.get_pipeline(name)
+            previewer_for(loader.get_pipeline(name))
         except ModelError as exc:
             log.warning("not warming up %s: %s", name, exc)
 
@@ -108,43 +110,53 @@ def encode_png(image: PILImage.Image, parameters: dict) -> bytes:
     return buffer.getvalue()
 
 
-def encode_webp(image: PILImage.Image, size: int, quality: int = 85) -> bytes:
-    """A square-bounded WebP: small images are scaled up smoothly, large ones down."""
+def encode_webp(image: PILImage.Image, size: int, quality: int = 85,
+                resample: PILImage.Resampling = PILImage.Resampling.LANCZOS) -> bytes:
+    """A square-bounded WebP: small images are scaled up, large ones down."""
     scale = size / max(image.size)
-    resized = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                           PILImage.Resampling.LANCZOS)
+    resized = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), resample)
     buffer = io.BytesIO()
     resized.save(buffer, format="WEBP", quality=quality, method=4)
     return buffer.getvalue()
 
 
 class ProgressReporter:
-    """The ``callback_on_step_end``: step to Redis, a preview within a time budget, cancel checks."""
+    """The ``callback_on_step_end``: step to Redis, a preview within a time budget, cancel checks.
+
+    Steps slower than ``WRITE_INTERVAL`` are each written and checked for a cancel; faster ones are
+    batched to one Redis round trip per interval (the page polls once a second), so a cancel stops
+    the pipeline within a step or ``WRITE_INTERVAL``, whichever is longer.
+    """
 
     def __init__(self, generation_id: str, total_steps: int):
         self.generation_id = generation_id
         self.total = total_steps
         self.redis = get_redis()
         self.started = time.perf_counter()
+        self.last_write = self.started
         self.preview_seconds = 0.0
+        self.preview_cost = 0.0  # the last preview's cost: the next one is made only if the budget allows it
         self.canceled = False
         progress.start(self.redis, generation_id, total_steps)
 
     def _preview(self, pipe, latents: torch.Tensor) -> bytes:
         began = time.perf_counter()
-        with torch.no_grad():
-            vae = pipe.vae
-            decoded = vae.decode(latents[:1].to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
-        array = ((decoded[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-        data = encode_webp(PILImage.fromarray(array), PREVIEW_SIZE, quality=60)
-        self.preview_seconds += time.perf_counter() - began
+        data = encode_webp(previewer_for(pipe)(latents), PREVIEW_SIZE, quality=70, resample=PILImage.Resampling.BILINEAR)
+        cost = time.perf_counter() - began
+        self.preview_seconds += cost
+        self.preview_cost = cost
         return data
 
     def __call__(self, pipe, step: int, timestep, callback_kwargs: dict) -> dict:
         done = step + 1
-        elapsed = time.perf_counter() - self.started
+        now = time.perf_counter()
+        if now - self.last_write < WRITE_INTERVAL and done < self.total:
+            return callback_kwargs
+        self.last_write = now
+        elapsed = now - self.started
         preview = None
-        if done < self.total and self.preview_seconds <= PREVIEW_BUDGET * elapsed and "latents" in callback_kwargs:
+        affordable = self.preview_seconds + self.preview_cost <= PREVIEW_BUDGET * elapsed
+        if done < self.total and affordable and "latents" in callback_kwargs:
             preview = self._preview(pipe, callback_kwargs["latents"])
         if progress.record_step(self.redis, self.generation_id, done, preview):
             self.canceled = True
@@ -156,6 +168,7 @@ def _make_images(generation: Generation) -> list[PILImage.Image]:
     """Call the warm pipeline with the generation's parameters."""
     get_entry(generation.model)
     pipe = loader.get_pipeline(generation.model)
+    previewer_for(pipe)  # fitted once per pipeline, before the clock of the preview budget starts
     reporter = ProgressReporter(generation.id, generation.steps)
     generators = [torch.Generator("cpu").manual_seed(generation.seed + i) for i in range(generation.num_images)]
     result = pipe(
