@@ -262,6 +262,7 @@ def live_server(app) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(5)
+        server.server_close()
 
 
 class Workers:
@@ -327,9 +328,17 @@ def browser():
         chromium.close()
 
 
+def loaded_image_width(page, selector: str, timeout: float = 15000) -> int:
+    """Wait until the image at ``selector`` has really loaded, and return its natural width."""
+    page.wait_for_function(
+        "sel => { const img = document.querySelector(sel); return img && img.complete && img.naturalWidth > 0; }",
+        arg=selector, timeout=timeout)
+    return page.eval_on_selector(selector, "img => img.naturalWidth")
+
+
 @pytest.fixture
-def page(browser, tmp_path: Path):
-    """A fresh browser context and page; a screenshot is kept if the test fails."""
+def page(browser, live_server):
+    """A fresh browser context and page, closed before the live server stops (no request cut mid-way)."""
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     context.set_default_timeout(15000)
     pg = context.new_page()

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from ..conftest import loaded_image_width
+
 pytestmark = pytest.mark.browser
 
 
@@ -42,14 +44,13 @@ def test_prompt_progress_image_gallery(page, live_server, make_user, workers, tm
     page.wait_for_selector("#images img", timeout=120000)
     assert page.locator("#status-text").inner_text() == "Done"
     assert page.locator("#cancel-form").is_hidden()
-    natural = page.eval_on_selector("#images img", "img => img.naturalWidth")
-    assert natural > 0  # the thumbnail really loaded
+    assert loaded_image_width(page, "#images img") > 0  # the thumbnail really loaded
 
     page.get_by_role("link", name="My gallery").first.click()
     page.wait_for_selector("#gallery img")
     page.locator("#gallery a").first.click()
     assert "a yellow square on a purple background" in page.locator("h1").inner_text()
-    assert page.eval_on_selector("#image", "img => img.naturalWidth") == 64
+    assert loaded_image_width(page, "#image") == 64
     page.screenshot(path=str(tmp_path / "detail.png"))
 
 

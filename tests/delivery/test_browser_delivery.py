@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ..conftest import loaded_image_width
 from .conftest import bucket_keys, links_in
 
 pytestmark = pytest.mark.browser
@@ -23,7 +24,7 @@ def test_generate_get_email_open_link_signed_out(browser, page, live_server, mak
     page.get_by_role("button", name="Create").click()
     page.wait_for_url("**/generations/*")
     page.wait_for_selector("#images img", timeout=120000)
-    assert page.eval_on_selector("#images img", "img => img.naturalWidth") > 0  # the thumbnail came from S3
+    assert loaded_image_width(page, "#images img") > 0  # the thumbnail came from S3
 
     [message] = mailgun.wait_for_messages(1, timeout=60)
     assert message["to"] == "ada@example.com" and message["from"] == "Easel <art@mg.example.test>"
@@ -38,7 +39,7 @@ def test_generate_get_email_open_link_signed_out(browser, page, live_server, mak
         other.goto(link)
         assert other.locator("#prompt").inner_text() == "a green triangle on white"
         other.wait_for_function("() => document.getElementById('image').complete", timeout=15000)
-        assert other.eval_on_selector("#image", "img => img.naturalWidth") == 64
+        assert loaded_image_width(other, "#image") == 64
         assert other.get_by_role("link", name="Sign in").first.is_visible()
         other.screenshot(path=str(tmp_path / "result-link.png"))
     finally:
