@@ -49,8 +49,8 @@ def test_run_serves_and_stops_cleanly(tmp_path):
     try:
         def serving():
             try:
-                return requests.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200
-            except requests.ConnectionError:
+                return requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+            except requests.RequestException:  # not listening yet, or still booting its workers
                 return proc.poll() is not None and stopped_early(tmp_path)
 
         wait_for(serving, timeout=90, interval=0.3, message="the site to answer")
@@ -71,6 +71,7 @@ def test_run_serves_and_stops_cleanly(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         log.close()
 
 
