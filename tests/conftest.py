@@ -315,7 +315,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @pytest.fixture(scope="session")
 def browser():
-    """Debian's Chromium driven by Playwright (never ``playwright install``)."""
+    """Debian's Chromium driven by Playwright (never a browser that Playwright downloads)."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install -y chromium)")
