@@ -26,7 +26,11 @@ QUEUE_DOWN = "The image queue is not reachable right now, so nothing was started
 
 
 class GenerationRefused(Exception):
-    """The request is valid but cannot be taken now (limits, quota, queue down)."""
+    """The request is valid but cannot be taken now; ``status`` is the HTTP answer (429 limits, 503 queue down)."""
+
+    def __init__(self, message: str, status: int = 429):
+        super().__init__(message)
+        self.status = status
 
 
 class PromptBlocked(GenerationRefused):
@@ -83,7 +87,7 @@ def create_generation(user: User, params: dict, job_timeout: int) -> Generation:
         PromptBlocked: the prompt has a blocked term (nothing is inserted or enqueued).
     """
     if user.is_banned:
-        raise GenerationRefused("This account has been suspended, so it cannot make images.")
+        raise GenerationRefused("This account has been suspended, so it cannot make images.", status=403)
     check_prompt(params["prompt"])
     check_limits(user, params["num_images"])
     if params.get("seed") is None:
@@ -102,7 +106,7 @@ def create_generation(user: User, params: dict, job_timeout: int) -> Generation:
         generation.error = QUEUE_DOWN
         generation.finished_at = utcnow()
         db.session.commit()
-        raise GenerationRefused(QUEUE_DOWN) from None
+        raise GenerationRefused(QUEUE_DOWN, status=503) from None
     return generation
 
 

@@ -88,7 +88,7 @@ def create():
         getattr(form, exc.field).errors.append(str(exc))
         return render_studio(form, 400)
     except GenerationRefused as exc:
-        return render_studio(form, 429 if "limit" in str(exc) else 503, error=str(exc))
+        return render_studio(form, exc.status, error=str(exc))
     return redirect(url_for("studio.generation_page", generation_id=generation.id), 303)
 
 
