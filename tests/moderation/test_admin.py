@@ -192,3 +192,17 @@ def test_image_list_filters_and_bulk_actions(app, admin, make_user, make_image):
     assert sorted(e[:3] for e in audit_entries(app)) == sorted(
         [("image.hide", "image", old), ("image.hide", "image", bobs), ("image.unhide", "image", bobs),
          *[("image.delete", "image", i) for i in mine]])
+
+
+def test_admin_acts_from_the_image_page(app, admin, make_user, make_image):
+    owner = make_user("owner@example.com")
+    image_id = make_image(owner, is_public=True)
+    page = admin.get(f"/images/{image_id}").get_data(as_text=True)
+    assert 'id="admin-hide"' in page and 'id="admin-delete"' in page
+    response = post(admin, "/admin/images/bulk", token_page=f"/images/{image_id}", image_ids=image_id, action="hide",
+                    next=f"/images/{image_id}")
+    assert response.status_code == 303 and response.headers["Location"] == f"/images/{image_id}"
+    with app.app_context():
+        assert db.session.get(Image, image_id).is_hidden
+    assert audit_entries(app)[-1][2] == image_id
+    assert ">Unhide<" in admin.get(f"/images/{image_id}").get_data(as_text=True)
