@@ -23,7 +23,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
 from models import loader
-from models.catalog import ModelError, default_model_name, get_entry
+from models.catalog import ModelError, default_model_name
 from webapp.extensions import db
 from webapp.models import Generation, GenerationStatus, Image, new_id, utcnow
 from webapp.storage import StorageError, get_storage, image_key, thumbnail_key
@@ -166,8 +166,7 @@ class ProgressReporter:
 
 def _make_images(generation: Generation) -> list[PILImage.Image]:
     """Call the warm pipeline with the generation's parameters."""
-    get_entry(generation.model)
-    pipe = loader.get_pipeline(generation.model)
+    pipe = loader.get_pipeline(generation.model)  # raises ModelError when the model is not usable here
     previewer_for(pipe)  # fitted once per pipeline, before the clock of the preview budget starts
     reporter = ProgressReporter(generation.id, generation.steps)
     generators = [torch.Generator("cpu").manual_seed(generation.seed + i) for i in range(generation.num_images)]

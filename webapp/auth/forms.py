@@ -9,23 +9,26 @@ PASSWORD_MIN = 8
 PASSWORD_MAX = 256
 
 
+def new_password_field(label: str, missing: str) -> PasswordField:
+    """A new password: required, within the length limits."""
+    return PasswordField(label, validators=[
+        DataRequired(missing),
+        Length(PASSWORD_MIN, PASSWORD_MAX, f"Use {PASSWORD_MIN} to {PASSWORD_MAX} characters.")])
+
+
+def confirm_field(label: str, missing: str) -> PasswordField:
+    """The new password typed again; must equal the ``password`` field."""
+    return PasswordField(label, validators=[DataRequired(missing), EqualTo("password", "The passwords do not match.")])
+
+
 class RegisterForm(FlaskForm):
     """Sign up with an email and a password typed twice."""
 
     email = EmailField("Email", validators=[
         DataRequired("Enter your email."), Length(max=254),
         Email("Enter a valid email address.", check_deliverability=False)])
-    password = PasswordField(
-        "Password",
-        validators=[
-            DataRequired("Choose a password."),
-            Length(PASSWORD_MIN, PASSWORD_MAX, f"Use {PASSWORD_MIN} to {PASSWORD_MAX} characters."),
-        ],
-    )
-    confirm = PasswordField(
-        "Confirm password",
-        validators=[DataRequired("Type the password again."), EqualTo("password", "The passwords do not match.")],
-    )
+    password = new_password_field("Password", "Choose a password.")
+    confirm = confirm_field("Confirm password", "Type the password again.")
 
     def validate_password(self, field: PasswordField) -> None:
         """Refuse passwords that are one character repeated or only the email's name."""
@@ -50,17 +53,8 @@ class ChangePasswordForm(FlaskForm):
 
     current = PasswordField("Current password",
                             validators=[DataRequired("Enter your current password."), Length(max=PASSWORD_MAX)])
-    password = PasswordField(
-        "New password",
-        validators=[
-            DataRequired("Choose a new password."),
-            Length(PASSWORD_MIN, PASSWORD_MAX, f"Use {PASSWORD_MIN} to {PASSWORD_MAX} characters."),
-        ],
-    )
-    confirm = PasswordField(
-        "Confirm new password",
-        validators=[DataRequired("Type the new password again."), EqualTo("password", "The passwords do not match.")],
-    )
+    password = new_password_field("New password", "Choose a new password.")
+    confirm = confirm_field("Confirm new password", "Type the new password again.")
 
 
 class AccountForm(FlaskForm):

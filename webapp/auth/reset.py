@@ -12,7 +12,7 @@ from flask_login import current_user, logout_user
 from flask_wtf import FlaskForm
 from redis.exceptions import RedisError
 from wtforms import EmailField, PasswordField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationError
+from wtforms.validators import DataRequired, Email, Length, ValidationError
 
 from jobs.mail import enqueue_email
 
@@ -20,7 +20,7 @@ from ..emailed.routes import bad_link
 from ..extensions import db, limiter
 from ..links import BadLink, user_for_password_reset_token
 from ..models import User
-from .forms import PASSWORD_MAX, PASSWORD_MIN
+from .forms import confirm_field, new_password_field
 from .routes import bp
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,8 @@ class ForgotPasswordForm(FlaskForm):
 class ResetPasswordForm(FlaskForm):
     """A new password, typed twice."""
 
-    password = PasswordField("New password", validators=[
-        DataRequired("Choose a new password."),
-        Length(PASSWORD_MIN, PASSWORD_MAX, f"Use {PASSWORD_MIN} to {PASSWORD_MAX} characters.")])
-    confirm = PasswordField("Confirm new password", validators=[
-        DataRequired("Type the new password again."), EqualTo("password", "The passwords do not match.")])
+    password = new_password_field("New password", "Choose a new password.")
+    confirm = confirm_field("Confirm new password", "Type the new password again.")
 
     def validate_password(self, field: PasswordField) -> None:
         """The same floor as at sign-up: not one character repeated."""
