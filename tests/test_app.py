@@ -30,6 +30,24 @@ def test_production_refuses_to_start_without_secret(monkeypatch):
         config.from_environment()
 
 
+@pytest.mark.parametrize(("env", "message"), [
+    ({"MAIL_BACKEND": "mailgun", "MAILGUN_DOMAIN": "mg.example.org"}, "needs MAILGUN_API_KEY and MAILGUN_DOMAIN"),
+    ({"MAIL_BACKEND": "mailgun", "MAILGUN_API_KEY": "key-1"}, "needs MAILGUN_API_KEY and MAILGUN_DOMAIN"),
+    ({"MAIL_BACKEND": "smtp"}, "must be console, file or mailgun, got 'smtp'"),
+])
+def test_mail_settings_that_cannot_send_stop_start_up(monkeypatch, env, message):
+    for name in ("MAILGUN_API_KEY", "MAILGUN_DOMAIN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(config.ConfigError, match=message):
+        config.from_environment()
+    monkeypatch.setenv("MAILGUN_API_KEY", "key-1")
+    monkeypatch.setenv("MAILGUN_DOMAIN", "mg.example.org")
+    if env["MAIL_BACKEND"] == "mailgun":
+        assert config.from_environment()["MAIL_BACKEND"] == "mailgun"
+
+
 def test_development_secret_is_generated_and_kept(monkeypatch, tmp_path):
     monkeypatch.setenv("EASEL_ENV", "development")
     monkeypatch.delenv("SECRET_KEY", raising=False)

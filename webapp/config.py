@@ -65,6 +65,16 @@ def _development_secret(instance_dir: Path) -> str:
     return key
 
 
+def _mail_backend() -> str:
+    """MAIL_BACKEND, checked at start-up: a misconfigured mailer should stop the site, not every email."""
+    kind = os.environ.get("MAIL_BACKEND", "console").strip().lower() or "console"
+    if kind not in {"console", "file", "mailgun"}:
+        raise ConfigError(f"MAIL_BACKEND must be console, file or mailgun, got {kind!r}")
+    if kind == "mailgun" and not (os.environ.get("MAILGUN_API_KEY") and os.environ.get("MAILGUN_DOMAIN")):
+        raise ConfigError("MAIL_BACKEND=mailgun needs MAILGUN_API_KEY and MAILGUN_DOMAIN")
+    return kind
+
+
 def _database_url(instance_dir: Path) -> str:
     url = os.environ.get("DATABASE_URL", "")
     if not url:
@@ -84,7 +94,8 @@ def from_environment() -> dict:
         A dict for ``app.config.from_mapping``.
 
     Raises:
-        ConfigError: in production without ``SECRET_KEY``, or on a malformed number.
+        ConfigError: in production without ``SECRET_KEY``, on a malformed number, or on mail settings
+            that could never send (an unknown ``MAIL_BACKEND``, Mailgun without its key or domain).
     """
     env = os.environ.get("EASEL_ENV", "production").strip().lower()
     if env not in {"production", "development", "test"}:
@@ -114,7 +125,7 @@ def from_environment() -> dict:
         "S3_BUCKET": os.environ.get("S3_BUCKET", ""),
         "S3_ENDPOINT_URL": os.environ.get("S3_ENDPOINT_URL", "") or None,
         "S3_PREFIX": os.environ.get("S3_PREFIX", ""),
-        "MAIL_BACKEND": os.environ.get("MAIL_BACKEND", "console"),
+        "MAIL_BACKEND": _mail_backend(),
         "MAIL_FILE_DIR": os.environ.get("MAIL_FILE_DIR", str(instance_dir / "mail")),
         "MAILGUN_API_KEY": os.environ.get("MAILGUN_API_KEY", ""),
         "MAILGUN_DOMAIN": os.environ.get("MAILGUN_DOMAIN", ""),
