@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from .extensions import db
 from .models import Image, Report, User
@@ -20,6 +21,7 @@ REPORT_REASONS: dict[str, str] = {
     "other": "Something else",
 }
 DETAILS_MAX = 500
+ALREADY_REPORTED = "You have already reported this image. An admin will look at it."
 
 
 class ReportStatus:
@@ -48,10 +50,14 @@ def file_report(user: User, image: Image, reason: str, details: str = "") -> Rep
     if image.user_id == user.id:
         raise ReportRefused("This is your own image: unpublish or delete it instead.")
     if open_report_by(user, image) is not None:
-        raise ReportRefused("You have already reported this image. An admin will look at it.")
+        raise ReportRefused(ALREADY_REPORTED)
     report = Report(image_id=image.id, reporter_id=user.id, reason=reason, details=details.strip()[:DETAILS_MAX])
     db.session.add(report)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError as exc:  # a second request filed the same report in the meantime
+        db.session.rollback()
+        raise ReportRefused(ALREADY_REPORTED) from exc
     return report
 
 

@@ -90,6 +90,25 @@ def test_report_flow(app, make_user, make_image):
             (public, bob, "spam", "an advert", "open")]
 
 
+@pytest.mark.db
+def test_a_racing_second_report_is_refused_by_the_database(app, make_user, make_image, monkeypatch):
+    from webapp import reports
+
+    ada, bob = make_user("ada@example.com"), make_user("bob@example.com")
+    public = make_image(ada, prompt="a public fox", is_public=True, published_at=utcnow())
+    monkeypatch.setattr(reports, "open_report_by", lambda user, image: None)  # both requests pass the check
+    with app.app_context():
+        image, user = db.session.get(Image, public), db.session.get(reports.User, bob)
+        reports.file_report(user, image, "spam")
+        with pytest.raises(reports.ReportRefused, match="already reported"):
+            reports.file_report(user, image, "hate")
+        assert [r.reason for r in db.session.scalars(db.select(Report))] == ["spam"]
+        db.session.scalars(db.select(Report)).one().status = "resolved"
+        db.session.commit()
+        reports.file_report(user, image, "hate")  # once resolved, the same person may report again
+        assert sorted(r.status for r in db.session.scalars(db.select(Report))) == ["open", "resolved"]
+
+
 def test_gallery_shows_when_images_expire(app, make_user, make_image):
     ada = make_user("ada@example.com")
     kept = make_image(ada, prompt="starred", is_starred=True)
