@@ -44,8 +44,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--unet-steps", type=int, default=4000)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=6e-4)
-    p.add_argument("--object-weight", type=float, default=4.0, help="extra loss weight on the object's area")
+    p.add_argument("--object-weight", type=float, default=8.0, help="extra loss weight on the object's area")
     p.add_argument("--caption-dropout", type=float, default=0.1)
+    p.add_argument("--t-power", type=float, default=2.0,
+                   help="timestep sampling t = T(1 - u^p): p > 1 favours high noise, where the layout is decided")
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--unet-minutes", type=float, default=0.0,
                    help="if > 0: after 100 UNet steps, cut --unet-steps to what fits this many minutes")
@@ -184,7 +186,9 @@ def train_unet(args: argparse.Namespace, latents: torch.Tensor, masks: torch.Ten
                         truncation=True, return_tensors="pt").input_ids.to(device)
         x0 = latents[idx].to(device) * args.scaling_factor
         noise = torch.randn(x0.shape, generator=g).to(device)
-        t = torch.randint(0, sched.config.num_train_timesteps, (args.batch,), generator=g).to(device)
+        n_t = sched.config.num_train_timesteps
+        u = torch.rand(args.batch, generator=g)
+        t = (n_t * (1 - u ** args.t_power)).long().clamp(0, n_t - 1).to(device)
         a = alphas[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
         target = a.sqrt() * noise - (1 - a).sqrt() * x0  # v
