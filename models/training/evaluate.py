@@ -7,6 +7,7 @@ Run: python -m models.training.evaluate            (scores at catalog defaults a
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -85,6 +86,24 @@ def speed(pipe, steps: int, guidance: float) -> dict[str, float]:
             "threads": torch.get_num_threads()}
 
 
+def weights_digest(folder: Path) -> str:
+    """A short fingerprint of a pipeline folder's weights, so results of older weights are not kept."""
+    h = hashlib.sha256()
+    for f in sorted(folder.glob("*/*.safetensors")):
+        h.update(f.relative_to(folder).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def load_results(path: Path, digest: str) -> dict:
+    """The folder's eval.json without the entries measured on other weights."""
+    old = json.loads(path.read_text()) if path.exists() else {}
+    results = {"weights": digest}
+    if old.get("weights") == digest:  # same weights: keep what was measured (other settings, speed)
+        results.update({k: v for k, v in old.items() if k != "weights"})
+    return results
+
+
 def _timed(fn) -> float:
     """Seconds one call takes."""
     t = time.perf_counter()
@@ -109,7 +128,7 @@ def main() -> None:
     entry = get_entry(args.model)
     folder = entry.path
     results_path = folder / "eval.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results = load_results(results_path, weights_digest(folder))
     if args.speed:
         torch.set_num_threads(os.cpu_count() or 1)
         pipe = load_pipeline(entry, device="cpu")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from models.training.data import (
     render,
     render_dataset,
 )
-from models.training.evaluate import score
+from models.training.evaluate import load_results, score, weights_digest
 from models.training.measure import read_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +62,21 @@ def test_measures_read_the_renders(seed: int) -> None:
     scenes = [random_scene(rng, held=bool(seed % 2)) for _ in range(150)]
     rates = score([read_image(render(sc, rng)) for sc in scenes], scenes)
     assert min(rates.values()) >= 0.95, rates
+
+
+def test_evaluation_drops_results_of_other_weights(tmp_path: Path) -> None:
+    weights = tmp_path / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.parent.mkdir()
+    weights.write_bytes(b"first weights")
+    first = weights_digest(tmp_path)
+    results = tmp_path / "eval.json"
+    results.write_text(json.dumps({"weights": first, "speed_cpu": {"seconds_per_image": 0.5}}))
+    assert load_results(results, first)["speed_cpu"] == {"seconds_per_image": 0.5}
+
+    weights.write_bytes(b"retrained weights")
+    second = weights_digest(tmp_path)
+    assert second != first
+    assert load_results(results, second) == {"weights": second}
 
 
 def test_tokenizer_keeps_caption_words_whole() -> None:
