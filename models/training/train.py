@@ -1,6 +1,7 @@
-"""Train the bundled model from scratch: VAE first, then text encoder + UNet; export a diffusers folder.
+"""Train the bundled model from scratch: VAE, decoder fine-tuning, then text encoder + UNet; export a diffusers folder.
 
 Run: python -m models.training.train --out models/easel-tiny
+     python -m models.training.train --decoder-only --out models/easel-tiny   (just the decoder phase, in place)
 Seeded and resumable: checkpoints go to --work (default .train/easel-tiny) every few hundred steps.
 """
 
@@ -23,7 +24,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from models.training import architecture as arch
 from models.training.data import Scene, caption, foreground_masks, render_dataset
-from models.training.export import export_pipeline
+from models.training.export import export_pipeline, fix_modes
 from models.training.tokenizer import build_tokenizer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -41,6 +42,15 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--vae-lr", type=float, default=5e-4)
     p.add_argument("--vae-from", type=Path, default=None,
                    help="reuse the VAE of an exported pipeline folder instead of training one")
+    p.add_argument("--decoder-steps", type=int, default=1000,
+                   help="decoder fine-tuning on overshot latents (0: skip, e.g. with --vae-from of a tuned VAE)")
+    p.add_argument("--decoder-lr", type=float, default=2e-4)
+    p.add_argument("--decoder-only", action="store_true",
+                   help="only fine-tune the decoder of the pipeline in --out, once (UNet and text encoder kept)")
+    p.add_argument("--decoder-overshoot", type=float, default=1.5,
+                   help="largest overshoot k in z + k (z - mean) the decoder learns to undo")
+    p.add_argument("--decoder-shift", type=float, default=0.2,
+                   help="std of a per-channel colour drift added to those latents, in latent standard deviations")
     p.add_argument("--unet-steps", type=int, default=4000)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=6e-4)
@@ -146,6 +156,59 @@ def encode_latents(args: argparse.Namespace, vae: AutoencoderKL, images: np.ndar
     return latents
 
 
+def harden_decoder(args: argparse.Namespace, vae: AutoencoderKL, images: np.ndarray, latents: torch.Tensor,
+                   device: str) -> AutoencoderKL:
+    """Fine-tune the decoder to map overshot latents back to their pictures; the encoder stays frozen.
+
+    Classifier-free guidance at high scales (diffusers' default is 7.5) ends sampling with latents pushed
+    20-100% past the data, away from the unconditional mean; the plain decoder turns those into other hues
+    (orange -> red, black -> teal). Trained on z + k (z - mean) + shift, k up to --decoder-overshoot per
+    channel and a small per-channel drift, it draws the palette colour instead. The encoder's latents, and
+    so the UNet's training data, do not change.
+    """
+    torch.manual_seed(args.seed + 2)
+    params = list(vae.post_quant_conv.parameters()) + list(vae.decoder.parameters())
+    opt = torch.optim.AdamW(params, lr=args.decoder_lr, weight_decay=0.0)
+    ckpt, start = args.work / "decoder.pt", 0
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=device)
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start = state["step"]
+        log(args.work, f"decoder: resumed at step {start}")
+    vae.requires_grad_(False)
+    for prm in params:
+        prm.requires_grad_(True)
+    mean = latents.mean(0).to(device)  # what the unconditional branch predicts from pure noise
+    drift = args.decoder_shift * latents.std().item()
+    data = torch.from_numpy(images)
+    t0 = time.time()
+    for step in range(start, args.decoder_steps):
+        g = torch.Generator().manual_seed(args.seed * 1_000_003 + 900_000 + step)
+        idx = torch.randint(0, len(data), (args.vae_batch,), generator=g)
+        x = (data[idx].permute(0, 3, 1, 2).float() / 127.5 - 1).to(device)
+        z = latents[idx].to(device)
+        k = torch.rand(len(idx), 1, 1, 1, generator=g) * args.decoder_overshoot
+        k = k * (0.5 + torch.rand(len(idx), z.shape[1], 1, 1, generator=g))  # channels overshoot unevenly
+        shift = drift * torch.randn(len(idx), z.shape[1], 1, 1, generator=g)
+        k[: len(idx) // 4], shift[: len(idx) // 4] = 0, 0  # a quarter as encoded, so plain decoding stays sharp
+        rec = vae.decode(z + k.to(device) * (z - mean) + shift.to(device)).sample
+        loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, args.decoder_steps, args.decoder_lr, warmup=50)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if (step + 1) % 50 == 0:
+            log(args.work, f"decoder step {step + 1}/{args.decoder_steps} loss {loss.item():.4f} "
+                f"{(time.time() - t0) / (step + 1 - start):.3f}s/step")
+        if (step + 1) % args.checkpoint_every == 0 or step + 1 == args.decoder_steps:
+            save_ckpt(ckpt, model=vae.state_dict(), opt=opt.state_dict(), step=step + 1)
+    vae.requires_grad_(True)
+    return vae.eval()
+
+
 def train_unet(args: argparse.Namespace, latents: torch.Tensor, masks: torch.Tensor, scenes: list[Scene],
                tokenizer: CLIPTokenizer, device: str) -> tuple[CLIPTextModel, UNet2DConditionModel]:
     """Train text encoder + UNet jointly on v-prediction with caption dropout; return the EMA copies."""
@@ -215,6 +278,30 @@ def train_unet(args: argparse.Namespace, latents: torch.Tensor, masks: torch.Ten
     return ema_te.eval(), ema_unet.eval()
 
 
+def harden_exported_decoder(args: argparse.Namespace, images: np.ndarray, device: str, started: float) -> None:
+    """--decoder-only: fine-tune the decoder of the exported pipeline in --out and write the VAE back."""
+    args.work = args.work / "decoder-only"  # its own latents cache and checkpoint, never a full run's
+    args.work.mkdir(exist_ok=True)
+    vae = AutoencoderKL.from_pretrained(args.out, subfolder="vae").to(device).eval()
+    latents = encode_latents(args, vae, images, device)
+    vae = harden_decoder(args, vae, images, latents, device)
+    vae.cpu().save_pretrained(str(args.out / "vae"), safe_serialization=True)
+    config = args.out / "vae" / "config.json"  # as a fresh export: no trace of where it was loaded from
+    config.write_text(json.dumps({k: v for k, v in json.loads(config.read_text()).items() if k != "_name_or_path"},
+                                 indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    fix_modes(args.out / "vae")
+    record = args.out / "training.json"
+    info = json.loads(record.read_text()) if record.exists() else {}
+    info.setdefault("runs", []).append({
+        "part": "decoder fine-tuning (--decoder-only)", "device": device, "threads": torch.get_num_threads(),
+        "minutes": round((time.time() - started) / 60, 1),
+        "args": {k: str(getattr(args, k)) for k in ("decoder_steps", "decoder_lr", "decoder_overshoot",
+                                                     "decoder_shift", "images")}})
+    record.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    record.chmod(0o644)
+    log(args.work, f"decoder of {args.out} fine-tuned after {(time.time() - started) / 60:.1f} min")
+
+
 def main() -> None:
     """Run the whole recipe end to end (resuming where a previous run stopped)."""
     args = parse_args()
@@ -228,6 +315,9 @@ def main() -> None:
     images, scenes = load_data(args)
     log(args.work, f"data: {len(images)} pictures")
     tokenizer = build_tokenizer()
+    if args.decoder_only:
+        harden_exported_decoder(args, images, device, started)
+        return
     if args.vae_from is not None:
         vae = AutoencoderKL.from_pretrained(args.vae_from, subfolder="vae").to(device).eval()
         log(args.work, f"vae: reused from {args.vae_from}")
@@ -236,6 +326,8 @@ def main() -> None:
     latents = encode_latents(args, vae, images, device)
     args.scaling_factor = float(1.0 / latents.std())
     log(args.work, f"latents {tuple(latents.shape)}, scaling factor {args.scaling_factor:.4f}")
+    if args.decoder_steps > 0:
+        vae = harden_decoder(args, vae, images, latents, device)
     masks = torch.from_numpy(foreground_masks(images, scenes)).float()
     text_encoder, unet = train_unet(args, latents, masks, scenes, tokenizer, device)
     vae.register_to_config(scaling_factor=args.scaling_factor)

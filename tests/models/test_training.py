@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from diffusers import AutoencoderKL, StableDiffusionPipeline
 
 from models.training.data import (
     POSITIONS,
@@ -95,7 +97,7 @@ def test_a_tiny_run_exports_a_loadable_pipeline_and_resumes(tmp_path: Path) -> N
     def train(unet_steps: int) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "models.training.train", "--out", str(out), "--work", str(work),
                "--images", "96", "--vae-steps", "3", "--vae-batch", "4", "--unet-steps", str(unet_steps),
-               "--batch", "4", "--checkpoint-every", "2", "--device", "cpu"]
+               "--decoder-steps", "2", "--batch", "4", "--checkpoint-every", "2", "--device", "cpu"]
         env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
         return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=200)
 
@@ -109,9 +111,13 @@ def test_a_tiny_run_exports_a_loadable_pipeline_and_resumes(tmp_path: Path) -> N
     assert again.returncode == 0, again.stderr[-2000:]
     log = (work / "train.log").read_text()
     assert "vae: resumed at step 3" in log and "unet: resumed at step 3" in log
+    assert "decoder: resumed at step 2" in log
 
-    import torch
-    from diffusers import StableDiffusionPipeline
+    # The decoder fine-tuning leaves the encoder alone: the UNet's latents stay what it was trained on.
+    trained = AutoencoderKL.from_pretrained(str(out), subfolder="vae").state_dict()
+    before = torch.load(work / "vae.pt")["model"]
+    assert all(torch.equal(trained[k], before[k]) for k in before if k.startswith(("encoder.", "quant_conv.")))
+    assert not all(torch.equal(trained[k], before[k]) for k in before if k.startswith("decoder."))
 
     pipe = StableDiffusionPipeline.from_pretrained(str(out), local_files_only=True)
     image = pipe("a red star in the top left, blue background", num_inference_steps=2,
