@@ -11,7 +11,7 @@ from PIL import Image
 
 from models import loader
 from models.catalog import ModelUnavailable, get_entry, load_catalog
-from models.training.data import POSITION_PHRASES
+from models.training.data import COLOURS, POSITION_PHRASES
 from models.training.measure import read_image
 
 PROMPTS = {  # prompt -> (object colour, background colour)
@@ -72,6 +72,18 @@ def test_position_prompts_are_honoured(tiny_pipe) -> None:
     images = generate(tiny_pipe, list(prompts), list(range(len(prompts))), steps=10)
     placed = [read_image(image).position for image in images]
     assert sum(p == want for p, want in zip(placed, prompts.values(), strict=True)) >= 8, placed
+
+
+def test_colours_hold_at_plain_diffusers_defaults(tiny_pipe) -> None:
+    # Nothing but the prompt: 50 steps and guidance 7.5, where guidance overshoots the latents. Every
+    # palette colour once as the object, each on the next colour as its background.
+    names = list(COLOURS)
+    prompts = {f"a large {c} square in the center, {b} background": (c, b)
+               for c, b in zip(names, names[1:] + names[:1], strict=True)}
+    images = tiny_pipe(list(prompts), generator=[torch.Generator("cpu").manual_seed(s) for s in range(8)]).images
+    read = [(r.colour, r.background) for r in map(read_image, images)]
+    # 7 of 8 now (94 % colour on the card's 252 prompts); 3 of 8 before the decoder was tuned for guidance.
+    assert sum(got == want for got, want in zip(read, prompts.values(), strict=True)) >= 6, read
 
 
 def test_img2img_shares_the_weights(tiny_pipe) -> None:
