@@ -102,18 +102,25 @@ def save_ckpt(path: Path, **state: object) -> None:
     tmp.replace(path)
 
 
+def resume(args: argparse.Namespace, phase: str, model: torch.nn.Module, opt: torch.optim.Optimizer,
+           device: str) -> int:
+    """Load a phase's checkpoint (work/<phase>.pt), if any, into model and optimiser; the step to go on from."""
+    ckpt = args.work / f"{phase}.pt"
+    if not ckpt.exists():
+        return 0
+    state = torch.load(ckpt, map_location=device)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    log(args.work, f"{phase}: resumed at step {state['step']}")
+    return state["step"]
+
+
 def train_vae(args: argparse.Namespace, images: np.ndarray, device: str) -> AutoencoderKL:
     """Train the autoencoder (L1 + L2 + a small KL term) and return it."""
     torch.manual_seed(args.seed)
     vae = arch.build_vae().to(device)
     opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
-    ckpt, start = args.work / "vae.pt", 0
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location=device)
-        vae.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start = state["step"]
-        log(args.work, f"vae: resumed at step {start}")
+    ckpt, start = args.work / "vae.pt", resume(args, "vae", vae, opt, device)
     data = torch.from_numpy(images)
     t0 = time.time()
     for step in range(start, args.vae_steps):
@@ -169,13 +176,7 @@ def harden_decoder(args: argparse.Namespace, vae: AutoencoderKL, images: np.ndar
     torch.manual_seed(args.seed + 2)
     params = list(vae.post_quant_conv.parameters()) + list(vae.decoder.parameters())
     opt = torch.optim.AdamW(params, lr=args.decoder_lr, weight_decay=0.0)
-    ckpt, start = args.work / "decoder.pt", 0
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location=device)
-        vae.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start = state["step"]
-        log(args.work, f"decoder: resumed at step {start}")
+    ckpt, start = args.work / "decoder.pt", resume(args, "decoder", vae, opt, device)
     vae.requires_grad_(False)
     for prm in params:
         prm.requires_grad_(True)
