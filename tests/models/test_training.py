@@ -94,20 +94,20 @@ def test_tokenizer_keeps_caption_words_whole() -> None:
 @pytest.mark.timeout(240)
 def test_a_tiny_run_exports_a_loadable_pipeline_and_resumes(tmp_path: Path) -> None:
     out, work = tmp_path / "model", tmp_path / "work"
-    def train(unet_steps: int) -> subprocess.CompletedProcess:
+    def train(*options: str) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "models.training.train", "--out", str(out), "--work", str(work),
-               "--images", "96", "--vae-steps", "3", "--vae-batch", "4", "--unet-steps", str(unet_steps),
-               "--decoder-steps", "2", "--batch", "4", "--checkpoint-every", "2", "--device", "cpu"]
+               "--images", "96", "--vae-steps", "3", "--vae-batch", "4", "--batch", "4",
+               "--checkpoint-every", "2", "--device", "cpu", *options]
         env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
         return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=200)
 
-    first = train(3)
+    first = train("--unet-steps", "3", "--decoder-steps", "2")
     assert first.returncode == 0, first.stderr[-2000:]
     for sub in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
         assert (out / sub).is_dir(), sub
     assert all(p.stat().st_mode & 0o044 == 0o044 for p in out.rglob("*") if p.is_file())
 
-    again = train(4)  # a longer run picks up the saved state instead of starting over
+    again = train("--unet-steps", "4", "--decoder-steps", "2")  # a longer run picks up the saved state instead of starting over
     assert again.returncode == 0, again.stderr[-2000:]
     log = (work / "train.log").read_text()
     assert "vae: resumed at step 3" in log and "unet: resumed at step 3" in log
@@ -123,3 +123,15 @@ def test_a_tiny_run_exports_a_loadable_pipeline_and_resumes(tmp_path: Path) -> N
     image = pipe("a red star in the top left, blue background", num_inference_steps=2,
                  generator=torch.Generator().manual_seed(0)).images[0]
     assert image.size == (64, 64)
+
+    # --decoder-only tunes the exported decoder in place, keeps the rest, and records the run.
+    unet_before = (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
+    tuned = train("--decoder-only", "--decoder-steps", "2")
+    assert tuned.returncode == 0, tuned.stderr[-2000:]
+    after = AutoencoderKL.from_pretrained(str(out), subfolder="vae").state_dict()
+    assert all(torch.equal(after[k], trained[k]) for k in trained if k.startswith(("encoder.", "quant_conv.")))
+    assert not all(torch.equal(after[k], trained[k]) for k in trained if k.startswith("decoder."))
+    assert (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == unet_before
+    assert "_name_or_path" not in json.loads((out / "vae" / "config.json").read_text())
+    assert json.loads((out / "training.json").read_text())["runs"][-1]["part"].startswith("decoder fine-tuning")
+    assert all(p.stat().st_mode & 0o044 == 0o044 for p in out.rglob("*") if p.is_file())
