@@ -315,10 +315,10 @@ def main() -> None:
     log(args.work, f"device {device}, threads {torch.get_num_threads()}, args {vars(args)}")
     images, scenes = load_data(args)
     log(args.work, f"data: {len(images)} pictures")
-    tokenizer = build_tokenizer()
     if args.decoder_only:
         harden_exported_decoder(args, images, device, started)
         return
+    tokenizer = build_tokenizer()
     if args.vae_from is not None:
         vae = AutoencoderKL.from_pretrained(args.vae_from, subfolder="vae").to(device).eval()
         log(args.work, f"vae: reused from {args.vae_from}")
