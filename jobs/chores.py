@@ -6,9 +6,9 @@ import logging
 from rq.registry import StartedJobRegistry
 
 from webapp.cleanup import delete_expired_images
+from webapp.queues import generation_queue
 
 from .app_context import with_app
-from .queues import generation_queue
 
 log = logging.getLogger(__name__)
 

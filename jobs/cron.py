@@ -4,9 +4,9 @@ from __future__ import annotations
 from rq import cron
 
 from webapp.config import cleanup_cron
+from webapp.queues import CHORE_QUEUE
 
 from . import chores
-from .queues import CHORE_QUEUE
 
 # Abandoned generations (a worker killed mid-job) are settled within half a minute of their heartbeat expiring.
 cron.register(chores.reap_abandoned_generations, CHORE_QUEUE, interval=30, job_timeout=60)

@@ -1,17 +1,17 @@
 """The generation job. It runs in a warm worker: the pipeline is loaded once per process.
 
-Statuses are written here with conditional updates (``queued → running → final``), so a cancel
-from the web and the worker never overwrite each other.
+Statuses move only through ``webapp.tables.move_generation`` (conditional updates: ``queued → running →
+final``), so a cancel from the web and the worker never overwrite each other.
 """
 from __future__ import annotations
 
 import io
 import json
 import logging
-import os
 import time
 
 import torch
+from flask import current_app
 from PIL import Image as PILImage
 from PIL import PngImagePlugin
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -19,21 +19,19 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Retry, get_current_job
 from rq.exceptions import AbandonedJobError
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
 from models import loader
-from models.catalog import ModelError, default_model_name
+from models.catalog import ModelError
+from webapp import progress, services
 from webapp.extensions import db
-from webapp.models import Generation, GenerationStatus, Image, new_id, utcnow
-from webapp.storage import StorageError, get_storage, image_key, thumbnail_key
+from webapp.mail.outbox import notify_generation_finished
+from webapp.storage import StorageError, image_key, thumbnail_key
 from webapp.styles import postprocess, styled_prompt
+from webapp.tables import Generation, GenerationStatus, Image, move_generation, new_id, utcnow
 
-from . import progress
 from .app_context import get_app, with_app
-from .mail import notify_generation_finished
 from .preview import previewer_for
-from .queues import get_redis
 
 log = logging.getLogger(__name__)
 
@@ -54,32 +52,28 @@ def configure_threads() -> int:
     """Leave a core to the web server and Redis: oversubscribed CPU threads make diffusion 10-20x slower.
 
     Returns:
-        The number of threads torch will use (``EASEL_TORCH_THREADS`` overrides).
+        The number of threads torch will use (``EASEL_TORCH_THREADS``, default cores - 1).
     """
-    threads = int(os.environ.get("EASEL_TORCH_THREADS") or max(1, (os.cpu_count() or 2) - 1))
+    threads = current_app.config["EASEL_TORCH_THREADS"]
     torch.set_num_threads(threads)
     return threads
 
 
+def pipeline_for(name: str):
+    """The warm pipeline of a catalog model on this worker's device (loaded on first use)."""
+    config = current_app.config
+    return loader.get_pipeline(name, device=config["EASEL_DEVICE"], catalog_path=config["EASEL_CATALOG"])
+
+
 def warm_up() -> None:
     """Set up torch and load the default model before the first job, so nobody waits for it."""
-    configure_threads()
     with get_app().app_context():
-        name = get_app().config.get("EASEL_MODEL") or default_model_name()
+        configure_threads()
+        name = current_app.config["EASEL_MODEL"]
         try:
-            previewer_for(loader.get_pipeline(name))
+            previewer_for(pipeline_for(name))
         except ModelError as exc:
             log.warning("not warming up %s: %s", name, exc)
-
-
-def _set_status(generation_id: str, new: GenerationStatus, only_from: tuple[GenerationStatus, ...], **values) -> bool:
-    """Move the row to ``new`` if it is in one of ``only_from``; True when it moved."""
-    moved = db.session.execute(
-        update(Generation).where(Generation.id == generation_id, Generation.status.in_(only_from))
-        .values(status=new, **values)
-    ).rowcount
-    db.session.commit()
-    return bool(moved)
 
 
 def readable_error(exc: BaseException, generation: Generation) -> str:
@@ -131,7 +125,7 @@ class ProgressReporter:
     def __init__(self, generation_id: str, total_steps: int):
         self.generation_id = generation_id
         self.total = total_steps
-        self.redis = get_redis()
+        self.redis = services.redis()
         self.started = time.perf_counter()
         self.last_write = self.started
         self.preview_seconds = 0.0
@@ -166,7 +160,7 @@ class ProgressReporter:
 
 def _make_images(generation: Generation) -> list[PILImage.Image]:
     """Call the warm pipeline with the generation's parameters."""
-    pipe = loader.get_pipeline(generation.model)  # raises ModelError when the model is not usable here
+    pipe = pipeline_for(generation.model)  # raises ModelError when the model is not usable here
     previewer_for(pipe)  # fitted once per pipeline, before the clock of the preview budget starts
     reporter = ProgressReporter(generation.id, generation.steps)
     generators = [torch.Generator("cpu").manual_seed(generation.seed + i) for i in range(generation.num_images)]
@@ -185,7 +179,7 @@ def _make_images(generation: Generation) -> list[PILImage.Image]:
 
 def _store(generation: Generation, images: list[PILImage.Image]) -> None:
     """Save files first, then the rows and the final status in one commit; no row ever points at a missing file."""
-    storage = get_storage()
+    storage = services.storage()
     saved: list[str] = []
     rows = []
     try:
@@ -205,10 +199,8 @@ def _store(generation: Generation, images: list[PILImage.Image]) -> None:
             rows.append(Image(id=new_id(), generation_id=generation.id, user_id=generation.user_id, index=index,
                               storage_key=key, thumbnail_key=thumb, width=picture.width, height=picture.height))
         db.session.add_all(rows)
-        moved = db.session.execute(
-            update(Generation).where(Generation.id == generation.id, Generation.status == GenerationStatus.RUNNING)
-            .values(status=GenerationStatus.SUCCEEDED, finished_at=utcnow(), error=None)
-        ).rowcount
+        moved = move_generation(generation.id, GenerationStatus.SUCCEEDED, (GenerationStatus.RUNNING,), commit=False,
+                                finished_at=utcnow(), error=None)
         if not moved:  # canceled from the web at the last moment
             raise Canceled()
         db.session.commit()
@@ -218,7 +210,7 @@ def _store(generation: Generation, images: list[PILImage.Image]) -> None:
             try:
                 storage.delete(key)
             except Exception:  # the cleanup chore sweeps orphans later
-                log.exception("generation %s: could not remove %s", generation.id, key)
+                log.exception("could not remove %s", key)
         raise
 
 
@@ -231,10 +223,10 @@ def run(generation_id: str) -> dict | Retry:
     """
     generation = db.session.get(Generation, generation_id)
     if generation is None:
-        log.warning("generation %s: no such row, skipping", generation_id)
+        log.warning("no such generation, skipping")
         return {"skipped": "missing"}
-    if not _set_status(generation_id, GenerationStatus.RUNNING, (GenerationStatus.QUEUED,), started_at=utcnow()):
-        log.info("generation %s: status is %s, not running it", generation_id, generation.status)
+    if not move_generation(generation_id, GenerationStatus.RUNNING, (GenerationStatus.QUEUED,), started_at=utcnow()):
+        log.info("status is %s, not running it", generation.status)
         return {"skipped": generation.status}
     db.session.refresh(generation)
     began = time.perf_counter()
@@ -242,31 +234,31 @@ def run(generation_id: str) -> dict | Retry:
         images = _make_images(generation)
         _store(generation, images)
     except Canceled:
-        _set_status(generation_id, GenerationStatus.CANCELED, (GenerationStatus.RUNNING,), finished_at=utcnow())
-        log.info("generation %s: canceled", generation_id)
+        move_generation(generation_id, GenerationStatus.CANCELED, (GenerationStatus.RUNNING,), finished_at=utcnow())
+        log.info("canceled")
         return {"canceled": True}
     except Exception as exc:
         job = get_current_job()
         retries = (job.number_of_retries or 0) if job else len(RETRY_INTERVALS)
         if isinstance(exc, TRANSIENT_ERRORS) and retries < len(RETRY_INTERVALS):
-            log.warning("generation %s: transient %r, retrying", generation_id, exc)
+            log.warning("transient %r, retrying", exc)
             db.session.rollback()
-            _set_status(generation_id, GenerationStatus.QUEUED, (GenerationStatus.RUNNING,), started_at=None)
+            move_generation(generation_id, GenerationStatus.QUEUED, (GenerationStatus.RUNNING,), started_at=None)
             return Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS)
-        log.exception("generation %s: failed", generation_id)
+        log.exception("failed")
         db.session.rollback()
-        if _set_status(generation_id, GenerationStatus.FAILED, (GenerationStatus.RUNNING,),
+        if move_generation(generation_id, GenerationStatus.FAILED, (GenerationStatus.RUNNING,),
                        finished_at=utcnow(), error=readable_error(exc, generation)):
             notify_generation_finished(generation_id)
         raise
     finally:
         try:
-            progress.clear(get_redis(), generation_id)
+            progress.clear(services.redis(), generation_id)
         except Exception:  # the keys expire on their own
-            log.warning("generation %s: could not clear live progress", generation_id)
+            log.warning("could not clear live progress")
     notify_generation_finished(generation_id)  # never raises: an email never fails a generation
     seconds = time.perf_counter() - began
-    log.info("generation %s: %d image(s) in %.2fs", generation_id, len(images), seconds)
+    log.info("%d image(s) in %.2fs", len(images), seconds)
     return {"images": len(images), "seconds": round(seconds, 3), "pipeline_loads": loader.LOAD_COUNT}
 
 
@@ -275,6 +267,6 @@ def on_failure(job, connection, exc_type, exc_value, tb) -> None:
     """RQ failure callback, also called when a worker died mid-job (``AbandonedJobError``)."""
     message = WORKER_STOPPED if exc_type is AbandonedJobError or isinstance(exc_value, AbandonedJobError) else (
         "The generation failed unexpectedly. Please try again.")
-    if _set_status(job.id, GenerationStatus.FAILED, (GenerationStatus.QUEUED, GenerationStatus.RUNNING),
+    if move_generation(job.id, GenerationStatus.FAILED, (GenerationStatus.QUEUED, GenerationStatus.RUNNING),
                    finished_at=utcnow(), error=message):
         notify_generation_finished(job.id)

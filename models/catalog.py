@@ -1,4 +1,4 @@
-"""The model catalog: which models the site offers, their defaults and limits (stdlib only, no torch).
+"""The model catalog: which models the site offers, their defaults and limits (no torch, no network).
 
 The web process reads this to build its forms, so it must stay cheap to import: it never touches
 torch, diffusers or the network. Whether a model is usable is decided from local files alone.
@@ -6,7 +6,6 @@ torch, diffusers or the network. Whether a model is usable is decided from local
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,21 +28,18 @@ class ModelUnavailable(ModelError):
 
 
 def hf_cache_dir() -> Path:
-    """The local Hugging Face hub cache, as huggingface_hub would resolve it."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")), "huggingface")
-    return Path(home) / "hub"
+    """The local Hugging Face hub cache, as huggingface_hub resolves it (``HF_HOME``, ``HF_HUB_CACHE``)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
 
 
 def hf_snapshot(hf_id: str) -> Path | None:
-    """A downloaded snapshot of a hub repo in the local cache, or None."""
-    snapshots = hf_cache_dir() / f"models--{hf_id.replace('/', '--')}" / "snapshots"
-    if not snapshots.is_dir():
-        return None
-    found = sorted((p for p in snapshots.iterdir() if (p / "model_index.json").exists()), key=lambda p: p.name)
-    return found[-1] if found else None
+    """The cached snapshot of a hub repo that ``refs/main`` points at (huggingface_hub's own lookup), or None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(hf_id, "model_index.json", cache_dir=hf_cache_dir())
+    return Path(found).parent if isinstance(found, str) else None
 
 
 @dataclass(frozen=True)
@@ -119,9 +115,9 @@ def _entry(name: str, raw: dict, base: Path) -> ModelEntry:
     return entry
 
 
-def load_catalog(path: Path | None = None) -> dict[str, ModelEntry]:
-    """Read the catalog (env EASEL_CATALOG, else models/catalog.toml), in file order."""
-    path = Path(path or os.environ.get("EASEL_CATALOG") or CATALOG_PATH)
+def load_catalog(path: str | Path | None = None) -> dict[str, ModelEntry]:
+    """Read the catalog (``EASEL_CATALOG``, default models/catalog.toml), in file order."""
+    path = Path(path or CATALOG_PATH)
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -132,14 +128,8 @@ def load_catalog(path: Path | None = None) -> dict[str, ModelEntry]:
     return {name: _entry(name, raw, path.parent) for name, raw in data.get("models", {}).items()}
 
 
-def default_model_name() -> str:
-    """The model used when none is asked for (env EASEL_MODEL, else easel-tiny)."""
-    return os.environ.get("EASEL_MODEL") or DEFAULT_MODEL
-
-
-def get_entry(name: str | None = None, catalog: dict[str, ModelEntry] | None = None) -> ModelEntry:
-    """The usable catalog entry for a name (default model when None); raises ModelNotFound/ModelUnavailable."""
-    name = name or default_model_name()
+def get_entry(name: str, catalog: dict[str, ModelEntry] | None = None) -> ModelEntry:
+    """The usable catalog entry for a name; raises ModelNotFound/ModelUnavailable."""
     catalog = catalog if catalog is not None else load_catalog()
     if name not in catalog:
         known = ", ".join(catalog) or "none"
@@ -150,8 +140,3 @@ def get_entry(name: str | None = None, catalog: dict[str, ModelEntry] | None = N
         raise ModelUnavailable(reason)
     return entry
 
-
-def available_models(catalog: dict[str, ModelEntry] | None = None) -> dict[str, str | None]:
-    """Every listed model with None (usable) or the reason it is unavailable, for the web forms."""
-    catalog = catalog if catalog is not None else load_catalog()
-    return {name: entry.unavailable_reason() for name, entry in catalog.items()}

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import TYPE_CHECKING
 
-from models.catalog import ModelEntry, ModelError, ModelUnavailable, get_entry, hf_snapshot
+from models.catalog import ModelEntry, ModelError, ModelUnavailable, get_entry, hf_snapshot, load_catalog
 
 if TYPE_CHECKING:
     import torch
@@ -18,11 +17,10 @@ _LOCK = threading.Lock()
 
 
 def pick_device(preference: str = "auto") -> str:
-    """The device to run on: preference (or env EASEL_DEVICE) of auto|cpu|cuda|mps; auto prefers CUDA."""
+    """The device to run on: ``preference`` is auto|cpu|cuda|mps (``EASEL_DEVICE``); auto prefers CUDA."""
     import torch
 
-    choice = (os.environ.get("EASEL_DEVICE") or "auto") if preference == "auto" else preference
-    choice = choice.lower()
+    choice = (preference or "auto").lower()
     if choice == "auto":
         if torch.cuda.is_available():
             return "cuda"
@@ -91,10 +89,10 @@ def load_pipeline(entry: ModelEntry, device: str | None = None, dtype: torch.dty
     return pipe
 
 
-def get_pipeline(name: str | None = None, device: str | None = None) -> DiffusionPipeline:
-    """The pipeline for a catalog name (default model when None), loaded on first use and then reused."""
-    entry = get_entry(name)
-    device = pick_device(device or "auto")
+def get_pipeline(name: str, device: str = "auto", catalog_path: str | None = None) -> DiffusionPipeline:
+    """The pipeline for a catalog name, loaded on first use and then reused."""
+    entry = get_entry(name, load_catalog(catalog_path))
+    device = pick_device(device)
     with _LOCK:
         key = (entry.name, device)
         if key not in _CACHE:

@@ -1,45 +1,28 @@
-"""Shared fixtures: a real Redis, a temp database (SQLite, and PostgreSQL when it answers),
-the app, a live HTTP server, worker processes, a Chromium browser and user factories."""
+"""Shared fixtures: a real Redis, a temp database (SQLite, and PostgreSQL when it answers), the app, a live
+HTTP server, worker processes, a Chromium browser, S3 and Mailgun servers and user factories.
+
+Helpers that tests import live in ``tests/support``."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import socket
 import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+
+from .support import TEST_CATALOG, Auth, Workers, free_port, wait_for_port
+from .support.mailgun_server import MailgunServer
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["EASEL_ENV"] = "test"
 
-ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get("EASEL_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 15.0) -> None:
-    """Block until something accepts connections on 127.0.0.1:``port``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on port {port} within {timeout}s")
 
 
 def _postgres_available() -> bool:
@@ -112,29 +95,69 @@ def postgres_database() -> Iterator[str | None]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-TEST_CATALOG = Path(os.environ.get("EASEL_TEST_CATALOG", ROOT / "tests" / "catalog.toml"))
-
-
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, message: str = "condition"):
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-
-
 @pytest.fixture
 def database_backend(request: pytest.FixtureRequest) -> str:
     """``sqlite`` unless the test is marked ``db`` and parametrized over PostgreSQL."""
     return getattr(request, "param", "sqlite")
 
 
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """moto in server mode: a real S3 HTTP API on localhost, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    """A fresh bucket for this test: ``.name``, ``.endpoint`` and a boto3 ``.client`` to look inside."""
+    import boto3
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/nonexistent",
+                       "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    name = f"easel-test-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    client.create_bucket(Bucket=name)
+    return SimpleNamespace(name=name, endpoint=s3_server, client=client, prefix="easel")
+
+
+@pytest.fixture
+def mailgun() -> Iterator[MailgunServer]:
+    """The Mailgun check server; ``problems`` must stay empty."""
+    server = MailgunServer().start()
+    yield server
+    server.stop()
+    assert server.problems == [], server.problems
+
+
+@pytest.fixture
+def deployment_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Extra settings: S3 and/or Mailgun when the test asks for those fixtures."""
+    extra = {"MAIL_RETRY_INTERVALS": "1,1"}
+    if "s3_bucket" in request.fixturenames:
+        bucket = request.getfixturevalue("s3_bucket")
+        extra |= {"STORAGE": "s3", "S3_BUCKET": bucket.name, "S3_ENDPOINT_URL": bucket.endpoint,
+                  "S3_PREFIX": bucket.prefix}
+    if "mailgun" in request.fixturenames:
+        server = request.getfixturevalue("mailgun")
+        extra |= {"MAIL_BACKEND": "mailgun", "MAILGUN_BASE_URL": server.url, "MAILGUN_DOMAIN": server.domain,
+                  "MAILGUN_API_KEY": server.api_key, "MAIL_FROM": "Easel <art@mg.example.test>"}
+    return extra
+
+
 @pytest.fixture
 def app_env(tmp_path: Path, redis_url: str, database_backend: str, postgres_database: str | None,
-            monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+            deployment_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The environment of this test's deployment; worker processes inherit it."""
     instance = tmp_path / "instance"
     instance.mkdir()
@@ -156,6 +179,7 @@ def app_env(tmp_path: Path, redis_url: str, database_backend: str, postgres_data
         "EASEL_CATALOG": str(TEST_CATALOG),
         "EASEL_MODEL": "easel-tiny",
         "EASEL_HEARTBEAT_TTL": "30",
+        **deployment_env,
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -194,48 +218,24 @@ def runner(app):
     return app.test_cli_runner()
 
 
-CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
-
-
-def csrf_token(client, path: str) -> str:
-    """Fetch ``path`` and read the CSRF token from its form, as a browser would."""
-    html = client.get(path).get_data(as_text=True)
-    match = CSRF_RE.search(html)
-    assert match, f"no csrf_token on {path}"
-    return match.group(1) or match.group(2)
-
-
-class Auth:
-    """Sign in and out through the real forms (with CSRF tokens)."""
-
-    def __init__(self, client):
-        self.client = client
-
-    def register(self, email: str = "ada@example.com", password: str = "correct horse", confirm: str | None = None):
-        token = csrf_token(self.client, "/auth/register")
-        return self.client.post("/auth/register", data={
-            "email": email, "password": password, "confirm": password if confirm is None else confirm, "csrf_token": token,
-        })
-
-    def login(self, email: str = "ada@example.com", password: str = "correct horse", **extra):
-        token = csrf_token(self.client, "/auth/login")
-        return self.client.post("/auth/login", data={"email": email, "password": password, "csrf_token": token, **extra})
-
-    def logout(self):
-        token = csrf_token(self.client, "/")
-        return self.client.post("/auth/logout", data={"csrf_token": token})
-
-
 @pytest.fixture
 def auth(client) -> Auth:
     return Auth(client)
 
 
 @pytest.fixture
+def signed_in(auth, make_user):
+    """A client signed in as ada@example.com through the real form."""
+    make_user("ada@example.com")
+    auth.login()
+    return auth.client
+
+
+@pytest.fixture
 def make_user(app):
     """Factory: ``make_user(email=..., password=..., is_admin=...)`` inserts and returns a user id."""
     from webapp.extensions import db
-    from webapp.models import User
+    from webapp.tables import User
 
     def factory(email: str | None = None, password: str = "correct horse", **fields) -> int:
         with app.app_context():
@@ -265,42 +265,6 @@ def live_server(app) -> Iterator[str]:
         server.server_close()
 
 
-class Workers:
-    """Start real ``python -m jobs.worker`` processes; all are stopped after the test."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path):
-        self.env = env
-        self.log_dir = log_dir
-        self.procs: list[subprocess.Popen] = []
-        self.logs: list = []
-
-    def start(self, queues: str = "generate", extra_env: dict[str, str] | None = None,
-              name: str | None = None) -> subprocess.Popen:
-        env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
-        name = name or f"test-worker-{len(self.procs)}-{uuid.uuid4().hex[:6]}"
-        log = open(self.log_dir / f"{name}.log", "wb")
-        self.logs.append(log)
-        proc = subprocess.Popen([sys.executable, "-m", "jobs.worker", "--queues", queues, "--name", name],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        proc.log_path = self.log_dir / f"{name}.log"  # type: ignore[attr-defined]
-        proc.worker_name = name  # type: ignore[attr-defined]
-        self.procs.append(proc)
-        return proc
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for log in self.logs:
-            log.close()
-
-
 @pytest.fixture
 def workers(app_env: dict[str, str], tmp_path: Path) -> Iterator[Workers]:
     pool = Workers(app_env, tmp_path)
@@ -328,14 +292,6 @@ def browser():
         chromium.close()
 
 
-def loaded_image_width(page, selector: str, timeout: float = 15000) -> int:
-    """Wait until the image at ``selector`` has really loaded, and return its natural width."""
-    page.wait_for_function(
-        "sel => { const img = document.querySelector(sel); return img && img.complete && img.naturalWidth > 0; }",
-        arg=selector, timeout=timeout)
-    return page.eval_on_selector(selector, "img => img.naturalWidth")
-
-
 @pytest.fixture
 def page(browser, live_server):
     """A fresh browser context and page, closed before the live server stops (no request cut mid-way)."""
@@ -357,8 +313,8 @@ def make_image(app):
     from PIL import Image as PILImage
 
     from webapp.extensions import db
-    from webapp.models import Generation, Image
     from webapp.storage import create_storage, image_key, thumbnail_key
+    from webapp.tables import Generation, Image
 
     def factory(user_id: int, prompt: str = "a red circle", created_at=None, **image_fields) -> str:
         with app.app_context():

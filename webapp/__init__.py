@@ -14,7 +14,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the Flask app.
 
     Args:
-        test_config: settings that override the environment (tests).
+        test_config: the whole configuration, used instead of the environment (tests).
 
     Returns:
         The configured app; no network, migrations or model loading happen here.
@@ -30,6 +30,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.from_mapping(test_config)
     register_input_guard(app)
     register_extensions(app)
+    register_services(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -63,13 +64,20 @@ def register_extensions(app: Flask) -> None:
     login_manager.user_loader(load_user)
 
 
+def register_services(app: Flask) -> None:
+    """Redis, storage, the mailer and the catalog: one of each per app, created on first use."""
+    from . import services
+
+    services.bind(app)
+
+
 def register_blueprints(app: Flask) -> None:
     """One blueprint per feature."""
     from .admin import bp as admin_bp
     from .api import bp as api_bp
     from .auth import bp as auth_bp
-    from .emailed import bp as emailed_bp
     from .gallery import bp as gallery_bp
+    from .links import bp as links_bp
     from .studio import bp as studio_bp
 
     app.register_blueprint(studio_bp)
@@ -77,7 +85,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp, url_prefix="/auth")
     app.register_blueprint(api_bp, url_prefix="/api")
     app.register_blueprint(admin_bp, url_prefix="/admin")
-    app.register_blueprint(emailed_bp)
+    app.register_blueprint(links_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -95,7 +103,7 @@ def register_commands(app: Flask) -> None:
 
 
 def register_hooks(app: Flask) -> None:
-    """Proxy headers, template helpers and the response headers every page gets."""
+    """Proxy headers and the response headers every page gets."""
     proxies = app.config.get("PROXY_COUNT", 0)
     if proxies:
         # Behind a load balancer: trust its X-Forwarded-For/Proto so throttling sees the client's address
@@ -103,10 +111,6 @@ def register_hooks(app: Flask) -> None:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
-
-    @app.context_processor
-    def template_helpers():
-        return {"has_endpoint": lambda endpoint: endpoint in app.view_functions}
 
     @app.after_request
     def security_headers(response):

@@ -8,7 +8,7 @@ from flask import abort
 from flask_login import current_user
 
 from .extensions import db
-from .models import Generation, Image
+from .tables import Generation, Image
 
 Owned = TypeVar("Owned", Generation, Image)
 

@@ -16,22 +16,21 @@ from flask import current_app
 from redis.exceptions import RedisError
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 
-from jobs import progress
-from jobs.queues import get_redis
-
+from . import progress, services
 from .extensions import db
-from .models import (
+from .storage import generation_prefix
+from .tables import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
     Generation,
     GenerationStatus,
     Image,
     Report,
+    move_generation,
     utcnow,
 )
-from .storage import generation_prefix, get_storage
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +119,7 @@ def stop_stale_generations(cutoff: datetime, now: datetime, report: CleanupRepor
         if report.dry_run:
             report.stale_generations.append(generation_id)
             continue
-        moved = db.session.execute(
-            update(Generation).where(Generation.id == generation_id, Generation.status.in_(list(ACTIVE_STATUSES)))
-            .values(status=GenerationStatus.FAILED, error=STALE_MESSAGE, finished_at=now)
-        ).rowcount
-        db.session.commit()
-        if moved:
+        if move_generation(generation_id, GenerationStatus.FAILED, ACTIVE_STATUSES, error=STALE_MESSAGE, finished_at=now):
             report.stale_generations.append(generation_id)
             _cancel_job(generation_id)
 
@@ -133,7 +127,7 @@ def stop_stale_generations(cutoff: datetime, now: datetime, report: CleanupRepor
 def _cancel_job(generation_id: str) -> None:
     """Best effort: drop the job from its queue and tell a worker still running it to stop."""
     try:
-        redis = get_redis(current_app.config["REDIS_URL"])
+        redis = services.redis()
         progress.request_cancel(redis, generation_id)
         Job.fetch(generation_id, connection=redis).cancel()
     except (NoSuchJobError, InvalidJobOperation):
@@ -148,7 +142,7 @@ def _expired(cutoff: datetime):
 
 def delete_old_images(cutoff: datetime, report: CleanupReport) -> None:
     """Delete unstarred images made before ``cutoff``: files first, then rows, in batches."""
-    storage = get_storage()
+    storage = services.storage()
     last_id = ""
     while True:
         batch = list(db.session.scalars(select(Image).where(_expired(cutoff), Image.id > last_id)
@@ -191,7 +185,7 @@ def _remove_generation(generation_id: str, report: CleanupReport) -> None:
     generation = db.session.get(Generation, generation_id)
     if generation is None or not GenerationStatus(generation.status).is_final:
         return
-    storage = get_storage()
+    storage = services.storage()
     for key, _ in list(storage.list(generation_prefix(generation.user_id, generation.id))):
         report.add_file(key)
         if not report.dry_run:
@@ -205,7 +199,7 @@ def _remove_generation(generation_id: str, report: CleanupReport) -> None:
 def sweep_orphans(before: float, report: CleanupReport) -> None:
     """Delete generation files that no row refers to, last modified before ``before`` (unix time)."""
     pending: list[str] = []
-    for key, modified in get_storage().list("users/"):
+    for key, modified in services.storage().list("users/"):
         if modified < before and GENERATION_FILE_RE.match(key) and not report.has_file(key):
             pending.append(key)
             if len(pending) >= BATCH:
@@ -223,7 +217,7 @@ def _sweep(keys: list[str], report: CleanupReport) -> None:
     referenced = set(db.session.scalars(select(Image.storage_key).where(Image.storage_key.in_(keys))))
     referenced |= set(db.session.scalars(select(Image.thumbnail_key).where(Image.thumbnail_key.in_(keys))))
     referenced |= set(db.session.scalars(select(Generation.init_image_key).where(Generation.init_image_key.in_(keys))))
-    storage = get_storage()
+    storage = services.storage()
     for key in keys:
         if key in referenced or GENERATION_FILE_RE.match(key).group(1) in active:
             continue

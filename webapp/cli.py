@@ -1,17 +1,16 @@
 """``flask`` commands for operators."""
 from __future__ import annotations
 
-import os
-
 import click
 from flask import Flask
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from .auth.forms import PASSWORD_MAX, PASSWORD_MIN
+from .auth.passwords import password_problem
 from .cleanup import delete_expired_images
+from .config import admin_password_from
 from .extensions import db
-from .models import User
+from .tables import User
 
 
 @click.command("create-admin")
@@ -25,11 +24,12 @@ def create_admin(email: str, password_env: str) -> None:
     if "@" not in email or len(email) > 254:
         raise click.BadParameter("give a valid email address", param_hint="EMAIL")
     user = db.session.scalar(select(User).where(User.email == email))
-    password = os.environ.get(password_env)
+    password = admin_password_from(password_env)
     if password is None and (user is None or click.confirm("Set a new password?", default=False)):
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if password is not None and not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-        raise click.ClickException(f"the password must have {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+    problem = password_problem(password, email) if password is not None else None
+    if problem:
+        raise click.ClickException(f"that password is refused: {problem}")
     if user is None:
         user = User(email=email)
         db.session.add(user)

@@ -8,6 +8,8 @@ import os
 import secrets
 from pathlib import Path
 
+from models.catalog import CATALOG_PATH, DEFAULT_MODEL
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = Path(os.environ.get("EASEL_INSTANCE_DIR", ROOT / "instance"))
 
@@ -39,6 +41,11 @@ def cleanup_cron(value: str | None = None) -> str:
     if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60 and len(minutes) == 2):
         raise ConfigError(f"CLEANUP_AT must be a time of day as HH:MM (for example 03:30), got {raw!r}")
     return f"{int(minutes)} {int(hours)} * * *"
+
+
+def admin_password_from(name: str) -> str | None:
+    """The password ``flask create-admin`` reads from the variable ``name`` (EASEL_ADMIN_PASSWORD), or None."""
+    return os.environ.get(name)
 
 
 def _intervals(name: str, default: str) -> list[int]:
@@ -110,6 +117,7 @@ def from_environment() -> dict:
                 "or set EASEL_ENV=development on a machine of your own."
             )
         secret = _development_secret(instance_dir)
+    cleanup_cron()  # read by the scheduler (jobs.cron); checked here so a malformed CLEANUP_AT stops every process
     public_base_url = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     https = public_base_url.startswith("https://")
     return {
@@ -119,7 +127,12 @@ def from_environment() -> dict:
         "SQLALCHEMY_DATABASE_URI": _database_url(instance_dir),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        "EASEL_MODEL": os.environ.get("EASEL_MODEL", ""),
+        "EASEL_MODEL": os.environ.get("EASEL_MODEL", "") or DEFAULT_MODEL,
+        "EASEL_CATALOG": os.environ.get("EASEL_CATALOG", "") or str(CATALOG_PATH),
+        "EASEL_DEVICE": os.environ.get("EASEL_DEVICE", "") or "auto",
+        "EASEL_TORCH_THREADS": _int("EASEL_TORCH_THREADS", max(1, (os.cpu_count() or 2) - 1)),
+        "EASEL_HEARTBEAT_TTL": _int("EASEL_HEARTBEAT_TTL", 30),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "") or "INFO",
         "STORAGE": os.environ.get("STORAGE", "local"),
         "MEDIA_DIR": os.environ.get("MEDIA_DIR", str(instance_dir / "media")),
         "S3_BUCKET": os.environ.get("S3_BUCKET", ""),
@@ -135,8 +148,6 @@ def from_environment() -> dict:
         "RESET_LIMIT": os.environ.get("RESET_LIMIT", "5 per hour"),
         "PUBLIC_BASE_URL": public_base_url,
         "RETENTION_DAYS": _int("RETENTION_DAYS", 30),
-        "CLEANUP_AT": os.environ.get("CLEANUP_AT", "03:30"),
-        "CLEANUP_CRON": cleanup_cron(),
         "MAX_ACTIVE_PER_USER": _int("MAX_ACTIVE_PER_USER", 2),
         "DAILY_IMAGE_QUOTA": _int("DAILY_IMAGE_QUOTA", 200),
         "RESULT_LINK_DAYS": _int("RESULT_LINK_DAYS", 7),

@@ -10,14 +10,13 @@ from redis.exceptions import RedisError
 from rq import Callback
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from jobs import progress
-from jobs.queues import generation_queue, get_redis
-
-from .blocked_terms import find_blocked_term
+from . import progress, services
 from .extensions import db
-from .models import ACTIVE_STATUSES, Generation, GenerationStatus, Image, User, utcnow
+from .moderation.blocked_terms import find_blocked_term
+from .queues import generation_queue
+from .tables import ACTIVE_STATUSES, Generation, GenerationStatus, Image, User, move_generation, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +36,6 @@ class PromptBlocked(GenerationRefused):
     """The prompt contains a term the admins have blocked; ``field`` names the form field."""
 
     field = "prompt"
-
-
-def redis():
-    """The Redis of the current app."""
-    return get_redis(current_app.config["REDIS_URL"])
 
 
 def new_seed() -> int:
@@ -96,32 +90,27 @@ def create_generation(user: User, params: dict, job_timeout: int) -> Generation:
     db.session.add(generation)
     db.session.commit()
     try:
-        generation_queue(current_app.config["REDIS_URL"]).enqueue(
+        generation_queue().enqueue(
             "jobs.generate.run", generation.id, job_id=generation.id, job_timeout=job_timeout,
             result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600, on_failure=Callback("jobs.generate.on_failure"),
             description=f"generation {generation.id} for user {user.id}")
     except RedisError:
         log.exception("generation %s: could not enqueue", generation.id)
-        generation.status = GenerationStatus.FAILED
-        generation.error = QUEUE_DOWN
-        generation.finished_at = utcnow()
-        db.session.commit()
+        move_generation(generation.id, GenerationStatus.FAILED, (GenerationStatus.QUEUED,),
+                        error=QUEUE_DOWN, finished_at=utcnow())
         raise GenerationRefused(QUEUE_DOWN, status=503) from None
     return generation
 
 
 def cancel_generation(generation: Generation) -> None:
     """Cancel: a queued job never runs; a running one stops within a step (the worker marks it)."""
-    queued_cancel = db.session.execute(
-        update(Generation).where(Generation.id == generation.id, Generation.status == GenerationStatus.QUEUED)
-        .values(status=GenerationStatus.CANCELED, finished_at=utcnow(), error=None)
-    ).rowcount
-    db.session.commit()
+    queued_cancel = move_generation(generation.id, GenerationStatus.CANCELED, (GenerationStatus.QUEUED,),
+                                    finished_at=utcnow(), error=None)
     try:
-        progress.request_cancel(redis(), generation.id)
+        progress.request_cancel(services.redis(), generation.id)
         if queued_cancel:
             try:
-                Job.fetch(generation.id, connection=redis()).cancel()
+                Job.fetch(generation.id, connection=services.redis()).cancel()
             except NoSuchJobError:
                 pass
     except RedisError:
@@ -132,7 +121,7 @@ def cancel_generation(generation: Generation) -> None:
 def queue_position(generation_id: str) -> int | None:
     """1 for the next job to run, None when it is not waiting in the queue."""
     try:
-        position = generation_queue(current_app.config["REDIS_URL"]).get_job_position(generation_id)
+        position = generation_queue().get_job_position(generation_id)
     except RedisError:
         return None
     return None if position is None else position + 1
@@ -168,7 +157,7 @@ def generation_state(generation: Generation) -> dict:
         state["queue_position"] = queue_position(generation.id)
     elif status == GenerationStatus.RUNNING:
         try:
-            live = progress.read(redis(), generation.id)
+            live = progress.read(services.redis(), generation.id)
         except RedisError:
             live = {}
         step = int(live.get("step", 0))

@@ -21,7 +21,7 @@ import time
 import pytest
 import requests
 
-from ..conftest import wait_for
+from tests.support import wait_for
 
 pytestmark = pytest.mark.benchmark
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from webapp.extensions import db
-from webapp.models import Image, Report, User, utcnow
+from webapp.tables import Image, Report, User, utcnow
 
 pytestmark = pytest.mark.browser
 

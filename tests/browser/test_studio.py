@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..conftest import loaded_image_width
+from tests.support import loaded_image_width
 
 pytestmark = pytest.mark.browser
 

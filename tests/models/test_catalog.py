@@ -10,11 +10,12 @@ import pytest
 
 from models.catalog import (
     CATALOG_PATH,
+    DEFAULT_MODEL,
     ModelError,
     ModelNotFound,
     ModelUnavailable,
-    default_model_name,
     get_entry,
+    hf_snapshot,
     load_catalog,
 )
 
@@ -24,9 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(autouse=True)
 def empty_hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No hub model is cached, whatever this machine holds."""
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.delenv("EASEL_CATALOG", raising=False)
-    monkeypatch.delenv("EASEL_MODEL", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
 
 
 def write_catalog(tmp_path: Path, body: str) -> Path:
@@ -39,8 +38,8 @@ def write_catalog(tmp_path: Path, body: str) -> Path:
 def test_bundled_model_is_first_and_default() -> None:
     catalog = load_catalog()
     assert next(iter(catalog)) == "easel-tiny"
-    assert default_model_name() == "easel-tiny"
-    entry = get_entry()
+    assert DEFAULT_MODEL == "easel-tiny"
+    entry = get_entry("easel-tiny")
     assert entry.name == "easel-tiny" and entry.kind == "sd"
     assert entry.path == REPO / "models" / "easel-tiny"
     assert (entry.default_width, entry.default_height) in entry.sizes
@@ -71,10 +70,14 @@ def test_absent_single_file_names_the_missing_path() -> None:
 
 
 def test_cached_hub_snapshot_makes_model_available(tmp_path: Path) -> None:
-    snap = tmp_path / "hub" / "models--stabilityai--sd-turbo" / "snapshots" / "abc123"
-    snap.mkdir(parents=True)
-    (snap / "model_index.json").write_text("{}", encoding="utf-8")
+    repo = tmp_path / "hub" / "models--stabilityai--sd-turbo"
+    for revision in ("abc123", "zzz999"):  # the lexically last snapshot is not the one refs/main names
+        (repo / "snapshots" / revision).mkdir(parents=True)
+        (repo / "snapshots" / revision / "model_index.json").write_text("{}", encoding="utf-8")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123", encoding="utf-8")
     assert get_entry("sd-turbo").unavailable_reason() is None
+    assert hf_snapshot("stabilityai/sd-turbo") == repo / "snapshots" / "abc123"
 
 
 def test_unknown_model_is_a_clear_error() -> None:
@@ -83,12 +86,20 @@ def test_unknown_model_is_a_clear_error() -> None:
     assert issubclass(ModelNotFound, ModelError) and issubclass(ModelUnavailable, ModelError)
 
 
-def test_env_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_come_from_the_web_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from webapp import config
+
     path = write_catalog(tmp_path, CATALOG_PATH.read_text(encoding="utf-8").replace("[models.easel-tiny]", "[models.other]"))
+    monkeypatch.setenv("EASEL_ENV", "test")
     monkeypatch.setenv("EASEL_CATALOG", str(path))
     monkeypatch.setenv("EASEL_MODEL", "other")
-    assert default_model_name() == "other"
-    assert "other" in load_catalog() and "easel-tiny" not in load_catalog()
+    settings = config.from_environment()
+    assert settings["EASEL_MODEL"] == "other"
+    assert "other" in load_catalog(settings["EASEL_CATALOG"]) and "easel-tiny" not in load_catalog(settings["EASEL_CATALOG"])
+    monkeypatch.delenv("EASEL_CATALOG")
+    monkeypatch.delenv("EASEL_MODEL")
+    assert config.from_environment()["EASEL_MODEL"] == "easel-tiny"
+    assert config.from_environment()["EASEL_CATALOG"] == str(CATALOG_PATH)
 
 
 def test_relative_paths_resolve_against_the_catalog(tmp_path: Path) -> None:

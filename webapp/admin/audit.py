@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask import render_template, request
 
-from ..audit import action_names, audit_query
 from ..extensions import db
+from ..moderation.audit import action_names, audit_query
 from .base import PER_PAGE, bp, page_number
 
 

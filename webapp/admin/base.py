@@ -7,8 +7,8 @@ from werkzeug.wrappers import Response
 
 from ..auth.session import safe_next
 from ..extensions import csrf
-from ..models import User
-from ..reports import open_report_count
+from ..moderation.reports import open_report_count
+from ..tables import User
 
 bp = Blueprint("admin", __name__)
 # The gate checks CSRF itself, after the admin check, so a non-admin gets 404 even for a bad POST.

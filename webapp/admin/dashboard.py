@@ -6,15 +6,15 @@ from collections.abc import Callable
 from flask import flash, render_template
 from redis.exceptions import RedisError
 
-from ..site_status import (
+from .base import acting_admin, back, bp
+from .forms import ActionForm
+from .queue_status import (
     JobActionRefused,
     discard_failed_job,
     generation_counts,
     queue_overview,
     retry_failed_job,
 )
-from .base import acting_admin, back, bp
-from .forms import ActionForm
 
 REDIS_DOWN = "Redis is not reachable, so queues, workers and failed jobs cannot be shown. Generations cannot start."
 

@@ -6,8 +6,8 @@ from wtforms import DateField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..blocked_terms import TERM_MAX
-from ..moderation import ImageStatus, Resolution
+from ..moderation.blocked_terms import TERM_MAX
+from ..moderation.review import ImageStatus, Resolution
 
 
 class ActionForm(FlaskForm):

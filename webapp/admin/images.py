@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import abort, flash, render_template, request
 
 from ..extensions import db
-from ..moderation import (
+from ..moderation.review import (
     ImageStatus,
     delete_images,
     images_by_ids,

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, url_for
 
-from ..blocked_terms import TermRefused, add_term, list_terms, remove_term
 from ..extensions import db
-from ..models import BlockedTerm
+from ..moderation.blocked_terms import TermRefused, add_term, list_terms, remove_term
+from ..tables import BlockedTerm
 from .base import acting_admin, bp
 from .forms import ActionForm, TermForm
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask import abort, flash, render_template, request
 
-from ..accounts import BanRefused, ban_user, image_counts, unban_user, users_query
 from ..extensions import db
-from ..models import User
+from ..tables import User
+from .bans import BanRefused, ban_user, image_counts, unban_user, users_query
 from .base import PER_PAGE, acting_admin, back, bp, page_number
 from .forms import ActionForm, BanForm
 

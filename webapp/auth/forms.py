@@ -1,19 +1,27 @@
 """Account forms; every one carries a CSRF token through Flask-WTF."""
 from __future__ import annotations
 
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationError
 
-PASSWORD_MIN = 8
-PASSWORD_MAX = 256
+from .passwords import PASSWORD_MAX, password_problem
+
+
+def _password_rule(form: FlaskForm, field: PasswordField) -> None:
+    """The one password rule, checked against the form's email (sign-up) or the account's (change, reset)."""
+    email = getattr(form, "account_email", None) or (form.email.data if "email" in form else None)
+    if email is None and current_user.is_authenticated:
+        email = current_user.email
+    problem = password_problem(field.data or "", email)
+    if problem:
+        raise ValidationError(problem)
 
 
 def new_password_field(label: str, missing: str) -> PasswordField:
-    """A new password: required, within the length limits."""
-    return PasswordField(label, validators=[
-        DataRequired(missing),
-        Length(PASSWORD_MIN, PASSWORD_MAX, f"Use {PASSWORD_MIN} to {PASSWORD_MAX} characters.")])
+    """A new password: required, and it must pass ``password_problem``."""
+    return PasswordField(label, validators=[DataRequired(missing), _password_rule])
 
 
 def confirm_field(label: str, missing: str) -> PasswordField:
@@ -29,15 +37,6 @@ class RegisterForm(FlaskForm):
         Email("Enter a valid email address.", check_deliverability=False)])
     password = new_password_field("Password", "Choose a password.")
     confirm = confirm_field("Confirm password", "Type the password again.")
-
-    def validate_password(self, field: PasswordField) -> None:
-        """Refuse passwords that are one character repeated or only the email's name."""
-        value = field.data or ""
-        if value and len(set(value)) < 3:
-            raise ValidationError("That password is too easy to guess: mix more characters.")
-        local = (self.email.data or "").split("@", 1)[0].lower()
-        if local and value.lower() == local:
-            raise ValidationError("Your password must not be your email name.")
 
 
 class LoginForm(FlaskForm):

@@ -14,12 +14,11 @@ from redis.exceptions import RedisError
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Email, Length, ValidationError
 
-from jobs.mail import enqueue_email
-
-from ..emailed.routes import bad_link
 from ..extensions import db, limiter
-from ..links import BadLink, user_for_password_reset_token
-from ..models import User
+from ..links.routes import bad_link
+from ..links.tokens import BadLink, user_for_password_reset_token
+from ..mail.outbox import enqueue_email
+from ..tables import User
 from .forms import confirm_field, new_password_field
 from .routes import bp
 
@@ -85,6 +84,7 @@ def reset_password(token: str):
     except BadLink as exc:
         return bad_link("reset", exc.expired)
     form = ResetPasswordForm()
+    form.account_email = user.email  # the password rule compares against the account's email
     if form.validate_on_submit():
         user.set_password(form.password.data)
         user.end_sessions()

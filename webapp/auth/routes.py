@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db, limiter
-from ..models import User
+from ..tables import User
 from .forms import AccountForm, ChangePasswordForm, LoginForm, RegisterForm
 from .session import safe_next
 

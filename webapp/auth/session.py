@@ -4,7 +4,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from ..extensions import db
-from ..models import User
+from ..tables import User
 
 
 def load_user(user_id: str) -> User | None:

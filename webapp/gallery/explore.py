@@ -11,8 +11,8 @@ from wtforms.validators import Length, Optional
 
 from ..access import viewable_image_or_404
 from ..extensions import db
-from ..models import Image, User
-from ..reports import DETAILS_MAX, REPORT_REASONS, ReportRefused, file_report
+from ..moderation.reports import DETAILS_MAX, REPORT_REASONS, ReportRefused, file_report
+from ..tables import Image, User
 from .routes import PER_PAGE, _page_number, bp, image_detail
 
 

@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from ..access import owned_image_or_404, viewable_image_or_404
 from ..extensions import db
-from ..images import delete_image, download_name, expires_at, serve_file
-from ..models import Image, utcnow
+from ..image_files import delete_image, download_name, expires_at, serve_file
 from ..styles import STYLES
+from ..tables import Image, utcnow
 
 bp = Blueprint("gallery", __name__)
 

@@ -1,19 +1,19 @@
 """Studio routes: the form, ``POST /generations``, the progress page, cancel and the live preview."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from jobs import progress
-from models.catalog import ModelEntry, default_model_name, load_catalog
+from models.catalog import ModelEntry
 
+from .. import progress, services
 from ..access import owned_generation_or_404, viewable_image_or_404
 from ..extensions import db
-from ..generations import GenerationRefused, PromptBlocked, cancel_generation, create_generation, generation_state, redis
-from ..models import Generation
+from ..generations import GenerationRefused, PromptBlocked, cancel_generation, create_generation, generation_state
 from ..styles import STYLES
+from ..tables import Generation
 from .forms import GenerationForm
 
 bp = Blueprint("studio", __name__)
@@ -21,17 +21,9 @@ bp = Blueprint("studio", __name__)
 RECENT = 8
 
 
-def catalog() -> dict[str, ModelEntry]:
-    """The model catalog, read once per app."""
-    cached = current_app.extensions.get("easel_catalog")
-    if cached is None:
-        cached = current_app.extensions["easel_catalog"] = load_catalog()
-    return cached
-
-
 def default_entry(models: dict[str, ModelEntry]) -> ModelEntry:
     """The site's default model: ``EASEL_MODEL`` if usable, else the first usable entry."""
-    preferred = current_app.config.get("EASEL_MODEL") or default_model_name()
+    preferred = services.default_model()
     if preferred in models and models[preferred].unavailable_reason() is None:
         return models[preferred]
     return next((e for e in models.values() if e.unavailable_reason() is None), next(iter(models.values())))
@@ -59,7 +51,7 @@ def index():
     """The studio for a signed-in person (pre-filled from the model, or from a remix); else the landing page."""
     if not current_user.is_authenticated:
         return render_template("studio/landing.html")
-    models = catalog()
+    models = services.catalog()
     form = GenerationForm(models, formdata=None)
     remix_id = request.args.get("remix")
     if remix_id:
@@ -78,7 +70,7 @@ def index():
 @login_required
 def create():
     """Validate, insert, enqueue; 303 to the progress page. Invalid input: 400 with the form."""
-    form = GenerationForm(catalog())
+    form = GenerationForm(services.catalog())
     if not form.validate_on_submit():
         return render_studio(form, 400)
     entry = form.entry
@@ -119,7 +111,7 @@ def preview(generation_id: str):
     """The latest live preview of a running generation (from Redis, which expires it)."""
     generation = owned_generation_or_404(generation_id)
     try:
-        data = progress.read_preview(redis(), generation.id)
+        data = progress.read_preview(services.redis(), generation.id)
     except RedisError:
         data = None
     if not data:

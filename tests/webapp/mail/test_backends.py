@@ -1,0 +1,97 @@
+"""Mail backends, and retries through a real chore worker against the Mailgun check server."""
+from __future__ import annotations
+
+import logging
+import socket
+
+import pytest
+from redis import Redis
+from rq.job import Job
+from rq.registry import FailedJobRegistry
+
+from tests.support import body, sent_mail, wait_for
+from webapp.mail.backends import ConsoleMailer, FileMailer, MailError, MailgunMailer, Message, create_mailer
+from webapp.mail.outbox import enqueue_email
+from webapp.queues import chore_queue
+
+MESSAGE = Message(to="ada@example.com", subject="Hello ✓", text="Plain words", html="<p>Rich words</p>",
+                  headers={"List-Unsubscribe": "<http://example.test/u/1>"})
+
+
+def test_file_backend_writes_one_message_per_file(app_env):
+    mailer = create_mailer({"MAIL_BACKEND": "file", "MAIL_FILE_DIR": app_env["MAIL_FILE_DIR"],
+                            "MAIL_FROM": "E <e@x.test>"})
+    assert isinstance(mailer, FileMailer)
+    mailer.send(MESSAGE)
+    mailer.send(MESSAGE)
+    messages = sent_mail(app_env)
+    assert len(messages) == 2
+    first = messages[0]
+    assert (first["To"], first["From"], first["Subject"]) == ("ada@example.com", "E <e@x.test>", "Hello ✓")
+    assert first["List-Unsubscribe"] == "<http://example.test/u/1>"
+    assert body(first).strip() == "Plain words" and body(first, "html").strip() == "<p>Rich words</p>"
+
+
+def test_console_backend_logs_and_sends_nothing(caplog):
+    with caplog.at_level(logging.INFO, logger="webapp.mail"):
+        create_mailer({"MAIL_BACKEND": "console"}).send(MESSAGE)
+    assert "Subject: Hello" in caplog.text and "Plain words" in caplog.text
+    assert isinstance(create_mailer({}), ConsoleMailer)
+
+
+def test_mailgun_request_is_exactly_what_mailgun_expects(mailgun):
+    mailer = MailgunMailer("Easel <art@mg.example.test>", mailgun.api_key, mailgun.domain, mailgun.url + "/")
+    mailer.send(MESSAGE)
+    [sent] = mailgun.messages
+    assert sent == {"from": "Easel <art@mg.example.test>", "to": "ada@example.com", "subject": "Hello ✓",
+                    "text": "Plain words", "html": "<p>Rich words</p>",
+                    "h:List-Unsubscribe": "<http://example.test/u/1>"}
+
+
+def test_mailgun_errors_raise_so_the_queue_retries(mailgun):
+    mailgun.fail(1)
+    with pytest.raises(MailError, match="500"):
+        MailgunMailer("e@x.test", mailgun.api_key, mailgun.domain, mailgun.url).send(MESSAGE)
+    wrong_key = MailgunMailer("e@x.test", "not-the-key", mailgun.domain, mailgun.url)
+    with pytest.raises(MailError, match="401"):
+        wrong_key.send(MESSAGE)
+    assert mailgun.messages == []
+    mailgun.problems.clear()  # the 401 was the point
+
+
+def test_mailgun_gives_up_on_a_silent_server(monkeypatch):
+    monkeypatch.setattr("webapp.mail.backends.MAILGUN_TIMEOUT", (0.5, 0.5))
+    with socket.socket() as silent:  # accepts connections (backlog) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        mailer = MailgunMailer("e@x.test", "key", "mg.test", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        with pytest.raises(MailError, match="could not be reached"):
+            mailer.send(MESSAGE)
+
+
+def test_mailgun_settings_are_required():
+    with pytest.raises(MailError, match="MAILGUN_API_KEY"):
+        create_mailer({"MAIL_BACKEND": "mailgun", "MAILGUN_DOMAIN": "mg.test"})
+    with pytest.raises(MailError, match="MAIL_BACKEND must be"):
+        create_mailer({"MAIL_BACKEND": "pigeon"})
+
+
+def test_chore_worker_retries_then_logs_a_failure(app, mailgun, workers):
+    with app.app_context():
+        mailgun.fail(2)
+        flaky = enqueue_email("jobs.mail.send_email", MESSAGE.to_dict(), description="test email")
+    worker = workers.start(queues="default")
+    [delivered] = mailgun.wait_for_messages(1, timeout=60)
+    assert delivered["subject"] == "Hello ✓" and mailgun.requests == 3  # two 500s, then accepted
+    connection = Redis.from_url(app.config["REDIS_URL"])
+    assert wait_for(lambda: Job.fetch(flaky.id, connection=connection).get_status() == "finished", timeout=10)
+
+    with app.app_context():
+        mailgun.fail(100)
+        doomed = enqueue_email("jobs.mail.send_email", MESSAGE.to_dict(), description="test email")
+    with app.app_context():
+        registry = FailedJobRegistry(queue=chore_queue())
+    wait_for(lambda: doomed.id in registry.get_job_ids(), timeout=60, message="the email job to fail for good")
+    assert mailgun.requests == 6 and len(mailgun.messages) == 1  # 1 try + 2 retries, nothing delivered
+    log = worker.log_path.read_text()
+    assert f"[{doomed.id}] email (message) failed for good: Mailgun answered 500" in log

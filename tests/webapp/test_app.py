@@ -1,0 +1,131 @@
+"""The app as a process: start-up without torch, commands, migrations, configuration."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import select
+
+from tests.support import ROOT
+from webapp import config
+from webapp.extensions import db
+from webapp.tables import User
+
+
+def test_web_process_does_not_import_torch(app_env):
+    code = ("import sys, wsgi; assert wsgi.app; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'diffusers', 'transformers'}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **app_env},
+                         capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_production_refuses_to_start_without_secret(monkeypatch):
+    monkeypatch.setenv("EASEL_ENV", "production")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(config.ConfigError, match="SECRET_KEY is not set"):
+        config.from_environment()
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"MAIL_BACKEND": "mailgun", "MAILGUN_DOMAIN": "mg.example.org"}, "needs MAILGUN_API_KEY and MAILGUN_DOMAIN"),
+    ({"MAIL_BACKEND": "mailgun", "MAILGUN_API_KEY": "key-1"}, "needs MAILGUN_API_KEY and MAILGUN_DOMAIN"),
+    ({"MAIL_BACKEND": "smtp"}, "must be console, file or mailgun, got 'smtp'"),
+])
+def test_mail_settings_that_cannot_send_stop_start_up(monkeypatch, env, message):
+    for name in ("MAILGUN_API_KEY", "MAILGUN_DOMAIN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(config.ConfigError, match=message):
+        config.from_environment()
+    monkeypatch.setenv("MAILGUN_API_KEY", "key-1")
+    monkeypatch.setenv("MAILGUN_DOMAIN", "mg.example.org")
+    if env["MAIL_BACKEND"] == "mailgun":
+        assert config.from_environment()["MAIL_BACKEND"] == "mailgun"
+
+
+def test_development_secret_is_generated_and_kept(monkeypatch, tmp_path):
+    monkeypatch.setenv("EASEL_ENV", "development")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.setattr(config, "INSTANCE_DIR", tmp_path)
+    first = config.from_environment()["SECRET_KEY"]
+    assert len(first) == 64
+    assert config.from_environment()["SECRET_KEY"] == first
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_database_url_forms(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@h/db")
+    assert config.from_environment()["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
+
+
+def test_https_public_url_makes_cookies_secure(monkeypatch):
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://art.example.org/")
+    settings = config.from_environment()
+    assert settings["SESSION_COOKIE_SECURE"] and settings["REMEMBER_COOKIE_SECURE"]
+    assert settings["PUBLIC_BASE_URL"] == "https://art.example.org"
+
+
+@pytest.mark.db
+def test_create_admin_from_env(app, runner, monkeypatch):
+    monkeypatch.setenv("EASEL_ADMIN_PASSWORD", "admin password")
+    result = runner.invoke(args=["create-admin", "Root@Example.com"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        user = db.session.scalar(select(User))
+        assert (user.email, user.is_admin) == ("root@example.com", True)
+        assert user.check_password("admin password")
+
+
+def test_create_admin_prompts_and_validates(app, runner, monkeypatch):
+    monkeypatch.delenv("EASEL_ADMIN_PASSWORD", raising=False)
+    result = runner.invoke(args=["create-admin", "root@example.com"], input="short\nshort\n")
+    assert result.exit_code != 0
+    assert "8 to 256 characters" in result.output
+    result = runner.invoke(args=["create-admin", "root@example.com"], input="long enough\nlong enough\n")
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(args=["create-admin", "not-an-email"]).exit_code != 0
+
+
+@pytest.mark.db
+def test_migrations_match_models(app):
+    """``flask db upgrade`` builds exactly the schema the models describe."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        db.drop_all()
+        upgrade()
+        with db.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
+        assert diff == []
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+
+
+def test_proxy_headers_trusted_only_when_configured(app, client, make_user):
+    from tests.support import Auth, csrf_token
+
+    app.config["LOGIN_IP_LIMIT"] = "2 per 15 minutes"
+    for n in range(2):
+        Auth(client).login(f"u{n}@example.com", "wrong password")
+    # Without PROXY_COUNT a forged X-Forwarded-For does not give a fresh address.
+    token = csrf_token(client, "/auth/login")
+    response = client.post("/auth/login", data={"email": "x@example.com", "password": "wrong password",
+                                                "csrf_token": token}, headers={"X-Forwarded-For": "203.0.113.9"})
+    assert response.status_code == 429
+
+
+def test_proxy_fix_applied(app_env, monkeypatch):
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from webapp import create_app
+
+    monkeypatch.setenv("PROXY_COUNT", "1")
+    assert isinstance(create_app().wsgi_app, ProxyFix)
+    monkeypatch.setenv("PROXY_COUNT", "0")
+    assert not isinstance(create_app().wsgi_app, ProxyFix)

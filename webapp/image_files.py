@@ -1,0 +1,60 @@
+"""Image files and rows: serving after the access check, deleting files before rows."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from flask import Response, abort, current_app, redirect, send_file
+from sqlalchemy import delete
+
+from . import services
+from .extensions import db
+from .tables import Generation, Image, Report
+
+log = logging.getLogger(__name__)
+
+
+def serve_file(key: str, content_type: str, download_name: str | None = None) -> Response:
+    """Stream a stored file (local) or redirect to a short-lived presigned URL (S3)."""
+    storage = services.storage()
+    url = storage.download_url(key, content_type, download_name)
+    if url:
+        response = redirect(url, 302)
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
+    path = storage.local_path(key)
+    if path is None or not path.is_file():
+        abort(404)
+    response = send_file(path, mimetype=content_type, as_attachment=download_name is not None,
+                         download_name=download_name, conditional=True, max_age=3600)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def delete_image(image: Image) -> None:
+    """Remove an image's files, then its row (and its generation's row when it was the last image)."""
+    storage = services.storage()
+    for key in (image.storage_key, image.thumbnail_key):
+        storage.delete(key)
+    generation = image.generation
+    # Reports go with their image (SQLite does not enforce the foreign key's cascade).
+    db.session.execute(delete(Report).where(Report.image_id == image.id))
+    db.session.delete(image)
+    db.session.flush()
+    if generation is not None and not generation.images:
+        storage.delete_prefix(f"users/{generation.user_id}/{generation.id}/")
+        db.session.delete(generation)
+    db.session.commit()
+
+
+def expires_at(image: Image) -> datetime | None:
+    """When cleanup will delete this image (None when starred: kept)."""
+    if image.is_starred:
+        return None
+    return image.created_at + timedelta(days=current_app.config["RETENTION_DAYS"])
+
+
+def download_name(image: Image, generation: Generation) -> str:
+    """A file name for downloads, made from ids and the seed (never from the prompt)."""
+    return f"easel-{generation.seed + image.index}-{image.id[:8]}.png"

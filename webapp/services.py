@@ -1,0 +1,84 @@
+"""The app's shared services (Redis, storage, the mailer, the model catalog), each created once per app.
+
+Everything in the web process and in the jobs reaches them through these accessors, inside an app
+context; nothing else builds its own client.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from flask import Flask, current_app
+from redis import Redis
+
+if TYPE_CHECKING:
+    from models.catalog import ModelEntry
+
+    from .mail.backends import Mailer
+    from .storage import Storage
+
+REDIS_TIMEOUT = 5  # seconds: a dead Redis fails fast instead of hanging a page or a worker
+
+
+class Services:
+    """Lazily built clients for one app's settings."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    @cached_property
+    def redis(self) -> Redis:
+        return Redis.from_url(self.config["REDIS_URL"], socket_timeout=REDIS_TIMEOUT,
+                              socket_connect_timeout=REDIS_TIMEOUT)
+
+    @cached_property
+    def storage(self) -> Storage:
+        from .storage import create_storage
+
+        return create_storage(self.config)
+
+    @cached_property
+    def mailer(self) -> Mailer:
+        from .mail.backends import create_mailer
+
+        return create_mailer(self.config)
+
+    @cached_property
+    def catalog(self) -> dict[str, ModelEntry]:
+        from models.catalog import load_catalog
+
+        return load_catalog(self.config["EASEL_CATALOG"])
+
+
+def bind(app: Flask) -> None:
+    """Attach the services to ``app`` (nothing is connected until first use)."""
+    app.extensions["easel"] = Services(app.config)
+
+
+def _services() -> Services:
+    return current_app.extensions["easel"]
+
+
+def redis() -> Redis:
+    """The app's Redis client (queues, live progress, throttling state)."""
+    return _services().redis
+
+
+def storage() -> Storage:
+    """The app's image storage (``STORAGE``: local or S3)."""
+    return _services().storage
+
+
+def mailer() -> Mailer:
+    """The app's mailer (``MAIL_BACKEND``)."""
+    return _services().mailer
+
+
+def catalog() -> dict[str, ModelEntry]:
+    """The model catalog (``EASEL_CATALOG``), read once per app; availability is checked on each use."""
+    return _services().catalog
+
+
+def default_model() -> str:
+    """The site's default model name (``EASEL_MODEL``)."""
+    return current_app.config["EASEL_MODEL"]

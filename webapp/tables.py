@@ -1,0 +1,250 @@
+"""Database tables: the truth about users, generations and images."""
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from flask_login import UserMixin
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text, update
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: stored the same way on SQLite and PostgreSQL."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_id() -> str:
+    """A random UUID as text: the id of generations, images and their RQ jobs."""
+    return str(uuid.uuid4())
+
+
+# scrypt is werkzeug's default memory-hard KDF; name it so a library default change never weakens it.
+PASSWORD_METHOD = "scrypt"  # noqa: S105 (a hash method name, not a password)
+
+
+class User(UserMixin, db.Model):
+    """A person with an account."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
+    display_name: Mapped[str] = mapped_column(String(64), default="")
+    password_hash: Mapped[str] = mapped_column(String(256))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_banned: Mapped[bool] = mapped_column(Boolean, default=False)
+    notify_by_email: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped to end every session of this user (password change, reset, ban).
+    session_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    generations: Mapped[list[Generation]] = relationship(back_populates="user", passive_deletes=True)
+
+    @staticmethod
+    def normalize_email(email: str) -> str:
+        """Emails are unique case-insensitively: store them stripped and lower-cased."""
+        return email.strip().lower()
+
+    def set_password(self, password: str) -> None:
+        """Hash and store a new password."""
+        self.password_hash = generate_password_hash(password, method=PASSWORD_METHOD)
+
+    def check_password(self, password: str) -> bool:
+        """True when ``password`` matches the stored hash."""
+        return check_password_hash(self.password_hash, password)
+
+    def end_sessions(self) -> None:
+        """Invalidate every session and remember-me cookie of this user."""
+        self.session_version = (self.session_version or 0) + 1
+
+    def get_id(self) -> str:
+        """Flask-Login's id carries the session version, so bumping it signs the user out everywhere."""
+        return f"{self.id}:{self.session_version or 0}"
+
+    @property
+    def is_active(self) -> bool:
+        """Banned users cannot sign in or stay signed in."""
+        return not self.is_banned
+
+    @property
+    def name(self) -> str:
+        """What other people see: the display name, else the part of the email before the @."""
+        return self.display_name or self.email.split("@", 1)[0]
+
+
+class GenerationStatus(enum.StrEnum):
+    """Where a generation is: queued → running → succeeded | failed | canceled."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_final(self) -> bool:
+        """True for the statuses that never change again."""
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({GenerationStatus.SUCCEEDED, GenerationStatus.FAILED, GenerationStatus.CANCELED})
+ACTIVE_STATUSES = frozenset({GenerationStatus.QUEUED, GenerationStatus.RUNNING})
+
+# Every move a generation's status may make; ``move_generation`` is the only writer of the column.
+TRANSITIONS: dict[GenerationStatus, frozenset[GenerationStatus]] = {
+    # a worker takes it; canceled before it started; enqueueing failed, or it stalled, or its job was lost
+    GenerationStatus.QUEUED: frozenset({GenerationStatus.RUNNING, GenerationStatus.CANCELED, GenerationStatus.FAILED}),
+    # finished, failed or canceled; back to the queue when RQ retries it after a transient error
+    GenerationStatus.RUNNING: frozenset({GenerationStatus.SUCCEEDED, GenerationStatus.FAILED,
+                                         GenerationStatus.CANCELED, GenerationStatus.QUEUED}),
+    GenerationStatus.FAILED: frozenset({GenerationStatus.QUEUED}),  # an admin retries its failed job
+    GenerationStatus.SUCCEEDED: frozenset(),
+    GenerationStatus.CANCELED: frozenset(),
+}
+
+
+class Generation(db.Model):
+    """One request to make images; its id is also its RQ job id."""
+
+    __tablename__ = "generations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=GenerationStatus.QUEUED, index=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    negative_prompt: Mapped[str] = mapped_column(Text, default="")
+    style: Mapped[str] = mapped_column(String(32), default="none")
+    model: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    steps: Mapped[int] = mapped_column(Integer)
+    guidance: Mapped[float] = mapped_column(Float)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    num_images: Mapped[int] = mapped_column(Integer, default=1)
+    init_image_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    strength: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    user: Mapped[User] = relationship(back_populates="generations")
+    images: Mapped[list[Image]] = relationship(
+        back_populates="generation", order_by="Image.index", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def is_final(self) -> bool:
+        """True once the status can no longer change."""
+        return GenerationStatus(self.status).is_final
+
+
+class Image(db.Model):
+    """One picture a generation made, stored under keys made of ids."""
+
+    __tablename__ = "images"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    generation_id: Mapped[str] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    index: Mapped[int] = mapped_column(Integer, default=0)
+    storage_key: Mapped[str] = mapped_column(String(255))
+    thumbnail_key: Mapped[str] = mapped_column(String(255))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    is_hidden: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    is_starred: Mapped[bool] = mapped_column(Boolean, default=False)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+    generation: Mapped[Generation] = relationship(back_populates="images")
+    user: Mapped[User] = relationship()
+
+
+class Report(db.Model):
+    """A signed-in user's complaint about a public image."""
+
+    __tablename__ = "reports"
+    # One open report per person per image, kept by the database so two requests at once cannot both file one.
+    __table_args__ = (Index("uq_reports_open_per_reporter", "image_id", "reporter_id", unique=True,
+                            sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    reporter_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    details: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    resolution: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    image: Mapped[Image] = relationship()
+    reporter: Mapped[User] = relationship(foreign_keys=[reporter_id])
+    resolved_by: Mapped[User | None] = relationship(foreign_keys=[resolved_by_id])
+
+
+class AuditLog(db.Model):
+    """One admin action: who did what to which target, and when."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    admin_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target_type: Mapped[str] = mapped_column(String(32), default="")
+    target_id: Mapped[str] = mapped_column(String(64), default="")
+    details: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+    admin: Mapped[User | None] = relationship()
+
+
+class BlockedTerm(db.Model):
+    """A word or phrase that admins refuse in prompts (whole words, case-insensitive)."""
+
+    __tablename__ = "blocked_terms"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    term: Mapped[str] = mapped_column(String(100), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+def move_generation(generation_id: str, to: GenerationStatus, only_from: Iterable[GenerationStatus] | None = None,
+                    *, commit: bool = True, **values) -> bool:
+    """Move a generation to ``to`` by one conditional UPDATE, if its status allows that move.
+
+    Args:
+        generation_id: the row (and RQ job) id.
+        to: the new status.
+        only_from: the statuses it may leave (default: every status ``TRANSITIONS`` lets reach ``to``).
+        commit: commit at once; False leaves it in the caller's transaction (files first, then rows).
+        **values: other columns to set in the same UPDATE (times, error).
+
+    Returns:
+        True when the row moved; False when it was in another status (a cancel or a worker got there first).
+
+    Raises:
+        ValueError: ``only_from`` names a move the table does not allow.
+    """
+    allowed = {status for status, targets in TRANSITIONS.items() if to in targets}
+    sources = allowed if only_from is None else {GenerationStatus(status) for status in only_from}
+    if not sources <= allowed:
+        moves = ", ".join(f"{status} → {to}" for status in sorted(sources - allowed))
+        raise ValueError(f"not an allowed status move: {moves}")
+    moved = db.session.execute(
+        update(Generation).where(Generation.id == generation_id, Generation.status.in_(sorted(sources)))
+        .values(status=to, **values)
+    ).rowcount
+    if commit:
+        db.session.commit()
+    return bool(moved)
