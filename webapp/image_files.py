@@ -5,11 +5,10 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import Response, abort, current_app, redirect, send_file
-from sqlalchemy import delete
 
 from . import services
 from .extensions import db
-from .tables import Generation, Image, Report
+from .tables import Generation, Image
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +37,7 @@ def delete_image(image: Image) -> None:
     for key in (image.storage_key, image.thumbnail_key):
         storage.delete(key)
     generation = image.generation
-    # Reports go with their image (SQLite does not enforce the foreign key's cascade).
-    db.session.execute(delete(Report).where(Report.image_id == image.id))
-    db.session.delete(image)
+    db.session.delete(image)  # its reports go with it (ON DELETE CASCADE, enforced on SQLite too)
     db.session.flush()
     if generation is not None and not generation.images:
         storage.delete_prefix(f"users/{generation.user_id}/{generation.id}/")

@@ -75,8 +75,6 @@ def moderation_queue(limit: int = 100) -> list[ReportedImage]:
                                  .order_by(Report.created_at, Report.id)).all()
     queue: dict[str, ReportedImage] = {}
     for report in reports:
-        if report.image is None:  # the image is gone (SQLite keeps rows its foreign keys would cascade)
-            continue
         queue.setdefault(report.image_id, ReportedImage(report.image)).reports.append(report)
     return list(queue.values())[:limit]
 
