@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from rq import cron
 
-from webapp.config import cleanup_cron
+from webapp.config import cleanup_cron, reaper_interval
 from webapp.queues import CHORE_QUEUE
 
 from . import chores
 
-# Abandoned generations (a worker killed mid-job) are settled within half a minute of their heartbeat expiring.
-cron.register(chores.reap_abandoned_generations, CHORE_QUEUE, interval=30, job_timeout=60)
+# Abandoned generations (a worker killed mid-job) are settled within EASEL_REAPER_INTERVAL (30 s) of their
+# heartbeat expiring.
+cron.register(chores.reap_abandoned_generations, CHORE_QUEUE, interval=reaper_interval(), job_timeout=60)
 # Expired images, orphan files and stalled generations go once a day at CLEANUP_AT (the cron host's local time).
 cron.register(chores.cleanup, CHORE_QUEUE, cron=cleanup_cron(), job_timeout=3600)

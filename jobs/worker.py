@@ -3,16 +3,23 @@
 Jobs run in the worker process (RQ's ``SimpleWorker``), so the pipeline loaded once stays in
 memory and CUDA is never touched by a forking parent. A thread keeps the job's heartbeat fresh
 while the pipeline runs, so a worker killed mid-job is noticed within ``EASEL_HEARTBEAT_TTL``
-seconds and its job is settled by the reaper chore.
+seconds and its job is settled by the reaper chore. A worker that loses Redis waits for it with
+back-off and carries on, keeping its warm pipeline.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import signal
 import socket
 import threading
+import time
+from collections.abc import Callable
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker, get_current_job
 from rq.job import Job
 from rq.queue import Queue
@@ -20,10 +27,14 @@ from rq.worker import WorkerStatus
 
 from webapp import services
 from webapp.queues import CHORE_QUEUE, GENERATE_QUEUE
+from webapp.supervision import die_with_parent
 
 from .app_context import get_app
 
+RECONNECT_MAX_WAIT = 30.0  # seconds between tries at most while Redis is away
 LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s [%(job_id)s] %(message)s"
+
+log = logging.getLogger(__name__)
 
 
 class JobIdFilter(logging.Filter):
@@ -46,7 +57,13 @@ def configure_logging(level: str) -> None:
 class WarmWorker(SimpleWorker):
     """A ``SimpleWorker`` whose heartbeat keeps beating while a long job runs in-process."""
 
+    stopping = False
     heartbeat_ttl = 30  # ``EASEL_HEARTBEAT_TTL``, set from the app's settings in ``main``
+
+    def request_stop(self, signum, frame) -> None:
+        """Remember that a stop was asked for, so that losing Redis then ends the worker instead."""
+        self.stopping = True
+        super().request_stop(signum, frame)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """Short TTLs (kept fresh by the heartbeat thread) instead of the job's whole timeout."""
@@ -74,6 +91,54 @@ class WarmWorker(SimpleWorker):
         self.set_state(WorkerStatus.IDLE)
 
 
+def _settle(worker: WarmWorker) -> None:
+    """Undo what a worker cut off from Redis left behind, so the next one can register under its name."""
+    for step in (worker.register_death, worker.unsubscribe):
+        try:
+            step()
+        except (RedisError, AttributeError):  # AttributeError: it never got as far as subscribing
+            pass
+
+
+def work_until_stopped(make_worker: Callable[[], WarmWorker], burst: bool = False) -> None:
+    """Work until stopped by a signal; when the work loop ends otherwise, wait (1, 2, 4 … 30 s) and start again.
+
+    RQ's own loop waits out a lost Redis only while idle: losing it while starting, or during or
+    right after a job, ends ``work()`` ("found an unhandled exception, quitting"). Starting again
+    here keeps the pipeline loaded, which a restart of the process would not.
+    """
+    wait = 1.0
+    while True:
+        worker = make_worker()
+        started = time.monotonic()
+        try:
+            worker.work(burst=burst, with_scheduler=True)
+            reason, cut_off = "its work loop ended (see above)", False
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            if burst:
+                raise
+            reason, cut_off = f"it lost Redis ({exc})", True
+        if worker.stopping or burst:
+            return
+        if time.monotonic() - started > 60:
+            wait = 1.0
+        log.warning("worker %s stopped working: %s; starting again in %.0f s", worker.name, reason, wait)
+        # No job runs now, so a stop while waiting may end the process at once.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        while True:
+            time.sleep(wait)
+            wait = min(wait * 2, RECONNECT_MAX_WAIT)
+            try:
+                worker.connection.ping()
+                break
+            except RedisError as exc:
+                log.warning("Redis is still unreachable (%s); trying again in %.0f s", exc, wait)
+        if cut_off:  # its teardown could not reach Redis
+            _settle(worker)
+        log.info("worker %s starts again", worker.name)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments and work until stopped."""
     parser = argparse.ArgumentParser(description="Easel worker")
@@ -88,11 +153,18 @@ def main(argv: list[str] | None = None) -> None:
         from .generate import warm_up
 
         warm_up()
+    # RQ forks its scheduler: it must end with this worker, even when the worker is SIGKILLed.
+    os.register_at_fork(after_in_child=die_with_parent)
+    name = args.name or f"{socket.gethostname()}.{os.getpid()}"
     with app.app_context():
         connection = services.redis()
-    worker = WarmWorker(queues, connection=connection, name=args.name or f"{socket.gethostname()}.{os.getpid()}")
-    worker.heartbeat_ttl = app.config["EASEL_HEARTBEAT_TTL"]
-    worker.work(burst=args.burst, with_scheduler=True)
+
+    def make_worker() -> WarmWorker:
+        worker = WarmWorker(queues, connection=connection, name=name)
+        worker.heartbeat_ttl = app.config["EASEL_HEARTBEAT_TTL"]
+        return worker
+
+    work_until_stopped(make_worker, burst=args.burst)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 from models.catalog import CATALOG_PATH, DEFAULT_MODEL
@@ -48,6 +49,36 @@ def admin_password_from(name: str) -> str | None:
     return os.environ.get(name)
 
 
+def reaper_interval() -> int:
+    """``EASEL_REAPER_INTERVAL``: seconds between runs of the reaper of abandoned generations."""
+    seconds = _int("EASEL_REAPER_INTERVAL", 30)
+    if seconds < 1:
+        raise ConfigError(f"EASEL_REAPER_INTERVAL must be at least 1 second, got {seconds}")
+    return seconds
+
+
+@dataclass(frozen=True)
+class LaunchSettings:
+    """What ``make run`` needs before the app exists: where to listen and whether to embed Redis."""
+
+    host: str
+    port: int
+    redis_url: str  # empty: start the embedded Redis
+    embedded_redis_port: int
+    restart_tries: int
+
+
+def launch_settings() -> LaunchSettings:
+    """``HOST``, ``PORT``, ``REDIS_URL``, ``EASEL_REDIS_PORT`` and ``EASEL_RESTART_TRIES`` for the launcher."""
+    return LaunchSettings(
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=_int("PORT", 5000),
+        redis_url=os.environ.get("REDIS_URL", ""),
+        embedded_redis_port=_int("EASEL_REDIS_PORT", 6390),
+        restart_tries=_int("EASEL_RESTART_TRIES", 10),
+    )
+
+
 def _intervals(name: str, default: str) -> list[int]:
     """A comma-separated list of whole seconds, e.g. ``30,120,600``."""
     raw = os.environ.get(name) or default
@@ -65,7 +96,7 @@ def _development_secret(instance_dir: Path) -> str:
     path = instance_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    instance_dir.mkdir(parents=True, exist_ok=True)
+    instance_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_hex(32)
     path.write_text(key)
     path.chmod(0o600)

