@@ -61,13 +61,19 @@ def configure_threads() -> int:
     return threads
 
 
+def pipeline_settings() -> dict[str, str | None]:
+    """The loader's settings from the app config (only webapp/config.py reads the environment)."""
+    config = get_app().config
+    return {"catalog_path": config.get("EASEL_CATALOG") or None, "configured_device": config.get("EASEL_DEVICE") or None}
+
+
 def warm_up() -> None:
     """Set up torch and load the default model before the first job, so nobody waits for it."""
     configure_threads()
     with get_app().app_context():
         name = get_app().config.get("EASEL_MODEL") or default_model_name()
         try:
-            previewer_for(loader.get_pipeline(name))
+            previewer_for(loader.get_pipeline(name, **pipeline_settings()))
         except ModelError as exc:
             log.warning("not warming up %s: %s", name, exc)
 
@@ -166,7 +172,7 @@ class ProgressReporter:
 
 def _make_images(generation: Generation) -> list[PILImage.Image]:
     """Call the warm pipeline with the generation's parameters."""
-    pipe = loader.get_pipeline(generation.model)  # raises ModelError when the model is not usable here
+    pipe = loader.get_pipeline(generation.model, **pipeline_settings())  # raises ModelError when the model is not usable here
     previewer_for(pipe)  # fitted once per pipeline, before the clock of the preview budget starts
     reporter = ProgressReporter(generation.id, generation.steps)
     generators = [torch.Generator("cpu").manual_seed(generation.seed + i) for i in range(generation.num_images)]

@@ -120,6 +120,8 @@ def from_environment() -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "EASEL_MODEL": os.environ.get("EASEL_MODEL", ""),
+        "EASEL_CATALOG": os.environ.get("EASEL_CATALOG", ""),  # models/ takes these as arguments
+        "EASEL_DEVICE": os.environ.get("EASEL_DEVICE", ""),
         "STORAGE": os.environ.get("STORAGE", "local"),
         "MEDIA_DIR": os.environ.get("MEDIA_DIR", str(instance_dir / "media")),
         "S3_BUCKET": os.environ.get("S3_BUCKET", ""),

@@ -23,10 +23,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(autouse=True)
 def empty_hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No hub model is cached, whatever this machine holds."""
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.delenv("EASEL_CATALOG", raising=False)
-    monkeypatch.delenv("EASEL_MODEL", raising=False)
+    """No hub model is cached, whatever this machine holds (huggingface_hub resolved HF_HUB_CACHE at import)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("EASEL_CATALOG", str(tmp_path / "ignored.toml"))  # models/ never reads the environment
+    monkeypatch.setenv("EASEL_MODEL", "ignored")
 
 
 def write_catalog(tmp_path: Path, body: str) -> Path:
@@ -83,12 +85,20 @@ def test_unknown_model_is_a_clear_error() -> None:
     assert issubclass(ModelNotFound, ModelError) and issubclass(ModelUnavailable, ModelError)
 
 
-def test_env_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_are_arguments(tmp_path: Path) -> None:
     path = write_catalog(tmp_path, CATALOG_PATH.read_text(encoding="utf-8").replace("[models.easel-tiny]", "[models.other]"))
-    monkeypatch.setenv("EASEL_CATALOG", str(path))
-    monkeypatch.setenv("EASEL_MODEL", "other")
-    assert default_model_name() == "other"
-    assert "other" in load_catalog() and "easel-tiny" not in load_catalog()
+    assert default_model_name("other") == "other"
+    assert "other" in load_catalog(path) and "easel-tiny" not in load_catalog(path)
+    with pytest.raises(ModelUnavailable, match="model 'other'"):  # found in that file; its relative path is not here
+        get_entry("other", catalog_path=path)
+
+
+def test_hub_cache_can_be_given(tmp_path: Path) -> None:
+    snap = tmp_path / "elsewhere" / "models--stabilityai--sd-turbo" / "snapshots" / "abc"
+    snap.mkdir(parents=True)
+    (snap / "model_index.json").write_text("{}", encoding="utf-8")
+    assert load_catalog(hf_cache=tmp_path / "elsewhere")["sd-turbo"].unavailable_reason() is None
+    assert load_catalog()["sd-turbo"].unavailable_reason() is not None
 
 
 def test_relative_paths_resolve_against_the_catalog(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ def catalog() -> dict[str, ModelEntry]:
     """The model catalog, read once per app."""
     cached = current_app.extensions.get("easel_catalog")
     if cached is None:
-        cached = current_app.extensions["easel_catalog"] = load_catalog()
+        cached = current_app.extensions["easel_catalog"] = load_catalog(current_app.config.get("EASEL_CATALOG") or None)
     return cached
 
 
