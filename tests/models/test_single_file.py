@@ -1,0 +1,147 @@
+"""Single-file checkpoints: folder -> one .safetensors -> `flask models add` -> offline load -> generation."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.catalog import ModelError, get_entry, load_catalog
+from models.manage import add_model, detect_kind
+from tests.support.single_file import write_sd_single_file
+from tests.support.tiny_pipelines import SIZE
+
+
+@contextmanager
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
+    """Any attempt to open a connection fails the test (and is recorded), proving nothing asks the Hub."""
+    attempts: list[object] = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network access attempted while loading a model")
+
+    with monkeypatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setattr(socket.socket, "connect", refuse)
+        patch.setattr(socket, "create_connection", refuse)
+        patch.setattr(socket, "getaddrinfo", refuse)
+        yield attempts
+
+
+@pytest.fixture(scope="module")
+def sd_single_file(tiny_folders: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny SD folder written as one original-format checkpoint."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(tiny_folders["sd"]), local_files_only=True)
+    return write_sd_single_file(pipe, tmp_path_factory.mktemp("single") / "tiny-sd.safetensors")
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Path:
+    """An empty catalog file of this test's own."""
+    path = tmp_path / "catalog.toml"
+    path.write_text("# test catalog\n", encoding="utf-8")
+    return path
+
+
+def picture(pipe) -> np.ndarray:
+    """One seeded 2-step image as an array."""
+    image = pipe("a red star", width=SIZE, height=SIZE, num_inference_steps=2, guidance_scale=2.0,
+                 generator=torch.Generator("cpu").manual_seed(3), output_type="np").images[0]
+    return np.asarray(image)
+
+
+def test_folder_to_single_file_to_flask_models_add_to_generation(app, tiny_folders, sd_single_file, catalog,
+                                                                 fresh_loader, monkeypatch) -> None:
+    app.config["EASEL_CATALOG"] = str(catalog)
+    result = app.test_cli_runner().invoke(args=["models", "add", str(sd_single_file), "--name", "tiny-file",
+                                                "--config", str(tiny_folders["sd"])])
+    assert result.exit_code == 0, result.output
+    assert "sd-single-file" in result.output
+    entry = load_catalog(catalog)["tiny-file"]
+    assert entry.kind == "sd-single-file" and entry.path == sd_single_file and entry.config == tiny_folders["sd"]
+    assert (entry.default_width, entry.default_steps, entry.default_guidance) == (512, 25, 7.5)
+    with no_network(monkeypatch) as attempts:
+        pipe = fresh_loader.load_pipeline(entry, device="cpu")
+    assert attempts == []
+    reference = fresh_loader.load_pipeline(load_catalog(_folder_catalog(catalog.parent, tiny_folders))["folder"],
+                                           device="cpu")
+    assert np.array_equal(picture(pipe), picture(reference)), "the single file holds the folder's weights"
+
+
+def _folder_catalog(root: Path, tiny_folders: dict[str, Path]) -> Path:
+    """A catalog naming the tiny SD folder "folder"."""
+    from tests.support.tiny_pipelines import catalog_entry
+
+    path = root / "folder.toml"
+    path.write_text(catalog_entry("folder", "sd", tiny_folders["sd"]), encoding="utf-8")
+    return path
+
+
+def test_convert_writes_a_diffusers_folder(tiny_folders, sd_single_file, catalog, tmp_path, fresh_loader,
+                                           monkeypatch) -> None:
+    added = add_model(sd_single_file, "converted", catalog_path=catalog, convert=True, config=tiny_folders["sd"],
+                      models_dir=tmp_path / "models")
+    assert added.kind == "sd" and added.path == tmp_path / "models" / "converted"
+    assert (added.path / "model_index.json").is_file() and list(added.path.glob("unet/*.safetensors"))
+    assert detect_kind(added.path) == "sd"
+    with no_network(monkeypatch) as attempts:
+        pipe = fresh_loader.get_pipeline("converted", device="cpu", catalog_path=catalog)
+    assert attempts == [] and picture(pipe).shape == (SIZE, SIZE, 3)
+
+
+def test_folder_is_added_with_its_detected_kind(tiny_folders, catalog) -> None:
+    for kind, folder in tiny_folders.items():
+        assert add_model(folder, f"added-{kind}", catalog_path=catalog).kind == kind
+    assert {e.kind for e in load_catalog(catalog).values()} == {"sd", "sdxl", "sd3"}
+    assert get_entry("added-sdxl", catalog_path=catalog).default_width == 1024
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".bin", ".pt", ".pth"])
+def test_pickled_files_are_refused(app, tmp_path, catalog, suffix) -> None:
+    pickled = tmp_path / f"model{suffix}"
+    pickled.write_bytes(b"\x80\x04not loaded")
+    app.config["EASEL_CATALOG"] = str(catalog)
+    result = app.test_cli_runner().invoke(args=["models", "add", str(pickled), "--name", "bad"])
+    assert result.exit_code != 0 and "pickled weights" in result.output and "run code" in result.output
+    assert load_catalog(catalog) == {}
+
+
+def test_single_file_needs_a_local_config_of_its_architecture(tiny_folders, sd_single_file, catalog) -> None:
+    with pytest.raises(ModelError, match="--config DIR"):
+        add_model(sd_single_file, "x", catalog_path=catalog)
+    with pytest.raises(ModelError, match="not a sd diffusers folder"):
+        add_model(sd_single_file, "x", catalog_path=catalog, config=tiny_folders["sdxl"])
+    with pytest.raises(ModelError, match="already lists"):
+        add_model(tiny_folders["sd"], "x", catalog_path=catalog)
+        add_model(tiny_folders["sd"], "x", catalog_path=catalog)
+    assert list(load_catalog(catalog)) == ["x"]
+
+
+def test_sdxl_single_file_is_told_apart_by_its_keys(tmp_path) -> None:
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "xl.safetensors"
+    save_file({"conditioner.embedders.1.model.ln_final.weight": np.zeros(2, np.float32),
+               "model.diffusion_model.out.2.bias": np.zeros(2, np.float32)}, str(path))
+    assert detect_kind(path) == "sdxl-single-file"
+    junk = tmp_path / "junk.safetensors"
+    save_file({"something.else": np.zeros(2, np.float32)}, str(junk))
+    with pytest.raises(ModelError, match="not an SD"):
+        detect_kind(junk)
+
+
+def test_single_file_entry_without_local_config_is_unavailable(sd_single_file, tmp_path) -> None:
+    from tests.support.tiny_pipelines import catalog_entry
+
+    path = tmp_path / "c.toml"
+    path.write_text(catalog_entry("f", "sd-single-file", sd_single_file), encoding="utf-8")
+    reason = load_catalog(path)["f"].unavailable_reason()
+    assert reason and "local diffusers folder" in reason and "nothing is fetched" in reason
