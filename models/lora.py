@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,7 +84,9 @@ def apply_loras(pipe: DiffusionPipeline, requested: Sequence[tuple[str, float | 
     loaded = loaded_adapters(pipe)
     for lora, _ in chosen:
         if lora.name not in loaded:
-            pipe.load_lora_weights(str(lora.path), adapter_name=lora.name)
+            with warnings.catch_warnings():  # peft warns on every adapter after the first: several are the point
+                warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+                pipe.load_lora_weights(str(lora.path), adapter_name=lora.name)
     if chosen:
         pipe.enable_lora()
         pipe.set_adapters([lora.name for lora, _ in chosen], adapter_weights=[scale for _, scale in chosen])

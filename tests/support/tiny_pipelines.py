@@ -138,3 +138,19 @@ def _toml(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def save_tiny_lora(folder: Path, out: Path, seed: int = 1, rank: int = 4) -> Path:
+    """A random LoRA (non-zero, so it changes images) for the UNet of the tiny pipeline in folder, as safetensors."""
+    from diffusers import DiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = DiffusionPipeline.from_pretrained(str(folder), local_files_only=True)
+    torch.manual_seed(seed)
+    config = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
+                        target_modules=["to_q", "to_k", "to_v", "to_out.0"])
+    pipe.unet.add_adapter(config)
+    type(pipe).save_lora_weights(save_directory=str(out.parent), unet_lora_layers=get_peft_model_state_dict(pipe.unet),
+                                 weight_name=out.name, safe_serialization=True)
+    return out
