@@ -10,10 +10,9 @@ from PIL import Image
 
 from models.capabilities import build_table, capabilities_of, pipeline_capabilities, supported_kwargs
 from models.catalog import ModelUnavailable, get_entry, load_catalog
-from tests.support.tiny_pipelines import ARCHITECTURES, SIZE
+from tests.support.tiny_pipelines import ARCHITECTURES, EULER_NUMPY_WARNING, SIZE
 
-# diffusers' Euler schedulers (SDXL's default) call np.array on a torch tensor, which numpy 2.4 warns about
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+pytestmark = EULER_NUMPY_WARNING
 CLASSES = {"sd": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline", "sd3": "StableDiffusion3Pipeline"}
 
 

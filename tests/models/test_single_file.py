@@ -1,4 +1,4 @@
-"""Single-file checkpoints: folder -> one .safetensors -> `flask models add` -> offline load -> generation."""
+"""Single-file checkpoints (SD 1.x, SDXL): folder -> one .safetensors -> `flask models add` -> offline load -> generation."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import torch
 from models.catalog import ModelError, get_entry, load_catalog
 from models.manage import add_model, detect_kind
 from tests.support.single_file import write_sd_single_file
-from tests.support.tiny_pipelines import SIZE
+from tests.support.tiny_pipelines import EULER_NUMPY_WARNING, SIZE
+
+pytestmark = EULER_NUMPY_WARNING
 
 
 @contextmanager
@@ -35,12 +37,19 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
 
 
 @pytest.fixture(scope="module")
-def sd_single_file(tiny_folders: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny SD folder written as one original-format checkpoint."""
-    from diffusers import StableDiffusionPipeline
+def single_files(tiny_folders: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny SD and SDXL folders, each written as one original-format checkpoint."""
+    from diffusers import DiffusionPipeline
 
-    pipe = StableDiffusionPipeline.from_pretrained(str(tiny_folders["sd"]), local_files_only=True)
-    return write_sd_single_file(pipe, tmp_path_factory.mktemp("single") / "tiny-sd.safetensors")
+    root = tmp_path_factory.mktemp("single")
+    return {kind: write_sd_single_file(DiffusionPipeline.from_pretrained(str(tiny_folders[kind]), local_files_only=True),
+                                       root / f"tiny-{kind}.safetensors") for kind in ("sd", "sdxl")}
+
+
+@pytest.fixture
+def sd_single_file(single_files: dict[str, Path]) -> Path:
+    """The tiny SD pipeline as one checkpoint file."""
+    return single_files["sd"]
 
 
 @pytest.fixture
@@ -58,30 +67,33 @@ def picture(pipe) -> np.ndarray:
     return np.asarray(image)
 
 
-def test_folder_to_single_file_to_flask_models_add_to_generation(app, tiny_folders, sd_single_file, catalog,
-                                                                 fresh_loader, monkeypatch) -> None:
+@pytest.mark.parametrize("kind, width, steps, guidance", [("sd", 512, 25, 7.5), ("sdxl", 1024, 30, 6.0)])
+def test_folder_to_single_file_to_flask_models_add_to_generation(app, tiny_folders, single_files, catalog,
+                                                                 fresh_loader, monkeypatch, kind, width, steps,
+                                                                 guidance) -> None:
     app.config["EASEL_CATALOG"] = str(catalog)
-    result = app.test_cli_runner().invoke(args=["models", "add", str(sd_single_file), "--name", "tiny-file",
-                                                "--config", str(tiny_folders["sd"])])
+    result = app.test_cli_runner().invoke(args=["models", "add", str(single_files[kind]), "--name", "tiny-file",
+                                                "--config", str(tiny_folders[kind])])
     assert result.exit_code == 0, result.output
-    assert "sd-single-file" in result.output
+    assert f"{kind}-single-file" in result.output
     entry = load_catalog(catalog)["tiny-file"]
-    assert entry.kind == "sd-single-file" and entry.path == sd_single_file and entry.config == tiny_folders["sd"]
-    assert (entry.default_width, entry.default_steps, entry.default_guidance) == (512, 25, 7.5)
+    assert entry.kind == f"{kind}-single-file" and entry.path == single_files[kind]
+    assert entry.config == tiny_folders[kind]
+    assert (entry.default_width, entry.default_steps, entry.default_guidance) == (width, steps, guidance)
     with no_network(monkeypatch) as attempts:
         pipe = fresh_loader.load_pipeline(entry, device="cpu")
     assert attempts == []
-    reference = fresh_loader.load_pipeline(load_catalog(_folder_catalog(catalog.parent, tiny_folders))["folder"],
+    reference = fresh_loader.load_pipeline(load_catalog(_folder_catalog(catalog.parent, tiny_folders, kind))["folder"],
                                            device="cpu")
     assert np.array_equal(picture(pipe), picture(reference)), "the single file holds the folder's weights"
 
 
-def _folder_catalog(root: Path, tiny_folders: dict[str, Path]) -> Path:
-    """A catalog naming the tiny SD folder "folder"."""
+def _folder_catalog(root: Path, tiny_folders: dict[str, Path], kind: str) -> Path:
+    """A catalog naming a tiny folder "folder"."""
     from tests.support.tiny_pipelines import catalog_entry
 
     path = root / "folder.toml"
-    path.write_text(catalog_entry("folder", "sd", tiny_folders["sd"]), encoding="utf-8")
+    path.write_text(catalog_entry("folder", kind, tiny_folders[kind]), encoding="utf-8")
     return path
 
 
@@ -119,6 +131,8 @@ def test_single_file_needs_a_local_config_of_its_architecture(tiny_folders, sd_s
         add_model(sd_single_file, "x", catalog_path=catalog)
     with pytest.raises(ModelError, match="not a sd diffusers folder"):
         add_model(sd_single_file, "x", catalog_path=catalog, config=tiny_folders["sdxl"])
+    with pytest.raises(ModelError, match="for single files"):
+        add_model(tiny_folders["sd"], "x", catalog_path=catalog, convert=True)
     with pytest.raises(ModelError, match="already lists"):
         add_model(tiny_folders["sd"], "x", catalog_path=catalog)
         add_model(tiny_folders["sd"], "x", catalog_path=catalog)

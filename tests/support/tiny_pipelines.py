@@ -10,8 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import torch
 
+# diffusers' Euler schedulers (SDXL's default) call np.array on a torch tensor, which numpy 2.4 warns about
+EULER_NUMPY_WARNING = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 ROOT = Path(__file__).resolve().parents[2]
 TOKENIZER_DIR = ROOT / "models" / "easel-tiny" / "tokenizer"
 ARCHITECTURES = ("sd", "sdxl", "sd3")
@@ -25,15 +28,15 @@ def _tokenizer():
     return CLIPTokenizer.from_pretrained(str(TOKENIZER_DIR))
 
 
-def _clip_config(tokenizer, projection_dim: int | None = None):
+def _clip_config(tokenizer, hidden_size: int = 32):
     """A two-layer CLIP text config whose special tokens match the bundled tokenizer."""
     from transformers import CLIPTextConfig
 
     return CLIPTextConfig(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, layer_norm_eps=1e-5,
+        hidden_size=hidden_size, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, layer_norm_eps=1e-5,
         vocab_size=len(tokenizer), max_position_embeddings=tokenizer.model_max_length,
-        projection_dim=projection_dim or 32, hidden_act="gelu",
+        projection_dim=32, hidden_act="gelu",
     )
 
 
@@ -78,13 +81,14 @@ def build_sdxl():
         attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
         addition_time_embed_dim=8, transformer_layers_per_block=(1, 2),
         projection_class_embeddings_input_dim=6 * 8 + 32,  # six size/crop ids + the pooled text_encoder_2 output
-        cross_attention_dim=64, norm_num_groups=2,  # both encoders' hidden states side by side
+        cross_attention_dim=32 + 40, norm_num_groups=2,  # both encoders' hidden states side by side
     )
     scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                        steps_offset=1, timestep_spacing="leading")
     return StableDiffusionXLPipeline(
         vae=_vae(), text_encoder=CLIPTextModel(_clip_config(tokenizer)), tokenizer=tokenizer,
-        text_encoder_2=CLIPTextModelWithProjection(_clip_config(tokenizer)), tokenizer_2=tokenizer,
+        # a different width, as in the real model: single-file loading tells the two encoders apart by it
+        text_encoder_2=CLIPTextModelWithProjection(_clip_config(tokenizer, hidden_size=40)), tokenizer_2=tokenizer,
         unet=unet, scheduler=scheduler, force_zeros_for_empty_prompt=True)
 
 
