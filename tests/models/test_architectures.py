@@ -133,3 +133,21 @@ def test_unsupported_arguments_are_dropped() -> None:
 
     kept = supported_kwargs(Fake(), {"prompt": "x", "negative_prompt": "y", "guidance_scale": 1.5})
     assert kept == {"prompt": "x", "guidance_scale": 1.5}
+
+
+def test_cuda_headroom_evicts_until_enough_memory_is_free(tiny_catalog: Path, fresh_loader, monkeypatch) -> None:
+    """On CUDA, older pipelines go until memory_headroom is free (simulated: 10 GB, 4 GB per pipeline)."""
+    emptied: list[bool] = []
+    monkeypatch.setattr(fresh_loader, "pick_device", lambda preference="auto", configured=None: "cuda")
+    monkeypatch.setattr(fresh_loader, "load_pipeline", lambda entry, device: object())
+    monkeypatch.setattr(fresh_loader, "_cuda_free_bytes", lambda device: (10 - 4 * len(fresh_loader._LOADED)) << 30)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+
+    def get(name: str):
+        return fresh_loader.get_pipeline(name, max_loaded=5, memory_headroom=5 << 30, catalog_path=tiny_catalog)
+
+    get("tiny-sd"), get("tiny-sdxl")
+    assert emptied == []
+    get("tiny-sd3")  # 2 GB free < 5 GB: tiny-sd goes and CUDA's cache is emptied
+    assert [name for name, _ in fresh_loader.loaded_models()] == ["tiny-sdxl", "tiny-sd3"]
+    assert emptied == [True]
