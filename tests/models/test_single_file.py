@@ -159,3 +159,17 @@ def test_single_file_entry_without_local_config_is_unavailable(sd_single_file, t
     path.write_text(catalog_entry("f", "sd-single-file", sd_single_file), encoding="utf-8")
     reason = load_catalog(path)["f"].unavailable_reason()
     assert reason and "local diffusers folder" in reason and "nothing is fetched" in reason
+
+
+def test_config_folder_gives_only_configs(tiny_folders, sd_single_file, tmp_path, fresh_loader) -> None:
+    from tests.support.tiny_pipelines import catalog_entry, save_tiny
+
+    other = save_tiny("sd", tmp_path / "other-weights", seed=5)  # same architecture, different weights
+    path = tmp_path / "c.toml"
+    path.write_text(catalog_entry("file", "sd-single-file", sd_single_file, config=str(other))
+                    + catalog_entry("folder", "sd", tiny_folders["sd"]) + catalog_entry("other", "sd", other),
+                    encoding="utf-8")
+    catalog = load_catalog(path)
+    from_file, folder, config = (picture(fresh_loader.load_pipeline(catalog[n], device="cpu"))
+                                 for n in ("file", "folder", "other"))
+    assert np.array_equal(from_file, folder) and not np.array_equal(from_file, config)
