@@ -131,7 +131,10 @@ def test_bad_catalog_is_a_model_error(tmp_path: Path, body: str, message: str) -
 
 
 def test_catalog_never_imports_torch() -> None:
-    code = "import sys, models.catalog as c; c.load_catalog(); assert 'torch' not in sys.modules, 'torch imported'"
+    code = ("import sys, models.catalog as c, models.capabilities as k, models.manage, webapp.cli\n"
+            "caps = [k.pipeline_capabilities(e) for e in c.load_catalog().values()]; c.load_loras()\n"
+            "assert all(x.known and x.negative_prompt for x in caps), caps\n"
+            "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 
