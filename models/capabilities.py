@@ -14,14 +14,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from models.catalog import ModelEntry, folder_class_name
+from models.catalog import PIPELINE_CLASSES, ModelEntry, folder_class_name
 
 TABLE_PATH = Path(__file__).with_name("pipeline_capabilities.json")
-KIND_CLASSES = {
-    "sd": "StableDiffusionPipeline", "sd-single-file": "StableDiffusionPipeline",
-    "sdxl": "StableDiffusionXLPipeline", "sdxl-single-file": "StableDiffusionXLPipeline",
-    "sd3": "StableDiffusion3Pipeline",
-}
 # call arguments the studio may leave out, keyed by the capability that says whether they are accepted
 OPTIONAL_ARGUMENTS = {"negative_prompt": "negative_prompt", "guidance_scale": "guidance",
                       "callback_on_step_end": "progress", "num_images_per_prompt": "num_images"}
@@ -53,9 +48,9 @@ def supported_kwargs(pipeline: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def pipeline_class_name(entry: ModelEntry) -> str | None:
     """The text-to-image pipeline class an entry loads, from its kind or its folder's model_index.json."""
-    if entry.kind in KIND_CLASSES:
-        return KIND_CLASSES[entry.kind]
-    return folder_class_name(entry.path) if entry.path is not None else None
+    if entry.kind == "auto":
+        return folder_class_name(entry.path) if entry.path is not None else None
+    return PIPELINE_CLASSES[entry.architecture]
 
 
 @cache

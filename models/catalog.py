@@ -15,6 +15,8 @@ CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 DEFAULT_MODEL = "easel-tiny"
 KINDS = ("auto", "sd", "sdxl", "sd3", "sd-single-file", "sdxl-single-file")
 SINGLE_FILE_KINDS = ("sd-single-file", "sdxl-single-file")
+PIPELINE_CLASSES = {"sd": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline",
+                    "sd3": "StableDiffusion3Pipeline"}  # the architectures Easel names, by diffusers class
 # Pickled weights run code when loaded (InvokeAI's CVE-2024-12029), so only safetensors are read.
 PICKLED_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 PICKLED_REASON = ("{name}: {path} holds pickled weights ({suffix}), which can run code when loaded; "
@@ -59,6 +61,11 @@ def pickled_reason(name: str, path: Path) -> str | None:
     return None
 
 
+def architecture_of(class_name: str | None) -> str | None:
+    """sd, sdxl or sd3 for a diffusers pipeline class name, else None."""
+    return next((arch for arch, cls in PIPELINE_CLASSES.items() if cls == class_name), None)
+
+
 def folder_class_name(folder: Path) -> str | None:
     """The pipeline class a diffusers folder declares (model_index.json `_class_name`), or None."""
     try:
@@ -90,6 +97,13 @@ class ModelEntry:
     description: str
     config: Path | None = None  # single files: the local diffusers folder whose configs describe them
     hf_cache: Path | None = None  # where cached hub snapshots are looked for (None: huggingface_hub's default)
+
+    @property
+    def architecture(self) -> str | None:
+        """sd, sdxl or sd3 from the kind, or for kind auto from the folder's pipeline class; None if other."""
+        if self.kind == "auto":
+            return architecture_of(folder_class_name(self.path)) if self.path is not None else None
+        return self.kind.removesuffix("-single-file")
 
     @property
     def single_file(self) -> bool:
@@ -169,11 +183,7 @@ class LoraEntry:
 
     def fits(self, entry: ModelEntry) -> bool:
         """Whether the adapter was made for this model's architecture."""
-        kind = entry.kind.removesuffix("-single-file")
-        if kind == "auto" and entry.path is not None:
-            kind = {"StableDiffusionPipeline": "sd", "StableDiffusionXLPipeline": "sdxl",
-                    "StableDiffusion3Pipeline": "sd3"}.get(folder_class_name(entry.path) or "", "auto")
-        return kind in self.base_kinds
+        return entry.architecture in self.base_kinds
 
 
 def _entry(name: str, raw: dict, base: Path, hf_cache: Path | None) -> ModelEntry:
@@ -222,7 +232,7 @@ def _lora(name: str, raw: dict, base: Path) -> LoraEntry:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"catalog LoRA {name!r} is malformed: {exc!r}") from exc
-    if unknown := set(lora.base_kinds) - {"sd", "sdxl", "sd3"}:
+    if unknown := set(lora.base_kinds) - set(PIPELINE_CLASSES):
         raise ModelError(f"catalog LoRA {name!r}: base_kinds {sorted(unknown)} are not sd, sdxl or sd3")
     return lora
 

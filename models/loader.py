@@ -12,7 +12,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from models.catalog import ModelEntry, ModelError, ModelUnavailable, get_entry, hf_snapshot
+from models.catalog import PIPELINE_CLASSES, ModelEntry, ModelError, ModelUnavailable, get_entry, hf_snapshot
 from models.lora import apply_loras  # noqa: F401  (the worker switches adapters through the loader)
 
 if TYPE_CHECKING:
@@ -21,9 +21,6 @@ if TYPE_CHECKING:
 
 LOAD_COUNT = 0  # real loads in this process; a worker uses it to prove it loads only once
 DEFAULT_MAX_LOADED = 2  # pipelines kept warm per process (EASEL_MAX_LOADED_MODELS in the issue)
-FOLDER_CLASSES = {"auto": "AutoPipelineForText2Image", "sd": "StableDiffusionPipeline",
-                  "sdxl": "StableDiffusionXLPipeline", "sd3": "StableDiffusion3Pipeline"}
-SINGLE_FILE_CLASSES = {"sd-single-file": "StableDiffusionPipeline", "sdxl-single-file": "StableDiffusionXLPipeline"}
 _LOADED: OrderedDict[tuple[str, str], DiffusionPipeline] = OrderedDict()  # least recently used first
 _LOCK = threading.Lock()
 
@@ -79,12 +76,13 @@ def _from_files(entry: ModelEntry, dtype: torch.dtype) -> DiffusionPipeline:
 
     local = {"dtype": dtype, "local_files_only": True}
     if entry.single_file:
-        cls = getattr(diffusers, SINGLE_FILE_CLASSES[entry.kind])
+        cls = getattr(diffusers, PIPELINE_CLASSES[entry.architecture])
         extra = {"safety_checker": None, "requires_safety_checker": False} if entry.kind == "sd-single-file" else {}
         # config= a local folder: diffusers reads every component config from it and never asks the Hub
         return cls.from_single_file(str(entry.path), config=entry.config_source(), **extra, **local)
     source = _source(entry)
-    cls = getattr(diffusers, FOLDER_CLASSES[entry.kind])
+    cls = diffusers.AutoPipelineForText2Image if entry.kind == "auto" else getattr(
+        diffusers, PIPELINE_CLASSES[entry.architecture])
     return cls.from_pretrained(source, use_safetensors=True, **_left_out(source), **local)
 
 

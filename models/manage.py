@@ -11,11 +11,17 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.catalog import CATALOG_PATH, ModelError, folder_class_name, load_catalog, pickled_reason
+from models.catalog import (
+    CATALOG_PATH,
+    PIPELINE_CLASSES,
+    ModelError,
+    architecture_of,
+    folder_class_name,
+    load_catalog,
+    pickled_reason,
+)
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-FOLDER_KINDS = {"StableDiffusionPipeline": "sd", "StableDiffusionXLPipeline": "sdxl",
-                "StableDiffusion3Pipeline": "sd3"}
 # what a person gets before tuning the entry: the architecture's native size, usual steps and guidance
 DEFAULTS = {
     "sd": {"size": 512, "default_steps": 25, "default_guidance": 7.5, "job_timeout": 900, "max_images": 4},
@@ -63,7 +69,7 @@ def detect_kind(path: Path) -> str:
             raise ModelError(f"{path} is not a diffusers folder (model_index.json missing or unreadable)")
         if not any(path.glob("*/*.safetensors")):
             raise ModelError(f"{path} has no .safetensors weights; pickled .bin weights can run code and are refused")
-        return FOLDER_KINDS.get(class_name, "auto")
+        return architecture_of(class_name) or "auto"
     if not path.is_file():
         raise ModelError(f"{path} does not exist")
     if path.suffix.lower() != ".safetensors":
@@ -75,7 +81,7 @@ def convert_single_file(path: Path, kind: str, config: Path, out: Path) -> Path:
     """Load a single file with a local folder's configs and save it as a diffusers folder of safetensors."""
     import diffusers
 
-    cls = diffusers.StableDiffusionXLPipeline if kind == "sdxl-single-file" else diffusers.StableDiffusionPipeline
+    cls = getattr(diffusers, PIPELINE_CLASSES[kind.removesuffix("-single-file")])
     extra = {"safety_checker": None, "requires_safety_checker": False} if kind == "sd-single-file" else {}
     pipe = cls.from_single_file(str(path), config=str(config), local_files_only=True, **extra)
     pipe.save_pretrained(str(out), safe_serialization=True)
@@ -118,7 +124,7 @@ def add_model(path: Path | str, name: str, catalog_path: Path | str | None = Non
         if config_dir is None:
             raise ModelError("a single file needs --config DIR: a local diffusers folder of the same architecture "
                              "(e.g. models/stable-diffusion-v1-5) whose configs describe it; the Hub is never asked")
-        config_kind = FOLDER_KINDS.get(folder_class_name(config_dir) or "")
+        config_kind = architecture_of(folder_class_name(config_dir))
         if config_kind != kind.removesuffix("-single-file"):
             raise ModelError(f"--config {config_dir} is not a {kind.removesuffix('-single-file')} diffusers folder")
     elif convert or config_dir:
