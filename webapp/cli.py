@@ -1,9 +1,11 @@
 """``flask`` commands for operators."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
-from flask import Flask
-from flask.cli import with_appcontext
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from .auth.passwords import password_problem
@@ -49,7 +51,34 @@ def cleanup(dry_run: bool) -> None:
         click.echo(line)
 
 
+models_cli = AppGroup("models", help="Manage the model catalog.")
+
+
+@models_cli.command("add")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--name", required=True, help="Catalog name for the model (lower case, digits, '.', '_', '-').")
+@click.option("--convert", is_flag=True, help="Save a single file as a diffusers folder under models/NAME.")
+@click.option("--config", "config_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A single file's base: a local diffusers folder of the same architecture.")
+@click.option("--into", "models_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where --convert writes the folder (default models/).")
+def models_add(path: Path, name: str, convert: bool, config_dir: Path | None, models_dir: Path | None) -> None:
+    """Check a diffusers folder or .safetensors file, detect its kind and append its catalog entry."""
+    from models.catalog import ModelError
+    from models.manage import add_model
+
+    catalog_path = current_app.config.get("EASEL_CATALOG") or None
+    try:
+        added = add_model(path, name, catalog_path=catalog_path, convert=convert, config=config_dir,
+                          models_dir=models_dir)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Added {added.name} ({added.kind}, {added.path}) to the catalog; restart the web and workers:"
+               f"{added.table}")
+
+
 def register(app: Flask) -> None:
     """Add the commands to ``app.cli``."""
     app.cli.add_command(create_admin)
     app.cli.add_command(cleanup)
+    app.cli.add_command(models_cli)

@@ -14,6 +14,7 @@ from models.catalog import (
     ModelError,
     ModelNotFound,
     ModelUnavailable,
+    default_model_name,
     get_entry,
     hf_snapshot,
     load_catalog,
@@ -24,8 +25,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(autouse=True)
 def empty_hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No hub model is cached, whatever this machine holds."""
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    """No hub model is cached, whatever this machine holds (huggingface_hub resolved HF_HUB_CACHE at import)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("EASEL_CATALOG", str(tmp_path / "ignored.toml"))  # models/ never reads the environment
+    monkeypatch.setenv("EASEL_MODEL", "ignored")
 
 
 def write_catalog(tmp_path: Path, body: str) -> Path:
@@ -102,6 +107,24 @@ def test_settings_come_from_the_web_config(tmp_path: Path, monkeypatch: pytest.M
     assert config.from_environment()["EASEL_CATALOG"] == str(CATALOG_PATH)
 
 
+def test_settings_are_arguments(tmp_path: Path) -> None:
+    path = write_catalog(tmp_path, CATALOG_PATH.read_text(encoding="utf-8").replace("[models.easel-tiny]", "[models.other]"))
+    assert default_model_name("other") == "other"
+    assert "other" in load_catalog(path) and "easel-tiny" not in load_catalog(path)
+    with pytest.raises(ModelUnavailable, match="model 'other'"):  # found in that file; its relative path is not here
+        get_entry("other", catalog_path=path)
+
+
+def test_hub_cache_can_be_given(tmp_path: Path) -> None:
+    snap = tmp_path / "elsewhere" / "models--stabilityai--sd-turbo" / "snapshots" / "abc"
+    snap.mkdir(parents=True)
+    (snap / "model_index.json").write_text("{}", encoding="utf-8")
+    (snap.parent.parent / "refs").mkdir()
+    (snap.parent.parent / "refs" / "main").write_text("abc", encoding="utf-8")
+    assert load_catalog(hf_cache=tmp_path / "elsewhere")["sd-turbo"].unavailable_reason() is None
+    assert load_catalog()["sd-turbo"].unavailable_reason() is not None
+
+
 def test_relative_paths_resolve_against_the_catalog(tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "model_index.json").write_text("{}", encoding="utf-8")
@@ -132,7 +155,10 @@ def test_bad_catalog_is_a_model_error(tmp_path: Path, body: str, message: str) -
 
 
 def test_catalog_never_imports_torch() -> None:
-    code = "import sys, models.catalog as c; c.load_catalog(); assert 'torch' not in sys.modules, 'torch imported'"
+    code = ("import sys, models.catalog as c, models.capabilities as k, models.manage, webapp.cli\n"
+            "caps = [k.pipeline_capabilities(e) for e in c.load_catalog().values()]; c.load_loras()\n"
+            "assert all(x.known and x.negative_prompt for x in caps), caps\n"
+            "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 
