@@ -16,7 +16,7 @@ from ..mail.outbox import enqueue_email
 from ..tables import PASSWORD_METHOD, User
 from . import devices
 from .forms import AccountForm, ChangePasswordForm, LoginForm
-from .session import SESSIONS_DOWN, end_every_session, end_session, safe_next, start_session
+from .session import SESSIONS_DOWN, SIGNED_OUT_EVERYWHERE, end_every_session, end_session, safe_next, start_session
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
@@ -91,11 +91,10 @@ def login():
 @bp.post("/logout")
 def logout():
     """Sign out this browser (POST only, with the CSRF token); copies of its cookies stop working too."""
-    try:
-        end_session()
-    except RedisError:
-        return render_error(503, SESSIONS_DOWN)
-    flash("You are signed out.", "info")
+    if end_session():
+        flash("You are signed out.", "info")
+    else:
+        flash("You are signed out, on every device (this one could not be signed out alone just now).", "info")
     return redirect(url_for("studio.index"))
 
 
@@ -106,7 +105,7 @@ def logout_everywhere():
     end_every_session(current_user._get_current_object())
     db.session.commit()
     end_session()
-    flash("You are signed out everywhere.", "info")
+    flash(SIGNED_OUT_EVERYWHERE, "info")
     return redirect(url_for("auth.login"))
 
 

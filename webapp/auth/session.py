@@ -6,9 +6,11 @@ accepts a cookie only while its id is in that set and its session version is cur
 (which removes the id) ends that session for any copy of the cookie, and "sign out everywhere" (which
 bumps the version and drops the set) ends them all.
 
-When Redis cannot be reached the loader fails closed: signed-in pages answer 503 with a clear "try
-again" message rather than trusting cookies it cannot check (a signed-out cookie must never work,
-and Redis down already stops the studio).
+When Redis cannot be reached the loader falls back to the session version alone (what a password
+change, a reset, a ban and "sign out everywhere" move on), so galleries and the admin dashboard keep
+answering during an outage; only a single sign-out made before the outage is not enforced while it
+lasts. Signing out while Redis is down ends every session of the account instead (the one session
+cannot be forgotten, so the version moves on), and signing in answers 503 "try again".
 """
 from __future__ import annotations
 
@@ -17,18 +19,18 @@ import secrets
 import time
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, g, session
+from flask import current_app, session
 from flask_login import current_user, login_user, logout_user
 from redis.exceptions import RedisError
 
 from .. import services
-from ..errors import render_error
 from ..extensions import db
 from ..tables import User
 
 log = logging.getLogger(__name__)
 
 SESSIONS_DOWN = "Signing in is unavailable for a moment (the session store does not answer). Try again in a minute."
+SIGNED_OUT_EVERYWHERE = "You are signed out everywhere."
 
 
 def _key(user_id: int) -> str:
@@ -59,16 +61,24 @@ def start_session(user: User, remember: bool = False) -> None:
     login_user(user, remember=remember)
 
 
-def end_session() -> None:
-    """Sign this browser out: its id leaves Redis, so a copy of its cookies stops working too."""
+def end_session() -> bool:
+    """Sign this browser out: its id leaves Redis, so a copy of its cookies stops working too.
+
+    Returns:
+        False when Redis did not answer and every session of the account was ended instead.
+    """
+    ended_one = True
     if current_user.is_authenticated and current_user.session_id:
         try:
             services.redis().zrem(_key(current_user.id), current_user.session_id)
         except RedisError:
-            log.exception("could not forget session of user %s", current_user.id)
-            raise
+            log.warning("session store unreachable; ending every session of user %s", current_user.id)
+            end_every_session(current_user._get_current_object())
+            db.session.commit()
+            ended_one = False
     logout_user()
     session.clear()
+    return ended_one
 
 
 def end_every_session(user: User) -> None:
@@ -90,7 +100,7 @@ def load_user(user_id: str) -> User | None:
     version, _, session_id = rest.partition(":")
     if not raw_id.isascii() or not raw_id.isdigit() or not version.isascii() or not version.isdigit():
         return None
-    if not session_id or g.get("session_store_down"):
+    if not session_id:
         return None
     user = db.session.get(User, int(raw_id))
     if user is None or user.session_version != int(version) or user.is_banned:
@@ -98,11 +108,10 @@ def load_user(user_id: str) -> User | None:
     try:
         expires = services.redis().zscore(_key(user.id), session_id)
     except RedisError:
-        log.warning("session store unreachable; refusing the session of user %s", user.id)
-        g.session_store_down = True  # the error page below then renders as signed out
-        abort(render_error(503, SESSIONS_DOWN))
-    if expires is None or expires < time.time():
-        return None
+        log.warning("session store unreachable; user %s checked by session version only", user.id)
+    else:
+        if expires is None or expires < time.time():
+            return None
     user.session_id = session_id
     return user
 
