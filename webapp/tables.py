@@ -63,9 +63,13 @@ class User(UserMixin, db.Model):
         """Invalidate every session and remember-me cookie of this user."""
         self.session_version = (self.session_version or 0) + 1
 
+    # This browser's session id (not a column): set at sign-in and by the user loader, and kept in Redis
+    # while the session lives (webapp/auth/session.py), so signing out ends it on the server.
+    session_id = None
+
     def get_id(self) -> str:
-        """Flask-Login's id carries the session version, so bumping it signs the user out everywhere."""
-        return f"{self.id}:{self.session_version or 0}"
+        """Flask-Login's id: the user, the session version (bumped: out everywhere) and this session's id."""
+        return f"{self.id}:{self.session_version or 0}:{self.session_id or ''}"
 
     @property
     def is_active(self) -> bool:

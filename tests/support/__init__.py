@@ -83,6 +83,15 @@ class Auth:
             "email": email, "password": password, "confirm": password if confirm is None else confirm, "csrf_token": token,
         })
 
+    def sign_up(self, app, app_env: dict[str, str], email: str = "ada@example.com", password: str = "correct horse"):
+        """Sign up all the way: the form, the emailed link, its button; returns the last response."""
+        assert self.register(email, password).status_code == 200
+        run_chores(app)
+        message = [m for m in sent_mail(app_env) if m["To"] == email.strip().lower()][-1]
+        [link] = links_in(body(message), "/auth/welcome/")
+        path = link.removeprefix(app_env["PUBLIC_BASE_URL"])
+        return self.client.post(path, data={"csrf_token": csrf_token(self.client, path)})
+
     def login(self, email: str = "ada@example.com", password: str = "correct horse", **extra):
         token = csrf_token(self.client, "/auth/login")
         return self.client.post("/auth/login", data={"email": email, "password": password, "csrf_token": token, **extra})

@@ -84,7 +84,7 @@ def test_create_admin_prompts_and_validates(app, runner, monkeypatch):
     monkeypatch.delenv("EASEL_ADMIN_PASSWORD", raising=False)
     result = runner.invoke(args=["create-admin", "root@example.com"], input="short\nshort\n")
     assert result.exit_code != 0
-    assert "8 to 256 characters" in result.output
+    assert "8 to 128 characters" in result.output
     result = runner.invoke(args=["create-admin", "root@example.com"], input="long enough\nlong enough\n")
     assert result.exit_code == 0, result.output
     assert runner.invoke(args=["create-admin", "not-an-email"]).exit_code != 0

@@ -20,6 +20,7 @@ RESULT_LINK = "result-link"
 UNSUBSCRIBE = "unsubscribe"
 PASSWORD_RESET = "password-reset"  # noqa: S105 (a salt name, not a password)
 PASSWORD_RESET_SECONDS = 3600
+SIGNUP_SECONDS = 24 * 3600  # how long an emailed "finish creating your account" link works
 MAX_TOKEN_LENGTH = 512  # real tokens are ~100 characters; longer ones are not worth decoding
 
 

@@ -109,6 +109,7 @@ def test_dashboard_queues_workers_and_failed_jobs(app, admin, make_user, redis_u
 
 def test_dashboard_without_redis(app, admin):
     app.config["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+    app.extensions["easel"].__dict__.pop("redis", None)  # signing in made the client: make it anew
     response = admin.get("/admin/")
     assert response.status_code == 200
     assert "Redis is not reachable" in response.get_data(as_text=True)
