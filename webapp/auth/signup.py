@@ -16,6 +16,7 @@ import secrets
 from flask import current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from redis.exceptions import RedisError
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import generate_password_hash
 
@@ -84,6 +85,8 @@ def register():
         email = User.normalize_email(form.email.data)
         try:
             token = add_pending(email, generate_password_hash(form.password.data, method=PASSWORD_METHOD))
+            if current_app.config["MAIL_BACKEND"] == "console":
+                return _without_mail(email, token)
             enqueue_email("jobs.mail.send_signup", email, token, description="sign-up email")
         except RedisError:
             log.exception("could not queue a sign-up email")
@@ -92,6 +95,18 @@ def register():
         return render_template("auth/signup_sent.html", email=email)
     status = 400 if request.method == "POST" else 200
     return render_template("auth/register.html", form=form), status
+
+
+def _without_mail(email: str, token: str):
+    """A site with no mail server (``MAIL_BACKEND=console``) cannot email the link, so it shows it.
+
+    Hiding whether an address has an account needs a mailbox only its owner reads; without one, the
+    page tells a taken address to sign in instead (the README says so).
+    """
+    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+        forget_pending(token)
+        return render_template("auth/signup_sent.html", email=email, taken=True)
+    return render_template("auth/signup_sent.html", email=email, link=url_for("auth.finish_signup", token=token))
 
 
 @bp.route("/welcome/<token>", methods=["GET", "POST"])

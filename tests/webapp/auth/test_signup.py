@@ -91,3 +91,15 @@ def test_trusted_networks_setting_is_checked(monkeypatch):
     monkeypatch.setenv("REGISTER_TRUSTED_NETWORKS", "10.20.0.0/16,school")
     with pytest.raises(config.ConfigError, match="REGISTER_TRUSTED_NETWORKS"):
         config.from_environment()
+
+
+def test_without_a_mail_server_the_page_shows_the_link(app, make_user):
+    app.config["MAIL_BACKEND"] = "console"
+    make_user("ada@example.com")
+    client = app.test_client()
+    page = Auth(client).register("grace@example.com", "another password").get_data(as_text=True)
+    [link] = re.findall(r'id="finish-signup" href="([^"]+)"', page)
+    finish = client.post(link, data={"csrf_token": csrf_token(client, link)})
+    assert finish.status_code in (302, 303) and user_count(app) == 2
+    taken = Auth(app.test_client()).register("ada@example.com", "another password").get_data(as_text=True)
+    assert "already has an account" in taken and "finish-signup" not in taken
