@@ -10,5 +10,7 @@ from . import chores
 
 # Abandoned generations (a worker killed mid-job) are settled within half a minute of their heartbeat expiring.
 cron.register(chores.reap_abandoned_generations, CHORE_QUEUE, interval=30, job_timeout=60)
+# Rows left queued or running by a fault (the database down when the job ended) are brought to a final status.
+cron.register(chores.reconcile_generations, CHORE_QUEUE, interval=30, job_timeout=60)
 # Expired images, orphan files and stalled generations go once a day at CLEANUP_AT (the cron host's local time).
 cron.register(chores.cleanup, CHORE_QUEUE, cron=cleanup_cron(), job_timeout=3600)
