@@ -22,19 +22,22 @@ def _chattr(flag: str, paths: list[Path]) -> bool:
 
 @contextlib.contextmanager
 def sqlite_unwritable(database_file: str | os.PathLike) -> Iterator[None]:
-    """The SQLite database cannot be written: its write lock is held, and its files are made read-only.
+    """The SQLite database cannot be written, as when its files lose their write permission.
 
-    Read-only means immutable for root (``chattr +i``: plain permissions do not stop root) and mode
-    0444/0555 otherwise, so connections opened meanwhile come up read-only, as after a bad ``chmod``.
-    The shared-memory index (``-shm``) stays writable: it is mapped into every process.
+    As root (whom permissions do not stop) the database and its WAL are made immutable (``chattr +i``):
+    every write fails at once, and connections opened meanwhile come up read-only. Elsewhere they are
+    made 0444 and, since that spares connections already open, the write lock is held as well, so
+    writers fail "database is locked" after their busy timeout. The shared-memory index (``-shm``)
+    stays writable: every process maps it.
     """
     path = Path(database_file)
-    holder = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
-    holder.execute("BEGIN EXCLUSIVE")  # every writer now waits its busy timeout, then fails "database is locked"
     files = [p for p in (path, path.with_name(path.name + "-wal")) if p.exists()]
+    holder = None
     immutable = _chattr("+i", files)
     modes = {p: p.stat().st_mode for p in files}
     if not immutable:
+        holder = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+        holder.execute("BEGIN EXCLUSIVE")
         for p in files:
             p.chmod(0o444)
     try:
@@ -45,8 +48,8 @@ def sqlite_unwritable(database_file: str | os.PathLike) -> Iterator[None]:
         else:
             for p, mode in modes.items():
                 p.chmod(mode)
-        holder.execute("ROLLBACK")
-        holder.close()
+            holder.execute("ROLLBACK")
+            holder.close()
 
 
 @contextlib.contextmanager
