@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -152,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(summary, indent=2))
     finally:
         site.down()
-    print("LOAD TEST FAILED: " + "; ".join(problems) if problems else "load test passed", flush=True)
+    if problems:
+        print(f"LOAD TEST FAILED: {'; '.join(problems)} (logs kept in {folder})", flush=True)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+        print("load test passed", flush=True)
     return 1 if problems else 0
 
 
