@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip --disable-pip-version-check
 
-.PHONY: run test test-fast lint migrate admin cleanup benchmark train-model evaluate-model system-packages browser
+.PHONY: run test test-fast lint migrate admin cleanup benchmark loadtest train-model evaluate-model system-packages browser
 
 run: $(VENV)/.run-installed
 	exec $(PY) -m webapp.launch
@@ -49,6 +49,10 @@ cleanup: $(VENV)/.run-installed
 
 benchmark: $(VENV)/.dev-installed
 	$(PY) -m pytest tests/benchmarks -s -o addopts="" -p no:cacheprovider --timeout=1800
+
+# 50 people polling and 10 making pictures for a minute against a real site on 127.0.0.1 (tests/load/).
+loadtest: $(VENV)/.dev-installed
+	$(PY) tests/load/run.py $(ARGS)
 
 train-model: $(VENV)/.run-installed
 	$(PY) -m models.training.train --out models/easel-tiny

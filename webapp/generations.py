@@ -10,17 +10,19 @@ from redis.exceptions import RedisError
 from rq import Callback
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
+from rq.queue import Queue
 from sqlalchemy import func, select
 
 from . import progress, services
 from .extensions import db
 from .moderation.blocked_terms import find_blocked_term
-from .queues import generation_queue
+from .queues import GENERATE_QUEUE, generation_queue
 from .tables import ACTIVE_STATUSES, Generation, GenerationStatus, Image, User, move_generation, utcnow
 
 log = logging.getLogger(__name__)
 
 MAX_SEED = 2**32 - 1
+LIVE_UNAVAILABLE = "Live progress is unavailable right now; the picture is still being made. This page will update."
 QUEUE_DOWN = "The image queue is not reachable right now, so nothing was started. Please try again in a minute."
 
 
@@ -119,11 +121,12 @@ def cancel_generation(generation: Generation) -> None:
 
 
 def queue_position(generation_id: str) -> int | None:
-    """1 for the next job to run, None when it is not waiting in the queue."""
-    try:
-        position = generation_queue().get_job_position(generation_id)
-    except RedisError:
-        return None
+    """1 for the next job to run, None when it is not waiting in the queue.
+
+    Raises:
+        RedisError: Redis did not answer within ``services.QUICK_READ_TIMEOUT``.
+    """
+    position = Queue(GENERATE_QUEUE, connection=services.quick_redis()).get_job_position(generation_id)
     return None if position is None else position + 1
 
 
@@ -140,7 +143,11 @@ def image_json(image: Image) -> dict:
 
 
 def generation_state(generation: Generation) -> dict:
-    """The JSON of ``GET /api/generations/<id>``: the row, plus live progress from Redis."""
+    """The JSON of ``GET /api/generations/<id>``: the row, plus live progress from Redis.
+
+    When Redis does not answer at once, ``notice`` says the live progress is unavailable and the rest
+    comes from the database alone.
+    """
     state = {
         "id": generation.id,
         "status": generation.status,
@@ -151,15 +158,20 @@ def generation_state(generation: Generation) -> dict:
         "preview_url": None,
         "images": [],
         "error": generation.error,
+        "notice": None,
     }
     status = GenerationStatus(generation.status)
     if status == GenerationStatus.QUEUED:
-        state["queue_position"] = queue_position(generation.id)
+        try:
+            state["queue_position"] = queue_position(generation.id)
+        except RedisError:
+            state["notice"] = LIVE_UNAVAILABLE
     elif status == GenerationStatus.RUNNING:
         try:
-            live = progress.read(services.redis(), generation.id)
-        except RedisError:
+            live = progress.read(services.quick_redis(), generation.id)
+        except RedisError:  # the row is the truth; progress is a nicety that must not hold the page up
             live = {}
+            state["notice"] = LIVE_UNAVAILABLE
         step = int(live.get("step", 0))
         total = int(live.get("total", generation.steps)) or generation.steps
         state.update(step=step, total_steps=total)
