@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import insert
 
 from webapp.extensions import db
-from webapp.gallery.routes import PER_PAGE
 from webapp.gallery.search import GalleryFilters, gallery_query
+from webapp.paging import PER_PAGE
 from webapp.tables import Generation, Image
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.db]
