@@ -1,5 +1,10 @@
-/* The gallery's bulk bar: tick, shift-click a range, select all on the page; one confirmation to delete. */
+/* The gallery: short filter addresses, and the bulk bar: tick, shift-click a range, select all on the page; one confirmation to delete. */
 $(function () {
+  // Leave empty filters out of the address, so it stays short enough to read and share.
+  $('#gallery-filters').on('submit', function () {
+    $(this).find('input, select').filter(function () { return !this.value; }).prop('disabled', true);
+  });
+
   var $boxes = $('#gallery input[name=image_ids]');
   if (!$boxes.length) { return; }
   var last = null;
