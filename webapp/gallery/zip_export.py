@@ -48,10 +48,13 @@ class ZipEntry:
 
 def zip_entries(images: list[Image]) -> list[ZipEntry]:
     """The entries for ``images``, read from the rows now (the stream then needs no database)."""
-    entries = []
+    entries, names = [], set()
     for image in images:
         generation = image.generation
         name = download_name(image, generation)
+        if name in names:  # two ids that start alike: the whole id keeps the names apart
+            name = name.removesuffix(".png").rsplit("-", 1)[0] + f"-{image.id}.png"
+        names.add(name)
         record = {
             "file": name, "id": image.id, "generation_id": generation.id, "prompt": generation.prompt,
             "negative_prompt": generation.negative_prompt, "model": generation.model, "style": generation.style,
