@@ -76,6 +76,7 @@ def register_blueprints(app: Flask) -> None:
     from .admin import bp as admin_bp
     from .api import bp as api_bp
     from .auth import bp as auth_bp
+    from .collections import bp as collections_bp
     from .gallery import bp as gallery_bp
     from .links import bp as links_bp
     from .studio import bp as studio_bp
@@ -86,6 +87,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_bp, url_prefix="/api")
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(links_bp)
+    app.register_blueprint(collections_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

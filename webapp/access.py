@@ -6,11 +6,14 @@ from typing import TypeVar
 
 from flask import abort
 from flask_login import current_user
+from sqlalchemy import select
 
 from .extensions import db
 from .tables import Generation, Image
 
 Owned = TypeVar("Owned", Generation, Image)
+
+MAX_SELECTION = 1000  # ids per bulk request; a gallery page holds 24
 
 
 def _get_or_none(model: type[Owned], row_id: str) -> Owned | None:
@@ -56,3 +59,18 @@ def viewable_image_or_404(image_id: str) -> Image:
     if image is None or not can_view_image(image):
         abort(404)
     return image
+
+
+def own_images(ids: list[str]) -> list[Image]:
+    """The signed-in person's own images among ``ids``, in the order given; every other id is dropped."""
+    wanted = []
+    for raw in dict.fromkeys(ids[:MAX_SELECTION]):
+        try:
+            wanted.append(str(uuid.UUID(raw)))
+        except (ValueError, TypeError):
+            continue
+    if not wanted or not current_user.is_authenticated:
+        return []
+    found = {image.id: image for image in db.session.scalars(
+        select(Image).where(Image.user_id == current_user.id, Image.id.in_(wanted)))}
+    return [found[i] for i in wanted if i in found]

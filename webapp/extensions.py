@@ -14,13 +14,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
 
+from .prompt_search import include_name
+
 
 class Base(DeclarativeBase):
     """Declarative base for every table."""
 
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
+migrate = Migrate(include_name=include_name)  # autogenerate leaves the full-text index alone
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db
+from .prompt_search import add_prompt_index
 
 
 def utcnow() -> datetime:
@@ -149,6 +150,9 @@ class Generation(db.Model):
         return GenerationStatus(self.status).is_final
 
 
+add_prompt_index(Generation.__table__)  # the full-text index on prompts (FTS5 or GIN)
+
+
 class Image(db.Model):
     """One picture a generation made, stored under keys made of ids."""
 
@@ -170,6 +174,32 @@ class Image(db.Model):
 
     generation: Mapped[Generation] = relationship(back_populates="images")
     user: Mapped[User] = relationship()
+
+
+class Collection(db.Model):
+    """A named set of a person's images; private until shared by a signed link."""
+
+    __tablename__ = "collections"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    is_shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Signed into the public link; bumped on revoke, so every link made before stops working.
+    link_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
+class CollectionImage(db.Model):
+    """One image in one collection (an image may be in several)."""
+
+    __tablename__ = "collection_images"
+
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True, index=True)
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class Report(db.Model):

@@ -4,34 +4,30 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
 
 from ..access import owned_image_or_404, viewable_image_or_404
+from ..collections.store import collections_of, collections_with
 from ..extensions import db
 from ..image_files import delete_image, download_name, expires_at, serve_file
+from ..paging import PER_PAGE, page_number
 from ..styles import STYLES
 from ..tables import Image, utcnow
+from .search import GalleryFilterForm, gallery_query, models_used
 
 bp = Blueprint("gallery", __name__)
-
-PER_PAGE = 24
-
-
-def _page_number() -> int:
-    try:
-        return max(1, min(10_000, int(request.args.get("page", 1))))
-    except ValueError:
-        return 1
-
 
 @bp.get("/gallery")
 @login_required
 def mine():
-    """The signed-in person's images, newest first."""
-    query = select(Image).where(Image.user_id == current_user.id).order_by(Image.created_at.desc(), Image.index)
-    page = db.paginate(query, page=_page_number(), per_page=PER_PAGE, error_out=False)
-    return render_template("gallery/index.html", page=page, title="My gallery", endpoint="gallery.mine",
-                           expires_at=expires_at)
+    """The signed-in person's images: searched, filtered and sorted by the query string, a page at a time."""
+    filters = GalleryFilterForm(request.args)
+    filters.model.choices = [SelectChoice("", "Any")] + [SelectChoice(m, m) for m in models_used(current_user.id)]
+    query = gallery_query(current_user.id, filters.filters())
+    page = db.paginate(query, page=page_number(), per_page=PER_PAGE, error_out=False)
+    args = {key: value for key, value in request.args.items() if key != "page" and value}
+    return render_template("gallery/mine.html", page=page, filters=filters, args=args, expires_at=expires_at,
+                           collections=collections_of(current_user.id), form=FlaskForm())
 
 
 @bp.get("/images/<image_id>")
@@ -40,9 +36,11 @@ def image_detail(image_id: str):
     """The image with all its parameters, and the owner's actions."""
     image = viewable_image_or_404(image_id)
     generation = image.generation
+    is_owner = image.user_id == current_user.id
     return render_template("gallery/image.html", image=image, generation=generation, style=STYLES.get(generation.style),
-                           expires_at=expires_at(image), is_owner=image.user_id == current_user.id,
-                           form=FlaskForm())
+                           expires_at=expires_at(image), is_owner=is_owner, form=FlaskForm(),
+                           collections=collections_of(current_user.id) if is_owner else [],
+                           in_collections=collections_with(image.id, current_user.id) if is_owner else [])
 
 
 @bp.get("/images/<image_id>/file")

@@ -11,7 +11,7 @@ from .tokens import BadLink, image_for_result_token, result_link_seconds, user_f
 bp = Blueprint("links", __name__)
 
 
-def _private(response: Response) -> Response:
+def private_link(response: Response) -> Response:
     # Tokens sit in the URL: keep them out of Referer headers, caches and search engines.
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "private, no-store"
@@ -21,7 +21,7 @@ def _private(response: Response) -> Response:
 
 def bad_link(kind: str, expired: bool, status: int = 404) -> Response:
     """The clear page for a link that no longer works (nothing is shown, nothing changes)."""
-    return _private(make_response(render_template("links/bad_link.html", kind=kind, expired=expired), status))
+    return private_link(make_response(render_template("links/bad_link.html", kind=kind, expired=expired), status))
 
 
 def _image_or_bad_link(token: str) -> Image | Response:
@@ -39,7 +39,7 @@ def result(token: str):
         return image
     response = make_response(render_template("links/result.html", image=image, generation=image.generation,
                                              token=token, link_days=result_link_seconds() // 86400))
-    return _private(response)
+    return private_link(response)
 
 
 @bp.get("/s/<token>/file")
@@ -49,7 +49,7 @@ def result_file(token: str):
     if not isinstance(image, Image):
         return image
     name = download_name(image, image.generation) if request.args.get("download") else None
-    return _private(serve_file(image.storage_key, "image/png", name))
+    return private_link(serve_file(image.storage_key, "image/png", name))
 
 
 @bp.get("/s/<token>/thumbnail")
@@ -58,7 +58,7 @@ def result_thumbnail(token: str):
     image = _image_or_bad_link(token)
     if not isinstance(image, Image):
         return image
-    return _private(serve_file(image.thumbnail_key, "image/webp"))
+    return private_link(serve_file(image.thumbnail_key, "image/webp"))
 
 
 @bp.route("/email/unsubscribe/<token>", methods=["GET", "POST"])
@@ -72,4 +72,4 @@ def unsubscribe(token: str):
     if user.notify_by_email:
         user.notify_by_email = False
         db.session.commit()
-    return _private(make_response(render_template("links/unsubscribed.html", email=user.email)))
+    return private_link(make_response(render_template("links/unsubscribed.html", email=user.email)))
