@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from .. import services
 from ..extensions import db
+from ..generations import cancel_generation
 from ..moderation.audit import record
 from ..queues import QUEUE_NAMES
 from ..tables import Generation, GenerationStatus, User, move_generation, utcnow
@@ -180,3 +181,14 @@ def discard_failed_job(admin: User, job_id: str) -> None:
         registry.remove(job, delete_job=True)
     record(admin, "job.discard", "job", job_id, f"{function} on {registry.name}")
     db.session.commit()
+
+
+def cancel_as_admin(admin: User, generation: Generation) -> bool:
+    """Cancel someone's queued or running generation, audited; False when it has already finished."""
+    if generation.is_final:
+        return False
+    owner = generation.user.email if generation.user else generation.user_id
+    record(admin, "generation.cancel", "generation", generation.id,
+           f"owner {owner}; was {generation.status}; prompt: {generation.prompt[:120]}")
+    cancel_generation(generation)  # its commit writes the audit entry with the status move
+    return True

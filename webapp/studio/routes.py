@@ -9,7 +9,7 @@ from sqlalchemy import select
 from models.catalog import ModelEntry
 
 from .. import progress, services
-from ..access import owned_generation_or_404, viewable_image_or_404
+from ..access import owned_generation_or_404, viewable_generation_or_404, viewable_image_or_404
 from ..extensions import db
 from ..generations import GenerationRefused, PromptBlocked, cancel_generation, create_generation, generation_state
 from ..styles import STYLES
@@ -88,14 +88,15 @@ def create():
 @login_required
 def generation_page(generation_id: str):
     """The progress page; it polls the JSON API until the status is final."""
-    generation = owned_generation_or_404(generation_id)
-    return render_template("studio/generation.html", generation=generation, state=generation_state(generation))
+    generation = viewable_generation_or_404(generation_id)
+    return render_template("studio/generation.html", generation=generation, state=generation_state(generation),
+                           is_owner=generation.user_id == current_user.id)
 
 
 @bp.post("/generations/<generation_id>/cancel")
 @login_required
 def cancel(generation_id: str):
-    """Owner or admin: stop a queued or running generation."""
+    """The owner stops a queued or running generation (admins: the audited admin cancel)."""
     generation = owned_generation_or_404(generation_id)
     if generation.is_final:
         flash("That generation has already finished.", "info")
@@ -109,7 +110,7 @@ def cancel(generation_id: str):
 @login_required
 def preview(generation_id: str):
     """The latest live preview of a running generation (from Redis, which expires it)."""
-    generation = owned_generation_or_404(generation_id)
+    generation = viewable_generation_or_404(generation_id)
     try:
         data = progress.read_preview(services.redis(), generation.id)
     except RedisError:
