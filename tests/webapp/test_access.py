@@ -71,7 +71,7 @@ def test_owner_and_admin_can_see(client, make_user, ada_and_bob):
 
 
 def test_admin_gets_404_on_owners_actions_and_nothing_changes(app, client, make_user, make_image, ada_and_bob):
-    image_id, generation_id = ada_and_bob
+    image_id, _ = ada_and_bob
     queued = add_generation(app, db_user_id(app, "ada@example.com"))
     make_user("root@example.com", is_admin=True)
     Auth(client).login("root@example.com")

@@ -10,7 +10,7 @@ from webapp import config, create_app
 def policy(response) -> dict[str, str]:
     """The Content-Security-Policy as {directive: sources}."""
     header = response.headers["Content-Security-Policy"]
-    return dict((part.strip().split(" ", 1) + [""])[:2] for part in header.split(";") if part.strip())
+    return dict([*part.strip().split(" ", 1), ""][:2] for part in header.split(";") if part.strip())
 
 
 def other_app(**settings):

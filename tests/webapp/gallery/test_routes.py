@@ -16,7 +16,7 @@ def test_simultaneous_stars_and_unstars_are_idempotent(app, live_server, make_us
     image_id = make_image(ada)
     session, token = http_session(live_server, "ada@example.com", ATTEMPTS)
     for wanted in ("1", "0", "1"):
-        responses = fire(ATTEMPTS, lambda: session.post(f"{live_server}/images/{image_id}/star",  # noqa: B023
+        responses = fire(ATTEMPTS, lambda: session.post(f"{live_server}/images/{image_id}/star",
                                                         data={"csrf_token": token, "starred": wanted},  # noqa: B023
                                                         allow_redirects=False))
         assert [r.status_code for r in responses] == [303] * ATTEMPTS
