@@ -72,7 +72,10 @@ def register_services(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """One blueprint per feature."""
+    """One blueprint per feature (after the ``<id:…>`` URL converter that their routes use)."""
+    from .urls import RowIdConverter
+
+    app.url_map.converters["id"] = RowIdConverter
     from .admin import bp as admin_bp
     from .api import bp as api_bp
     from .auth import bp as auth_bp

@@ -81,7 +81,8 @@ class GenerationForm(FlaskForm):
 
     def validate_seed(self, field: StringField) -> None:
         raw = (field.data or "").strip()
-        if raw and (not raw.isdigit() or int(raw) > MAX_SEED):
+        # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and "٣" or "１２" (which it reads).
+        if raw and (not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_SEED):
             raise ValidationError(f"The seed is a whole number from 0 to {MAX_SEED}, or blank for a random one.")
 
     def params(self) -> dict:

@@ -62,6 +62,14 @@ def test_every_admin_route_is_404_for_non_admins(app, make_user, make_image, who
         assert db.session.scalar(db.select(db.func.count()).select_from(AuditLog)) == 0
 
 
+@pytest.mark.db
+def test_huge_ids_are_404_not_500(app, admin):
+    token = csrf_token(admin, "/admin/users")
+    for big in (2**31, 2**63, 10**30):
+        for path in (f"/admin/users/{big}/ban", f"/admin/users/{big}/unban", f"/admin/terms/{big}/delete"):
+            assert admin.post(path, data={"csrf_token": token}).status_code == 404, path
+
+
 def test_admin_posts_need_the_csrf_token(app, admin, make_user):
     victim = make_user("victim@example.com")
     assert admin.post(f"/admin/users/{victim}/ban", data={}).status_code == 400
