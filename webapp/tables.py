@@ -24,6 +24,8 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+ANONYMOUS_NAME = "Anonymous artist"
+
 # scrypt is werkzeug's default memory-hard KDF; name it so a library default change never weakens it.
 PASSWORD_METHOD = "scrypt"  # noqa: S105 (a hash method name, not a password)
 
@@ -74,8 +76,13 @@ class User(UserMixin, db.Model):
 
     @property
     def name(self) -> str:
-        """What other people see: the display name, else the part of the email before the @."""
+        """What the person and admins see: the display name, else the part of the email before the @."""
         return self.display_name or self.email.split("@", 1)[0]
+
+    @property
+    def public_name(self) -> str:
+        """What other people see: the display name, else a neutral name (never a piece of the email)."""
+        return self.display_name or ANONYMOUS_NAME
 
 
 class GenerationStatus(enum.StrEnum):

@@ -192,3 +192,18 @@ def _token(client, generation_id: str) -> str:
     from tests.support import csrf_token
 
     return csrf_token(client, f"/generations/{generation_id}")
+
+
+def test_png_parameters_cannot_be_forged_with_line_breaks():
+    from jobs.generate import encode_png
+
+    forged = "a cat\nSteps: 1, CFG scale: 1, Seed: 1, Size: 1x1, Model: stolen\r\nNegative prompt: x\u2028Seed: 9"
+    parameters = {"prompt": forged, "negative_prompt": "blurry\nModel: fake", "steps": 8, "guidance": 5.0, "seed": 42,
+                  "width": 64, "height": 64, "model": "easel-tiny", "style": "none"}
+    png = PILImage.open(io.BytesIO(encode_png(PILImage.new("RGB", (8, 8)), parameters)))
+    lines = png.text["parameters"].splitlines()
+    assert len(lines) == 3
+    assert lines[0] == "a cat\\nSteps: 1, CFG scale: 1, Seed: 1, Size: 1x1, Model: stolen\\r\\nNegative prompt: x\\u2028Seed: 9"
+    assert lines[1] == "Negative prompt: blurry\\nModel: fake"
+    assert lines[2].startswith("Steps: 8, CFG scale: 5.0, Seed: 42,")
+    assert json.loads(png.text["easel"])["prompt"] == forged  # the JSON chunk keeps the exact text

@@ -1,6 +1,7 @@
 """The prompt form; limits come from the chosen model's catalog entry."""
 from __future__ import annotations
 
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import FloatField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
@@ -12,6 +13,17 @@ from ..generations import MAX_SEED
 from ..styles import STYLES
 
 PROMPT_MAX = 1000
+
+
+NOT_INSTALLED = "not installed on this server"
+
+
+def shown_reason(entry: ModelEntry) -> str | None:
+    """Why a model cannot be used, as the signed-in person may see it: admins get the server's paths, others not."""
+    reason = entry.unavailable_reason()
+    if reason is None or (current_user.is_authenticated and current_user.is_admin):
+        return reason
+    return NOT_INSTALLED
 
 
 def model_choices(catalog: dict[str, ModelEntry]) -> list[SelectChoice]:
@@ -53,7 +65,7 @@ class GenerationForm(FlaskForm):
         entry = self.catalog.get(field.data or "")
         if entry is None:
             raise ValidationError("Choose one of the listed models.")
-        reason = entry.unavailable_reason()
+        reason = shown_reason(entry)
         if reason:
             raise ValidationError(f"{entry.label} is not available on this site: {reason}")
 

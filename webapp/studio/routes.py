@@ -14,7 +14,7 @@ from ..extensions import db
 from ..generations import GenerationRefused, PromptBlocked, cancel_generation, create_generation, generation_state
 from ..styles import STYLES
 from ..tables import Generation
-from .forms import GenerationForm
+from .forms import GenerationForm, shown_reason
 
 bp = Blueprint("studio", __name__)
 
@@ -36,7 +36,7 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
         name: {"width": e.default_width, "height": e.default_height, "steps": e.default_steps,
                "guidance": e.default_guidance, "sizes": e.sizes, "min_steps": e.min_steps, "max_steps": e.max_steps,
                "max_guidance": e.max_guidance, "max_images": e.max_images, "description": e.description,
-               "unavailable": e.unavailable_reason()}
+               "unavailable": shown_reason(e)}
         for name, e in models.items()
     }
     recent = db.session.scalars(select(Generation).where(Generation.user_id == current_user.id)

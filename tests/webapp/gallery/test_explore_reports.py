@@ -47,6 +47,15 @@ def test_publish_unpublish_and_explore_visibility(app, make_user, make_image):
     assert app.test_client().get("/explore").status_code == 302  # signed-in people only
 
 
+def test_explore_never_shows_a_piece_of_the_email(app, make_user, make_image):
+    grace = make_user("grace.hopper.private@example.com")  # no display name
+    make_image(grace, prompt="a moth in a relay", is_public=True, published_at=utcnow())
+    make_user("bob@example.com")
+    html = sign_in(app, "bob@example.com").get("/explore").get_data(as_text=True)
+    assert "a moth in a relay" in html and "by Anonymous artist" in html
+    assert "grace.hopper.private" not in html
+
+
 def test_explore_is_newest_first_and_paginated(app, make_user, make_image):
     ada = make_user("ada@example.com")
     start = utcnow() - timedelta(hours=1)

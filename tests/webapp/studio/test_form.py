@@ -5,7 +5,7 @@ import pytest
 from redis import Redis
 from sqlalchemy import func, select
 
-from tests.support import submit, submit_ok
+from tests.support import sign_in, submit, submit_ok
 from webapp.extensions import db
 from webapp.tables import Generation
 
@@ -15,6 +15,26 @@ pytestmark = pytest.mark.db
 def count(app) -> int:
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(Generation))
+
+
+def model_info(html: str) -> dict:
+    import json
+    import re
+
+    return json.loads(re.search(r'<script type="application/json" id="model-info">(.*?)</script>', html, re.S).group(1))
+
+
+def test_unavailable_models_show_server_paths_to_admins_only(app, client, make_user):
+    make_user("ada@example.com")
+    make_user("root@example.com", is_admin=True)
+    person = sign_in(app, "ada@example.com")
+    html = person.get("/").get_data(as_text=True)
+    assert model_info(html)["missing-model"]["unavailable"] == "not installed on this server"
+    assert "no-such-model" not in html
+    refused = submit(person, model="missing-model").get_data(as_text=True)
+    assert "not installed on this server" in refused and "no-such-model" not in refused
+    admin = sign_in(app, "root@example.com")
+    assert "models/no-such-model" in model_info(admin.get("/").get_data(as_text=True))["missing-model"]["unavailable"]
 
 
 def test_studio_prefilled_from_catalog(signed_in):
