@@ -19,7 +19,7 @@ from rq.queue import Queue
 from rq.worker import WorkerStatus
 
 from webapp import services
-from webapp.queues import CHORE_QUEUE, GENERATE_QUEUE
+from webapp.queues import CHORE_QUEUE, GENERATE_QUEUE, SERIALIZER
 
 from .app_context import get_app
 
@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         warm_up()
     with app.app_context():
         connection = services.redis()
-    worker = WarmWorker(queues, connection=connection, name=args.name or f"{socket.gethostname()}.{os.getpid()}")
+    worker = WarmWorker(queues, connection=connection, name=args.name or f"{socket.gethostname()}.{os.getpid()}",
+                        serializer=SERIALIZER)  # JSON: a job that is a pickle is refused, never unpickled
     worker.heartbeat_ttl = app.config["EASEL_HEARTBEAT_TTL"]
     worker.work(burst=args.burst, with_scheduler=True)
 

@@ -9,13 +9,12 @@ from flask import current_app, url_for
 from redis.exceptions import RedisError
 from rq import Callback
 from rq.exceptions import NoSuchJobError
-from rq.job import Job
 from sqlalchemy import func, select, update
 
 from . import progress, services
 from .extensions import db
 from .moderation.blocked_terms import find_blocked_term
-from .queues import generation_queue
+from .queues import fetch_job, generation_queue
 from .tables import ACTIVE_STATUSES, Generation, GenerationStatus, Image, User, move_generation, utcnow
 
 log = logging.getLogger(__name__)
@@ -130,7 +129,7 @@ def cancel_generation(generation: Generation) -> None:
         progress.request_cancel(services.redis(), generation.id)
         if queued_cancel:
             try:
-                Job.fetch(generation.id, connection=services.redis()).cancel()
+                fetch_job(generation.id).cancel()
             except NoSuchJobError:
                 pass
     except RedisError:

@@ -169,6 +169,8 @@ class Image(db.Model):
     is_hidden: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     is_starred: Mapped[bool] = mapped_column(Boolean, default=False)
     published_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Signed into every emailed result link; bumped on hide and on "revoke links", so older links die for good.
+    link_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
     generation: Mapped[Generation] = relationship(back_populates="images")

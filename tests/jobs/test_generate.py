@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from tests.support import state, submit, submit_ok, wait_for, wait_running, wait_status
 from webapp.extensions import db
+from webapp.queues import SERIALIZER
 from webapp.tables import Generation, Image
 
 
@@ -95,7 +96,7 @@ def test_same_seed_same_pixels_and_pipeline_loaded_once(app, signed_in, workers)
     assert pixels[0] == pixels[1]
     assert pixels[0] != pixels[2]
     redis = Redis.from_url(app.config["REDIS_URL"])
-    loads = [Job.fetch(gid, connection=redis).return_value()["pipeline_loads"] for gid in (first, second, third)]
+    loads = [Job.fetch(gid, connection=redis, serializer=SERIALIZER).return_value()["pipeline_loads"] for gid in (first, second, third)]
     assert loads == [1, 1, 1]  # warm: loaded at start, never again
 
 
@@ -141,7 +142,7 @@ def test_failing_job_shows_readable_error(app, signed_in, workers):
     assert final["status"] == "failed"
     assert final["error"].startswith("The model is not available: model 'missing-model'")
     assert "Traceback" not in final["error"]
-    job = Job.fetch(generation_id, connection=Redis.from_url(app.config["REDIS_URL"]))
+    job = Job.fetch(generation_id, connection=Redis.from_url(app.config["REDIS_URL"]), serializer=SERIALIZER)
     # Re-raised, so RQ records the failure too (just after the row is marked).
     wait_for(lambda: job.get_status(refresh=True) == "failed", timeout=15, message="RQ to record the failure")
     assert "ModelUnavailable" in job.latest_result().exc_string

@@ -280,7 +280,7 @@ def run_chores(app) -> None:
 
     with app.app_context():
         queue = chore_queue()
-        SimpleWorker([queue], connection=queue.connection).work(burst=True, with_scheduler=False)
+        SimpleWorker([queue], connection=queue.connection, serializer=queue.serializer).work(burst=True, with_scheduler=False)
 
 
 def token_for(app, purpose: str, payload, age_seconds: int = 0) -> str:
@@ -301,10 +301,15 @@ def token_for(app, purpose: str, payload, age_seconds: int = 0) -> str:
 
 
 def result_token(app, image_id: str, age_seconds: int = 0) -> str:
-    """A result-link token for ``image_id``."""
+    """A result-link token for ``image_id`` as the app would make it now (its current link version)."""
+    from webapp.extensions import db
     from webapp.links import tokens as links
+    from webapp.tables import Image
 
-    return token_for(app, links.RESULT_LINK, {"image": image_id}, age_seconds)
+    with app.app_context():
+        image = db.session.get(Image, image_id)
+        version = image.link_version if image is not None else 0
+    return token_for(app, links.RESULT_LINK, {"image": image_id, "v": version}, age_seconds)
 
 
 

@@ -15,7 +15,7 @@ from .. import services
 from ..extensions import db
 from ..generations import cancel_generation
 from ..moderation.audit import record
-from ..queues import QUEUE_NAMES
+from ..queues import QUEUE_NAMES, SERIALIZER, fetch_job
 from ..tables import Generation, GenerationStatus, User, move_generation, utcnow
 
 FAILED_SHOWN = 50
@@ -71,7 +71,7 @@ class QueueOverview:
 
 
 def _queues() -> list[Queue]:
-    return [Queue(name, connection=services.redis()) for name in QUEUE_NAMES]
+    return [Queue(name, connection=services.redis(), serializer=SERIALIZER) for name in QUEUE_NAMES]
 
 
 def _last_line(text: str | None) -> str:
@@ -97,9 +97,9 @@ def queue_overview() -> QueueOverview:
         failed_ids = queue.failed_job_registry.get_job_ids(0, FAILED_SHOWN - 1, desc=True)
         queues.append(QueueInfo(name=queue.name, queued=queue.count, started=queue.started_job_registry.count,
                                 scheduled=queue.scheduled_job_registry.count, failed=queue.failed_job_registry.count))
-        failed += [_failed_job(job, queue.name) for job in Job.fetch_many(failed_ids, connection=services.redis()) if job]
+        failed += [_failed_job(job, queue.name) for job in Job.fetch_many(failed_ids, connection=services.redis(), serializer=SERIALIZER) if job]
     workers = []
-    for worker in Worker.all(connection=services.redis()):
+    for worker in Worker.all(connection=services.redis(), serializer=SERIALIZER):
         try:
             job = worker.get_current_job()
         except NoSuchJobError:
@@ -172,7 +172,7 @@ def discard_failed_job(admin: User, job_id: str) -> None:
     """
     registry = _failed_registry_of(job_id)
     try:
-        job = Job.fetch(job_id, connection=services.redis())
+        job = fetch_job(job_id)
     except NoSuchJobError:
         registry.remove(job_id)
         function = "?"

@@ -1,4 +1,4 @@
-"""Gallery routes: list, detail, files, star, publish, delete."""
+"""Gallery routes: list, detail, files, star, publish, revoke emailed links, delete."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -105,6 +105,17 @@ def publish(image_id: str):
         flash("An admin has hidden this image, so it cannot be published.", "danger")
     else:
         flash("Published to Explore." if public else "No longer public.", "success")
+    return redirect(url_for("gallery.image_detail", image_id=image.id), 303)
+
+
+@bp.post("/images/<image_id>/revoke-links")
+@login_required
+def revoke_links(image_id: str):
+    """End every emailed link to this image: whoever was sent one (or was forwarded one) can no longer open it."""
+    image = _owner_action(image_id)
+    db.session.execute(update(Image).where(Image.id == image.id).values(link_version=Image.link_version + 1))
+    db.session.commit()
+    flash("Every emailed link to this image has stopped working.", "success")
     return redirect(url_for("gallery.image_detail", image_id=image.id), 303)
 
 

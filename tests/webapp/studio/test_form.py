@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from tests.support import sign_in, submit, submit_ok
 from webapp.extensions import db
+from webapp.queues import SERIALIZER
 from webapp.tables import Generation
 
 pytestmark = pytest.mark.db
@@ -84,7 +85,7 @@ def test_enqueued_with_row_id_and_timeout(app, signed_in, redis_url):
     from rq.job import Job
 
     generation_id = submit_ok(signed_in)
-    job = Job.fetch(generation_id, connection=Redis.from_url(redis_url))
+    job = Job.fetch(generation_id, connection=Redis.from_url(redis_url), serializer=SERIALIZER)
     assert job.func_name == "jobs.generate.run"
     assert job.args == (generation_id,)
     assert job.timeout == 120  # from the catalog entry
