@@ -96,7 +96,8 @@ def test_same_seed_same_pixels_and_pipeline_loaded_once(app, signed_in, workers)
     assert pixels[0] == pixels[1]
     assert pixels[0] != pixels[2]
     redis = Redis.from_url(app.config["REDIS_URL"])
-    loads = [Job.fetch(gid, connection=redis, serializer=SERIALIZER).return_value()["pipeline_loads"] for gid in (first, second, third)]
+    loads = [Job.fetch(gid, connection=redis, serializer=SERIALIZER).return_value()["pipeline_loads"]
+             for gid in (first, second, third)]
     assert loads == [1, 1, 1]  # warm: loaded at start, never again
 
 

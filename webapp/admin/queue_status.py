@@ -97,7 +97,8 @@ def queue_overview() -> QueueOverview:
         failed_ids = queue.failed_job_registry.get_job_ids(0, FAILED_SHOWN - 1, desc=True)
         queues.append(QueueInfo(name=queue.name, queued=queue.count, started=queue.started_job_registry.count,
                                 scheduled=queue.scheduled_job_registry.count, failed=queue.failed_job_registry.count))
-        failed += [_failed_job(job, queue.name) for job in Job.fetch_many(failed_ids, connection=services.redis(), serializer=SERIALIZER) if job]
+        jobs = Job.fetch_many(failed_ids, connection=services.redis(), serializer=SERIALIZER)
+        failed += [_failed_job(job, queue.name) for job in jobs if job]
     workers = []
     for worker in Worker.all(connection=services.redis(), serializer=SERIALIZER):
         try:

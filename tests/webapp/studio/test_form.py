@@ -87,7 +87,7 @@ def test_enqueued_with_row_id_and_timeout(app, signed_in, redis_url):
     generation_id = submit_ok(signed_in)
     job = Job.fetch(generation_id, connection=Redis.from_url(redis_url), serializer=SERIALIZER)
     assert job.func_name == "jobs.generate.run"
-    assert job.args == (generation_id,)
+    assert list(job.args) == [generation_id]  # JSON keeps a list
     assert job.timeout == 120  # from the catalog entry
 
 
