@@ -2,11 +2,26 @@
 from __future__ import annotations
 
 from rq import cron
+from rq.queue import Queue
 
 from webapp.config import cleanup_cron, reaper_interval
-from webapp.queues import CHORE_QUEUE
+from webapp.queues import CHORE_QUEUE, SERIALIZER
 
 from . import chores
+
+
+class JsonQueue(Queue):
+    """A queue that stores its jobs as JSON (``webapp.queues.SERIALIZER``), like every other queue here."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("serializer", SERIALIZER)
+        super().__init__(*args, **kwargs)
+
+
+# ``rq cron`` (RQ 3.0) has no serializer option: its CronJob.enqueue builds ``Queue(name, connection)``, which
+# would pickle. Loading this file (how ``rq cron`` reads its schedule) makes the scheduler's jobs JSON too;
+# tests/jobs/test_cron.py fails if an RQ upgrade moves that name.
+cron.Queue = JsonQueue
 
 # Abandoned generations (a worker killed mid-job) are settled within EASEL_REAPER_INTERVAL (30 s) of their
 # heartbeat expiring.

@@ -91,11 +91,21 @@ def readable_error(exc: BaseException, generation: Generation) -> str:
     return f"The generation failed unexpectedly ({type(exc).__name__}). Please try again."
 
 
+# Every character str.splitlines() breaks on, written as an escape: a prompt cannot add lines to ``parameters``.
+LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"} | {
+    ord("\n"): "\\n", ord("\r"): "\\r"}
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks escaped (``\\n``, ``\\r``, ``\\u2028``…), so it stays on one line."""
+    return text.translate(LINE_BREAKS)
+
+
 def encode_png(image: PILImage.Image, parameters: dict) -> bytes:
-    """PNG with the parameters in text chunks: ``parameters`` (readable) and ``easel`` (JSON)."""
+    """PNG with the parameters in text chunks: ``parameters`` (readable, one line per part) and ``easel`` (JSON)."""
     info = PngImagePlugin.PngInfo()
     info.add_text("parameters", (
-        f"{parameters['prompt']}\nNegative prompt: {parameters['negative_prompt']}\n"
+        f"{one_line(parameters['prompt'])}\nNegative prompt: {one_line(parameters['negative_prompt'])}\n"
         f"Steps: {parameters['steps']}, CFG scale: {parameters['guidance']}, Seed: {parameters['seed']}, "
         f"Size: {parameters['width']}x{parameters['height']}, Model: {parameters['model']}, Style: {parameters['style']}"))
     info.add_itxt("easel", json.dumps(parameters, ensure_ascii=False))

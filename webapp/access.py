@@ -31,18 +31,26 @@ def _is_owner_or_admin(row: Generation | Image) -> bool:
 
 def _owned_or_404(model: type[Owned], row_id: str) -> Owned:
     row = _get_or_none(model, row_id)
-    if row is None or not _is_owner_or_admin(row):
+    if row is None or not (current_user.is_authenticated and row.user_id == current_user.id):
         abort(404)
     return row
 
 
+def viewable_generation_or_404(generation_id: str) -> Generation:
+    """The generation, if the signed-in user owns it or is an admin (to look, not to change)."""
+    generation = _get_or_none(Generation, generation_id)
+    if generation is None or not _is_owner_or_admin(generation):
+        abort(404)
+    return generation
+
+
 def owned_generation_or_404(generation_id: str) -> Generation:
-    """The generation, if the signed-in user owns it or is an admin."""
+    """The generation, if the signed-in user owns it (owners' actions; admins use the audited admin ones)."""
     return _owned_or_404(Generation, generation_id)
 
 
 def owned_image_or_404(image_id: str) -> Image:
-    """The image, if the signed-in user owns it or is an admin (for changes)."""
+    """The image, if the signed-in user owns it (owners' actions; admins use the audited admin ones)."""
     return _owned_or_404(Image, image_id)
 
 

@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 from redis.exceptions import RedisError
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
-from rq.job import Job
 from sqlalchemy import delete, func, select
 
 from . import progress, services
 from .extensions import db
+from .queues import fetch_job
 from .storage import generation_prefix
 from .tables import (
     ACTIVE_STATUSES,
@@ -129,7 +129,7 @@ def _cancel_job(generation_id: str) -> None:
     try:
         redis = services.redis()
         progress.request_cancel(redis, generation_id)
-        Job.fetch(generation_id, connection=redis).cancel()
+        fetch_job(generation_id).cancel()
     except (NoSuchJobError, InvalidJobOperation):
         pass
     except RedisError:

@@ -9,14 +9,13 @@ from flask import current_app, url_for
 from redis.exceptions import RedisError
 from rq import Callback
 from rq.exceptions import NoSuchJobError
-from rq.job import Job
 from rq.queue import Queue
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from . import progress, services
 from .extensions import db
 from .moderation.blocked_terms import find_blocked_term
-from .queues import GENERATE_QUEUE, generation_queue
+from .queues import GENERATE_QUEUE, SERIALIZER, fetch_job, generation_queue
 from .tables import ACTIVE_STATUSES, Generation, GenerationStatus, Image, User, move_generation, utcnow
 
 log = logging.getLogger(__name__)
@@ -45,8 +44,21 @@ def new_seed() -> int:
     return secrets.randbelow(MAX_SEED + 1)
 
 
+def lock_user(user_id: int) -> None:
+    """Hold this person's lock until the transaction ends, so their limit checks and inserts run one at a time.
+
+    PostgreSQL locks the user's row (``SELECT … FOR UPDATE``); other people are not held up. SQLite has no
+    row locks: a write to the row takes the database's single write lock at once (the driver begins the
+    transaction before it), and every other writer waits for the commit (``busy_timeout``).
+    """
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(update(User).where(User.id == user_id).values(id=User.id))
+    else:
+        db.session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
 def check_limits(user: User, num_images: int) -> None:
-    """Refuse a new generation past ``MAX_ACTIVE_PER_USER`` or the daily image quota."""
+    """Refuse a new generation past ``MAX_ACTIVE_PER_USER`` or the daily image quota (call under ``lock_user``)."""
     active = db.session.scalar(select(func.count()).select_from(Generation).where(
         Generation.user_id == user.id, Generation.status.in_(list(ACTIVE_STATUSES))))
     limit = current_app.config["MAX_ACTIVE_PER_USER"]
@@ -85,9 +97,16 @@ def create_generation(user: User, params: dict, job_timeout: int) -> Generation:
     if user.is_banned:
         raise GenerationRefused("This account has been suspended, so it cannot make images.", status=403)
     check_prompt(params["prompt"])
-    check_limits(user, params["num_images"])
     if params.get("seed") is None:
         params = {**params, "seed": new_seed()}
+    # The checks and the insert are one transaction under the person's lock: simultaneous submits cannot
+    # all see room for one more (check-then-insert), however many arrive at once.
+    lock_user(user.id)
+    try:
+        check_limits(user, params["num_images"])
+    except GenerationRefused:
+        db.session.rollback()
+        raise
     generation = Generation(user_id=user.id, status=GenerationStatus.QUEUED, **params)
     db.session.add(generation)
     db.session.commit()
@@ -112,7 +131,7 @@ def cancel_generation(generation: Generation) -> None:
         progress.request_cancel(services.redis(), generation.id)
         if queued_cancel:
             try:
-                Job.fetch(generation.id, connection=services.redis()).cancel()
+                fetch_job(generation.id).cancel()
             except NoSuchJobError:
                 pass
     except RedisError:
@@ -126,7 +145,7 @@ def queue_position(generation_id: str) -> int | None:
     Raises:
         RedisError: Redis did not answer within ``services.QUICK_READ_TIMEOUT``.
     """
-    position = Queue(GENERATE_QUEUE, connection=services.quick_redis()).get_job_position(generation_id)
+    position = Queue(GENERATE_QUEUE, connection=services.quick_redis(), serializer=SERIALIZER).get_job_position(generation_id)
     return None if position is None else position + 1
 
 

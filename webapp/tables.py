@@ -25,6 +25,8 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+ANONYMOUS_NAME = "Anonymous artist"
+
 # scrypt is werkzeug's default memory-hard KDF; name it so a library default change never weakens it.
 PASSWORD_METHOD = "scrypt"  # noqa: S105 (a hash method name, not a password)
 
@@ -79,8 +81,13 @@ class User(UserMixin, db.Model):
 
     @property
     def name(self) -> str:
-        """What other people see: the display name, else the part of the email before the @."""
+        """What the person and admins see: the display name, else the part of the email before the @."""
         return self.display_name or self.email.split("@", 1)[0]
+
+    @property
+    def public_name(self) -> str:
+        """What other people see: the display name, else a neutral name (never a piece of the email)."""
+        return self.display_name or ANONYMOUS_NAME
 
 
 class GenerationStatus(enum.StrEnum):
@@ -170,6 +177,8 @@ class Image(db.Model):
     is_hidden: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     is_starred: Mapped[bool] = mapped_column(Boolean, default=False)
     published_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Signed into every emailed result link; bumped on hide and on "revoke links", so older links die for good.
+    link_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
     generation: Mapped[Generation] = relationship(back_populates="images")

@@ -1,9 +1,10 @@
-"""Gallery routes: list, detail, files, star, publish, delete."""
+"""Gallery routes: list, detail, files, star, publish, revoke emailed links, delete."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
+from sqlalchemy import true, update
 from wtforms.fields.choices import SelectChoice
 
 from ..access import owned_image_or_404, viewable_image_or_404
@@ -67,29 +68,53 @@ def _owner_action(image_id: str) -> Image:
     return image
 
 
+def _wanted(field: str) -> bool:
+    """The state the button asks for (``1``/``0``): repeating a request, or sending it twice at once, is harmless."""
+    value = request.form.get(field)
+    if value not in {"0", "1"}:
+        abort(400)
+    return value == "1"
+
+
 @bp.post("/images/<image_id>/star")
 @login_required
 def star(image_id: str):
-    """Star or unstar: starred images are kept from cleanup."""
+    """Star (``starred=1``) or unstar (``starred=0``): starred images are kept from cleanup."""
     image = _owner_action(image_id)
-    image.is_starred = not image.is_starred
+    starred = _wanted("starred")
+    db.session.execute(update(Image).where(Image.id == image.id).values(is_starred=starred))
     db.session.commit()
-    flash("Starred: this image is kept." if image.is_starred else "Unstarred.", "success")
+    flash("Starred: this image is kept." if starred else "Unstarred.", "success")
     return redirect(url_for("gallery.image_detail", image_id=image.id), 303)
 
 
 @bp.post("/images/<image_id>/publish")
 @login_required
 def publish(image_id: str):
-    """Publish to Explore, or take back."""
+    """Publish to Explore (``public=1``), or take back (``public=0``); never an image an admin has hidden."""
     image = _owner_action(image_id)
-    if image.is_hidden and not image.is_public:
+    public = _wanted("public")
+    # One conditional UPDATE: a hide that lands meanwhile wins, and published_at is set once.
+    changed = db.session.execute(
+        update(Image).where(Image.id == image.id, Image.is_public.is_not(public),
+                            Image.is_hidden.is_(False) if public else true())
+        .values(is_public=public, published_at=utcnow() if public else None)).rowcount
+    db.session.commit()
+    if public and not changed and image.is_hidden:
         flash("An admin has hidden this image, so it cannot be published.", "danger")
     else:
-        image.is_public = not image.is_public
-        image.published_at = utcnow() if image.is_public else None
-        db.session.commit()
-        flash("Published to Explore." if image.is_public else "No longer public.", "success")
+        flash("Published to Explore." if public else "No longer public.", "success")
+    return redirect(url_for("gallery.image_detail", image_id=image.id), 303)
+
+
+@bp.post("/images/<image_id>/revoke-links")
+@login_required
+def revoke_links(image_id: str):
+    """End every emailed link to this image: whoever was sent one (or was forwarded one) can no longer open it."""
+    image = _owner_action(image_id)
+    db.session.execute(update(Image).where(Image.id == image.id).values(link_version=Image.link_version + 1))
+    db.session.commit()
+    flash("Every emailed link to this image has stopped working.", "success")
     return redirect(url_for("gallery.image_detail", image_id=image.id), 303)
 
 

@@ -64,12 +64,19 @@ def result_thumbnail(token: str):
 @bp.route("/email/unsubscribe/<token>", methods=["GET", "POST"])
 @csrf.exempt  # mail clients' one-click unsubscribe (RFC 8058) POSTs without a form; the token is the proof
 def unsubscribe(token: str):
-    """One click turns off the notification emails and says so."""
+    """GET asks (mail scanners fetch links, so a GET changes nothing); a POST turns the notification emails off.
+
+    The POST is the confirm button's, or a mail client's RFC 8058 one-click (``List-Unsubscribe=One-Click``).
+    The page never shows the account's email: whoever holds the link may not be its owner.
+    """
     try:
         user = user_for_unsubscribe_token(token)
     except BadLink as exc:
         return bad_link("unsubscribe", exc.expired)
+    if request.method == "GET":
+        page = render_template("links/unsubscribe.html", token=token, already_off=not user.notify_by_email)
+        return private_link(make_response(page))
     if user.notify_by_email:
         user.notify_by_email = False
         db.session.commit()
-    return private_link(make_response(render_template("links/unsubscribed.html", email=user.email)))
+    return private_link(make_response(render_template("links/unsubscribed.html")))

@@ -1,6 +1,7 @@
 """The prompt form; limits come from the chosen model's catalog entry."""
 from __future__ import annotations
 
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import FloatField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
@@ -12,6 +13,17 @@ from ..generations import MAX_SEED
 from ..styles import STYLES
 
 PROMPT_MAX = 1000
+
+
+NOT_INSTALLED = "not installed on this server"
+
+
+def shown_reason(entry: ModelEntry) -> str | None:
+    """Why a model cannot be used, as the signed-in person may see it: admins get the server's paths, others not."""
+    reason = entry.unavailable_reason()
+    if reason is None or (current_user.is_authenticated and current_user.is_admin):
+        return reason
+    return NOT_INSTALLED
 
 
 def model_choices(catalog: dict[str, ModelEntry]) -> list[SelectChoice]:
@@ -53,7 +65,7 @@ class GenerationForm(FlaskForm):
         entry = self.catalog.get(field.data or "")
         if entry is None:
             raise ValidationError("Choose one of the listed models.")
-        reason = entry.unavailable_reason()
+        reason = shown_reason(entry)
         if reason:
             raise ValidationError(f"{entry.label} is not available on this site: {reason}")
 
@@ -81,7 +93,8 @@ class GenerationForm(FlaskForm):
 
     def validate_seed(self, field: StringField) -> None:
         raw = (field.data or "").strip()
-        if raw and (not raw.isdigit() or int(raw) > MAX_SEED):
+        # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and "٣" or "１２" (which it reads).
+        if raw and (not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_SEED):
             raise ValidationError(f"The seed is a whole number from 0 to {MAX_SEED}, or blank for a random one.")
 
     def params(self) -> dict:

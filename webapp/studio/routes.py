@@ -9,12 +9,12 @@ from sqlalchemy import select
 from models.catalog import ModelEntry
 
 from .. import progress, services
-from ..access import owned_generation_or_404, viewable_image_or_404
+from ..access import owned_generation_or_404, viewable_generation_or_404, viewable_image_or_404
 from ..extensions import db
 from ..generations import GenerationRefused, PromptBlocked, cancel_generation, create_generation, generation_state
 from ..styles import STYLES
 from ..tables import Generation
-from .forms import GenerationForm
+from .forms import GenerationForm, shown_reason
 
 bp = Blueprint("studio", __name__)
 
@@ -36,7 +36,7 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
         name: {"width": e.default_width, "height": e.default_height, "steps": e.default_steps,
                "guidance": e.default_guidance, "sizes": e.sizes, "min_steps": e.min_steps, "max_steps": e.max_steps,
                "max_guidance": e.max_guidance, "max_images": e.max_images, "description": e.description,
-               "unavailable": e.unavailable_reason()}
+               "unavailable": shown_reason(e)}
         for name, e in models.items()
     }
     recent = db.session.scalars(select(Generation).where(Generation.user_id == current_user.id)
@@ -88,14 +88,15 @@ def create():
 @login_required
 def generation_page(generation_id: str):
     """The progress page; it polls the JSON API until the status is final."""
-    generation = owned_generation_or_404(generation_id)
-    return render_template("studio/generation.html", generation=generation, state=generation_state(generation))
+    generation = viewable_generation_or_404(generation_id)
+    return render_template("studio/generation.html", generation=generation, state=generation_state(generation),
+                           is_owner=generation.user_id == current_user.id)
 
 
 @bp.post("/generations/<generation_id>/cancel")
 @login_required
 def cancel(generation_id: str):
-    """Owner or admin: stop a queued or running generation."""
+    """The owner stops a queued or running generation (admins: the audited admin cancel)."""
     generation = owned_generation_or_404(generation_id)
     if generation.is_final:
         flash("That generation has already finished.", "info")
@@ -109,7 +110,7 @@ def cancel(generation_id: str):
 @login_required
 def preview(generation_id: str):
     """The latest live preview of a running generation (from Redis, which expires it)."""
-    generation = owned_generation_or_404(generation_id)
+    generation = viewable_generation_or_404(generation_id)
     try:
         data = progress.read_preview(services.redis(), generation.id)
     except RedisError:
