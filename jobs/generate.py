@@ -25,10 +25,12 @@ from models import loader
 from models.catalog import ModelError
 from webapp import progress, services
 from webapp.extensions import db
+from webapp.lineage import chain_from
 from webapp.mail.outbox import notify_generation_finished
 from webapp.storage import StorageError, image_key, thumbnail_key
 from webapp.styles import postprocess, styled_prompt
 from webapp.tables import Generation, GenerationStatus, Image, move_generation, new_id, utcnow
+from webapp.uploads import fit_to
 
 from .app_context import get_app, with_app
 from .preview import previewer_for
@@ -46,6 +48,10 @@ WORKER_STOPPED = "The worker stopped while making this picture. Please try again
 
 class Canceled(Exception):
     """The person canceled while the pipeline ran."""
+
+
+class StartImageGone(Exception):
+    """The starting image was deleted before the job ran."""
 
 
 def configure_threads() -> int:
@@ -78,6 +84,8 @@ def warm_up() -> None:
 
 def readable_error(exc: BaseException, generation: Generation) -> str:
     """A message a person can act on, never a traceback."""
+    if isinstance(exc, StartImageGone):
+        return "The starting image is no longer there (it was deleted). Choose another one."
     if isinstance(exc, ModelError):
         return f"The model is not available: {exc}"
     if isinstance(exc, JobTimeoutException):
@@ -97,7 +105,8 @@ def encode_png(image: PILImage.Image, parameters: dict) -> bytes:
     info.add_text("parameters", (
         f"{parameters['prompt']}\nNegative prompt: {parameters['negative_prompt']}\n"
         f"Steps: {parameters['steps']}, CFG scale: {parameters['guidance']}, Seed: {parameters['seed']}, "
-        f"Size: {parameters['width']}x{parameters['height']}, Model: {parameters['model']}, Style: {parameters['style']}"))
+        f"Size: {parameters['width']}x{parameters['height']}, Model: {parameters['model']}, Style: {parameters['style']}"
+        + (f", Denoising strength: {parameters['strength']}" if parameters.get("strength") is not None else "")))
     info.add_itxt("easel", json.dumps(parameters, ensure_ascii=False))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info, optimize=False, compress_level=6)
@@ -158,20 +167,44 @@ class ProgressReporter:
         return callback_kwargs
 
 
+def img2img_for(pipe):
+    """The image-to-image pipeline sharing the warm pipeline's weights (made once, no second load)."""
+    img2img = getattr(pipe, "_easel_img2img", None)
+    if img2img is None:
+        img2img = loader.img2img_from(pipe)
+        img2img._easel_previewer = previewer_for(pipe)  # same VAE: the fitted preview map is shared
+        pipe._easel_img2img = img2img
+    return img2img
+
+
+def start_image(generation: Generation) -> PILImage.Image:
+    """The generation's starting image, at its size (crop to fill, or fit)."""
+    try:
+        data = services.storage().open(generation.init_image_key)
+    except FileNotFoundError as exc:
+        raise StartImageGone() from exc
+    with PILImage.open(io.BytesIO(data)) as picture:
+        picture = picture.convert("RGB")
+    return fit_to(picture, (generation.width, generation.height), generation.resize_mode or "crop")
+
+
 def _make_images(generation: Generation) -> list[PILImage.Image]:
-    """Call the warm pipeline with the generation's parameters."""
+    """Call the warm pipeline (or its image-to-image twin) with the generation's parameters."""
     pipe = pipeline_for(generation.model)  # raises ModelError when the model is not usable here
     previewer_for(pipe)  # fitted once per pipeline, before the clock of the preview budget starts
-    reporter = ProgressReporter(generation.id, generation.steps)
+    reporter = ProgressReporter(generation.id, generation.total_steps)
     generators = [torch.Generator("cpu").manual_seed(generation.seed + i) for i in range(generation.num_images)]
-    result = pipe(
-        prompt=styled_prompt(generation.prompt, generation.style),
-        negative_prompt=generation.negative_prompt or None,
-        width=generation.width, height=generation.height,
-        num_inference_steps=generation.steps, guidance_scale=generation.guidance,
-        num_images_per_prompt=generation.num_images, generator=generators,
-        callback_on_step_end=reporter, output_type="pil",
-    )
+    common = {
+        "prompt": styled_prompt(generation.prompt, generation.style),
+        "negative_prompt": generation.negative_prompt or None,
+        "num_inference_steps": generation.steps, "guidance_scale": generation.guidance,
+        "num_images_per_prompt": generation.num_images, "generator": generators,
+        "callback_on_step_end": reporter, "output_type": "pil",
+    }
+    if generation.init_image_key:
+        result = img2img_for(pipe)(image=start_image(generation), strength=generation.strength, **common)
+    else:
+        result = pipe(width=generation.width, height=generation.height, **common)
     if reporter.canceled:
         raise Canceled()
     return [postprocess(image, generation.style) for image in result.images]
@@ -182,14 +215,19 @@ def _store(generation: Generation, images: list[PILImage.Image]) -> None:
     storage = services.storage()
     saved: list[str] = []
     rows = []
+    lineage = chain_from(generation)
     try:
         for index, picture in enumerate(images):
             parameters = {
                 "prompt": generation.prompt, "negative_prompt": generation.negative_prompt, "model": generation.model,
                 "seed": generation.seed + index, "steps": generation.steps, "guidance": generation.guidance,
                 "width": generation.width, "height": generation.height, "style": generation.style,
-                "generation_id": generation.id,
+                "generation_id": generation.id, "source": generation.source,
             }
+            if generation.init_image_key:
+                parameters.update(strength=generation.strength, resize_mode=generation.resize_mode)
+            if lineage:
+                parameters["lineage"] = lineage
             key = image_key(generation.user_id, generation.id, index)
             thumb = thumbnail_key(generation.user_id, generation.id, index)
             storage.save(key, encode_png(picture, parameters), "image/png")

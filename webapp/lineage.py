@@ -38,11 +38,10 @@ def children_of(image: Image, viewer: User | None, limit: int = 48) -> list[Imag
     return list(db.session.scalars(query))
 
 
-def chain_of(image: Image, depth: int = 16) -> list[dict]:
-    """The ancestry for PNG text chunks: [{image_id, source}] from this image's parent upwards."""
+def chain_from(generation: Generation, depth: int = 16) -> list[dict]:
+    """The ancestry for PNG text chunks: [{image_id, source}] from the generation's parent upwards."""
     chain: list[dict] = []
-    generation = image.generation
-    seen = {image.id}
+    seen: set[str] = set()
     while generation is not None and generation.parent_image_id and len(chain) < depth:
         chain.append({"image_id": generation.parent_image_id, "source": generation.source})
         parent = db.session.get(Image, generation.parent_image_id)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from webapp.extensions import db
-from webapp.lineage import chain_of, children_of, parent_of
+from webapp.lineage import chain_from, children_of, parent_of
 from webapp.tables import Image, Source, User
 
 
@@ -24,7 +24,7 @@ def test_parent_and_children_visible_to_the_viewer(app, make_user, make_image):
         assert children_of(image, None) == []
         assert parent_of(image) is None
         assert parent_of(db.session.get(Image, own_variation)).id == root
-        chain = chain_of(db.session.get(Image, grandchild))
+        chain = chain_from(db.session.get(Image, grandchild).generation)
         assert chain == [{"image_id": own_variation, "source": "upscale"}, {"image_id": root, "source": "variation"}]
 
 
