@@ -29,11 +29,12 @@ from webapp.lineage import chain_from
 from webapp.mail.outbox import notify_generation_finished
 from webapp.storage import StorageError, image_key, thumbnail_key
 from webapp.styles import postprocess, styled_prompt
-from webapp.tables import Generation, GenerationStatus, Image, move_generation, new_id, utcnow
+from webapp.tables import Generation, GenerationStatus, Image, Source, move_generation, new_id, utcnow
 from webapp.uploads import fit_to
 
 from .app_context import get_app, with_app
 from .preview import previewer_for
+from .upscale import make_upscaled
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,8 @@ def _store(generation: Generation, images: list[PILImage.Image]) -> None:
                 "width": generation.width, "height": generation.height, "style": generation.style,
                 "generation_id": generation.id, "source": generation.source,
             }
+            if generation.source == Source.UPSCALE:
+                parameters.update(upscaler=generation.upscaler, upscale_factor=generation.upscale_factor)
             if generation.init_image_key:
                 parameters.update(strength=generation.strength, resize_mode=generation.resize_mode)
             if lineage:
@@ -269,7 +272,10 @@ def run(generation_id: str) -> dict | Retry:
     db.session.refresh(generation)
     began = time.perf_counter()
     try:
-        images = _make_images(generation)
+        if generation.source == Source.UPSCALE:
+            images = make_upscaled(generation, StartImageGone, Canceled)
+        else:
+            images = _make_images(generation)
         _store(generation, images)
     except Canceled:
         move_generation(generation_id, GenerationStatus.CANCELED, (GenerationStatus.RUNNING,), finished_at=utcnow())
