@@ -27,13 +27,14 @@ from webapp import progress, services
 from webapp.extensions import db
 from webapp.lineage import chain_from
 from webapp.mail.outbox import notify_generation_finished
-from webapp.storage import StorageError, image_key, thumbnail_key
+from webapp.storage import StorageError, image_key, thumbnail_key, timelapse_key
 from webapp.styles import postprocess, styled_prompt
 from webapp.tables import Generation, GenerationStatus, Image, Source, move_generation, new_id, utcnow
 from webapp.uploads import fit_to
 
 from .app_context import get_app, with_app
 from .preview import previewer_for
+from .timelapse import TimelapseRecorder
 from .upscale import make_upscaled
 
 log = logging.getLogger(__name__)
@@ -132,9 +133,10 @@ class ProgressReporter:
     the pipeline within a step or ``WRITE_INTERVAL``, whichever is longer.
     """
 
-    def __init__(self, generation_id: str, total_steps: int):
+    def __init__(self, generation_id: str, total_steps: int, recorder: TimelapseRecorder | None = None):
         self.generation_id = generation_id
         self.total = total_steps
+        self.recorder = recorder
         self.redis = services.redis()
         self.started = time.perf_counter()
         self.last_write = self.started
@@ -153,6 +155,8 @@ class ProgressReporter:
 
     def __call__(self, pipe, step: int, timestep, callback_kwargs: dict) -> dict:
         done = step + 1
+        if self.recorder is not None and "latents" in callback_kwargs:
+            self.recorder.add(callback_kwargs["latents"])  # every step, unlike the batched progress writes
         now = time.perf_counter()
         if now - self.last_write < WRITE_INTERVAL and done < self.total:
             return callback_kwargs
@@ -189,11 +193,12 @@ def start_image(generation: Generation) -> PILImage.Image:
     return fit_to(picture, (generation.width, generation.height), generation.resize_mode or "crop")
 
 
-def _make_images(generation: Generation) -> list[PILImage.Image]:
-    """Call the warm pipeline (or its image-to-image twin) with the generation's parameters."""
+def _make_images(generation: Generation) -> tuple[list[PILImage.Image], TimelapseRecorder | None]:
+    """Call the warm pipeline (or its image-to-image twin); the images, and their timelapse frames if asked."""
     pipe = pipeline_for(generation.model)  # raises ModelError when the model is not usable here
-    previewer_for(pipe)  # fitted once per pipeline, before the clock of the preview budget starts
-    reporter = ProgressReporter(generation.id, generation.total_steps)
+    previewer = previewer_for(pipe)  # fitted once per pipeline, before the clock of the preview budget starts
+    recorder = TimelapseRecorder(generation.num_images, previewer) if generation.timelapse else None
+    reporter = ProgressReporter(generation.id, generation.total_steps, recorder)
     generators = [torch.Generator("cpu").manual_seed(generation.seed + i) for i in range(generation.num_images)]
     common = {
         "prompt": styled_prompt(generation.prompt, generation.style),
@@ -208,10 +213,10 @@ def _make_images(generation: Generation) -> list[PILImage.Image]:
         result = pipe(width=generation.width, height=generation.height, **common)
     if reporter.canceled:
         raise Canceled()
-    return [postprocess(image, generation.style) for image in result.images]
+    return [postprocess(image, generation.style) for image in result.images], recorder
 
 
-def _store(generation: Generation, images: list[PILImage.Image]) -> None:
+def _store(generation: Generation, images: list[PILImage.Image], recorder: TimelapseRecorder | None = None) -> None:
     """Save files first, then the rows and the final status in one commit; no row ever points at a missing file."""
     storage = services.storage()
     saved: list[str] = []
@@ -237,8 +242,14 @@ def _store(generation: Generation, images: list[PILImage.Image]) -> None:
             saved.append(key)
             storage.save(thumb, encode_webp(picture, THUMBNAIL_SIZE), "image/webp")
             saved.append(thumb)
+            timelapse = None
+            if recorder is not None:
+                timelapse = timelapse_key(generation.user_id, generation.id, index)
+                storage.save(timelapse, recorder.encode(index, picture), "image/webp")
+                saved.append(timelapse)
             rows.append(Image(id=new_id(), generation_id=generation.id, user_id=generation.user_id, index=index,
-                              storage_key=key, thumbnail_key=thumb, width=picture.width, height=picture.height))
+                              storage_key=key, thumbnail_key=thumb, timelapse_key=timelapse,
+                              width=picture.width, height=picture.height))
         db.session.add_all(rows)
         moved = move_generation(generation.id, GenerationStatus.SUCCEEDED, (GenerationStatus.RUNNING,), commit=False,
                                 finished_at=utcnow(), error=None)
@@ -273,10 +284,11 @@ def run(generation_id: str) -> dict | Retry:
     began = time.perf_counter()
     try:
         if generation.source == Source.UPSCALE:
-            images = make_upscaled(generation, StartImageGone, Canceled)
+            images, recorder = make_upscaled(generation, StartImageGone, Canceled), None
         else:
-            images = _make_images(generation)
-        _store(generation, images)
+            images, recorder = _make_images(generation)
+        _store(generation, images, recorder)
+        del recorder  # the frames are dropped as soon as the animations are written
     except Canceled:
         move_generation(generation_id, GenerationStatus.CANCELED, (GenerationStatus.RUNNING,), finished_at=utcnow())
         log.info("canceled")

@@ -202,6 +202,11 @@ class Image(db.Model):
     generation: Mapped[Generation] = relationship(back_populates="images")
     user: Mapped[User] = relationship()
 
+    @property
+    def file_keys(self) -> tuple[str, ...]:
+        """Every stored file of this image: the PNG, the thumbnail and, when made, the timelapse."""
+        return tuple(key for key in (self.storage_key, self.thumbnail_key, self.timelapse_key) if key)
+
 
 class Upload(db.Model):
     """A starting image a person uploaded, decoded and re-encoded as PNG (never the bytes as sent)."""

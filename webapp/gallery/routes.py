@@ -67,6 +67,16 @@ def image_thumbnail(image_id: str):
     return serve_file(image.thumbnail_key, "image/webp")
 
 
+@bp.get("/images/<image_id>/timelapse")
+@login_required
+def image_timelapse(image_id: str):
+    """The animated WebP of the picture forming, after the same access check as the image."""
+    image = viewable_image_or_404(image_id)
+    if not image.timelapse_key:
+        abort(404)
+    return serve_file(image.timelapse_key, "image/webp")
+
+
 def _owner_action(image_id: str) -> Image:
     image = owned_image_or_404(image_id)
     if not FlaskForm().validate_on_submit():
