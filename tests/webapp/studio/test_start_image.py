@@ -110,3 +110,25 @@ def test_someone_elses_upload_id_is_a_404(app, signed_in, make_user):
     own = bob_client.get(f"/uploads/{upload_id}.png")
     own.close()
     assert own.headers["Content-Type"] == "image/png"
+
+
+def test_remix_keeps_the_starting_image(app, signed_in, make_image):
+    own = db_user_image(app, make_image)
+    response = post_start(signed_in, files={"init_image": (encoded(PILImage.new("RGB", (64, 64)), "PNG"), "a.png")},
+                          strength="0.4")
+    with app.app_context():
+        generation = db.session.get(Generation, response.headers["Location"].rsplit("/", 1)[1])
+        user_id, upload_id = generation.user_id, generation.upload_id
+    from_upload = make_image(user_id, generation={"source": "upload", "upload_id": upload_id, "strength": 0.4,
+                                                  "init_image_key": "x"})
+    from_image = make_image(user_id, generation={"source": "image", "parent_image_id": own, "strength": 0.7,
+                                                 "init_image_key": "x"})
+    page = signed_in.get(f"/?remix={from_upload}").get_data(as_text=True)
+    assert f'value="{upload_id}"' in page and 'id="start-thumb"' in page and 'value="0.4"' in page
+    page = signed_in.get(f"/?remix={from_image}").get_data(as_text=True)
+    assert f'name="init_image_id" type="hidden" value="{own}"' in page and 'value="0.7"' in page
+    response = post_start(signed_in, upload_id=upload_id, strength="0.4")
+    assert response.status_code == 303
+    with app.app_context():
+        again = db.session.get(Generation, response.headers["Location"].rsplit("/", 1)[1])
+        assert (again.source, again.upload_id) == ("upload", upload_id)
