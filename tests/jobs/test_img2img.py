@@ -70,3 +70,30 @@ def test_strength_keeps_or_replaces_the_start_without_a_second_load(app, signed_
     redis = Redis.from_url(app.config["REDIS_URL"])
     loads = [Job.fetch(gid, connection=redis).return_value()["pipeline_loads"] for gid in (text_id, gentle, full)]
     assert loads == [1, 1, 1]  # image-to-image reuses the warm pipeline's weights
+
+
+def test_cancel_and_a_deleted_start_on_image_to_image(app, signed_in, workers):
+    """Cancel stops image-to-image within a step; the next one is not left interrupted; a vanished start fails."""
+    from pathlib import Path
+
+    from tests.support import wait_running
+    from webapp.extensions import db
+    from webapp.tables import Generation, Upload
+
+    app.config["MAX_ACTIVE_PER_USER"] = 4
+    start = PILImage.new("RGB", (64, 64), (255, 255, 0))
+    long_one = submit_start(signed_in, start, model="easel-tiny-slow", steps=1000, strength=0.9, timelapse="y")
+    vanished = submit_start(signed_in, start, steps=10, strength=0.5)  # queued behind it; its file goes now
+    with app.app_context():
+        upload = db.session.get(Upload, db.session.get(Generation, vanished).upload_id)
+        (Path(app.config["MEDIA_DIR"]) / upload.storage_key).unlink()
+    workers.start()
+    running = wait_running(signed_in, long_one, 3)
+    assert running["total_steps"] == 900
+    signed_in.post(f"/generations/{long_one}/cancel", data={"csrf_token": csrf_token(signed_in, f"/generations/{long_one}")})
+    final = wait_status(signed_in, long_one, {"canceled", "succeeded", "failed"}, timeout=60)
+    assert final["status"] == "canceled" and final["images"] == []
+    after = submit_start(signed_in, start, steps=10, strength=0.5)
+    assert wait_status(signed_in, after, {"succeeded", "failed", "canceled"})["status"] == "succeeded"
+    failed = wait_status(signed_in, vanished, {"succeeded", "failed"})
+    assert failed["status"] == "failed" and "starting image is no longer there" in failed["error"]

@@ -147,6 +147,7 @@ def test_cron_runs_cleanup_daily_at_the_configured_time(monkeypatch, redis_url):
             cleanup_cron(bad)
 
 
+@pytest.mark.db
 def test_uploads_no_generation_uses_are_deleted_after_a_day(app, signed_in):
     """An upload whose generation is gone goes after a day; one still in use stays."""
     from pathlib import Path

@@ -1,11 +1,14 @@
 """Lineage: an image's parent, and the children the viewer may see."""
 from __future__ import annotations
 
+import pytest
+
 from webapp.extensions import db
 from webapp.lineage import chain_from, children_of, parent_of
 from webapp.tables import Image, Source, User
 
 
+@pytest.mark.db
 def test_parent_and_children_visible_to_the_viewer(app, make_user, make_image):
     ada, bob = make_user("ada@example.com"), make_user("bob@example.com")
     root = make_image(ada, is_public=True)
