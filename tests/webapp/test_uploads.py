@@ -74,6 +74,24 @@ def test_cmyk_16_bit_and_transparent_uploads_become_rgb():
     assert webp.getpixel((3, 3)) == (0, 0, 255)
 
 
+def rgb16_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A 16-bit-per-channel RGB PNG (Pillow cannot write one), filled with one colour."""
+    pixel = b"".join(struct.pack(">H", value) for value in rgb)
+    rows = zlib.compress((b"\x00" + pixel * width) * height)
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", rows) + png_chunk(b"IEND", b"")
+
+
+def test_16_bit_rgb_and_palette_pngs_become_rgb():
+    deep = decode_upload(rgb16_png(8, 6, (65535, 32768, 0)), LIMIT)
+    assert deep.mode == "RGB" and deep.size == (8, 6) and deep.getpixel((2, 2)) == (255, 128, 0)
+    palette = PILImage.new("P", (10, 10), 1)
+    palette.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    assert decode_upload(encoded(palette, "PNG"), LIMIT).getpixel((3, 3)) == (255, 0, 0)
+    palette.info["transparency"] = 1
+    assert decode_upload(encoded(palette, "PNG", transparency=1), LIMIT).getpixel((3, 3)) == (255, 255, 255)
+
+
 def test_exif_orientation_is_applied():
     exif = PILImage.Exif()
     exif[0x0112] = 6  # rotate 90° clockwise to display

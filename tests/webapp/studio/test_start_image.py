@@ -41,6 +41,8 @@ def test_a_bad_upload_gets_a_message_and_nothing_is_written(app, signed_in, app_
 
 
 def test_a_good_upload_is_re_encoded_at_the_model_size(app, signed_in, app_env):
+    studio = signed_in.get("/").get_data(as_text=True)
+    assert 'enctype="multipart/form-data"' in studio and 'name="init_image"' in studio and 'name="timelapse"' in studio
     photo = PILImage.new("RGB", (300, 150), "green")
     response = post_start(signed_in, files={"init_image": (encoded(photo, "JPEG"), "holiday.jpg")},
                           strength="0.5", resize_mode="fit", timelapse="y")
