@@ -34,6 +34,7 @@ def test_variations_and_upscale_land_in_the_gallery_with_their_parent(app, signe
     upscaled = generation_from(post(signed_in, f"/images/{parent_id}/upscale", token_page="/",
                                     factor="4", upscaler="lanczos"))
     assert state_of(signed_in, upscaled)["total_steps"] == 1
+    assert "upscale ×4 with lanczos" in signed_in.get(f"/generations/{upscaled}").get_data(as_text=True)
     variation_state = wait_status(signed_in, variation, {"succeeded", "failed"}, timeout=240)
     upscale_state = wait_status(signed_in, upscaled, {"succeeded", "failed"}, timeout=240)
     assert variation_state["status"] == upscale_state["status"] == "succeeded", (variation_state, upscale_state)
