@@ -1,9 +1,11 @@
 """The prompt form; limits come from the chosen model's catalog entry."""
 from __future__ import annotations
 
+from flask import current_app
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import FloatField, IntegerField, SelectField, StringField, TextAreaField
+from flask_wtf.file import FileField
+from wtforms import BooleanField, FloatField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
@@ -11,8 +13,11 @@ from models.catalog import ModelEntry
 
 from ..generations import MAX_SEED
 from ..styles import STYLES
+from ..tables import denoising_steps
+from ..uploads import RESIZE_MODES, UploadRejected, decode_upload
 
 PROMPT_MAX = 1000
+MIN_STRENGTH, MAX_STRENGTH, DEFAULT_STRENGTH = 0.05, 1.0, 0.6
 
 
 NOT_INSTALLED = "not installed on this server"
@@ -51,11 +56,44 @@ class GenerationForm(FlaskForm):
                                                     NumberRange(1, 4, "Choose 1 to 4 images.")])
     style = SelectField("Style", choices=[SelectChoice(s.name, s.label) for s in STYLES.values()],
                         validate_choice=True, default="none")
+    init_image = FileField("Starting image (optional)")
+    init_image_id = HiddenField()
+    upload_id = HiddenField()
+    strength = FloatField("Strength", default=DEFAULT_STRENGTH, validators=[
+        Optional(), NumberRange(MIN_STRENGTH, MAX_STRENGTH, f"Use a strength from {MIN_STRENGTH} to {MAX_STRENGTH:g}.")])
+    resize_mode = SelectField("Resize the starting image", default="crop",
+                              choices=[SelectChoice(mode, label) for mode, label in RESIZE_MODES.items()])
+    timelapse = BooleanField("Make a timelapse")
 
     def __init__(self, catalog: dict[str, ModelEntry], *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.catalog = catalog
         self.model.choices = model_choices(catalog)
+        self.upload_picture = None  # the decoded upload, set by validate_init_image
+
+    @property
+    def has_start(self) -> bool:
+        """True when the person chose a starting image (an upload, an image, or a remixed upload)."""
+        return bool(self.upload_picture is not None or self.init_image_id.data or self.upload_id.data)
+
+    def validate_init_image(self, field: FileField) -> None:
+        storage = field.data
+        if storage is None or not getattr(storage, "filename", None):
+            return
+        if self.init_image_id.data or self.upload_id.data:
+            raise ValidationError("Choose one starting image: upload a file or use an image, not both.")
+        try:
+            self.upload_picture = decode_upload(storage.read(), current_app.config["MAX_UPLOAD_PIXELS"])
+        except UploadRejected as exc:
+            raise ValidationError(str(exc)) from None
+
+    def validate_strength(self, field: FloatField) -> None:
+        if not self.has_start or field.data is None or self.steps.data is None:
+            return
+        if denoising_steps(self.steps.data, field.data) < 1:
+            needed = int(1 / field.data) + 1
+            raise ValidationError(f"At strength {field.data:g} the picture changes in no step at all; "
+                                  f"use at least {needed} steps or a higher strength.")
 
     @property
     def entry(self) -> ModelEntry | None:
@@ -111,7 +149,15 @@ class GenerationForm(FlaskForm):
             "seed": int(seed) if seed else None,
             "num_images": self.num_images.data,
             "style": self.style.data,
+            "timelapse": bool(self.timelapse.data),
         }
+
+    def start_params(self) -> dict:
+        """Columns for a starting image (strength, resize mode); empty for text-to-image."""
+        if not self.has_start:
+            return {}
+        strength = DEFAULT_STRENGTH if self.strength.data is None else float(self.strength.data)
+        return {"strength": strength, "resize_mode": self.resize_mode.data or "crop"}
 
     def fill_defaults(self, entry: ModelEntry) -> None:
         """Pre-fill the fields a person did not set with the model's defaults."""
