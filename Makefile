@@ -19,9 +19,13 @@ test-fast: $(VENV)/.dev-installed
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.run-installed: requirements.txt requirements-nodeps.txt | $(VENV)/bin/python
+# spandrel (upscaler networks) declares torchvision, whose PyPI wheel cannot load beside the CPU torch
+# wheel; Easel uses no architecture that needs it, so spandrel and einops are installed without deps.
+NODEPS := spandrel==0.4.2 einops==0.8.2
+
+$(VENV)/.run-installed: requirements.txt Makefile | $(VENV)/bin/python
 	$(PIP) install -q -r requirements.txt
-	$(PIP) install -q --no-deps -r requirements-nodeps.txt
+	$(PIP) install -q --no-deps $(NODEPS)
 	touch $@
 
 $(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.run-installed
