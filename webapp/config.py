@@ -186,6 +186,8 @@ def from_environment() -> dict:
         "LOGIN_LIMIT": os.environ.get("LOGIN_LIMIT", "10 per 15 minutes"),
         "LOGIN_IP_LIMIT": os.environ.get("LOGIN_IP_LIMIT", "30 per 15 minutes"),
         "PROXY_COUNT": _int("PROXY_COUNT", 0),
+        "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT", "") or "120 per minute",
+        "OPENAI_WAIT_SECONDS": _int("OPENAI_WAIT_SECONDS", 300),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "")
         or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "RATELIMIT_HEADERS_ENABLED": True,

@@ -21,15 +21,20 @@ from .tables import ACTIVE_STATUSES, Generation, GenerationStatus, Image, User, 
 log = logging.getLogger(__name__)
 
 MAX_SEED = 2**32 - 1
+ACTIVE_RETRY_SECONDS = 10  # a generation on the bundled model takes about that long
 QUEUE_DOWN = "The image queue is not reachable right now, so nothing was started. Please try again in a minute."
 
 
 class GenerationRefused(Exception):
-    """The request is valid but cannot be taken now; ``status`` is the HTTP answer (429 limits, 503 queue down)."""
+    """The request is valid but cannot be taken now; ``status`` is the HTTP answer (429 limits, 503 queue down).
 
-    def __init__(self, message: str, status: int = 429):
+    ``retry_after`` is how many seconds until trying again makes sense (None: unknown).
+    """
+
+    def __init__(self, message: str, status: int = 429, retry_after: int | None = None):
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 class PromptBlocked(GenerationRefused):
@@ -51,14 +56,17 @@ def check_limits(user: User, num_images: int) -> None:
     if active >= limit:
         raise GenerationRefused(
             f"You already have {active} generation{'s' if active != 1 else ''} waiting or running "
-            f"(the limit is {limit}). Wait for one to finish, or cancel one.")
+            f"(the limit is {limit}). Wait for one to finish, or cancel one.", retry_after=ACTIVE_RETRY_SECONDS)
     quota = current_app.config["DAILY_IMAGE_QUOTA"]
     since = utcnow() - timedelta(days=1)
-    used = db.session.scalar(select(func.coalesce(func.sum(Generation.num_images), 0)).where(
-        Generation.user_id == user.id, Generation.created_at >= since,
-        Generation.status.notin_([GenerationStatus.FAILED, GenerationStatus.CANCELED]))) or 0
+    counted = (Generation.user_id == user.id, Generation.created_at >= since,
+               Generation.status.notin_([GenerationStatus.FAILED, GenerationStatus.CANCELED]))
+    used = db.session.scalar(select(func.coalesce(func.sum(Generation.num_images), 0)).where(*counted)) or 0
     if used + num_images > quota:
-        raise GenerationRefused(f"You have reached today's limit of {quota} images. Try again tomorrow.")
+        oldest = db.session.scalar(select(func.min(Generation.created_at)).where(*counted))
+        frees_in = (oldest + timedelta(days=1) - utcnow()).total_seconds() if oldest else 86400
+        raise GenerationRefused(f"You have reached today's limit of {quota} images. Try again tomorrow.",
+                                retry_after=max(1, int(frees_in) + 1))
 
 
 def check_prompt(prompt: str) -> None:

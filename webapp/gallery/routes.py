@@ -10,7 +10,8 @@ from ..access import owned_image_or_404, viewable_image_or_404
 from ..extensions import db
 from ..image_files import delete_image, download_name, expires_at, serve_file
 from ..styles import STYLES
-from ..tables import Image, utcnow
+from ..tables import Image
+from .changes import PublishRefused, set_public, set_starred
 
 bp = Blueprint("gallery", __name__)
 
@@ -74,8 +75,7 @@ def _owner_action(image_id: str) -> Image:
 def star(image_id: str):
     """Star or unstar: starred images are kept from cleanup."""
     image = _owner_action(image_id)
-    image.is_starred = not image.is_starred
-    db.session.commit()
+    set_starred(image, not image.is_starred)
     flash("Starred: this image is kept." if image.is_starred else "Unstarred.", "success")
     return redirect(url_for("gallery.image_detail", image_id=image.id), 303)
 
@@ -85,12 +85,11 @@ def star(image_id: str):
 def publish(image_id: str):
     """Publish to Explore, or take back."""
     image = _owner_action(image_id)
-    if image.is_hidden and not image.is_public:
-        flash("An admin has hidden this image, so it cannot be published.", "danger")
+    try:
+        set_public(image, not image.is_public)
+    except PublishRefused as exc:
+        flash(str(exc), "danger")
     else:
-        image.is_public = not image.is_public
-        image.published_at = utcnow() if image.is_public else None
-        db.session.commit()
         flash("Published to Explore." if image.is_public else "No longer public.", "success")
     return redirect(url_for("gallery.image_detail", image_id=image.id), 303)
 
