@@ -7,10 +7,12 @@ from .routes import bp
 
 def register_apis(app: Flask) -> None:
     """Register the token-authenticated APIs and their docs page."""
-    from . import docs, v1
+    from . import automatic1111, docs, openai_images, v1
 
     v1.register(app)
     docs.register(app)
+    openai_images.register(app)
+    automatic1111.register(app)
 
 
 __all__ = ["bp", "register_apis"]

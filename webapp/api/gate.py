@@ -103,7 +103,7 @@ def _api_rate_limit() -> str:
 def protect(blueprint: Blueprint, scheme: Scheme, allow_session: bool = False) -> None:
     """Put ``blueprint`` behind the gate: token auth, its rate limit, CSRF only for cookie sessions."""
     csrf.exempt(blueprint)
-    limiter.limit(_api_rate_limit, key_func=rate_limit_key)(blueprint)
+    limiter.shared_limit(_api_rate_limit, scope="api", key_func=rate_limit_key)(blueprint)
 
     @blueprint.before_request
     def gate() -> None:
