@@ -36,8 +36,11 @@ def field_errors(exc: Exception | None) -> dict[str, list[str]]:
     data = getattr(exc, "data", None)
     messages = data.get("messages") if isinstance(data, dict) else None
     flat: dict[str, list[str]] = {}
-    for location in (messages or {}).values():
-        for field, found in (location or {}).items():
+    for location, found_here in (messages or {}).items():
+        if not isinstance(found_here, dict):  # about the whole body, e.g. invalid JSON
+            flat[str(location)] = _strings(found_here)
+            continue
+        for field, found in found_here.items():
             flat[str(field)] = _strings(found)
     return flat
 
@@ -68,8 +71,10 @@ def error_headers(exc: Exception | None) -> dict[str, str]:
 
 
 def _message(text: str, exc: Exception | None) -> str:
+    if isinstance(exc, ApiError):
+        return exc.description
     errors = field_errors(exc)
-    if errors and not isinstance(exc, ApiError):
+    if errors:
         return "The request is not valid: " + "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items())
     return text
 
