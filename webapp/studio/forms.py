@@ -32,7 +32,7 @@ class GenerationForm(FlaskForm):
     seed = StringField("Seed", validators=[Optional(), Length(max=12, message="Use a whole number.")])
     num_images = IntegerField("Images", validators=[InputRequired("Choose how many images.")])
     style = SelectField("Style", choices=[SelectChoice(s.name, s.label) for s in STYLES.values()],
-                        validate_choice=True, default="none")
+                        validate_choice=False, default="none")
 
     def __init__(self, catalog: dict[str, ModelEntry], *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -72,6 +72,9 @@ class GenerationForm(FlaskForm):
     def validate_num_images(self, field: IntegerField) -> None:
         if field.data is not None:
             self._raise(rules.num_images_problem(self.entry, field.data))
+
+    def validate_style(self, field: SelectField) -> None:
+        self._raise(rules.style_problem(field.data))
 
     def validate_seed(self, field: StringField) -> None:
         raw = (field.data or "").strip()

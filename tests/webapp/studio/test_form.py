@@ -39,7 +39,7 @@ def test_studio_prefilled_from_catalog(signed_in):
     ("num_images", "5", "Choose 1 to 4 images."),
     ("seed", "-3", "The seed is a whole number"),
     ("seed", "99999999999", "The seed is a whole number"),
-    ("style", "gothic", "Not a valid choice."),
+    ("style", "gothic", "Choose one of the styles"),
 ])
 def test_invalid_input_400_nothing_written(app, signed_in, redis_url, field, value, message):
     response = submit(signed_in, **{field: value})
