@@ -56,7 +56,7 @@ class ImageSchema(Schema):
     starred = fields.Boolean(required=True)
     public = fields.Boolean(required=True)
     hidden = fields.Boolean(required=True)
-    created_at = fields.DateTime(required=True)
+    created_at = fields.AwareDateTime(required=True)
     download_url = fields.String(required=True)
 
 
@@ -75,7 +75,7 @@ class GenerationSchema(Schema):
     seed = fields.Integer(required=True)
     num_images = fields.Integer(required=True)
     style = fields.String(required=True)
-    created_at = fields.DateTime(required=True)
+    created_at = fields.AwareDateTime(required=True)
     queue_position = fields.Integer(allow_none=True, required=True, metadata={"description": "1 = next to run"})
     step = fields.Integer(required=True)
     total_steps = fields.Integer(required=True)

@@ -1,10 +1,17 @@
 """Rows as ``/api/v1`` shows them (the schemas in ``schemas.py`` describe these dicts)."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import url_for
 
 from ...generations import generation_state
 from ...tables import Generation, Image
+
+
+def utc(moment: datetime) -> datetime:
+    """Stored times are naive UTC; the API says so (RFC 3339 with an offset)."""
+    return moment.replace(tzinfo=UTC)
 
 
 def image_dict(image: Image) -> dict:
@@ -14,7 +21,7 @@ def image_dict(image: Image) -> dict:
         "id": image.id, "generation_id": image.generation_id, "index": image.index, "width": image.width,
         "height": image.height, "prompt": generation.prompt, "seed": generation.seed + image.index,
         "starred": image.is_starred, "public": image.is_public, "hidden": image.is_hidden,
-        "created_at": image.created_at, "download_url": url_for("api_images.image_file", image_id=image.id),
+        "created_at": utc(image.created_at), "download_url": url_for("api_images.image_file", image_id=image.id),
     }
 
 
@@ -29,7 +36,7 @@ def generation_dict(generation: Generation) -> dict:
         "prompt": generation.prompt, "negative_prompt": generation.negative_prompt, "model": generation.model,
         "width": generation.width, "height": generation.height, "steps": generation.steps,
         "guidance": generation.guidance, "seed": generation.seed, "num_images": generation.num_images,
-        "style": generation.style, "created_at": generation.created_at,
+        "style": generation.style, "created_at": utc(generation.created_at),
     }
 
 
