@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip --disable-pip-version-check
 
-.PHONY: run test test-fast lint migrate admin cleanup benchmark train-model evaluate-model system-packages browser
+.PHONY: run test test-fast lint migrate admin cleanup benchmark train-model train-upscaler evaluate-model system-packages browser
 
 run: $(VENV)/.run-installed
 	exec $(PY) -m webapp.launch
@@ -19,8 +19,9 @@ test-fast: $(VENV)/.dev-installed
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.run-installed: requirements.txt | $(VENV)/bin/python
+$(VENV)/.run-installed: requirements.txt requirements-nodeps.txt | $(VENV)/bin/python
 	$(PIP) install -q -r requirements.txt
+	$(PIP) install -q --no-deps -r requirements-nodeps.txt
 	touch $@
 
 $(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.run-installed
@@ -52,6 +53,9 @@ benchmark: $(VENV)/.dev-installed
 
 train-model: $(VENV)/.run-installed
 	$(PY) -m models.training.train --out models/easel-tiny
+
+train-upscaler: $(VENV)/.run-installed
+	$(PY) -m models.training.train_upscaler --out models/upscalers/easel-compact-x4
 
 evaluate-model: $(VENV)/.run-installed
 	$(PY) -m models.training.evaluate

@@ -115,16 +115,21 @@ def _entry(name: str, raw: dict, base: Path) -> ModelEntry:
     return entry
 
 
-def load_catalog(path: str | Path | None = None) -> dict[str, ModelEntry]:
-    """Read the catalog (``EASEL_CATALOG``, default models/catalog.toml), in file order."""
+def read_catalog_file(path: str | Path | None = None) -> tuple[Path, dict]:
+    """The catalog's path (the caller's, e.g. the app's ``EASEL_CATALOG``, else models/catalog.toml) and its TOML."""
     path = Path(path or CATALOG_PATH)
     try:
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+            return path, tomllib.load(fh)
     except FileNotFoundError as exc:
         raise ModelError(f"model catalog not found at {path}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ModelError(f"model catalog {path} is not valid TOML: {exc}") from exc
+
+
+def load_catalog(path: str | Path | None = None) -> dict[str, ModelEntry]:
+    """Read the catalog (``EASEL_CATALOG``, default models/catalog.toml), in file order."""
+    path, data = read_catalog_file(path)
     return {name: _entry(name, raw, path.parent) for name, raw in data.get("models", {}).items()}
 
 

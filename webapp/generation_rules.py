@@ -12,16 +12,19 @@ from models.catalog import ModelEntry
 
 from .generations import MAX_SEED
 from .styles import STYLES
+from .tables import denoising_steps
 
 PROMPT_MAX = 1000
 IMAGES_MAX = 4  # per request, whatever the model allows
 # Messages of the model-independent rules, also given to the API schemas' validators (same words everywhere).
+MIN_STRENGTH, MAX_STRENGTH, DEFAULT_STRENGTH = 0.05, 1.0, 0.6
 PROMPT_MISSING = "Describe the picture you want."
 PROMPT_TOO_LONG = f"Keep the prompt under {PROMPT_MAX} characters."
 NEGATIVE_TOO_LONG = f"Keep it under {PROMPT_MAX} characters."
 IMAGES_OUT_OF_RANGE = f"Choose 1 to {IMAGES_MAX} images."
 SEED_OUT_OF_RANGE = f"The seed is a whole number from 0 to {MAX_SEED}, or blank for a random one."
 STYLE_UNKNOWN = f"Choose one of the styles: {', '.join(STYLES)}."
+STRENGTH_OUT_OF_RANGE = f"Use a strength from {MIN_STRENGTH} to {MAX_STRENGTH:g}."
 
 
 def prompt_problem(prompt: str | None) -> str | None:
@@ -100,6 +103,16 @@ def style_problem(style: str | None) -> str | None:
     return None
 
 
+def strength_problem(strength: float, steps: int) -> str | None:
+    """With a starting image: a strength in range that changes the picture in at least one step."""
+    if not MIN_STRENGTH <= strength <= MAX_STRENGTH:
+        return STRENGTH_OUT_OF_RANGE
+    if denoising_steps(steps, strength) < 1:
+        return (f"At strength {strength:g} the picture changes in no step at all; "
+                f"use at least {int(1 / strength) + 1} steps or a higher strength.")
+    return None
+
+
 def problems(catalog: Mapping[str, ModelEntry], params: Mapping[str, Any]) -> dict[str, str]:
     """Every broken rule of a request, by field name (empty when it may be made).
 
@@ -121,4 +134,6 @@ def problems(catalog: Mapping[str, ModelEntry], params: Mapping[str, Any]) -> di
         found["width"] = size_problem(entry, params["width"], params["height"])
         found["steps"] = steps_problem(entry, params["steps"])
         found["guidance"] = guidance_problem(entry, params["guidance"])
+        if params.get("strength") is not None:
+            found["strength"] = strength_problem(params["strength"], params["steps"])
     return {field: message for field, message in found.items() if message}

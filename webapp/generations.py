@@ -6,6 +6,7 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app, url_for
+from PIL import Image as PILImage
 from redis.exceptions import RedisError
 from rq import Callback
 from rq.exceptions import NoSuchJobError
@@ -16,7 +17,8 @@ from . import progress, services
 from .extensions import db
 from .moderation.blocked_terms import find_blocked_term
 from .queues import generation_queue
-from .tables import ACTIVE_STATUSES, Generation, GenerationStatus, Image, User, move_generation, utcnow
+from .tables import ACTIVE_STATUSES, Generation, GenerationStatus, Image, Source, Upload, User, move_generation, utcnow
+from .uploads import encode_png, fit_to, new_upload_id, upload_key
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +78,25 @@ def check_prompt(prompt: str) -> None:
         raise PromptBlocked(f"The prompt contains “{term}”, which this site does not allow. Please rephrase it.")
 
 
-def create_generation(user: User, params: dict, job_timeout: int) -> Generation:
+def _store_upload(user: User, picture: PILImage.Image, params: dict) -> tuple[Upload, str]:
+    """Save the upload, resized to the generation's size, as a PNG; the row is added, not committed."""
+    upload = Upload(id=new_upload_id(), user_id=user.id)
+    picture = fit_to(picture, (params["width"], params["height"]), params.get("resize_mode") or "crop")
+    upload.storage_key, upload.width, upload.height = upload_key(user.id, upload.id), picture.width, picture.height
+    services.storage().save(upload.storage_key, encode_png(picture), "image/png")
+    db.session.add(upload)
+    db.session.flush()  # the generation row refers to it
+    return upload, upload.storage_key
+
+
+def create_generation(user: User, params: dict, job_timeout: int, upload: PILImage.Image | None = None) -> Generation:
     """Insert the row, then enqueue its job (id = row id).
 
     Args:
         user: who asks.
         params: validated column values (prompt, model, width, ..., seed may be None).
         job_timeout: seconds the job may run (from the model's catalog entry).
+        upload: a decoded starting image to store with the row (only once every check has passed).
 
     Raises:
         GenerationRefused: banned, over a limit, or the queue is down (the row is then marked failed).
@@ -94,9 +108,19 @@ def create_generation(user: User, params: dict, job_timeout: int) -> Generation:
     check_limits(user, params["num_images"])
     if params.get("seed") is None:
         params = {**params, "seed": new_seed()}
+    upload_file = None
+    if upload is not None:
+        row, upload_file = _store_upload(user, upload, params)
+        params = {**params, "source": Source.UPLOAD, "upload_id": row.id, "init_image_key": upload_file}
     generation = Generation(user_id=user.id, status=GenerationStatus.QUEUED, **params)
     db.session.add(generation)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        if upload_file:
+            services.storage().delete(upload_file)
+        raise
     try:
         generation_queue().enqueue(
             "jobs.generate.run", generation.id, job_id=generation.id, job_timeout=job_timeout,
@@ -154,7 +178,9 @@ def generation_state(generation: Generation) -> dict:
         "status": generation.status,
         "queue_position": None,
         "step": 0,
-        "total_steps": generation.steps,
+        "total_steps": generation.total_steps,
+        "width": generation.width,
+        "height": generation.height,
         "eta_seconds": None,
         "preview_url": None,
         "images": [],
@@ -169,7 +195,7 @@ def generation_state(generation: Generation) -> dict:
         except RedisError:
             live = {}
         step = int(live.get("step", 0))
-        total = int(live.get("total", generation.steps)) or generation.steps
+        total = int(live.get("total", generation.total_steps)) or generation.total_steps
         state.update(step=step, total_steps=total)
         if step > 0 and "started" in live:
             per_step = (live["updated"] - live["started"]) / step
@@ -177,5 +203,5 @@ def generation_state(generation: Generation) -> dict:
         if "preview_step" in live:
             state["preview_url"] = url_for("studio.preview", generation_id=generation.id, step=int(live["preview_step"]))
     elif status == GenerationStatus.SUCCEEDED:
-        state.update(step=generation.steps, images=[image_json(image) for image in generation.images])
+        state.update(step=generation.total_steps, images=[image_json(image) for image in generation.images])
     return state

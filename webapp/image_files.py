@@ -34,7 +34,7 @@ def serve_file(key: str, content_type: str, download_name: str | None = None) ->
 def delete_image(image: Image) -> None:
     """Remove an image's files, then its row (and its generation's row when it was the last image)."""
     storage = services.storage()
-    for key in (image.storage_key, image.thumbnail_key):
+    for key in image.file_keys:
         storage.delete(key)
     generation = image.generation
     db.session.delete(image)  # its reports go with it (ON DELETE CASCADE, enforced on SQLite too)

@@ -78,6 +78,16 @@ class User(UserMixin, db.Model):
         return self.display_name or self.email.split("@", 1)[0]
 
 
+class Source(enum.StrEnum):
+    """Where a generation starts from: words, an upload, another image (image-to-image, variation), an upscale."""
+
+    TEXT = "text"
+    UPLOAD = "upload"
+    IMAGE = "image"
+    VARIATION = "variation"
+    UPSCALE = "upscale"
+
+
 class GenerationStatus(enum.StrEnum):
     """Where a generation is: queued → running → succeeded | failed | canceled."""
 
@@ -129,6 +139,16 @@ class Generation(db.Model):
     num_images: Mapped[int] = mapped_column(Integer, default=1)
     init_image_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     strength: Mapped[float | None] = mapped_column(Float, nullable=True)
+    source: Mapped[str] = mapped_column(String(16), default=Source.TEXT, server_default=Source.TEXT)
+    # No foreign key: images already point at generations, and a cycle between the two tables would break
+    # ordered CREATE/DROP; a deleted parent simply shows as gone.
+    parent_image_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    upload_id: Mapped[str | None] = mapped_column(
+        ForeignKey("uploads.id", ondelete="SET NULL", name="fk_generations_upload_id_uploads"), nullable=True, index=True)
+    resize_mode: Mapped[str | None] = mapped_column(String(8), nullable=True)  # "crop" (fill) or "fit"
+    timelapse: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    upscale_factor: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    upscaler: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -143,6 +163,20 @@ class Generation(db.Model):
     def is_final(self) -> bool:
         """True once the status can no longer change."""
         return GenerationStatus(self.status).is_final
+
+    @property
+    def total_steps(self) -> int:
+        """Steps the worker really runs: image-to-image denoises only ``int(steps * strength)`` of them."""
+        if self.source == Source.UPSCALE:
+            return 1
+        if self.init_image_key and self.strength is not None:
+            return denoising_steps(self.steps, self.strength)
+        return self.steps
+
+
+def denoising_steps(steps: int, strength: float) -> int:
+    """What diffusers' image-to-image runs for ``steps`` at ``strength`` (it may be 0: the form refuses that)."""
+    return min(int(steps * strength), steps)
 
 
 class Image(db.Model):
@@ -161,11 +195,30 @@ class Image(db.Model):
     is_public: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     is_hidden: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     is_starred: Mapped[bool] = mapped_column(Boolean, default=False)
+    timelapse_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     published_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
     generation: Mapped[Generation] = relationship(back_populates="images")
     user: Mapped[User] = relationship()
+
+    @property
+    def file_keys(self) -> tuple[str, ...]:
+        """Every stored file of this image: the PNG, the thumbnail and, when made, the timelapse."""
+        return tuple(key for key in (self.storage_key, self.thumbnail_key, self.timelapse_key) if key)
+
+
+class Upload(db.Model):
+    """A starting image a person uploaded, decoded and re-encoded as PNG (never the bytes as sent)."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    storage_key: Mapped[str] = mapped_column(String(255))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
 class Report(db.Model):

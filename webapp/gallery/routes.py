@@ -6,9 +6,11 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
-from ..access import owned_image_or_404, viewable_image_or_404
+from ..access import can_view_image, owned_image_or_404, viewable_image_or_404
 from ..extensions import db
 from ..image_files import delete_image, download_name, expires_at, serve_file
+from ..lineage import SOURCE_LABELS, children_of, parent_of
+from ..studio.derived import VARIATION_STRENGTH, upscaler_menu
 from ..styles import STYLES
 from ..tables import Image
 from .changes import PublishRefused, set_public, set_starred
@@ -41,9 +43,12 @@ def image_detail(image_id: str):
     """The image with all its parameters, and the owner's actions."""
     image = viewable_image_or_404(image_id)
     generation = image.generation
+    parent = parent_of(image)
     return render_template("gallery/image.html", image=image, generation=generation, style=STYLES.get(generation.style),
                            expires_at=expires_at(image), is_owner=image.user_id == current_user.id,
-                           form=FlaskForm())
+                           form=FlaskForm(), parent=parent if parent and can_view_image(parent) else None,
+                           children=children_of(image, current_user), source_label=SOURCE_LABELS.get(generation.source),
+                           upscalers=upscaler_menu(), variation_strength=VARIATION_STRENGTH)
 
 
 @bp.get("/images/<image_id>/file")
@@ -61,6 +66,16 @@ def image_thumbnail(image_id: str):
     """The WebP thumbnail, after the access check."""
     image = viewable_image_or_404(image_id)
     return serve_file(image.thumbnail_key, "image/webp")
+
+
+@bp.get("/images/<image_id>/timelapse")
+@login_required
+def image_timelapse(image_id: str):
+    """The animated WebP of the picture forming, after the same access check as the image."""
+    image = viewable_image_or_404(image_id)
+    if not image.timelapse_key:
+        abort(404)
+    return serve_file(image.timelapse_key, "image/webp")
 
 
 def _owner_action(image_id: str) -> Image:

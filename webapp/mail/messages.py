@@ -39,7 +39,9 @@ def result_ready(generation: Generation) -> Message:
         token = links.result_token(image)
         results.append({"url": links.public_url("links.result", token=token),
                         "thumbnail_url": links.public_url("links.result_thumbnail", token=token),
-                        "width": image.width, "height": image.height})
+                        "width": image.width, "height": image.height,
+                        "timelapse_url": links.public_url("gallery.image_detail", image_id=image.id)
+                        if image.timelapse_key else None})
     expires = utcnow() + timedelta(seconds=links.result_link_seconds())
     return _render("result_ready", f"Your art is ready: {_short(generation.prompt)}", generation.user, True,
                    generation=generation, results=results, expires=expires,

@@ -1,8 +1,10 @@
 """The prompt form; limits come from the chosen model's catalog entry."""
 from __future__ import annotations
 
+from flask import current_app
 from flask_wtf import FlaskForm
-from wtforms import FloatField, IntegerField, SelectField, StringField, TextAreaField
+from flask_wtf.file import FileField
+from wtforms import BooleanField, FloatField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
@@ -10,7 +12,10 @@ from models.catalog import ModelEntry
 
 from .. import generation_rules as rules
 from ..styles import STYLES
+from ..uploads import RESIZE_MODES, UploadRejected, decode_upload
 
+# Kept importable from here for the image-page forms (studio/derived.py) and routes.
+MIN_STRENGTH, MAX_STRENGTH, DEFAULT_STRENGTH = rules.MIN_STRENGTH, rules.MAX_STRENGTH, rules.DEFAULT_STRENGTH
 
 def model_choices(catalog: dict[str, ModelEntry]) -> list[SelectChoice]:
     """The model menu; unavailable models are listed, greyed out, with the reason."""
@@ -33,11 +38,40 @@ class GenerationForm(FlaskForm):
     num_images = IntegerField("Images", validators=[InputRequired("Choose how many images.")])
     style = SelectField("Style", choices=[SelectChoice(s.name, s.label) for s in STYLES.values()],
                         validate_choice=False, default="none")
+    init_image = FileField("Starting image (optional)")
+    init_image_id = HiddenField()
+    upload_id = HiddenField()
+    strength = FloatField("Strength", default=DEFAULT_STRENGTH, validators=[Optional()])
+    resize_mode = SelectField("Resize the starting image", default="crop",
+                              choices=[SelectChoice(mode, label) for mode, label in RESIZE_MODES.items()])
+    timelapse = BooleanField("Make a timelapse")
 
     def __init__(self, catalog: dict[str, ModelEntry], *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.catalog = catalog
         self.model.choices = model_choices(catalog)
+        self.upload_picture = None  # the decoded upload, set by validate_init_image
+
+    @property
+    def has_start(self) -> bool:
+        """True when the person chose a starting image (an upload, an image, or a remixed upload)."""
+        return bool(self.upload_picture is not None or self.init_image_id.data or self.upload_id.data)
+
+    def validate_init_image(self, field: FileField) -> None:
+        storage = field.data
+        if storage is None or not getattr(storage, "filename", None):
+            return
+        if self.init_image_id.data or self.upload_id.data:
+            raise ValidationError("Choose one starting image: upload a file or use an image, not both.")
+        try:
+            self.upload_picture = decode_upload(storage.read(), current_app.config["MAX_UPLOAD_PIXELS"])
+        except UploadRejected as exc:
+            raise ValidationError(str(exc)) from None
+
+    def validate_strength(self, field: FloatField) -> None:
+        if not self.has_start or field.data is None or self.steps.data is None:
+            return
+        self._raise(rules.strength_problem(field.data, self.steps.data))
 
     @property
     def entry(self) -> ModelEntry | None:
@@ -96,7 +130,15 @@ class GenerationForm(FlaskForm):
             "seed": int(seed) if seed else None,
             "num_images": self.num_images.data,
             "style": self.style.data,
+            "timelapse": bool(self.timelapse.data),
         }
+
+    def start_params(self) -> dict:
+        """Columns for a starting image (strength, resize mode); empty for text-to-image."""
+        if not self.has_start:
+            return {}
+        strength = DEFAULT_STRENGTH if self.strength.data is None else float(self.strength.data)
+        return {"strength": strength, "resize_mode": self.resize_mode.data or "crop"}
 
     def fill_defaults(self, entry: ModelEntry) -> None:
         """Pre-fill the fields a person did not set with the model's defaults."""

@@ -12,9 +12,10 @@ from .. import progress, services
 from ..access import owned_generation_or_404, viewable_image_or_404
 from ..extensions import db
 from ..generations import GenerationRefused, PromptBlocked, cancel_generation, create_generation, generation_state
+from ..image_files import serve_file
 from ..styles import STYLES
-from ..tables import Generation
-from .forms import GenerationForm
+from ..tables import Generation, Source, Upload
+from .forms import DEFAULT_STRENGTH, GenerationForm
 
 bp = Blueprint("studio", __name__)
 
@@ -27,6 +28,30 @@ def default_entry(models: dict[str, ModelEntry]) -> ModelEntry:
     if preferred in models and models[preferred].unavailable_reason() is None:
         return models[preferred]
     return next((e for e in models.values() if e.unavailable_reason() is None), next(iter(models.values())))
+
+
+def start_image_params(form: GenerationForm) -> dict:
+    """Columns for a starting image chosen by id: one the person may see, or an upload of their own; else 404."""
+    if form.init_image_id.data:
+        image = viewable_image_or_404(form.init_image_id.data)
+        return {"source": Source.IMAGE, "parent_image_id": image.id, "init_image_key": image.storage_key}
+    if form.upload_id.data:
+        upload = db.session.get(Upload, form.upload_id.data)
+        if upload is None or upload.user_id != current_user.id:
+            abort(404)
+        return {"source": Source.UPLOAD, "upload_id": upload.id, "init_image_key": upload.storage_key}
+    return {}
+
+
+def start_preview(form: GenerationForm) -> dict | None:
+    """What the form shows of a starting image chosen by id (its picture's URL), or None."""
+    if form.init_image_id.data:
+        image = viewable_image_or_404(form.init_image_id.data)
+        return {"url": url_for("gallery.image_thumbnail", image_id=image.id), "label": "the chosen image"}
+    if form.upload_id.data:
+        start_image_params(form)
+        return {"url": url_for("studio.upload_file", upload_id=form.upload_id.data), "label": "your upload"}
+    return None
 
 
 def render_studio(form: GenerationForm, status: int = 200, error: str | None = None):
@@ -43,7 +68,7 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
                                 .order_by(Generation.created_at.desc()).limit(RECENT)).all()
     entry = form.entry or default_entry(models)
     return render_template("studio/studio.html", form=form, entry=entry, model_info=model_info,
-                           styles=STYLES.values(), recent=recent, error=error), status
+                           styles=STYLES.values(), recent=recent, error=error, start=start_preview(form)), status
 
 
 @bp.get("/")
@@ -60,7 +85,17 @@ def index():
         form.process(data={"prompt": source.prompt, "negative_prompt": source.negative_prompt, "model": source.model,
                            "width": source.width, "height": source.height, "steps": source.steps,
                            "guidance": source.guidance, "seed": str(source.seed + image.index), "num_images": 1,
-                           "style": source.style})
+                           "style": source.style, "init_image_id": source.parent_image_id or "",
+                           "upload_id": "" if source.parent_image_id else (source.upload_id or ""),
+                           "strength": source.strength or DEFAULT_STRENGTH, "resize_mode": source.resize_mode or "crop",
+                           "timelapse": source.timelapse})
+        if source.source == Source.UPSCALE:  # remixing an upscale starts from words again, at the model's size
+            form.init_image_id.data = form.upload_id.data = ""
+            form.width.data, form.height.data = source.width // source.upscale_factor, source.height // source.upscale_factor
+    start_id = request.args.get("init_image_id")
+    if start_id:
+        viewable_image_or_404(start_id)
+        form.init_image_id.data, form.upload_id.data = start_id, ""
     if not form.model.data or form.model.data not in models:
         form.fill_defaults(default_entry(models))
     return render_studio(form)
@@ -71,11 +106,14 @@ def index():
 def create():
     """Validate, insert, enqueue; 303 to the progress page. Invalid input: 400 with the form."""
     form = GenerationForm(services.catalog())
+    start = start_image_params(form)  # before anything else: an image the person may not see is a 404
     if not form.validate_on_submit():
         return render_studio(form, 400)
     entry = form.entry
+    params = {**form.params(), **form.start_params(), **start}
     try:
-        generation = create_generation(current_user, form.params(), job_timeout=entry.job_timeout)
+        generation = create_generation(current_user, params, job_timeout=entry.job_timeout,
+                                       upload=form.upload_picture)
     except PromptBlocked as exc:
         getattr(form, exc.field).errors.append(str(exc))
         return render_studio(form, 400)
@@ -119,3 +157,13 @@ def preview(generation_id: str):
     response = Response(data, mimetype="image/webp")
     response.headers["Cache-Control"] = "private, max-age=60"
     return response
+
+
+@bp.get("/uploads/<upload_id>.png")
+@login_required
+def upload_file(upload_id: str):
+    """An upload of one's own, as re-encoded (never the bytes as sent)."""
+    upload = db.session.get(Upload, upload_id) if len(upload_id) == 36 else None
+    if upload is None or (upload.user_id != current_user.id and not current_user.is_admin):
+        abort(404)
+    return serve_file(upload.storage_key, "image/png")
