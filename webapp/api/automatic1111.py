@@ -25,7 +25,7 @@ from ..generations import cancel_generation, generation_state
 from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus
 from .gate import Scheme, current_token, protect
 from .problems import ApiError, a1111_error
-from .submit import default_model_name, stored_png, submit, wait_until_final
+from .submit import decode_start_image, default_model_name, stored_png, submit, wait_until_final
 
 bp = Blueprint("automatic1111", __name__, url_prefix="/sdapi/v1")
 protect(bp, Scheme.BASIC)
@@ -113,16 +113,20 @@ def txt2img_response(generation: Generation, body: dict) -> dict:
         "infotexts": [_infotext(png) for png in pngs] or [_infotext(stored_png(i)) for i in generation.images],
         "job_timestamp": generation.created_at.strftime("%Y%m%d%H%M%S"), "easel_generation_id": generation.id,
     }
+    if generation.strength is not None:
+        info["denoising_strength"] = generation.strength
     return {"images": [base64.b64encode(png).decode() for png in pngs], "parameters": body,
             "info": json.dumps(info, ensure_ascii=False)}
 
 
-@bp.post("/txt2img")
-def txt2img():
-    """Text to image; waits for the images (``OPENAI_WAIT_SECONDS``)."""
-    body = _body()
+# A1111's resize_mode: 0 just resize, 1 crop and resize, 2 resize and fill (3: latent upscale).
+RESIZE_MODES = {0: "crop", 1: "crop", 2: "fit", 3: "crop"}
+
+
+def _run(params: dict, body: dict, start: PILImage.Image | None = None):
+    """Start the generation, wait for it, and answer in A1111's shape."""
     try:
-        generation = submit(txt2img_params(body))
+        generation = submit(params, start)
     except ApiError as exc:
         if exc.code == 400:
             exc.code = 422  # FastAPI's status for an invalid request
@@ -134,6 +138,31 @@ def txt2img():
     if generation.status != GenerationStatus.SUCCEEDED:
         raise ApiError(500, f"The generation {generation.status}: {generation.error or 'no image was made'}")
     return jsonify(txt2img_response(generation, body))
+
+
+@bp.post("/txt2img")
+def txt2img():
+    """Text to image; waits for the images (``OPENAI_WAIT_SECONDS``)."""
+    body = _body()
+    return _run(txt2img_params(body), body)
+
+
+@bp.post("/img2img")
+def img2img():
+    """Image to image from ``init_images[0]`` at ``denoising_strength``; waits for the images."""
+    body = _body()
+    if body.get("mask"):
+        raise ApiError(422, "Inpainting (mask) is not offered on this site yet; send the image without a mask.",
+                       errors={"mask": "Not supported."})
+    images = body.get("init_images")
+    if not isinstance(images, list) or not images:
+        raise ApiError(422, "init_images must hold one base64 image.", errors={"init_images": "Required."})
+    start = decode_image(images[0], "init_images")
+    strength = _float(body, "denoising_strength")
+    resize = _int(body, "resize_mode", 0)
+    params = {**txt2img_params(body), "strength": 0.75 if strength is None else strength,
+              "resize_mode": RESIZE_MODES.get(resize, "crop")}
+    return _run(params, {key: value for key, value in body.items() if key != "init_images"}, start)
 
 
 def _active() -> list[Generation]:
@@ -265,25 +294,39 @@ def scripts():
     return jsonify({"txt2img": [], "img2img": []})
 
 
-def decode_image(data: object, field: str = "image") -> PILImage.Image:
-    """A base64 image as clients send it (optionally a ``data:`` URL)."""
+def _base64_bytes(data: object, field: str) -> bytes:
+    """The bytes of a base64 image as clients send it (optionally a ``data:`` URL)."""
     if not isinstance(data, str) or not data:
         raise ApiError(422, f"{field} must be a base64 image.", errors={field: "Must be a base64 image."})
     payload = data.split(",", 1)[1] if data.startswith("data:") else data
     try:
-        image = PILImage.open(io.BytesIO(base64.b64decode(payload, validate=True)))
-        image.load()
-    except (binascii.Error, UnidentifiedImageError, OSError, ValueError):
-        raise ApiError(422, f"{field} is not a base64 PNG, JPEG or WebP image.",
-                       errors={field: "Not a readable image."}) from None
-    return image
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(422, f"{field} is not valid base64.", errors={field: "Not valid base64."}) from None
+
+
+def decode_image(data: object, field: str) -> PILImage.Image:
+    """A base64 starting image, checked as every upload is."""
+    try:
+        return decode_start_image(_base64_bytes(data, field), field)
+    except ApiError as exc:
+        exc.code = 422
+        raise
+
+
+def read_png_text(data: object) -> dict[str, str]:
+    """The text chunks of a base64 image (no pixels are decoded)."""
+    try:
+        image = PILImage.open(io.BytesIO(_base64_bytes(data, "image")))
+    except (UnidentifiedImageError, OSError):
+        raise ApiError(422, "image is not a PNG, JPEG or WebP image.", errors={"image": "Not an image."}) from None
+    return {key: value for key, value in image.info.items() if isinstance(value, str)}
 
 
 @bp.post("/png-info")
 def png_info():
     """The parameters an image carries in its PNG text chunks."""
-    image = decode_image(_body().get("image"))
-    items = {key: value for key, value in image.info.items() if isinstance(value, str)}
+    items = read_png_text(_body().get("image"))
     parameters = items.pop("parameters", "")
     return jsonify({"info": parameters, "items": items})
 

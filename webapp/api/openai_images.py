@@ -1,4 +1,4 @@
-"""The OpenAI Images dialect: ``POST /v1/images/generations`` and ``GET /v1/models`` (Bearer token).
+"""The OpenAI Images dialect: ``POST /v1/images/generations``, ``/v1/images/edits`` and ``GET /v1/models``.
 
 The call waits for the generation (``OPENAI_WAIT_SECONDS``); it is an ordinary generation, so it shows
 in the gallery even when the wait runs out. Easel's extras come as extension fields, as other
@@ -22,7 +22,7 @@ from ..styles import styled_prompt
 from ..tables import Generation, GenerationStatus
 from .gate import Scheme, protect
 from .problems import ApiError, openai_error
-from .submit import default_model_name, stored_png, submit, wait_until_final
+from .submit import decode_start_image, default_model_name, stored_png, submit, wait_until_final
 
 bp = Blueprint("openai_images", __name__, url_prefix="/v1")
 protect(bp, Scheme.BEARER)
@@ -56,8 +56,12 @@ class ImageGenerateSchema(Schema):
     style = fields.String(load_default=None, allow_none=True)
 
 
-def _parse(schema: Schema) -> dict:
-    body = request.get_json(silent=True)
+class ImageEditSchema(ImageGenerateSchema):
+    """``POST /v1/images/edits`` (multipart): the same fields, with ``strength`` for the starting image."""
+
+
+def _parse(schema: Schema, body: object = None) -> dict:
+    body = request.get_json(silent=True) if body is None else body
     if not isinstance(body, dict):
         raise ApiError(400, "Send a JSON object (Content-Type: application/json).")
     try:
@@ -117,15 +121,10 @@ def finished_or_error(generation: Generation) -> None:
                        kind=f"generation_{generation.status}", headers=NO_RETRY)
 
 
-@bp.post("/images/generations")
-def generate():
-    """Text to image, OpenAI style; waits for the images."""
-    args = _parse(ImageGenerateSchema())
+def _generate(args: dict, start: PILImage.Image | None = None):
+    """Start the generation (from ``start`` when given), wait for it, answer with OpenAI's ``ImagesResponse``."""
     if args["stream"]:
         raise ApiError(400, "Streaming is not supported; send stream: false.", param="stream")
-    if args["strength"] is not None:
-        raise ApiError(400, "strength needs a starting image; this endpoint makes images from text.",
-                       param="strength")
     response_format = args["response_format"] or "b64_json"
     output_format = args["output_format"] or "png"
     if response_format == "url" and output_format != "png":
@@ -135,9 +134,9 @@ def generate():
     width, height = _size(args["size"], model)
     params = {"prompt": args["prompt"], "negative_prompt": args["negative_prompt"], "model": model, "width": width,
               "height": height, "steps": args["steps"], "guidance": args["guidance"], "seed": args["seed"],
-              "num_images": args["n"] or 1, "style": args["style"]}
+              "num_images": args["n"] or 1, "style": args["style"], "strength": args["strength"]}
     try:
-        generation = submit(params)
+        generation = submit(params, start)
     except ApiError as exc:
         if exc.code == 429:
             exc.extra_headers.setdefault("x-should-retry", "false")
@@ -145,6 +144,50 @@ def generate():
         raise
     finished_or_error(generation)
     return jsonify(images_response(generation, response_format, output_format))
+
+
+@bp.post("/images/generations")
+def generate():
+    """Text to image, OpenAI style; waits for the images."""
+    args = _parse(ImageGenerateSchema())
+    if args["strength"] is not None:
+        raise ApiError(400, "strength needs a starting image; this endpoint makes images from text "
+                            "(use /v1/images/edits).", param="strength")
+    return _generate(args)
+
+
+@bp.post("/images/edits")
+def edit():
+    """Image to image from the uploaded ``image`` (or ``image[]``), OpenAI style; waits for the images."""
+    if request.mimetype != "multipart/form-data":
+        raise ApiError(400, "Send the image as multipart/form-data.", param="image")
+    if request.files.get("mask"):
+        raise ApiError(400, "Masks (inpainting) are not offered on this site yet; send the image without a mask.",
+                       param="mask", kind="unsupported_mask")
+    files = [f for f in request.files.getlist("image") + request.files.getlist("image[]") if f.filename]
+    if len(files) != 1:
+        raise ApiError(400, "Send exactly one image (as image or image[]).", param="image")
+    args = _parse(ImageEditSchema(), _form_fields())
+    start = decode_start_image(files[0].read(), "image")
+    return _generate(args, start)
+
+
+def _form_fields() -> dict:
+    """Multipart text fields as JSON-like values (numbers parsed, so the schema checks them as in JSON)."""
+    values: dict = {}
+    for key, value in request.form.items():
+        if key in {"n", "steps", "seed"}:
+            values[key] = int(value) if value.lstrip("-").isdigit() else value
+        elif key in {"guidance", "strength"}:
+            try:
+                values[key] = float(value)
+            except ValueError:
+                values[key] = value
+        elif key == "stream":
+            values[key] = value.lower() in {"1", "true", "yes"}
+        else:
+            values[key] = value
+    return values
 
 
 @bp.get("/models")

@@ -6,15 +6,18 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from flask import current_app
 from flask_login import current_user
+from PIL import Image as PILImage
 
 from models.catalog import ModelEntry
 
 from .. import services
 from ..extensions import db
-from ..generation_rules import problems
+from ..generation_rules import DEFAULT_STRENGTH, problems
 from ..generations import GenerationRefused, PromptBlocked, create_generation
 from ..tables import Generation
+from ..uploads import UploadRejected, decode_upload
 from .problems import ApiError
 
 WAIT_INTERVAL = 0.25
@@ -48,24 +51,48 @@ def with_defaults(params: Mapping[str, Any]) -> dict:
     return filled
 
 
-def submit(params: Mapping[str, Any]) -> Generation:
+def decode_start_image(data: bytes, field: str) -> PILImage.Image:
+    """A starting image's bytes, checked as every upload is (format, pixels, bombs), as RGB.
+
+    Raises:
+        ApiError: 400 naming ``field`` when the bytes are not an image this site takes.
+    """
+    try:
+        return decode_upload(data, current_app.config["MAX_UPLOAD_PIXELS"])
+    except UploadRejected as exc:
+        raise ApiError(400, str(exc), errors={field: str(exc)}) from None
+
+
+def submit(params: Mapping[str, Any], start: PILImage.Image | None = None) -> Generation:
     """Check the request against the rules and start it as the current user.
+
+    Args:
+        params: generation parameters; what is missing comes from the model and the site.
+        start: a decoded starting image (image-to-image at ``params["strength"]``), or None.
 
     Raises:
         ApiError: 400 with per-field messages; 429 (with Retry-After) over a limit; 403; 503 queue down.
     """
     full = with_defaults(params)
+    if start is not None:
+        full.setdefault("strength", DEFAULT_STRENGTH)
+        full.setdefault("resize_mode", "crop")
+    elif full.get("strength") is not None:
+        raise ApiError(400, "strength needs a starting image.", errors={"strength": "Needs a starting image."})
     found = problems(services.catalog(), full)
     if found:
         raise ApiError(400, "The request is not valid: " + " ".join(found.values()), errors=found)
     columns = {key: full[key] for key in ("prompt", "negative_prompt", "model", "width", "height", "steps",
                                          "guidance", "seed", "num_images", "style")}
+    if start is not None:
+        columns |= {"strength": float(full["strength"]), "resize_mode": full["resize_mode"]}
     columns["prompt"] = columns["prompt"].strip()
     columns["negative_prompt"] = (columns["negative_prompt"] or "").strip()
     columns["guidance"] = float(columns["guidance"])
     entry = services.catalog()[columns["model"]]
     try:
-        return create_generation(current_user._get_current_object(), columns, job_timeout=entry.job_timeout)
+        return create_generation(current_user._get_current_object(), columns, job_timeout=entry.job_timeout,
+                                 upload=start)
     except PromptBlocked as exc:
         raise ApiError(400, str(exc), errors={exc.field: str(exc)}, kind="content_policy_violation") from None
     except GenerationRefused as exc:

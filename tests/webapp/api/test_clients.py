@@ -162,3 +162,34 @@ def test_webuiapi_interrupt_and_progress_of_a_running_job(app, live_server, work
     wait_for(lambda: _generation(live_server, people["ada"], created["id"]).json()["status"] == "canceled",
              timeout=60, message="the interrupted job to stop")
     assert api.get_progress()["state"]["job_count"] == 0
+
+
+def _png(colour: str, size: tuple[int, int] = (96, 80)) -> bytes:
+    out = io.BytesIO()
+    PILImage.new("RGB", size, colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_images_from_images_through_both_clients(app, live_server, workers, people):
+    workers.start()
+    client = openai.OpenAI(base_url=f"{live_server}/v1", api_key=people["ada"], max_retries=0, timeout=120)
+    edited = client.images.edit(image=("start.png", _png("red"), "image/png"), prompt="a red circle", n=1,
+                                size="64x64", extra_body={"strength": 0.5, "steps": 8, "seed": 3})
+    picture = _decoded(edited.data[0].b64_json)
+    assert picture.size == (64, 64) and "Denoising strength: 0.5" in picture.info["parameters"]
+    with pytest.raises(openai.BadRequestError) as masked:
+        client.images.edit(image=("start.png", _png("red"), "image/png"), mask=("m.png", _png("white"), "image/png"),
+                           prompt="a red circle")
+    assert masked.value.body["param"] == "mask"
+    with pytest.raises(openai.BadRequestError) as not_an_image:
+        client.images.edit(image=("start.png", b"not a picture", "image/png"), prompt="a red circle")
+    assert not_an_image.value.body["param"] == "image"
+
+    api = webuiapi.WebUIApi(host="127.0.0.1", port=urlsplit(live_server).port, username="ada@example.com",
+                            password=people["ada"])
+    result = api.img2img(images=[PILImage.new("RGB", (64, 64), "blue")], prompt="a blue square", width=64, height=64,
+                         steps=8, denoising_strength=0.5, seed=9, cfg_scale=3)
+    assert result.image.size == (64, 64) and result.info["denoising_strength"] == 0.5
+    assert "Denoising strength: 0.5" in result.info["infotexts"][0] and result.info["all_seeds"] == [9]
+    mine = requests.get(f"{live_server}/api/v1/generations", headers=bearer(people["ada"]), timeout=10).json()
+    assert mine["total"] == 2 and {g["status"] for g in mine["items"]} == {"succeeded"}
