@@ -5,8 +5,6 @@ queue and progress page), with the source image recorded as its parent.
 """
 from __future__ import annotations
 
-import math
-
 from flask import current_app, flash, redirect, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
@@ -19,11 +17,11 @@ from models.upscalers import FACTORS, load_upscalers
 from .. import services
 from ..access import viewable_image_or_404
 from ..generations import GenerationRefused, create_generation
-from ..tables import Generation, Image, Source
+from ..tables import Image, Source
+from ..variations import VARIATION_STRENGTH, inherited, start_variation
 from .forms import MAX_STRENGTH, MIN_STRENGTH
 from .routes import bp
 
-VARIATION_STRENGTH = 0.35  # low: variations stay close to the image they come from
 MAX_UPSCALED_SIDE = 8192
 UPSCALE_TIMEOUT = 600
 
@@ -56,20 +54,6 @@ def upscaler_menu() -> list[dict]:
             for name, entry in entries.items()]
 
 
-def model_size(generation: Generation) -> tuple[int, int]:
-    """The size the model made (an upscale's generation records the enlarged size)."""
-    factor = generation.upscale_factor or 1
-    return generation.width // factor, generation.height // factor
-
-
-def inherited(image: Image) -> dict:
-    """The prompt and settings of the image's generation, for a new generation from it."""
-    source = image.generation
-    return {"prompt": source.prompt, "negative_prompt": source.negative_prompt, "style": source.style,
-            "model": source.model, "steps": source.steps, "guidance": source.guidance,
-            "parent_image_id": image.id, "init_image_key": image.storage_key}
-
-
 def _entry(name: str) -> ModelEntry | None:
     return services.catalog().get(name)
 
@@ -87,17 +71,8 @@ def variations(image_id: str):
     form = VariationForm()
     if not form.validate_on_submit():
         return _back(image, " ".join(e for errors in form.errors.values() for e in errors))
-    entry = _entry(image.generation.model)
-    if entry is None or entry.unavailable_reason():
-        return _back(image, f"The model {image.generation.model} is not available on this site now.")
-    width, height = model_size(image.generation)
-    params = {**inherited(image), "source": Source.VARIATION, "width": width, "height": height, "seed": None,
-              "num_images": min(form.num_images.data, entry.max_images), "strength": form.strength.data,
-              "resize_mode": "crop"}
-    # at least one denoising step, within the model's limit
-    params["steps"] = min(entry.max_steps, max(params["steps"], math.ceil(1 / form.strength.data)))
     try:
-        generation = create_generation(current_user, params, job_timeout=entry.job_timeout)
+        generation = start_variation(current_user, image, form.num_images.data, form.strength.data)
     except GenerationRefused as exc:
         return _back(image, str(exc))
     return redirect(url_for("studio.generation_page", generation_id=generation.id), 303)

@@ -171,3 +171,31 @@ def test_docs_page_is_swagger_ui_from_our_own_static_files(client):
     for src in re.findall(r'(?:src|href)="(/static/[^"]+)"', html):
         with client.get(src) as response:
             assert response.status_code == 200, src
+
+
+def test_variations_of_an_image_i_may_see(app, client, ada, make_user, make_image):
+    user_id, auth = ada
+    mine = make_image(user_id, prompt="a red circle")
+    created = client.post(f"/api/v1/images/{mine}/variations", json={"num_images": 2, "strength": 0.4}, headers=auth)
+    assert created.status_code == 201, created.get_json()
+    body = created.get_json()
+    assert body["status"] == "queued" and body["num_images"] == 2 and body["prompt"] == "a red circle"
+    from webapp.extensions import db
+    from webapp.tables import Generation
+
+    with app.app_context():
+        row = db.session.get(Generation, body["id"])
+        assert (row.source, row.parent_image_id, row.strength) == ("variation", mine, 0.4)
+    bad = client.post(f"/api/v1/images/{mine}/variations", json={"strength": 2}, headers=auth)
+    assert bad.status_code == 400 and "strength" in bad.get_json()["errors"]
+    bob = make_user("bob@example.com")
+    private, public = make_image(bob), make_image(bob, is_public=True)
+    assert client.post(f"/api/v1/images/{private}/variations", json={}, headers=auth).status_code == 404
+    assert client.post(f"/api/v1/images/{public}/variations", json={"num_images": 1}, headers=auth).status_code == 201
+    limited = client.post(f"/api/v1/images/{public}/variations", json={}, headers=auth)  # MAX_ACTIVE_PER_USER
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+
+
+def test_upscalers_are_listed_with_their_availability(client, ada):
+    upscalers = {u["name"]: u for u in client.get("/api/v1/upscalers", headers=ada[1]).get_json()}
+    assert not upscalers["missing-upscaler"]["available"] and upscalers["missing-upscaler"]["unavailable_reason"]

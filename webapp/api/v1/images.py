@@ -1,6 +1,7 @@
-"""``/api/v1/images``: list mine (search by prompt words), get one, download, star/publish, delete."""
+"""``/api/v1/images``: list mine (search by prompt words), get one, download, star/publish, variations, delete."""
 from __future__ import annotations
 
+from flask import url_for
 from flask_login import current_user
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -8,13 +9,22 @@ from sqlalchemy import select
 from ...access import owned_image_or_404, viewable_image_or_404
 from ...extensions import db
 from ...gallery.changes import PublishRefused, set_public, set_starred
+from ...generations import GenerationRefused
 from ...image_files import delete_image, download_name, serve_file
 from ...tables import Generation, Image
+from ...variations import VARIATION_STRENGTH, start_variation
 from ..gate import Scheme, protect
 from ..problems import ApiError
 from .parsing import arguments_400
-from .schemas import ImageListQuerySchema, ImagePageSchema, ImageSchema, ImageUpdateSchema
-from .serialize import image_dict, page_dict
+from .schemas import (
+    GenerationSchema,
+    ImageListQuerySchema,
+    ImagePageSchema,
+    ImageSchema,
+    ImageUpdateSchema,
+    VariationCreateSchema,
+)
+from .serialize import generation_dict, image_dict, page_dict
 
 blp = Blueprint("api_images", __name__, url_prefix="/api/v1/images", description="Images")
 protect(blp, Scheme.BEARER, allow_session=True)
@@ -69,6 +79,24 @@ def update(changes: dict, image_id: str):
         except PublishRefused as exc:
             raise ApiError(409, str(exc), errors={"public": str(exc)}) from None
     return image_dict(image)
+
+
+@blp.post("/<image_id>/variations")
+@arguments_400(blp, VariationCreateSchema)
+@blp.response(201, GenerationSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def variations(args: dict, image_id: str):
+    """New images from an image I may see, at a low strength (an ordinary generation, its parent recorded)."""
+    image = viewable_image_or_404(image_id)
+    strength = VARIATION_STRENGTH if args["strength"] is None else args["strength"]
+    try:
+        generation = start_variation(current_user._get_current_object(), image, args["num_images"], strength)
+    except GenerationRefused as exc:
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+        raise ApiError(exc.status, str(exc), headers=headers) from None
+    return generation_dict(generation), 201, {"Location": url_for("api_generations.get", generation_id=generation.id)}
 
 
 @blp.delete("/<image_id>")

@@ -152,3 +152,25 @@ class ModelSchema(Schema):
     max_steps = fields.Integer(required=True)
     max_guidance = fields.Float(required=True)
     max_images = fields.Integer(required=True)
+
+
+class VariationCreateSchema(Schema):
+    """New images from an image: its prompt and settings, new seeds."""
+
+    num_images = fields.Integer(load_default=2, strict=True,
+                                validate=validate.Range(1, rules.IMAGES_MAX, error=rules.IMAGES_OUT_OF_RANGE))
+    strength = fields.Float(load_default=None, allow_nan=False,
+                            validate=validate.Range(rules.MIN_STRENGTH, rules.MAX_STRENGTH,
+                                                    error=rules.STRENGTH_OUT_OF_RANGE),
+                            metadata={"description": "how far they may move from the image (default 0.35)"})
+
+
+class UpscalerSchema(Schema):
+    """An upscaler the catalog lists."""
+
+    name = fields.String(required=True)
+    label = fields.String(required=True)
+    scale = fields.Integer(required=True)
+    description = fields.String(required=True)
+    available = fields.Boolean(required=True)
+    unavailable_reason = fields.String(allow_none=True, required=True)
