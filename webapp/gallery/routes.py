@@ -7,10 +7,10 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from ..access import can_view_image, owned_image_or_404, viewable_image_or_404
+from ..derived_images import VARIATION_STRENGTH, upscaler_menu
 from ..extensions import db
 from ..image_files import delete_image, download_name, expires_at, serve_file
 from ..lineage import SOURCE_LABELS, children_of, parent_of
-from ..studio.derived import VARIATION_STRENGTH, upscaler_menu
 from ..styles import STYLES
 from ..tables import Image
 from .changes import PublishRefused, set_public, set_starred

@@ -1,29 +1,23 @@
 """New images from an image: ``POST /images/<id>/variations`` and ``POST /images/<id>/upscale``.
 
-Both make an ordinary generation through ``create_generation`` (limits, quota, blocked terms, the same
-queue and progress page), with the source image recorded as its parent.
+Thin routes over ``webapp.derived_images`` (shared with the API).
 """
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, url_for
+from flask import flash, redirect, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import FloatField, IntegerField, SelectField
 from wtforms.validators import InputRequired, NumberRange
 
-from models.catalog import ModelEntry, ModelError
-from models.upscalers import FACTORS, load_upscalers
+from models.upscalers import FACTORS
 
-from .. import services
 from ..access import viewable_image_or_404
-from ..generations import GenerationRefused, create_generation
-from ..tables import Image, Source
-from ..variations import VARIATION_STRENGTH, inherited, start_variation
+from ..derived_images import VARIATION_STRENGTH, start_upscale, start_variation, upscaler_menu
+from ..generations import GenerationRefused
+from ..tables import Image
 from .forms import MAX_STRENGTH, MIN_STRENGTH
 from .routes import bp
-
-MAX_UPSCALED_SIDE = 8192
-UPSCALE_TIMEOUT = 600
 
 
 class VariationForm(FlaskForm):
@@ -42,20 +36,6 @@ class UpscaleForm(FlaskForm):
     factor = IntegerField("Factor", validators=[InputRequired("Choose ×2 or ×4."),
                                                 NumberRange(min(FACTORS), max(FACTORS), "Choose ×2 or ×4.")])
     upscaler = SelectField("Upscaler", validate_choice=False)
-
-
-def upscaler_menu() -> list[dict]:
-    """Every catalog upscaler with its label and, when it cannot be used here, the reason."""
-    try:
-        entries = load_upscalers(current_app.config["EASEL_CATALOG"])
-    except ModelError as exc:
-        return [{"name": "", "label": "Upscalers", "unavailable": str(exc)}]
-    return [{"name": name, "label": entry.label, "scale": entry.scale, "unavailable": entry.unavailable_reason()}
-            for name, entry in entries.items()]
-
-
-def _entry(name: str) -> ModelEntry | None:
-    return services.catalog().get(name)
 
 
 def _back(image: Image, message: str):
@@ -88,20 +68,8 @@ def upscale(image_id: str):
     form.upscaler.choices = list(menu)
     if not form.validate_on_submit() or form.factor.data not in FACTORS:
         return _back(image, "Choose ×2 or ×4 and one of the listed upscalers.")
-    choice = menu.get(form.upscaler.data or "")
-    if choice is None or choice["unavailable"]:
-        return _back(image, choice["unavailable"] if choice else "Choose one of the listed upscalers.")
-    width, height = image.width * form.factor.data, image.height * form.factor.data
-    if max(width, height) > MAX_UPSCALED_SIDE:
-        return _back(image, f"That would be {width}×{height}; the largest side this site makes is {MAX_UPSCALED_SIDE}.")
-    source = image.generation
-    params = {**inherited(image), "source": Source.UPSCALE, "width": width, "height": height,
-              "seed": source.seed + image.index, "num_images": 1, "upscale_factor": form.factor.data,
-              "upscaler": form.upscaler.data}
-    entry = _entry(source.model)
     try:
-        generation = create_generation(current_user, params,
-                                       job_timeout=max(entry.job_timeout if entry else 0, UPSCALE_TIMEOUT))
+        generation = start_upscale(current_user, image, form.factor.data, form.upscaler.data)
     except GenerationRefused as exc:
         return _back(image, str(exc))
     return redirect(url_for("studio.generation_page", generation_id=generation.id), 303)

@@ -193,3 +193,16 @@ def test_images_from_images_through_both_clients(app, live_server, workers, peop
     assert "Denoising strength: 0.5" in result.info["infotexts"][0] and result.info["all_seeds"] == [9]
     mine = requests.get(f"{live_server}/api/v1/generations", headers=bearer(people["ada"]), timeout=10).json()
     assert mine["total"] == 2 and {g["status"] for g in mine["items"]} == {"succeeded"}
+
+    # Easel's API: an upscale and variations of that image, made by the worker
+    image_id = _generation(live_server, people["ada"], result.info["easel_generation_id"]).json()["images"][0]["id"]
+    upscale = requests.post(f"{live_server}/api/v1/images/{image_id}/upscale", json={"factor": 2},
+                            headers=bearer(people["ada"]), timeout=10).json()
+    done = wait_for(lambda: (g := _generation(live_server, people["ada"], upscale["id"]).json())["status"]
+                    in {"succeeded", "failed"} and g, timeout=120, interval=0.5, message="the upscale")
+    assert done["status"] == "succeeded" and (done["images"][0]["width"], done["images"][0]["height"]) == (128, 128)
+    variation = requests.post(f"{live_server}/api/v1/images/{image_id}/variations", json={"num_images": 1},
+                              headers=bearer(people["ada"]), timeout=10).json()
+    done = wait_for(lambda: (g := _generation(live_server, people["ada"], variation["id"]).json())["status"]
+                    in {"succeeded", "failed"} and g, timeout=120, interval=0.5, message="the variation")
+    assert done["status"] == "succeeded" and len(done["images"]) == 1

@@ -199,3 +199,18 @@ def test_variations_of_an_image_i_may_see(app, client, ada, make_user, make_imag
 def test_upscalers_are_listed_with_their_availability(client, ada):
     upscalers = {u["name"]: u for u in client.get("/api/v1/upscalers", headers=ada[1]).get_json()}
     assert not upscalers["missing-upscaler"]["available"] and upscalers["missing-upscaler"]["unavailable_reason"]
+
+
+def test_upscale_an_image(app, client, ada, make_user, make_image):
+    user_id, auth = ada
+    mine = make_image(user_id)
+    for bad, field in [({"factor": 3}, "factor"), ({"factor": 2, "upscaler": "missing-upscaler"}, "upscaler"),
+                       ({"factor": 2, "upscaler": "no-such"}, "upscaler"), ({}, "factor")]:
+        refused = client.post(f"/api/v1/images/{mine}/upscale", json=bad, headers=auth)
+        assert refused.status_code == 400 and field in refused.get_json()["errors"], bad
+    created = client.post(f"/api/v1/images/{mine}/upscale", json={"factor": 4}, headers=auth)
+    assert created.status_code == 201
+    body = created.get_json()
+    assert (body["width"], body["height"], body["num_images"]) == (256, 256, 1)
+    private = make_image(make_user("bob@example.com"))
+    assert client.post(f"/api/v1/images/{private}/upscale", json={"factor": 2}, headers=auth).status_code == 404

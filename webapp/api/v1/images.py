@@ -1,18 +1,20 @@
 """``/api/v1/images``: list mine (search by prompt words), get one, download, star/publish, variations, delete."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from flask import url_for
 from flask_login import current_user
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from ...access import owned_image_or_404, viewable_image_or_404
+from ...derived_images import VARIATION_STRENGTH, start_upscale, start_variation
 from ...extensions import db
 from ...gallery.changes import PublishRefused, set_public, set_starred
 from ...generations import GenerationRefused
 from ...image_files import delete_image, download_name, serve_file
 from ...tables import Generation, Image
-from ...variations import VARIATION_STRENGTH, start_variation
 from ..gate import Scheme, protect
 from ..problems import ApiError
 from .parsing import arguments_400
@@ -22,6 +24,7 @@ from .schemas import (
     ImagePageSchema,
     ImageSchema,
     ImageUpdateSchema,
+    UpscaleCreateSchema,
     VariationCreateSchema,
 )
 from .serialize import generation_dict, image_dict, page_dict
@@ -81,6 +84,17 @@ def update(changes: dict, image_id: str):
     return image_dict(image)
 
 
+@contextmanager
+def refusals_as_problems(fields_: set[str] = frozenset()):
+    """A refused generation as a problem: its status, Retry-After, and (for a 400) the fields it names."""
+    try:
+        yield
+    except GenerationRefused as exc:
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+        errors = {field: str(exc) for field in fields_} if exc.status == 400 else None
+        raise ApiError(exc.status, str(exc), headers=headers, errors=errors) from None
+
+
 @blp.post("/<image_id>/variations")
 @arguments_400(blp, VariationCreateSchema)
 @blp.response(201, GenerationSchema)
@@ -91,11 +105,21 @@ def variations(args: dict, image_id: str):
     """New images from an image I may see, at a low strength (an ordinary generation, its parent recorded)."""
     image = viewable_image_or_404(image_id)
     strength = VARIATION_STRENGTH if args["strength"] is None else args["strength"]
-    try:
+    with refusals_as_problems():
         generation = start_variation(current_user._get_current_object(), image, args["num_images"], strength)
-    except GenerationRefused as exc:
-        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
-        raise ApiError(exc.status, str(exc), headers=headers) from None
+    return generation_dict(generation), 201, {"Location": url_for("api_generations.get", generation_id=generation.id)}
+
+
+@blp.post("/<image_id>/upscale")
+@arguments_400(blp, UpscaleCreateSchema)
+@blp.response(201, GenerationSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def upscale(args: dict, image_id: str):
+    """A new image, ``factor`` times larger, from an image I may see (an ordinary generation, its parent recorded)."""
+    image = viewable_image_or_404(image_id)
+    with refusals_as_problems({"factor", "upscaler"}):
+        generation = start_upscale(current_user._get_current_object(), image, args["factor"], args["upscaler"])
     return generation_dict(generation), 201, {"Location": url_for("api_generations.get", generation_id=generation.id)}
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from models.upscalers import FACTORS, LANCZOS
+
 from ... import generation_rules as rules
 from ...generations import MAX_SEED
 from ...styles import STYLES
@@ -174,3 +176,10 @@ class UpscalerSchema(Schema):
     description = fields.String(required=True)
     available = fields.Boolean(required=True)
     unavailable_reason = fields.String(allow_none=True, required=True)
+
+
+class UpscaleCreateSchema(Schema):
+    """A larger copy of an image, made by an upscaler (GET /api/v1/upscalers lists them)."""
+
+    factor = fields.Integer(required=True, strict=True, validate=validate.OneOf(FACTORS, error="Choose 2 or 4."))
+    upscaler = fields.String(load_default=LANCZOS, validate=validate.Length(max=64))
