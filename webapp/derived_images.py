@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from flask import current_app
+from PIL import Image as PILImage
 
 from models.catalog import ModelError
 from models.upscalers import FACTORS, load_upscalers
@@ -67,6 +68,18 @@ def upscaler_menu() -> list[dict]:
             for name, entry in entries.items()]
 
 
+def _check_upscale(factor: int, upscaler: str, width: int, height: int) -> None:
+    """Refuse a factor other than 2 or 4, an unknown or unavailable upscaler, or too large a result."""
+    if factor not in FACTORS:
+        raise DerivedRefused("Choose ×2 or ×4.", status=400)
+    choice = {item["name"]: item for item in upscaler_menu()}.get(upscaler)
+    if choice is None or choice["unavailable"]:
+        raise DerivedRefused(choice["unavailable"] if choice else "Choose one of the listed upscalers.", status=400)
+    if max(width, height) > MAX_UPSCALED_SIDE:
+        raise DerivedRefused(f"That would be {width}×{height}; the largest side this site makes is "
+                             f"{MAX_UPSCALED_SIDE}.", status=400)
+
+
 def start_upscale(user: User, image: Image, factor: int, upscaler: str) -> Generation:
     """Enqueue ``image`` enlarged ``factor`` times by ``upscaler`` (the caller checked the person may see it).
 
@@ -74,17 +87,26 @@ def start_upscale(user: User, image: Image, factor: int, upscaler: str) -> Gener
         DerivedRefused: a factor other than 2 or 4, an unknown or unavailable upscaler, or too large a result (400).
         GenerationRefused: over a limit, banned, or the queue is down.
     """
-    if factor not in FACTORS:
-        raise DerivedRefused("Choose ×2 or ×4.", status=400)
-    choice = {item["name"]: item for item in upscaler_menu()}.get(upscaler)
-    if choice is None or choice["unavailable"]:
-        raise DerivedRefused(choice["unavailable"] if choice else "Choose one of the listed upscalers.", status=400)
     width, height = image.width * factor, image.height * factor
-    if max(width, height) > MAX_UPSCALED_SIDE:
-        raise DerivedRefused(f"That would be {width}×{height}; the largest side this site makes is "
-                             f"{MAX_UPSCALED_SIDE}.", status=400)
+    _check_upscale(factor, upscaler, width, height)
     source = image.generation
     params = {**inherited(image), "source": Source.UPSCALE, "width": width, "height": height,
               "seed": source.seed + image.index, "num_images": 1, "upscale_factor": factor, "upscaler": upscaler}
     entry = services.catalog().get(source.model)
     return create_generation(user, params, job_timeout=max(entry.job_timeout if entry else 0, UPSCALE_TIMEOUT))
+
+
+def upscale_upload(user: User, picture: PILImage.Image, factor: int, upscaler: str, model: str) -> Generation:
+    """Enqueue an uploaded picture enlarged ``factor`` times (the upload is kept like any other).
+
+    ``model`` only fills the row's model column: an upscale runs no diffusion model.
+
+    Raises:
+        DerivedRefused, GenerationRefused: as ``start_upscale``.
+    """
+    width, height = picture.width * factor, picture.height * factor
+    _check_upscale(factor, upscaler, width, height)
+    params = {"source": Source.UPSCALE, "prompt": "", "negative_prompt": "", "style": "none", "model": model,
+              "steps": 1, "guidance": 0.0, "seed": 0, "width": width, "height": height, "num_images": 1,
+              "upscale_factor": factor, "upscaler": upscaler}
+    return create_generation(user, params, job_timeout=UPSCALE_TIMEOUT, upload=picture)

@@ -79,9 +79,14 @@ def check_prompt(prompt: str) -> None:
 
 
 def _store_upload(user: User, picture: PILImage.Image, params: dict) -> tuple[Upload, str]:
-    """Save the upload, resized to the generation's size, as a PNG; the row is added, not committed."""
+    """Save the upload, resized to the size the job starts from, as a PNG; the row is added, not committed.
+
+    An upscale starts from the upload at ``1/upscale_factor`` of the generation's (enlarged) size.
+    """
     upload = Upload(id=new_upload_id(), user_id=user.id)
-    picture = fit_to(picture, (params["width"], params["height"]), params.get("resize_mode") or "crop")
+    factor = params.get("upscale_factor") or 1
+    picture = fit_to(picture, (params["width"] // factor, params["height"] // factor),
+                     params.get("resize_mode") or "crop")
     upload.storage_key, upload.width, upload.height = upload_key(user.id, upload.id), picture.width, picture.height
     services.storage().save(upload.storage_key, encode_png(picture), "image/png")
     db.session.add(upload)
@@ -111,7 +116,8 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
     upload_file = None
     if upload is not None:
         row, upload_file = _store_upload(user, upload, params)
-        params = {**params, "source": Source.UPLOAD, "upload_id": row.id, "init_image_key": upload_file}
+        # an upload is image-to-image unless the caller says otherwise (an upscale of the upload)
+        params = {"source": Source.UPLOAD, **params, "upload_id": row.id, "init_image_key": upload_file}
     generation = Generation(user_id=user.id, status=GenerationStatus.QUEUED, **params)
     db.session.add(generation)
     try:

@@ -18,10 +18,13 @@ from PIL import UnidentifiedImageError
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from models.upscalers import LANCZOS
+
 from .. import progress, services
+from ..derived_images import upscale_upload, upscaler_menu
 from ..errors import register_api_errors
 from ..extensions import db
-from ..generations import cancel_generation, generation_state
+from ..generations import GenerationRefused, cancel_generation, generation_state
 from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus
 from .gate import Scheme, current_token, protect
 from .problems import ApiError, a1111_error
@@ -131,13 +134,18 @@ def _run(params: dict, body: dict, start: PILImage.Image | None = None):
         if exc.code == 400:
             exc.code = 422  # FastAPI's status for an invalid request
         raise
+    _wait(generation)
+    return jsonify(txt2img_response(generation, body))
+
+
+def _wait(generation: Generation) -> None:
+    """Wait for the generation (``OPENAI_WAIT_SECONDS``); an error when it is late or does not succeed."""
     wait = current_app.config["OPENAI_WAIT_SECONDS"]
     if not wait_until_final(generation, wait):
         raise ApiError(504, f"The images were not ready within {wait} seconds; they will appear in your gallery "
                             f"(generation {generation.id}).")
     if generation.status != GenerationStatus.SUCCEEDED:
         raise ApiError(500, f"The generation {generation.status}: {generation.error or 'no image was made'}")
-    return jsonify(txt2img_response(generation, body))
 
 
 @bp.post("/txt2img")
@@ -272,8 +280,36 @@ def schedulers():
 
 @bp.get("/upscalers")
 def upscalers():
-    """None yet on this site."""
-    return jsonify([])
+    """The upscalers that can run here (for ``extra-single-image``)."""
+    return jsonify([{"name": item["name"], "model_name": item["name"], "model_path": None, "model_url": None,
+                     "scale": item["scale"]} for item in upscaler_menu() if not item["unavailable"]])
+
+
+@bp.post("/extra-single-image")
+def extra_single_image():
+    """Upscale one base64 image by ``upscaling_resize`` (2 or 4) with ``upscaler_1``; waits for it."""
+    body = _body()
+    if _int(body, "resize_mode", 0) != 0:
+        raise ApiError(422, "Only resize_mode 0 (scale by upscaling_resize) is offered.",
+                       errors={"resize_mode": "Use 0."})
+    factor = _float(body, "upscaling_resize")
+    if factor is None or factor != int(factor):
+        raise ApiError(422, "upscaling_resize must be 2 or 4.", errors={"upscaling_resize": "Use 2 or 4."})
+    upscaler = body.get("upscaler_1") or LANCZOS
+    if not isinstance(upscaler, str) or upscaler.lower() == "none":
+        raise ApiError(422, "Choose an upscaler as upscaler_1 (GET /sdapi/v1/upscalers lists them).",
+                       errors={"upscaler_1": "Required."})
+    picture = decode_image(body.get("image"), "image")
+    try:
+        generation = upscale_upload(current_user._get_current_object(), picture, int(factor), upscaler,
+                                    token_model())
+    except GenerationRefused as exc:
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+        raise ApiError(422 if exc.status == 400 else exc.status, str(exc), headers=headers) from None
+    _wait(generation)
+    png = stored_png(generation.images[0])
+    return jsonify({"image": base64.b64encode(png).decode(),
+                    "html_info": f"<p>Upscaled ×{generation.upscale_factor} with {generation.upscaler}</p>"})
 
 
 @bp.get("/latent-upscale-modes")

@@ -194,6 +194,15 @@ def test_images_from_images_through_both_clients(app, live_server, workers, peop
     mine = requests.get(f"{live_server}/api/v1/generations", headers=bearer(people["ada"]), timeout=10).json()
     assert mine["total"] == 2 and {g["status"] for g in mine["items"]} == {"succeeded"}
 
+    # A1111's extras: upscale an uploaded picture with a listed upscaler
+    assert [u["name"] for u in api.get_upscalers()] == ["lanczos"]
+    bigger = api.extra_single_image(image=PILImage.new("RGB", (40, 30), "green"), upscaler_1="lanczos",
+                                    upscaling_resize=2)
+    assert bigger.image.size == (80, 60)
+    with pytest.raises(RuntimeError) as no_upscaler:
+        api.extra_single_image(image=PILImage.new("RGB", (40, 30), "green"), upscaling_resize=2)  # upscaler_1 "None"
+    assert no_upscaler.value.args[0] == 422
+
     # Easel's API: an upscale and variations of that image, made by the worker
     image_id = _generation(live_server, people["ada"], result.info["easel_generation_id"]).json()["images"][0]["id"]
     upscale = requests.post(f"{live_server}/api/v1/images/{image_id}/upscale", json={"factor": 2},
