@@ -214,3 +214,37 @@ def test_upscale_an_image(app, client, ada, make_user, make_image):
     assert (body["width"], body["height"], body["num_images"]) == (256, 256, 1)
     private = make_image(make_user("bob@example.com"))
     assert client.post(f"/api/v1/images/{private}/upscale", json={"factor": 2}, headers=auth).status_code == 404
+
+
+def _png_file(size=(96, 80), colour="red") -> io.BytesIO:
+    out = io.BytesIO()
+    PILImage.new("RGB", size, colour).save(out, "PNG")
+    out.seek(0)
+    return out
+
+
+def test_create_from_an_uploaded_image_multipart(app, client, ada):
+    _, auth = ada
+    created = client.post("/api/v1/generations/from-image", headers=auth, content_type="multipart/form-data",
+                          data={"prompt": "a red circle", "strength": "0.5", "steps": "8", "resize_mode": "fit",
+                                "init_image": (_png_file(), "start.png")})
+    assert created.status_code == 201, created.get_json()
+    from webapp.extensions import db
+    from webapp.tables import Generation
+
+    with app.app_context():
+        row = db.session.get(Generation, created.get_json()["id"])
+        assert (row.source, row.strength, row.resize_mode, row.init_image_key is not None) == ("upload", 0.5, "fit", True)
+    cases = [({"prompt": "x", "strength": "3"}, "strength"), ({"prompt": "x", "steps": "1", "strength": "0.5"}, "strength"),
+             ({"prompt": "x", "init_image": (io.BytesIO(b"no picture"), "x.png")}, "init_image"), ({"prompt": "x"}, "init_image")]
+    for fields, field in cases:
+        data = {"init_image": (_png_file(), "start.png"), **fields} if field != "init_image" or "init_image" in fields \
+            else fields
+        refused = client.post("/api/v1/generations/from-image", headers=auth, content_type="multipart/form-data",
+                              data=data)
+        assert refused.status_code == 400 and field in refused.get_json()["errors"], (fields, refused.get_json())
+    spec = client.get("/api/v1/openapi.json").get_json()
+    body = spec["paths"]["/api/v1/generations/from-image"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    schema = spec["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert {"prompt", "strength", "init_image"} <= set(schema["properties"])
+    assert schema["properties"]["init_image"]["format"] == "binary"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import Response, url_for
 from flask_login import current_user
-from flask_smorest import Blueprint
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
@@ -14,12 +13,18 @@ from ...generations import cancel_generation
 from ...tables import Generation
 from ..gate import Scheme, protect
 from ..problems import ApiError
-from ..submit import submit
-from .parsing import arguments_400
-from .schemas import GenerationCreateSchema, GenerationListQuerySchema, GenerationPageSchema, GenerationSchema
+from ..submit import decode_start_image, submit
+from .parsing import ApiBlueprint, arguments_400, multipart_400
+from .schemas import (
+    GenerationCreateSchema,
+    GenerationFromImageSchema,
+    GenerationListQuerySchema,
+    GenerationPageSchema,
+    GenerationSchema,
+)
 from .serialize import generation_dict, page_dict
 
-blp = Blueprint("api_generations", __name__, url_prefix="/api/v1/generations", description="Generations")
+blp = ApiBlueprint("api_generations", __name__, url_prefix="/api/v1/generations", description="Generations")
 protect(blp, Scheme.BEARER, allow_session=True)
 
 
@@ -31,6 +36,18 @@ protect(blp, Scheme.BEARER, allow_session=True)
 def create(params: dict):
     """Start a text-to-image generation (limits, quota and blocked terms as in the studio)."""
     generation = submit(params)
+    return generation_dict(generation), 201, {"Location": url_for("api_generations.get", generation_id=generation.id)}
+
+
+@blp.post("/from-image")
+@multipart_400(blp, GenerationFromImageSchema)
+@blp.response(201, GenerationSchema)
+@blp.alt_response(400, response="BAD_REQUEST")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def create_from_image(params: dict):
+    """Start an image-to-image generation from an uploaded picture (multipart/form-data)."""
+    start = decode_start_image(params.pop("init_image").read(), "init_image")
+    generation = submit(params, start)
     return generation_dict(generation), 201, {"Location": url_for("api_generations.get", generation_id=generation.id)}
 
 

@@ -5,6 +5,7 @@ against the model's catalog entry, the same rules the studio form uses.
 """
 from __future__ import annotations
 
+from flask_smorest.fields import Upload
 from marshmallow import Schema, fields, validate
 
 from models.upscalers import FACTORS, LANCZOS
@@ -13,6 +14,7 @@ from ... import generation_rules as rules
 from ...generations import MAX_SEED
 from ...styles import STYLES
 from ...tables import GenerationStatus
+from ...uploads import RESIZE_MODES
 
 
 class ProblemSchema(Schema):
@@ -43,6 +45,24 @@ class GenerationCreateSchema(Schema):
     num_images = fields.Integer(load_default=1, strict=True,
                                 validate=validate.Range(1, rules.IMAGES_MAX, error=rules.IMAGES_OUT_OF_RANGE))
     style = fields.String(load_default="none", validate=validate.OneOf(list(STYLES), error=rules.STYLE_UNKNOWN))
+
+
+class GenerationFromImageSchema(GenerationCreateSchema):
+    """``multipart/form-data``: the same fields (as text), plus how far to move from the starting image."""
+
+    width = fields.Integer(load_default=None)
+    height = fields.Integer(load_default=None)
+    steps = fields.Integer(load_default=None)
+    seed = fields.Integer(load_default=None, allow_none=True,
+                          validate=validate.Range(0, MAX_SEED, error=rules.SEED_OUT_OF_RANGE))
+    num_images = fields.Integer(load_default=1,
+                                validate=validate.Range(1, rules.IMAGES_MAX, error=rules.IMAGES_OUT_OF_RANGE))
+    strength = fields.Float(load_default=rules.DEFAULT_STRENGTH, allow_nan=False,
+                            validate=validate.Range(rules.MIN_STRENGTH, rules.MAX_STRENGTH,
+                                                    error=rules.STRENGTH_OUT_OF_RANGE))
+    resize_mode = fields.String(load_default="crop", validate=validate.OneOf(list(RESIZE_MODES)),
+                                metadata={"description": "crop (fill) or fit (bars) to the model's size"})
+    init_image = Upload(required=True, metadata={"description": "the starting picture: PNG, JPEG or WebP"})
 
 
 class ImageSchema(Schema):
