@@ -11,6 +11,8 @@ import pytest
 
 from tests.support import api_token, audit_entries, bearer, csrf_token, post, sign_in
 
+pytestmark = pytest.mark.db
+
 NEW_TOKEN = re.compile(r'<code id="new-token"[^>]*>([^<]+)</code>')
 
 

@@ -10,6 +10,8 @@ from PIL import Image as PILImage
 
 from tests.support import add_generation, api_token, bearer
 
+pytestmark = pytest.mark.db
+
 PROBLEM = "application/problem+json"
 
 
