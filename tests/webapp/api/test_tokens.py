@@ -30,7 +30,16 @@ def test_created_token_is_shown_once_and_stored_only_as_a_hash(app, signed_in):
         row = db.session.scalar(db.select(ApiToken))
         assert row.secret_hash == hashlib.sha256(secret.encode()).hexdigest()
         assert secret not in {row.name, row.public_id, row.secret_hash}
-    assert signed_in.get("/api/v1/models", headers=bearer(secret)).status_code == 200
+    from flask import Flask
+
+    fresh = Flask.test_client(app)
+    used = fresh.get("/api/v1/models", headers=bearer(secret))
+    assert used.status_code == 200 and "Set-Cookie" not in used.headers  # a token never starts a session
+    assert fresh.get("/auth/account").status_code == 302  # and signs nobody in on the site
+    with app.app_context():
+        last_used = db.session.scalar(db.select(ApiToken.last_used_at))
+    assert last_used is not None and last_used.strftime("%Y-%m-%d %H:%M") in signed_in.get("/auth/tokens").get_data(
+        as_text=True)
 
 
 def test_token_form_needs_name_and_csrf(signed_in):
