@@ -30,15 +30,16 @@ RETRY_AFTER = 60  # seconds, in the 503's Retry-After header
 NOT_UTF8 = "The form contained text that is not valid UTF-8. Please retype it."
 
 
-def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+def wants_json() -> bool:
+    """API paths, and in-page requests that ask for JSON first (the studio's submit and cancel)."""
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
 def render_error(code: int, message: str | None = None):
     """Render the error page (or JSON body) for ``code``."""
     title, default = MESSAGES.get(code, ("Error", "Something went wrong."))
     text = message or default
-    if _wants_json():
+    if wants_json():
         return make_response(jsonify(error=text, status=code), code)
     return make_response(render_template("errors/error.html", code=code, title=title, message=text), code)
 

@@ -130,10 +130,19 @@ def queue_position(generation_id: str) -> int | None:
     return None if position is None else position + 1
 
 
+def generation_params(generation: Generation) -> dict:
+    """The studio form's values that made this generation, by field name (the studio's "reuse all settings")."""
+    return {"prompt": generation.prompt, "negative_prompt": generation.negative_prompt, "model": generation.model,
+            "width": generation.width, "height": generation.height, "steps": generation.steps,
+            "guidance": generation.guidance, "seed": generation.seed, "num_images": generation.num_images,
+            "style": generation.style}
+
+
 def image_json(image: Image) -> dict:
-    """One image as the API shows it."""
+    """One image as the API shows it; ``seed`` remakes it alone."""
     return {
         "id": image.id,
+        "seed": image.generation.seed + image.index,
         "url": url_for("gallery.image_file", image_id=image.id),
         "thumbnail_url": url_for("gallery.image_thumbnail", image_id=image.id),
         "page_url": url_for("gallery.image_detail", image_id=image.id),
@@ -159,6 +168,10 @@ def generation_state(generation: Generation) -> dict:
         "images": [],
         "error": generation.error,
         "notice": None,
+        "params": generation_params(generation),
+        "api_url": url_for("api.generation", generation_id=generation.id),
+        "page_url": url_for("studio.generation_page", generation_id=generation.id),
+        "cancel_url": url_for("studio.cancel", generation_id=generation.id),
     }
     status = GenerationStatus(generation.status)
     if status == GenerationStatus.QUEUED:
