@@ -16,6 +16,7 @@ from ..generations import GenerationRefused, PromptBlocked, cancel_generation, c
 from ..styles import STYLES
 from ..tables import Generation
 from .forms import GenerationForm
+from .landing import landing_page, showcase_thumbnail
 
 bp = Blueprint("studio", __name__)
 
@@ -51,7 +52,7 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
 def index():
     """The studio for a signed-in person (pre-filled from the model, or from a remix); else the landing page."""
     if not current_user.is_authenticated:
-        return render_template("studio/landing.html")
+        return landing_page()
     models = services.catalog()
     form = GenerationForm(models, formdata=None)
     remix_id = request.args.get("remix")
@@ -74,6 +75,12 @@ def refused(form: GenerationForm, status: int = 400, error: str | None = None):
             return render_error(status, error)
         return jsonify(errors={name: errors for name, errors in form.errors.items()}, status=status), status
     return render_studio(form, status, error=error)
+
+
+@bp.get("/showcase/<image_id>/thumbnail")
+def showcase(image_id: str):
+    """A landing-page image's thumbnail, open to everyone while ``PUBLIC_SHOWCASE`` is on."""
+    return showcase_thumbnail(image_id)
 
 
 @bp.post("/generations")
