@@ -68,6 +68,7 @@ def test_cancel_from_the_page(page, live_server, make_user, workers):
     sign_in(page, live_server)
     submit_prompt(page, "a green star", steps=1000)
     page.locator(".try").get_by_role("link", name="Progress page").click()
+    page.wait_for_url("**/generations/*")
     page.wait_for_function("() => document.getElementById('status-text').innerText.startsWith('Painting')",
                            timeout=90000)
     page.get_by_role("button", name="Cancel").click()
