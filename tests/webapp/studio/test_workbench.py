@@ -134,3 +134,15 @@ def test_result_images_carry_their_seed(app, signed_in, make_image):
     state = signed_in.get(f"/api/generations/{generation_id}").get_json()
     assert state["images"][0]["id"] == image_id and state["images"][0]["seed"] == 1
     assert state["params"]["seed"] == 1
+
+
+def test_someone_elses_cancel_in_json_is_404_and_changes_nothing(app, signed_in, make_user):
+    generation_id = submit_json(signed_in).get_json()["id"]
+    make_user("bob@example.com")
+    bob = sign_in(app, "bob@example.com")
+    response = bob.post(f"/generations/{generation_id}/cancel",
+                        headers={**JSON, "X-CSRFToken": csrf_token(bob, "/")})
+    assert response.status_code == 404 and response.is_json
+    assert bob.get("/api/queue").get_json()["generations"] == []
+    with app.app_context():
+        assert db.session.get(Generation, generation_id).status == "queued"
