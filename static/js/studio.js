@@ -60,7 +60,9 @@ $(function () {
     $.each(params, function (name, value) {
       var field = form.elements[name];
       if (!field || name === 'model' || field.type === 'file' || value === null || value === undefined) { return; }
-      $(field).val(String(value));
+      if (field.type === 'checkbox') { field.checked = !!value; }
+      else if (!field.nodeName) { field.value = String(value); }  // a group of radio buttons
+      else { $(field).val(String(value)); }
     });
     Easel.useSeed(seed === undefined ? params.seed : seed);
     $('#prompt').trigger('focus');
