@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip --disable-pip-version-check
 
-.PHONY: run test test-fast lint migrate admin cleanup benchmark loadtest train-model train-upscaler evaluate-model system-packages browser
+.PHONY: run test test-fast lint migrate admin cleanup benchmark loadtest train-model train-upscaler evaluate-model examples system-packages browser
 
 run: $(VENV)/.run-installed
 	exec $(PY) -m webapp.launch
@@ -58,6 +58,10 @@ benchmark: $(VENV)/.dev-installed
 # 50 people polling and 10 making pictures for a minute against a real site on 127.0.0.1 (tests/load/).
 loadtest: $(VENV)/.dev-installed
 	$(PY) tests/load/run.py $(ARGS)
+
+# The landing page's examples: a few 64x64 pictures by the bundled model, committed in static/examples/.
+examples: $(VENV)/.run-installed
+	$(PY) -m models.training.examples
 
 train-model: $(VENV)/.run-installed
 	$(PY) -m models.training.train --out models/easel-tiny

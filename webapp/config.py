@@ -215,6 +215,7 @@ def from_environment() -> dict:
         "RESET_LIMIT": os.environ.get("RESET_LIMIT", "5 per hour"),
         "PUBLIC_BASE_URL": public_base_url,
         "RETENTION_DAYS": _int("RETENTION_DAYS", 30),
+        "PUBLIC_SHOWCASE": _bool(os.environ.get("PUBLIC_SHOWCASE")),
         "MAX_ACTIVE_PER_USER": _int("MAX_ACTIVE_PER_USER", 2),
         "DAILY_IMAGE_QUOTA": _int("DAILY_IMAGE_QUOTA", 200),
         "RESULT_LINK_DAYS": _int("RESULT_LINK_DAYS", 7),

@@ -50,8 +50,9 @@ def _api_formatter() -> ErrorFormatter | None:
     return None
 
 
-def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+def wants_json() -> bool:
+    """API paths, and in-page requests that ask for JSON first (the studio's submit and cancel)."""
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
 def render_error(code: int, message: str | None = None, exc: Exception | None = None):
@@ -61,7 +62,7 @@ def render_error(code: int, message: str | None = None, exc: Exception | None = 
     formatter = _api_formatter()
     if formatter is not None:
         return formatter(code, title, text, exc)
-    if _wants_json():
+    if wants_json():
         return make_response(jsonify(error=text, status=code), code)
     return make_response(render_template("errors/error.html", code=code, title=title, message=text), code)
 

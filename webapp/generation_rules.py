@@ -10,14 +10,14 @@ from typing import Any
 
 from models.catalog import ModelEntry
 
-from .generations import MAX_SEED
+from .generations import DEFAULT_STRENGTH, MAX_SEED
 from .styles import STYLES
 from .tables import denoising_steps
 
 PROMPT_MAX = 1000
 IMAGES_MAX = 4  # per request, whatever the model allows
 # Messages of the model-independent rules, also given to the API schemas' validators (same words everywhere).
-MIN_STRENGTH, MAX_STRENGTH, DEFAULT_STRENGTH = 0.05, 1.0, 0.6
+MIN_STRENGTH, MAX_STRENGTH = 0.05, 1.0
 PROMPT_MISSING = "Describe the picture you want."
 PROMPT_TOO_LONG = f"Keep the prompt under {PROMPT_MAX} characters."
 NEGATIVE_TOO_LONG = f"Keep it under {PROMPT_MAX} characters."

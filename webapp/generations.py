@@ -22,6 +22,8 @@ from .uploads import encode_png, fit_to, new_upload_id, upload_key
 
 log = logging.getLogger(__name__)
 
+DEFAULT_STRENGTH = 0.6  # how far image-to-image moves from the starting image when nobody says
+
 MAX_SEED = 2**32 - 1
 LIVE_UNAVAILABLE = "Live progress is unavailable right now; the picture is still being made. This page will update."
 ACTIVE_RETRY_SECONDS = 10  # a generation on the bundled model takes about that long
@@ -187,10 +189,23 @@ def queue_position(generation_id: str) -> int | None:
     return None if position is None else position + 1
 
 
+def generation_params(generation: Generation) -> dict:
+    """The studio form's values that made this generation, by field name (the studio's "reuse all settings")."""
+    return {"prompt": generation.prompt, "negative_prompt": generation.negative_prompt, "model": generation.model,
+            "width": generation.width, "height": generation.height, "steps": generation.steps,
+            "guidance": generation.guidance, "seed": generation.seed, "num_images": generation.num_images,
+            "style": generation.style, "timelapse": bool(generation.timelapse),
+            # the starting image, so a reused try starts from the same picture (remix does the same)
+            "init_image_id": (generation.parent_image_id or "") if generation.source != Source.UPSCALE else "",
+            "upload_id": generation.upload_id or "", "resize_mode": generation.resize_mode or "crop",
+            "strength": generation.strength if generation.strength is not None else DEFAULT_STRENGTH}
+
+
 def image_json(image: Image) -> dict:
-    """One image as the API shows it."""
+    """One image as the API shows it; ``seed`` remakes it alone."""
     return {
         "id": image.id,
+        "seed": image.generation.seed + image.index,
         "url": url_for("gallery.image_file", image_id=image.id),
         "thumbnail_url": url_for("gallery.image_thumbnail", image_id=image.id),
         "page_url": url_for("gallery.image_detail", image_id=image.id),
@@ -218,6 +233,10 @@ def generation_state(generation: Generation) -> dict:
         "images": [],
         "error": generation.error,
         "notice": None,
+        "params": generation_params(generation),
+        "api_url": url_for("api.generation", generation_id=generation.id),
+        "page_url": url_for("studio.generation_page", generation_id=generation.id),
+        "cancel_url": url_for("studio.cancel", generation_id=generation.id),
     }
     status = GenerationStatus(generation.status)
     if status == GenerationStatus.QUEUED:
