@@ -12,7 +12,7 @@ from models.catalog import ModelEntry
 
 from .generations import MAX_SEED
 from .styles import STYLES
-from .tables import denoising_steps
+from .tables import DEFAULT_STRENGTH, denoising_steps  # noqa: F401 (DEFAULT_STRENGTH: the rules' default, re-exported)
 
 PROMPT_MAX = 1000
 IMAGES_MAX = 4  # per request, whatever the model allows

@@ -17,12 +17,22 @@ from . import progress, services
 from .extensions import db
 from .moderation.blocked_terms import find_blocked_term
 from .queues import GENERATE_QUEUE, SERIALIZER, fetch_job, generation_queue
-from .tables import ACTIVE_STATUSES, Generation, GenerationStatus, Image, Source, Upload, User, move_generation, utcnow
+from .tables import (
+    ACTIVE_STATUSES,
+    DEFAULT_STRENGTH,
+    Generation,
+    GenerationStatus,
+    Image,
+    Source,
+    Upload,
+    User,
+    move_generation,
+    utcnow,
+)
 from .uploads import encode_png, fit_to, new_upload_id, upload_key
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STRENGTH = 0.6  # how far image-to-image moves from the starting image when nobody says
 
 MAX_SEED = 2**32 - 1
 LIVE_UNAVAILABLE = "Live progress is unavailable right now; the picture is still being made. This page will update."

@@ -186,6 +186,9 @@ class Generation(db.Model):
         return self.steps
 
 
+DEFAULT_STRENGTH = 0.6  # how far image-to-image moves from the starting image when nobody says
+
+
 def denoising_steps(steps: int, strength: float) -> int:
     """What diffusers' image-to-image runs for ``steps`` at ``strength`` (it may be 0: the form refuses that)."""
     return min(int(steps * strength), steps)

@@ -11,7 +11,7 @@ from redis import Redis
 from rq.job import Job
 from sqlalchemy import func, select
 
-from tests.support import state, submit, submit_ok, wait_for, wait_running, wait_status
+from tests.support import point_redis_at, state, submit, submit_ok, wait_for, wait_running, wait_status
 from webapp.extensions import db
 from webapp.queues import SERIALIZER
 from webapp.tables import Generation, Image
@@ -170,7 +170,7 @@ def test_killed_worker_job_ends_failed(app, signed_in, workers, monkeypatch):
 
 
 def test_queue_down_marks_row_failed(app, signed_in):
-    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"
+    point_redis_at(app, "redis://127.0.0.1:1/0")
     response = submit(signed_in)
     assert response.status_code == 503
     assert "queue is not reachable" in response.get_data(as_text=True)

@@ -41,6 +41,13 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
     raise TimeoutError(f"nothing listened on port {port} within {timeout}s")
 
 
+def point_redis_at(app, url: str) -> None:
+    """Make ``app`` use another Redis from now on (its clients are made anew on next use)."""
+    app.config["REDIS_URL"] = url
+    for client in ("redis", "quick_redis"):
+        app.extensions["easel"].__dict__.pop(client, None)
+
+
 def queued_jobs(redis_url: str, queue: str = "generate") -> int:
     """How many jobs wait in an RQ queue."""
     from redis import Redis

@@ -14,8 +14,8 @@ from models.catalog import ModelEntry
 
 from .. import services
 from ..extensions import db
-from ..generation_rules import DEFAULT_STRENGTH, problems
-from ..generations import GenerationRefused, PromptBlocked, create_generation
+from ..generation_rules import problems
+from ..generations import DEFAULT_STRENGTH, GenerationRefused, PromptBlocked, create_generation
 from ..tables import Generation
 from ..uploads import UploadRejected, decode_upload
 from .problems import ApiError

@@ -106,7 +106,7 @@ def load_user(user_id: str) -> User | None:
     if user is None or user.session_version != int(version) or user.is_banned:
         return None
     try:
-        expires = services.redis().zscore(_key(user.id), session_id)
+        expires = services.quick_redis().zscore(_key(user.id), session_id)  # every page asks: never wait long
     except RedisError:
         log.warning("session store unreachable; user %s checked by session version only", user.id)
     else:

@@ -9,7 +9,7 @@ from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 from werkzeug.routing import IntegerConverter
 
-from tests.support import add_generation, add_report, audit_entries, csrf_token, free_port, post, sign_in
+from tests.support import add_generation, add_report, audit_entries, csrf_token, free_port, point_redis_at, post, sign_in
 from webapp.extensions import db
 from webapp.queues import SERIALIZER
 from webapp.storage import create_storage
@@ -118,8 +118,7 @@ def test_dashboard_queues_workers_and_failed_jobs(app, admin, make_user, redis_u
 
 
 def test_dashboard_without_redis(app, admin):
-    app.config["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
-    app.extensions["easel"].__dict__.pop("redis", None)  # signing in made the client: make it anew
+    point_redis_at(app, f"redis://127.0.0.1:{free_port()}/0")  # signing in made the clients: make them anew
     response = admin.get("/admin/")
     assert response.status_code == 200
     assert "Redis is not reachable" in response.get_data(as_text=True)
