@@ -6,7 +6,7 @@ import logging
 from rq.registry import StartedJobRegistry
 
 from webapp.cleanup import delete_expired_images
-from webapp.queues import generation_queue
+from webapp.queues import generation_queues
 
 from .app_context import with_app
 
@@ -20,7 +20,8 @@ def reap_abandoned_generations() -> None:
     RQ's cleanup of the started registry retries them or moves them to failed, calling the
     job's failure callback, which marks the generation row.
     """
-    StartedJobRegistry(queue=generation_queue()).cleanup()
+    for queue in generation_queues():
+        StartedJobRegistry(queue=queue).cleanup()
 
 
 @with_app

@@ -30,6 +30,7 @@ from webapp.storage import StorageError, image_key, thumbnail_key
 from webapp.styles import postprocess, styled_prompt
 from webapp.tables import Generation, GenerationStatus, Image, move_generation, new_id, utcnow
 
+from . import pipelines
 from .app_context import get_app, with_app
 from .preview import previewer_for
 
@@ -59,19 +60,14 @@ def configure_threads() -> int:
     return threads
 
 
-def pipeline_for(name: str):
-    """The warm pipeline of a catalog model on this worker's device (loaded on first use)."""
-    config = current_app.config
-    return loader.get_pipeline(name, device=config["EASEL_DEVICE"], catalog_path=config["EASEL_CATALOG"])
-
-
-def warm_up() -> None:
-    """Set up torch and load the default model before the first job, so nobody waits for it."""
+def warm_up(serves: list[str]) -> None:
+    """Set up torch and load the default model (else the first served) before the first job, so nobody waits."""
     with get_app().app_context():
         configure_threads()
         name = current_app.config["EASEL_MODEL"]
+        name = name if name in serves or not serves else serves[0]
         try:
-            previewer_for(pipeline_for(name))
+            previewer_for(pipelines.pipeline_for(name))
         except ModelError as exc:
             log.warning("not warming up %s: %s", name, exc)
 
@@ -160,12 +156,12 @@ class ProgressReporter:
 
 def _make_images(generation: Generation) -> list[PILImage.Image]:
     """Call the warm pipeline with the generation's parameters."""
-    pipe = pipeline_for(generation.model)  # raises ModelError when the model is not usable here
+    pipe, prompt, _ = pipelines.ready(generation)  # raises ModelError when the model is not usable here
     previewer_for(pipe)  # fitted once per pipeline, before the clock of the preview budget starts
     reporter = ProgressReporter(generation.id, generation.steps)
     generators = [torch.Generator("cpu").manual_seed(generation.seed + i) for i in range(generation.num_images)]
-    result = pipe(
-        prompt=styled_prompt(generation.prompt, generation.style),
+    result = pipelines.call(
+        pipe, prompt=styled_prompt(prompt, generation.style),
         negative_prompt=generation.negative_prompt or None,
         width=generation.width, height=generation.height,
         num_inference_steps=generation.steps, guidance_scale=generation.guidance,
@@ -188,7 +184,7 @@ def _store(generation: Generation, images: list[PILImage.Image]) -> None:
                 "prompt": generation.prompt, "negative_prompt": generation.negative_prompt, "model": generation.model,
                 "seed": generation.seed + index, "steps": generation.steps, "guidance": generation.guidance,
                 "width": generation.width, "height": generation.height, "style": generation.style,
-                "generation_id": generation.id,
+                "generation_id": generation.id, "loras": generation.loras or [],
             }
             key = image_key(generation.user_id, generation.id, index)
             thumb = thumbnail_key(generation.user_id, generation.id, index)

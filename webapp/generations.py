@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from . import progress, services
 from .extensions import db
 from .moderation.blocked_terms import find_blocked_term
-from .queues import generation_queue
+from .queues import generation_queue, serving_workers
 from .tables import ACTIVE_STATUSES, Generation, GenerationStatus, Image, User, move_generation, utcnow
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def create_generation(user: User, params: dict, job_timeout: int) -> Generation:
     db.session.add(generation)
     db.session.commit()
     try:
-        generation_queue().enqueue(
+        generation_queue(generation.model).enqueue(
             "jobs.generate.run", generation.id, job_id=generation.id, job_timeout=job_timeout,
             result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600, on_failure=Callback("jobs.generate.on_failure"),
             description=f"generation {generation.id} for user {user.id}")
@@ -118,13 +118,24 @@ def cancel_generation(generation: Generation) -> None:
     db.session.refresh(generation)
 
 
-def queue_position(generation_id: str) -> int | None:
-    """1 for the next job to run, None when it is not waiting in the queue."""
+def queue_position(generation: Generation) -> int | None:
+    """1 for the next job of its model to run, None when it is not waiting in the queue."""
     try:
-        position = generation_queue().get_job_position(generation_id)
+        position = generation_queue(generation.model).get_job_position(generation.id)
     except RedisError:
         return None
     return None if position is None else position + 1
+
+
+def unserved_notice(model: str) -> str | None:
+    """Why a queued generation may wait forever: no live worker serves its model (None when one does)."""
+    try:
+        if serving_workers(model):
+            return None
+    except RedisError:
+        return None
+    return (f"No worker serves model {model} right now. It will start when a worker for it comes online; "
+            f"you can cancel it and choose another model.")
 
 
 def image_json(image: Image) -> dict:
@@ -151,10 +162,12 @@ def generation_state(generation: Generation) -> dict:
         "preview_url": None,
         "images": [],
         "error": generation.error,
+        "notice": None,
     }
     status = GenerationStatus(generation.status)
     if status == GenerationStatus.QUEUED:
-        state["queue_position"] = queue_position(generation.id)
+        state["queue_position"] = queue_position(generation)
+        state["notice"] = unserved_notice(generation.model)
     elif status == GenerationStatus.RUNNING:
         try:
             live = progress.read(services.redis(), generation.id)

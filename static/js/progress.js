@@ -29,6 +29,7 @@ $(function () {
       if ($('#preview').attr('src') !== s.preview_url) { $('#preview').attr('src', s.preview_url); }
       $('#preview-box').prop('hidden', false);
     }
+    $('#notice').text(s.notice || '').prop('hidden', !s.notice);
     if (s.error) { $('#error').text(s.error).prop('hidden', false); }
     if (s.status === 'succeeded' && shownImages === 0) {
       $('#preview-box').prop('hidden', true);

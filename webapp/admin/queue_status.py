@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from .. import services
 from ..extensions import db
 from ..moderation.audit import record
-from ..queues import QUEUE_NAMES
+from ..queues import chore_queue, generation_queues
 from ..tables import Generation, GenerationStatus, User, move_generation, utcnow
 
 FAILED_SHOWN = 50
@@ -70,7 +70,8 @@ class QueueOverview:
 
 
 def _queues() -> list[Queue]:
-    return [Queue(name, connection=services.redis()) for name in QUEUE_NAMES]
+    """The generation queues (one per model) and the chore queue."""
+    return [*generation_queues(), chore_queue()]
 
 
 def _last_line(text: str | None) -> str:

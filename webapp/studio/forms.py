@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import FloatField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import FieldList, FloatField, Form, FormField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
-from models.catalog import ModelEntry
+from models.capabilities import pipeline_capabilities
+from models.catalog import LoraEntry, ModelEntry
+from models.lora import MAX_LORAS
 
 from ..generations import MAX_SEED
 from ..styles import STYLES
@@ -19,6 +21,21 @@ def model_choices(catalog: dict[str, ModelEntry]) -> list[SelectChoice]:
     return [SelectChoice(name, entry.label if not entry.unavailable_reason() else f"{entry.label} (unavailable)",
                          render_kw={"disabled": True} if entry.unavailable_reason() else {})
             for name, entry in catalog.items()]
+
+
+def lora_choices(loras: dict[str, LoraEntry]) -> list[SelectChoice]:
+    """The LoRA menu: none, then every catalog LoRA (unavailable ones greyed out)."""
+    return [SelectChoice("", "None")] + [
+        SelectChoice(name, lora.label if not lora.unavailable_reason() else f"{lora.label} (unavailable)",
+                     render_kw={"disabled": True} if lora.unavailable_reason() else {})
+        for name, lora in loras.items()]
+
+
+class LoraPick(Form):
+    """One LoRA: a catalog name (blank: none) and its scale (blank: the catalog's default)."""
+
+    name = SelectField("LoRA", validate_choice=False)
+    scale = FloatField("Scale", validators=[Optional(), NumberRange(0, 2, "Use a scale from 0 to 2.")])
 
 
 class GenerationForm(FlaskForm):
@@ -39,11 +56,45 @@ class GenerationForm(FlaskForm):
                                                     NumberRange(1, 4, "Choose 1 to 4 images.")])
     style = SelectField("Style", choices=[SelectChoice(s.name, s.label) for s in STYLES.values()],
                         validate_choice=True, default="none")
+    loras = FieldList(FormField(LoraPick), min_entries=MAX_LORAS, max_entries=MAX_LORAS)
 
-    def __init__(self, catalog: dict[str, ModelEntry], *args, **kwargs):
+    def __init__(self, catalog: dict[str, ModelEntry], *args, lora_catalog: dict[str, LoraEntry] | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.catalog = catalog
+        self.lora_catalog = lora_catalog or {}
         self.model.choices = model_choices(catalog)
+        for pick in self.loras:
+            pick.form.name.choices = lora_choices(self.lora_catalog)
+
+    def chosen_loras(self) -> list[tuple[LoraEntry, float]]:
+        """The LoRAs picked, with their scales (the catalog default where left blank); unknown names skipped."""
+        chosen = []
+        for pick in self.loras:
+            lora = self.lora_catalog.get(pick.form.name.data or "")
+            if lora is not None:
+                scale = pick.form.scale.data
+                chosen.append((lora, lora.default_scale if scale is None else float(scale)))
+        return chosen
+
+    def validate_loras(self, field: FieldList) -> None:
+        names = [pick.form.name.data for pick in field if pick.form.name.data]
+        for name in names:
+            lora = self.lora_catalog.get(name)
+            if lora is None:
+                raise ValidationError("Choose one of the listed LoRAs.")
+            if reason := lora.unavailable_reason():
+                raise ValidationError(f"{lora.label} is not available on this site: {reason}")
+            if self.entry and not lora.fits(self.entry):
+                raise ValidationError(f"{lora.label} is made for {', '.join(lora.base_kinds)} models, "
+                                      f"not {self.entry.label}.")
+        if len(set(names)) != len(names):
+            raise ValidationError("Choose each LoRA once.")
+
+    def validate_negative_prompt(self, field: TextAreaField) -> None:
+        entry = self.entry
+        if entry and (field.data or "").strip() and not pipeline_capabilities(entry).negative_prompt:
+            raise ValidationError(f"{entry.label} takes no negative prompt; leave it empty.")
 
     @property
     def entry(self) -> ModelEntry | None:
@@ -64,10 +115,21 @@ class GenerationForm(FlaskForm):
                 sizes = ", ".join(f"{w}×{h}" for w, h in entry.sizes)
                 raise ValidationError(f"{entry.label} makes these sizes only: {sizes}.")
 
-    def validate_steps(self, field: IntegerField) -> None:
+    def steps_range(self) -> tuple[int, int, str]:
+        """The allowed steps: the model's, narrowed by a LoRA that states its own (LCM: 2 to 8), and whose."""
         entry = self.entry
-        if entry and field.data is not None and not entry.min_steps <= field.data <= entry.max_steps:
-            raise ValidationError(f"Use {entry.min_steps} to {entry.max_steps} steps with {entry.label}.")
+        low, high, label = entry.min_steps, entry.max_steps, entry.label
+        for lora, _ in self.chosen_loras():
+            if lora.min_steps is not None or lora.max_steps is not None:
+                low, high = max(low, lora.min_steps or low), min(high, lora.max_steps or high)
+                label = f"{entry.label} and {lora.label}"
+        return low, high, label
+
+    def validate_steps(self, field: IntegerField) -> None:
+        if self.entry and field.data is not None:
+            low, high, label = self.steps_range()
+            if not low <= field.data <= high:
+                raise ValidationError(f"Use {low} to {high} steps with {label}.")
 
     def validate_guidance(self, field: FloatField) -> None:
         entry = self.entry
@@ -98,6 +160,7 @@ class GenerationForm(FlaskForm):
             "seed": int(seed) if seed else None,
             "num_images": self.num_images.data,
             "style": self.style.data,
+            "loras": [[lora.name, scale] for lora, scale in self.chosen_loras()] or None,
         }
 
     def fill_defaults(self, entry: ModelEntry) -> None:

@@ -6,7 +6,8 @@ from flask_login import current_user, login_required
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from models.catalog import ModelEntry
+from models.capabilities import pipeline_capabilities
+from models.catalog import LoraEntry, ModelEntry
 
 from .. import progress, services
 from ..access import owned_generation_or_404, viewable_image_or_404
@@ -36,14 +37,30 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
         name: {"width": e.default_width, "height": e.default_height, "steps": e.default_steps,
                "guidance": e.default_guidance, "sizes": e.sizes, "min_steps": e.min_steps, "max_steps": e.max_steps,
                "max_guidance": e.max_guidance, "max_images": e.max_images, "description": e.description,
-               "unavailable": e.unavailable_reason()}
+               "unavailable": e.unavailable_reason(), **capability_info(e),
+               "loras": [lora.name for lora in form.lora_catalog.values() if lora.fits(e)]}
         for name, e in models.items()
     }
     recent = db.session.scalars(select(Generation).where(Generation.user_id == current_user.id)
                                 .order_by(Generation.created_at.desc()).limit(RECENT)).all()
     entry = form.entry or default_entry(models)
     return render_template("studio/studio.html", form=form, entry=entry, model_info=model_info,
+                           lora_info=lora_info(form.lora_catalog), capabilities=capability_info(entry),
                            styles=STYLES.values(), recent=recent, error=error), status
+
+
+def capability_info(entry: ModelEntry) -> dict:
+    """Which optional fields the model's pipeline takes, for hiding the others (no torch: a stored table)."""
+    caps = pipeline_capabilities(entry)
+    return {"negative_prompt": caps.negative_prompt, "guidance": caps.guidance}
+
+
+def lora_info(loras: dict[str, LoraEntry]) -> dict:
+    """Each LoRA's trigger words and what it implies (steps, guidance, scale), for the studio's script."""
+    return {name: {"label": lora.label, "trigger_words": list(lora.trigger_words), "scale": lora.default_scale,
+                   "steps": lora.default_steps, "min_steps": lora.min_steps, "max_steps": lora.max_steps,
+                   "guidance": lora.default_guidance, "scheduler": lora.scheduler, "description": lora.description}
+            for name, lora in loras.items() if lora.unavailable_reason() is None}
 
 
 @bp.get("/")
@@ -52,7 +69,7 @@ def index():
     if not current_user.is_authenticated:
         return render_template("studio/landing.html")
     models = services.catalog()
-    form = GenerationForm(models, formdata=None)
+    form = GenerationForm(models, formdata=None, lora_catalog=services.loras())
     remix_id = request.args.get("remix")
     if remix_id:
         image = viewable_image_or_404(remix_id)
@@ -60,7 +77,8 @@ def index():
         form.process(data={"prompt": source.prompt, "negative_prompt": source.negative_prompt, "model": source.model,
                            "width": source.width, "height": source.height, "steps": source.steps,
                            "guidance": source.guidance, "seed": str(source.seed + image.index), "num_images": 1,
-                           "style": source.style})
+                           "style": source.style,
+                           "loras": [{"name": name, "scale": scale} for name, scale in source.loras or []]})
     if not form.model.data or form.model.data not in models:
         form.fill_defaults(default_entry(models))
     return render_studio(form)
@@ -70,7 +88,7 @@ def index():
 @login_required
 def create():
     """Validate, insert, enqueue; 303 to the progress page. Invalid input: 400 with the form."""
-    form = GenerationForm(services.catalog())
+    form = GenerationForm(services.catalog(), lora_catalog=services.loras())
     if not form.validate_on_submit():
         return render_studio(form, 400)
     entry = form.entry
