@@ -1,0 +1,155 @@
+"""The studio form and the models behind it: fields a pipeline lacks, LoRAs that fit, an LCM-LoRA's steps, routing."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from rq.job import Job
+
+from tests.support import ROOT, submit, submit_ok
+from webapp.extensions import db
+from webapp.tables import Generation
+
+MODELS = """
+[models.tiny]
+label = "Tiny"
+kind = "sd"
+path = "{root}/models/easel-tiny"
+default_width = 64
+default_height = 64
+default_steps = 20
+default_guidance = 3.0
+sizes = [[64, 64]]
+
+[models.lcm-model]
+label = "LCM model"
+kind = "auto"
+path = "lcm-folder"
+default_width = 64
+default_height = 64
+default_steps = 4
+default_guidance = 1.0
+sizes = [[64, 64]]
+
+[models.cascade]
+label = "Cascade"
+kind = "auto"
+path = "cascade-folder"
+default_width = 64
+default_height = 64
+default_steps = 4
+default_guidance = 0.0
+sizes = [[64, 64]]
+
+[models.xl]
+label = "XL"
+kind = "sdxl"
+path = "xl-folder"
+default_width = 64
+default_height = 64
+default_steps = 20
+default_guidance = 5.0
+sizes = [[64, 64]]
+
+[loras.ink]
+label = "Ink"
+path = "ink.safetensors"
+base_kinds = ["sd"]
+default_scale = 0.8
+trigger_words = ["ink drawing"]
+
+[loras.lcm]
+label = "LCM-LoRA"
+path = "lcm.safetensors"
+base_kinds = ["sd"]
+scheduler = "LCMScheduler"
+default_steps = 4
+min_steps = 2
+max_steps = 8
+default_guidance = 1.5
+
+[loras.xl-style]
+label = "XL style"
+path = "xl.safetensors"
+base_kinds = ["sdxl"]
+"""
+
+
+@pytest.fixture
+def deployment_env(tmp_path: Path) -> dict[str, str]:
+    """A catalog with models whose pipelines lack fields, and LoRAs (only their files' presence matters here)."""
+    for folder, cls in (("lcm-folder", "LatentConsistencyModelPipeline"), ("cascade-folder", "StableCascadeCombinedPipeline"),
+                        ("xl-folder", "StableDiffusionXLPipeline")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "model_index.json").write_text(json.dumps({"_class_name": cls}))
+    for name in ("ink", "lcm", "xl"):
+        (tmp_path / f"{name}.safetensors").write_bytes(b"not read by the web")
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(MODELS.format(root=ROOT), encoding="utf-8")
+    return {"EASEL_CATALOG": str(catalog), "EASEL_MODEL": "tiny", "MAIL_RETRY_INTERVALS": "1,1"}
+
+
+def page_json(html: str, element_id: str) -> dict:
+    match = re.search(rf'<script type="application/json" id="{element_id}">(.*?)</script>', html, re.S)
+    assert match, element_id
+    return json.loads(match.group(1))
+
+
+def test_studio_describes_each_models_fields_and_loras(signed_in) -> None:
+    html = signed_in.get("/").get_data(as_text=True)
+    models, loras = page_json(html, "model-info"), page_json(html, "lora-info")
+    assert (models["tiny"]["negative_prompt"], models["tiny"]["guidance"]) == (True, True)
+    assert (models["lcm-model"]["negative_prompt"], models["lcm-model"]["guidance"]) == (False, True)
+    assert models["cascade"]["guidance"] is False
+    assert models["tiny"]["loras"] == ["ink", "lcm"] and models["xl"]["loras"] == ["xl-style"]
+    assert loras["ink"]["trigger_words"] == ["ink drawing"]
+    assert (loras["lcm"]["scheduler"], loras["lcm"]["steps"], loras["lcm"]["max_steps"]) == ("LCMScheduler", 4, 8)
+    assert "LoRAs (up to 3)" in html and 'name="loras-2-name"' in html
+
+
+@pytest.mark.parametrize(("model", "hidden", "note"), [
+    ("lcm-model", "negative-prompt-box", "This model takes no negative prompt."),
+    ("cascade", "guidance-box", "This model takes no guidance scale."),
+])
+def test_fields_a_pipeline_lacks_are_hidden_and_explained(app, signed_in, model, hidden, note) -> None:
+    app.config["EASEL_MODEL"] = model  # the studio opens on the default model
+    html = signed_in.get("/").get_data(as_text=True)
+    assert re.search(rf'id="{hidden}"\s+hidden', html), hidden
+    assert note in html
+
+
+def test_negative_prompt_refused_for_a_pipeline_without_one(app, signed_in) -> None:
+    response = submit(signed_in, model="lcm-model", steps=4, guidance=1.0, negative_prompt="blurry")
+    assert response.status_code == 400
+    assert "LCM model takes no negative prompt" in response.get_data(as_text=True)
+
+
+def test_loras_are_stored_with_their_scales(app, signed_in) -> None:
+    generation_id = submit_ok(signed_in, model="tiny", **{"loras-0-name": "ink", "loras-1-name": "lcm",
+                                                          "loras-1-scale": "0.5", "steps": 4})
+    with app.app_context():
+        assert db.session.get(Generation, generation_id).loras == [["ink", 0.8], ["lcm", 0.5]]
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"loras-0-name": "lcm", "steps": "20"}, "Use 2 to 8 steps with Tiny and LCM-LoRA."),
+    ({"loras-0-name": "xl-style"}, "XL style is made for sdxl models, not Tiny."),
+    ({"loras-0-name": "ink", "loras-1-name": "ink"}, "Choose each LoRA once."),
+    ({"loras-0-name": "nope"}, "Choose one of the listed LoRAs."),
+    ({"loras-0-name": "ink", "loras-0-scale": "3"}, "Use a scale from 0 to 2."),
+])
+def test_lora_choices_are_checked(app, signed_in, fields, message) -> None:
+    response = submit(signed_in, model="tiny", **fields)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+
+
+def test_each_model_has_its_own_queue(app, signed_in, redis_url) -> None:
+    generation_id = submit_ok(signed_in, model="tiny")
+    assert Job.fetch(generation_id, connection=Redis.from_url(redis_url)).origin == "generate:tiny"
+    state = signed_in.get(f"/api/generations/{generation_id}").get_json()
+    assert state["queue_position"] == 1
+    assert state["notice"].startswith("No worker serves model tiny right now")
