@@ -60,6 +60,11 @@ def configure_threads() -> int:
     return threads
 
 
+def pipeline_for(name: str):
+    """The warm pipeline of a catalog model on this worker's device (loaded on first use, prepared for it)."""
+    return pipelines.pipeline_for(name)
+
+
 def warm_up(serves: list[str]) -> None:
     """Set up torch and load the default model (else the first served) before the first job, so nobody waits."""
     with get_app().app_context():
@@ -67,7 +72,7 @@ def warm_up(serves: list[str]) -> None:
         name = current_app.config["EASEL_MODEL"]
         name = name if name in serves or not serves else serves[0]
         try:
-            previewer_for(pipelines.pipeline_for(name))
+            previewer_for(pipeline_for(name))
         except ModelError as exc:
             log.warning("not warming up %s: %s", name, exc)
 
