@@ -60,10 +60,14 @@ class GenerationForm(FlaskForm):
 
     def __init__(self, catalog: dict[str, ModelEntry], *args, lora_catalog: dict[str, LoraEntry] | None = None,
                  **kwargs):
-        super().__init__(*args, **kwargs)
         self.catalog = catalog
         self.lora_catalog = lora_catalog or {}
+        super().__init__(*args, **kwargs)
         self.model.choices = model_choices(catalog)
+
+    def process(self, *args, **kwargs) -> None:
+        """Process as usual, then give the LoRA menus their choices (processing rebuilds the list's entries)."""
+        super().process(*args, **kwargs)
         for pick in self.loras:
             pick.form.name.choices = lora_choices(self.lora_catalog)
 

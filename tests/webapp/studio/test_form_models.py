@@ -153,3 +153,19 @@ def test_each_model_has_its_own_queue(app, signed_in, redis_url) -> None:
     state = signed_in.get(f"/api/generations/{generation_id}").get_json()
     assert state["queue_position"] == 1
     assert state["notice"].startswith("No worker serves model tiny right now")
+
+
+def test_remix_keeps_the_loras(app, signed_in) -> None:
+    from webapp.tables import Image
+
+    generation_id = submit_ok(signed_in, model="tiny", **{"loras-0-name": "ink", "loras-0-scale": "0.6"})
+    with app.app_context():
+        generation = db.session.get(Generation, generation_id)
+        image = Image(generation_id=generation.id, user_id=generation.user_id, index=0, storage_key="k",
+                      thumbnail_key="t", width=64, height=64)
+        db.session.add(image)
+        db.session.commit()
+        image_id = image.id
+    html = signed_in.get(f"/?remix={image_id}").get_data(as_text=True)
+    assert re.search(r'<option selected value="ink">|<option value="ink" selected>', html), "the LoRA is chosen again"
+    assert 'name="loras-0-scale"' in html and 'value="0.6"' in html
