@@ -25,14 +25,18 @@ from models import loader
 from models.catalog import ModelError
 from webapp import progress, services
 from webapp.extensions import db
+from webapp.lineage import chain_from
 from webapp.mail.outbox import notify_generation_finished
-from webapp.storage import StorageError, image_key, thumbnail_key
+from webapp.storage import StorageError, image_key, thumbnail_key, timelapse_key
 from webapp.styles import postprocess, styled_prompt
-from webapp.tables import Generation, GenerationStatus, Image, move_generation, new_id, utcnow
+from webapp.tables import Generation, GenerationStatus, Image, Source, move_generation, new_id, utcnow
+from webapp.uploads import fit_to
 
 from . import pipelines
 from .app_context import get_app, with_app
 from .preview import previewer_for
+from .timelapse import TimelapseRecorder
+from .upscale import make_upscaled
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,10 @@ WORKER_STOPPED = "The worker stopped while making this picture. Please try again
 
 class Canceled(Exception):
     """The person canceled while the pipeline ran."""
+
+
+class StartImageGone(Exception):
+    """The starting image was deleted before the job ran."""
 
 
 def configure_threads() -> int:
@@ -79,6 +87,8 @@ def warm_up(serves: list[str]) -> None:
 
 def readable_error(exc: BaseException, generation: Generation) -> str:
     """A message a person can act on, never a traceback."""
+    if isinstance(exc, StartImageGone):
+        return "The starting image is no longer there (it was deleted). Choose another one."
     if isinstance(exc, ModelError):
         return f"The model is not available: {exc}"
     if isinstance(exc, JobTimeoutException):
@@ -92,13 +102,24 @@ def readable_error(exc: BaseException, generation: Generation) -> str:
     return f"The generation failed unexpectedly ({type(exc).__name__}). Please try again."
 
 
+# Every character str.splitlines() breaks on, written as an escape: a prompt cannot add lines to ``parameters``.
+LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"} | {
+    ord("\n"): "\\n", ord("\r"): "\\r"}
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks escaped (``\\n``, ``\\r``, ``\\u2028``…), so it stays on one line."""
+    return text.translate(LINE_BREAKS)
+
+
 def encode_png(image: PILImage.Image, parameters: dict) -> bytes:
-    """PNG with the parameters in text chunks: ``parameters`` (readable) and ``easel`` (JSON)."""
+    """PNG with the parameters in text chunks: ``parameters`` (readable, one line per part) and ``easel`` (JSON)."""
     info = PngImagePlugin.PngInfo()
     info.add_text("parameters", (
-        f"{parameters['prompt']}\nNegative prompt: {parameters['negative_prompt']}\n"
+        f"{one_line(parameters['prompt'])}\nNegative prompt: {one_line(parameters['negative_prompt'])}\n"
         f"Steps: {parameters['steps']}, CFG scale: {parameters['guidance']}, Seed: {parameters['seed']}, "
-        f"Size: {parameters['width']}x{parameters['height']}, Model: {parameters['model']}, Style: {parameters['style']}"))
+        f"Size: {parameters['width']}x{parameters['height']}, Model: {parameters['model']}, Style: {parameters['style']}"
+        + (f", Denoising strength: {parameters['strength']}" if parameters.get("strength") is not None else "")))
     info.add_itxt("easel", json.dumps(parameters, ensure_ascii=False))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info, optimize=False, compress_level=6)
@@ -123,9 +144,10 @@ class ProgressReporter:
     the pipeline within a step or ``WRITE_INTERVAL``, whichever is longer.
     """
 
-    def __init__(self, generation_id: str, total_steps: int):
+    def __init__(self, generation_id: str, total_steps: int, recorder: TimelapseRecorder | None = None):
         self.generation_id = generation_id
         self.total = total_steps
+        self.recorder = recorder
         self.redis = services.redis()
         self.started = time.perf_counter()
         self.last_write = self.started
@@ -144,6 +166,8 @@ class ProgressReporter:
 
     def __call__(self, pipe, step: int, timestep, callback_kwargs: dict) -> dict:
         done = step + 1
+        if self.recorder is not None and "latents" in callback_kwargs:
+            self.recorder.add(callback_kwargs["latents"])  # every step, unlike the batched progress writes
         now = time.perf_counter()
         if now - self.last_write < WRITE_INTERVAL and done < self.total:
             return callback_kwargs
@@ -159,46 +183,85 @@ class ProgressReporter:
         return callback_kwargs
 
 
-def _make_images(generation: Generation) -> list[PILImage.Image]:
-    """Call the warm pipeline with the generation's parameters."""
+def img2img_for(pipe):
+    """The image-to-image pipeline sharing the warm pipeline's weights (made once, no second load)."""
+    img2img = getattr(pipe, "_easel_img2img", None)
+    if img2img is None:
+        img2img = loader.img2img_from(pipe)
+        img2img._easel_previewer = previewer_for(pipe)  # same VAE: the fitted preview map is shared
+        pipe._easel_img2img = img2img
+    return img2img
+
+
+def start_image(generation: Generation) -> PILImage.Image:
+    """The generation's starting image, at its size (crop to fill, or fit)."""
+    try:
+        data = services.storage().open(generation.init_image_key)
+    except FileNotFoundError as exc:
+        raise StartImageGone() from exc
+    with PILImage.open(io.BytesIO(data)) as picture:
+        picture = picture.convert("RGB")
+    return fit_to(picture, (generation.width, generation.height), generation.resize_mode or "crop")
+
+
+def _make_images(generation: Generation) -> tuple[list[PILImage.Image], TimelapseRecorder | None]:
+    """Call the warm pipeline (or its image-to-image twin); the images, and their timelapse frames if asked."""
     pipe, prompt, _ = pipelines.ready(generation)  # raises ModelError when the model is not usable here
-    previewer_for(pipe)  # fitted once per pipeline, before the clock of the preview budget starts
-    reporter = ProgressReporter(generation.id, generation.steps)
+    previewer = previewer_for(pipe)  # fitted once per pipeline, before the clock of the preview budget starts
+    recorder = TimelapseRecorder(generation.num_images, previewer) if generation.timelapse else None
+    reporter = ProgressReporter(generation.id, generation.total_steps, recorder)
     generators = [torch.Generator("cpu").manual_seed(generation.seed + i) for i in range(generation.num_images)]
-    result = pipelines.call(
-        pipe, prompt=styled_prompt(prompt, generation.style),
-        negative_prompt=generation.negative_prompt or None,
-        width=generation.width, height=generation.height,
-        num_inference_steps=generation.steps, guidance_scale=generation.guidance,
-        num_images_per_prompt=generation.num_images, generator=generators,
-        callback_on_step_end=reporter, output_type="pil",
-    )
+    common = {
+        "prompt": styled_prompt(prompt, generation.style),  # with the LoRAs' trigger words
+        "negative_prompt": generation.negative_prompt or None,
+        "num_inference_steps": generation.steps, "guidance_scale": generation.guidance,
+        "num_images_per_prompt": generation.num_images, "generator": generators,
+        "callback_on_step_end": reporter, "output_type": "pil",
+    }
+    if generation.init_image_key:
+        result = pipelines.call(img2img_for(pipe), image=start_image(generation), strength=generation.strength,
+                                **common)
+    else:
+        result = pipelines.call(pipe, width=generation.width, height=generation.height, **common)
     if reporter.canceled:
         raise Canceled()
-    return [postprocess(image, generation.style) for image in result.images]
+    return [postprocess(image, generation.style) for image in result.images], recorder
 
 
-def _store(generation: Generation, images: list[PILImage.Image]) -> None:
+def _store(generation: Generation, images: list[PILImage.Image], recorder: TimelapseRecorder | None = None) -> None:
     """Save files first, then the rows and the final status in one commit; no row ever points at a missing file."""
     storage = services.storage()
     saved: list[str] = []
     rows = []
+    lineage = chain_from(generation)
     try:
         for index, picture in enumerate(images):
             parameters = {
                 "prompt": generation.prompt, "negative_prompt": generation.negative_prompt, "model": generation.model,
                 "seed": generation.seed + index, "steps": generation.steps, "guidance": generation.guidance,
                 "width": generation.width, "height": generation.height, "style": generation.style,
-                "generation_id": generation.id, "loras": generation.loras or [],
+                "generation_id": generation.id, "source": generation.source, "loras": generation.loras or [],
             }
+            if generation.source == Source.UPSCALE:
+                parameters.update(upscaler=generation.upscaler, upscale_factor=generation.upscale_factor)
+            if generation.init_image_key:
+                parameters.update(strength=generation.strength, resize_mode=generation.resize_mode)
+            if lineage:
+                parameters["lineage"] = lineage
             key = image_key(generation.user_id, generation.id, index)
             thumb = thumbnail_key(generation.user_id, generation.id, index)
             storage.save(key, encode_png(picture, parameters), "image/png")
             saved.append(key)
             storage.save(thumb, encode_webp(picture, THUMBNAIL_SIZE), "image/webp")
             saved.append(thumb)
+            timelapse = None
+            if recorder is not None:
+                timelapse = timelapse_key(generation.user_id, generation.id, index)
+                storage.save(timelapse, recorder.encode(index, picture), "image/webp")
+                saved.append(timelapse)
             rows.append(Image(id=new_id(), generation_id=generation.id, user_id=generation.user_id, index=index,
-                              storage_key=key, thumbnail_key=thumb, width=picture.width, height=picture.height))
+                              storage_key=key, thumbnail_key=thumb, timelapse_key=timelapse,
+                              width=picture.width, height=picture.height))
         db.session.add_all(rows)
         moved = move_generation(generation.id, GenerationStatus.SUCCEEDED, (GenerationStatus.RUNNING,), commit=False,
                                 finished_at=utcnow(), error=None)
@@ -232,8 +295,12 @@ def run(generation_id: str) -> dict | Retry:
     db.session.refresh(generation)
     began = time.perf_counter()
     try:
-        images = _make_images(generation)
-        _store(generation, images)
+        if generation.source == Source.UPSCALE:
+            images, recorder = make_upscaled(generation, StartImageGone, Canceled), None
+        else:
+            images, recorder = _make_images(generation)
+        _store(generation, images, recorder)
+        del recorder  # the frames are dropped as soon as the animations are written
     except Canceled:
         move_generation(generation_id, GenerationStatus.CANCELED, (GenerationStatus.RUNNING,), finished_at=utcnow())
         log.info("canceled")

@@ -10,6 +10,7 @@ from rq import get_current_job
 from sqlalchemy import select
 
 from webapp import services
+from webapp.auth import signup
 from webapp.extensions import db
 from webapp.mail import messages
 from webapp.mail.backends import MailError, Message
@@ -71,3 +72,37 @@ def send_password_reset(email: str) -> str:
     _deliver(messages.password_reset(user), f"password reset for user {user.id}")
     return "sent"
 
+
+
+@with_app
+def send_signup(email: str, token: str) -> str:
+    """Finish-your-sign-up link for a new address; for a taken one, tell its owner someone tried."""
+    user = db.session.scalar(select(User).where(User.email == User.normalize_email(email)))
+    if user is None:
+        _deliver(messages.signup_link(email, token), "sign-up link")
+        return "sent: link"
+    signup.forget_pending(token)  # an address that has an account never gets a second one
+    if user.is_banned:
+        return "skipped: banned account"
+    _deliver(messages.signup_attempt(user), f"sign-up attempt for user {user.id}")
+    return "sent: attempt"
+
+
+@with_app
+def send_password_changed(user_id: int) -> str:
+    """Tell the person their password was changed or reset."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        return "skipped: no such account"
+    _deliver(messages.password_changed(user), f"password changed for user {user_id}")
+    return "sent"
+
+
+@with_app
+def send_new_device(user_id: int, browser: str, address: str, when: str) -> str:
+    """Tell the person their account was signed in to from a browser it had not been used from before."""
+    user = db.session.get(User, user_id)
+    if user is None or user.is_banned:
+        return "skipped: no such account"
+    _deliver(messages.new_device(user, browser, address, when), f"new sign-in for user {user_id}")
+    return "sent"

@@ -26,7 +26,7 @@ from rq.queue import Queue
 from rq.worker import DequeueStrategy, WorkerStatus
 
 from webapp import services
-from webapp.queues import CHORE_QUEUE, GENERATE_QUEUE, model_queue_name
+from webapp.queues import CHORE_QUEUE, GENERATE_QUEUE, SERIALIZER, model_queue_name
 from webapp.supervision import die_with_parent
 
 from .app_context import get_app
@@ -213,7 +213,8 @@ def main(argv: list[str] | None = None) -> None:
         connection = services.redis()
 
     def make_worker() -> WarmWorker:
-        worker = WarmWorker(queues, connection=connection, name=name)
+        worker = WarmWorker(queues, connection=connection, name=name,
+                            serializer=SERIALIZER)  # JSON: a job that is a pickle is refused, never unpickled
         worker.heartbeat_ttl = app.config["EASEL_HEARTBEAT_TTL"]
         if generating:
             worker.after_job = lambda: pipelines.publish(name, serves)

@@ -236,8 +236,8 @@ def _lora(name: str, raw: dict, base: Path) -> LoraEntry:
     return lora
 
 
-def _read(path: Path | str | None) -> tuple[Path, dict]:
-    """The catalog file's path and parsed TOML."""
+def read_catalog_file(path: Path | str | None = None) -> tuple[Path, dict]:
+    """The catalog's path (the caller's, e.g. the app's ``EASEL_CATALOG``, else models/catalog.toml) and its TOML."""
     path = Path(path or CATALOG_PATH)
     try:
         with open(path, "rb") as fh:
@@ -250,14 +250,14 @@ def _read(path: Path | str | None) -> tuple[Path, dict]:
 
 def load_catalog(path: Path | str | None = None, hf_cache: Path | str | None = None) -> dict[str, ModelEntry]:
     """Read the catalog's models (path, default models/catalog.toml), in file order."""
-    path, data = _read(path)
+    path, data = read_catalog_file(path)
     cache = Path(hf_cache) if hf_cache else None
     return {name: _entry(name, raw, path.parent, cache) for name, raw in data.get("models", {}).items()}
 
 
 def load_loras(path: Path | str | None = None) -> dict[str, LoraEntry]:
     """Read the catalog's [loras.<name>] tables (path, default models/catalog.toml), in file order."""
-    path, data = _read(path)
+    path, data = read_catalog_file(path)
     return {name: _lora(name, raw, path.parent) for name, raw in data.get("loras", {}).items()}
 
 

@@ -306,7 +306,8 @@ def page(browser, live_server):
 def make_image(app):
     """Factory: a finished generation with one image whose PNG and thumbnail are really stored.
 
-    ``make_image(user_id, prompt=..., is_public=..., ...)`` returns the image id (no model run).
+    ``make_image(user_id, prompt=..., is_public=..., ...)`` returns the image id (no model run);
+    ``generation={...}`` sets columns of its generation (source, parent_image_id ...).
     """
     import io
 
@@ -316,10 +317,12 @@ def make_image(app):
     from webapp.storage import create_storage, image_key, thumbnail_key
     from webapp.tables import Generation, Image
 
-    def factory(user_id: int, prompt: str = "a red circle", created_at=None, **image_fields) -> str:
+    def factory(user_id: int, prompt: str = "a red circle", created_at=None, generation: dict | None = None,
+                **image_fields) -> str:
         with app.app_context():
             generation = Generation(user_id=user_id, status="succeeded", prompt=prompt, model="easel-tiny",
-                                    width=64, height=64, steps=4, guidance=5.0, seed=1, num_images=1)
+                                    width=64, height=64, steps=4, guidance=5.0, seed=1, num_images=1,
+                                    **(generation or {}))
             if created_at is not None:
                 generation.created_at = created_at
             db.session.add(generation)

@@ -72,10 +72,14 @@ def register_services(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """One blueprint per feature."""
+    """One blueprint per feature (after the ``<id:…>`` URL converter that their routes use)."""
+    from .urls import RowIdConverter
+
+    app.url_map.converters["id"] = RowIdConverter
     from .admin import bp as admin_bp
     from .api import bp as api_bp
     from .auth import bp as auth_bp
+    from .collections import bp as collections_bp
     from .gallery import bp as gallery_bp
     from .links import bp as links_bp
     from .studio import bp as studio_bp
@@ -86,6 +90,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_bp, url_prefix="/api")
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(links_bp)
+    app.register_blueprint(collections_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -103,7 +108,10 @@ def register_commands(app: Flask) -> None:
 
 
 def register_hooks(app: Flask) -> None:
-    """Proxy headers and the response headers every page gets."""
+    """The response headers every page gets, and proxy headers (``ProxyFix`` wraps everything, so it runs first)."""
+    from .headers import register
+
+    register(app)
     proxies = app.config.get("PROXY_COUNT", 0)
     if proxies:
         # Behind a load balancer: trust its X-Forwarded-For/Proto so throttling sees the client's address
@@ -111,10 +119,3 @@ def register_hooks(app: Flask) -> None:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
-
-    @app.after_request
-    def security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response

@@ -6,11 +6,14 @@ from typing import TypeVar
 
 from flask import abort
 from flask_login import current_user
+from sqlalchemy import select
 
 from .extensions import db
 from .tables import Generation, Image
 
 Owned = TypeVar("Owned", Generation, Image)
+
+MAX_SELECTION = 1000  # ids per bulk request; a gallery page holds 24
 
 
 def _get_or_none(model: type[Owned], row_id: str) -> Owned | None:
@@ -28,18 +31,26 @@ def _is_owner_or_admin(row: Generation | Image) -> bool:
 
 def _owned_or_404(model: type[Owned], row_id: str) -> Owned:
     row = _get_or_none(model, row_id)
-    if row is None or not _is_owner_or_admin(row):
+    if row is None or not (current_user.is_authenticated and row.user_id == current_user.id):
         abort(404)
     return row
 
 
+def viewable_generation_or_404(generation_id: str) -> Generation:
+    """The generation, if the signed-in user owns it or is an admin (to look, not to change)."""
+    generation = _get_or_none(Generation, generation_id)
+    if generation is None or not _is_owner_or_admin(generation):
+        abort(404)
+    return generation
+
+
 def owned_generation_or_404(generation_id: str) -> Generation:
-    """The generation, if the signed-in user owns it or is an admin."""
+    """The generation, if the signed-in user owns it (owners' actions; admins use the audited admin ones)."""
     return _owned_or_404(Generation, generation_id)
 
 
 def owned_image_or_404(image_id: str) -> Image:
-    """The image, if the signed-in user owns it or is an admin (for changes)."""
+    """The image, if the signed-in user owns it (owners' actions; admins use the audited admin ones)."""
     return _owned_or_404(Image, image_id)
 
 
@@ -56,3 +67,18 @@ def viewable_image_or_404(image_id: str) -> Image:
     if image is None or not can_view_image(image):
         abort(404)
     return image
+
+
+def own_images(ids: list[str]) -> list[Image]:
+    """The signed-in person's own images among ``ids``, in the order given; every other id is dropped."""
+    wanted = []
+    for raw in dict.fromkeys(ids[:MAX_SELECTION]):
+        try:
+            wanted.append(str(uuid.UUID(raw)))
+        except (ValueError, TypeError):
+            continue
+    if not wanted or not current_user.is_authenticated:
+        return []
+    found = {image.id: image for image in db.session.scalars(
+        select(Image).where(Image.user_id == current_user.id, Image.id.in_(wanted)))}
+    return [found[i] for i in wanted if i in found]

@@ -1,4 +1,4 @@
-"""Scheduled cleanup: expired images, orphan files and generations that never finished.
+"""Scheduled cleanup: expired images, orphan files, unused uploads and generations that never finished.
 
 Safe to run while workers are busy: it never touches a queued or running generation's files,
 nor any file younger than ``ORPHAN_GRACE`` (a worker may be saving it), and it only deletes
@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 from redis.exceptions import RedisError
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
-from rq.job import Job
 from sqlalchemy import delete, func, select
 
 from . import progress, services
 from .extensions import db
+from .queues import fetch_job
 from .storage import generation_prefix
 from .tables import (
     ACTIVE_STATUSES,
@@ -28,6 +28,7 @@ from .tables import (
     GenerationStatus,
     Image,
     Report,
+    Upload,
     move_generation,
     utcnow,
 )
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 STALE_AFTER = timedelta(days=1)
 ORPHAN_GRACE = timedelta(hours=1)
+UPLOAD_UNUSED_AFTER = timedelta(days=1)
 BATCH = 200
 STALE_MESSAGE = "This generation did not finish within a day, so it was stopped. Please try again."
 # Only files in a generation's folder are ever swept; anything else under users/ is left alone.
@@ -52,6 +54,7 @@ class CleanupReport:
     orphan_files: list[str] = field(default_factory=list)
     stale_generations: list[str] = field(default_factory=list)
     removed_generations: list[str] = field(default_factory=list)
+    unused_uploads: list[str] = field(default_factory=list)
     _files: set[str] = field(default_factory=set, repr=False)
 
     def add_file(self, key: str) -> None:
@@ -69,14 +72,15 @@ class CleanupReport:
         return {"dry_run": self.dry_run, "expired_images": len(self.expired_images),
                 "image_files": len(self.image_files), "orphan_files": len(self.orphan_files),
                 "stale_generations": len(self.stale_generations),
-                "removed_generations": len(self.removed_generations)}
+                "removed_generations": len(self.removed_generations), "unused_uploads": len(self.unused_uploads)}
 
     def summary(self) -> str:
         """One line: what was (or would be) done."""
         verb = "Would delete" if self.dry_run else "Deleted"
         stop = "would stop" if self.dry_run else "stopped"
         return (f"{verb} {len(self.expired_images)} expired image(s) ({len(self.image_files)} file(s)), "
-                f"{len(self.orphan_files)} orphan file(s) and {len(self.removed_generations)} empty generation(s); "
+                f"{len(self.orphan_files)} orphan file(s), {len(self.unused_uploads)} unused upload(s) and "
+                f"{len(self.removed_generations)} empty generation(s); "
                 f"{stop} {len(self.stale_generations)} generation(s) unfinished after a day.")
 
     def lines(self) -> list[str]:
@@ -87,6 +91,7 @@ class CleanupReport:
                 + [f"{prefix}delete file {key}" for key in self.image_files]
                 + [f"{prefix}delete orphan file {key}" for key in self.orphan_files]
                 + [f"{prefix}delete generation {gid}" for gid in self.removed_generations]
+                + [f"{prefix}delete unused upload {uid}" for uid in self.unused_uploads]
                 + [self.summary()])
 
 
@@ -106,6 +111,7 @@ def delete_expired_images(now: datetime | None = None, dry_run: bool = False) ->
     stop_stale_generations(now - STALE_AFTER, now, report)
     delete_old_images(retention_cutoff, report)
     remove_empty_generations(retention_cutoff, report)
+    delete_unused_uploads(now - UPLOAD_UNUSED_AFTER, report)
     sweep_orphans((now - ORPHAN_GRACE).replace(tzinfo=UTC).timestamp(), report)
     log.info("cleanup: %s", report.summary())
     return report
@@ -129,7 +135,7 @@ def _cancel_job(generation_id: str) -> None:
     try:
         redis = services.redis()
         progress.request_cancel(redis, generation_id)
-        Job.fetch(generation_id, connection=redis).cancel()
+        fetch_job(generation_id).cancel()
     except (NoSuchJobError, InvalidJobOperation):
         pass
     except RedisError:
@@ -154,7 +160,7 @@ def delete_old_images(cutoff: datetime, report: CleanupReport) -> None:
         generation_ids = {image.generation_id for image in batch}
         for image in batch:
             report.expired_images.append(image.id)
-            for key in (image.storage_key, image.thumbnail_key):
+            for key in image.file_keys:
                 report.add_file(key)
                 if not report.dry_run:
                     storage.delete(key)
@@ -196,6 +202,23 @@ def _remove_generation(generation_id: str, report: CleanupReport) -> None:
         db.session.commit()
 
 
+def delete_unused_uploads(cutoff: datetime, report: CleanupReport) -> None:
+    """Delete uploads made before ``cutoff`` that no generation uses: the file first, then the row."""
+    storage = services.storage()
+    unused = list(db.session.scalars(select(Upload).where(
+        Upload.created_at < cutoff, ~select(Generation.id).where(Generation.upload_id == Upload.id).exists())
+        .limit(BATCH * 10)))
+    for upload in unused:
+        report.unused_uploads.append(upload.id)
+        report.add_file(upload.storage_key)
+        if not report.dry_run:
+            storage.delete(upload.storage_key)
+    if unused and not report.dry_run:
+        db.session.execute(delete(Upload).where(Upload.id.in_([u.id for u in unused]),
+                                                ~select(Generation.id).where(Generation.upload_id == Upload.id).exists()))
+        db.session.commit()
+
+
 def sweep_orphans(before: float, report: CleanupReport) -> None:
     """Delete generation files that no row refers to, last modified before ``before`` (unix time)."""
     pending: list[str] = []
@@ -216,6 +239,7 @@ def _sweep(keys: list[str], report: CleanupReport) -> None:
         Generation.id.in_(generation_ids), Generation.status.in_(list(ACTIVE_STATUSES)))))
     referenced = set(db.session.scalars(select(Image.storage_key).where(Image.storage_key.in_(keys))))
     referenced |= set(db.session.scalars(select(Image.thumbnail_key).where(Image.thumbnail_key.in_(keys))))
+    referenced |= set(db.session.scalars(select(Image.timelapse_key).where(Image.timelapse_key.in_(keys))))
     referenced |= set(db.session.scalars(select(Generation.init_image_key).where(Generation.init_image_key.in_(keys))))
     storage = services.storage()
     for key in keys:

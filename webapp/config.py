@@ -4,15 +4,20 @@ Every deployment setting is an environment variable named here and listed in the
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from models.catalog import CATALOG_PATH, DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = Path(os.environ.get("EASEL_INSTANCE_DIR", ROOT / "instance"))
+
+
+CSRF_TOKEN_SECONDS = 4 * 3600  # a form left open longer gets the "this form has expired" page
 
 
 class ConfigError(RuntimeError):
@@ -104,6 +109,15 @@ def _intervals(name: str, default: str) -> list[int]:
     return values
 
 
+def _networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """A comma-separated list of networks in CIDR notation, e.g. ``10.20.0.0/16,2001:db8::/48``."""
+    raw = os.environ.get(name, "")
+    try:
+        return [ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be comma-separated networks like 10.0.0.0/8, got {raw!r}") from exc
+
+
 def _development_secret(instance_dir: Path) -> str:
     """A random key kept in instance/ so development sessions survive restarts."""
     path = instance_dir / "secret_key"
@@ -164,6 +178,9 @@ def from_environment() -> dict:
     cleanup_cron()  # read by the scheduler (jobs.cron); checked here so a malformed CLEANUP_AT stops every process
     public_base_url = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     https = public_base_url.startswith("https://")
+    remember_days = _int("REMEMBER_DAYS", 30)
+    if remember_days < 1:
+        raise ConfigError(f"REMEMBER_DAYS must be at least 1, got {remember_days}")
     return {
         "EASEL_ENV": env,
         "SECRET_KEY": secret,
@@ -197,8 +214,14 @@ def from_environment() -> dict:
         "DAILY_IMAGE_QUOTA": _int("DAILY_IMAGE_QUOTA", 200),
         "RESULT_LINK_DAYS": _int("RESULT_LINK_DAYS", 7),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
-        "LOGIN_LIMIT": os.environ.get("LOGIN_LIMIT", "10 per 15 minutes"),
-        "LOGIN_IP_LIMIT": os.environ.get("LOGIN_IP_LIMIT", "30 per 15 minutes"),
+        "MAX_UPLOAD_PIXELS": _int("MAX_UPLOAD_PIXELS", 16_000_000),
+        # Each limit is a list of windows: failing on past the first makes the wait grow (back-off).
+        "LOGIN_LIMIT": os.environ.get("LOGIN_LIMIT", "") or "10 per 15 minutes;20 per hour;40 per day",
+        "LOGIN_IP_LIMIT": os.environ.get("LOGIN_IP_LIMIT", "") or "30 per 15 minutes;60 per hour;200 per day",
+        "REGISTER_LIMIT": os.environ.get("REGISTER_LIMIT", "") or "20 per hour",
+        "REGISTER_TRUSTED_NETWORKS": _networks("REGISTER_TRUSTED_NETWORKS"),
+        "REMEMBER_DAYS": remember_days,
+        "REMEMBER_COOKIE_DURATION": timedelta(days=remember_days),
         "PROXY_COUNT": _int("PROXY_COUNT", 0),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "")
         or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
@@ -210,5 +233,5 @@ def from_environment() -> dict:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": _bool(os.environ.get("SESSION_COOKIE_SECURE"), https),
         "PREFERRED_URL_SCHEME": "https" if https else "http",
-        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_CSRF_TIME_LIMIT": CSRF_TOKEN_SECONDS,
     }

@@ -1,11 +1,17 @@
 """Error pages in the site's look, JSON for API clients."""
 from __future__ import annotations
 
+import logging
 from urllib.parse import unquote_to_bytes
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError
+
+from .extensions import db, login_manager
+
+log = logging.getLogger(__name__)
 
 MESSAGES = {
     400: ("Bad request", "Something in that request was not right. Go back and try again."),
@@ -15,7 +21,11 @@ MESSAGES = {
     413: ("Too large", "That upload is larger than this site accepts."),
     429: ("Slow down", "Too many attempts. Wait a few minutes and try again."),
     500: ("Something broke", "An error on our side. It has been logged; please try again."),
+    503: ("Try again in a minute", "The site is busy for a moment. Please try again in a minute."),
 }
+DATABASE_DOWN = ("The site cannot reach its database right now, so nothing was saved. "
+                 "Please try again in a minute.")
+RETRY_AFTER = 60  # seconds, in the 503's Retry-After header
 
 NOT_UTF8 = "The form contained text that is not valid UTF-8. Please retype it."
 
@@ -52,6 +62,24 @@ def register(app: Flask) -> None:
     @app.errorhandler(InternalServerError)
     def server_error(exc):
         return render_error(500)
+
+    @app.errorhandler(OperationalError)
+    def database_down(exc: OperationalError):
+        """Locked, read-only or unreachable: a clear 503, and whatever the request began is rolled back."""
+        log.warning("database unavailable during %s %s: %s", request.method, request.path, exc.orig or exc)
+        try:
+            db.session.rollback()
+        except OperationalError:  # the connection is gone; the pool replaces it on next use
+            pass
+        if g.get("_login_user") is None:  # who is signed in was not read yet: do not ask the database again
+            g._login_user = login_manager.anonymous_user()
+        try:
+            response = render_error(503, DATABASE_DOWN)
+        except SQLAlchemyError:  # the signed-in person's row cannot be read back: show the page as to a visitor
+            g._login_user = login_manager.anonymous_user()
+            response = render_error(503, DATABASE_DOWN)
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response
 
 
 def register_input_guard(app: Flask) -> None:

@@ -6,21 +6,24 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app, url_for
+from PIL import Image as PILImage
 from redis.exceptions import RedisError
-from rq import Callback
+from rq import Callback, Worker
 from rq.exceptions import NoSuchJobError
-from rq.job import Job
-from sqlalchemy import func, select
+from rq.queue import Queue
+from sqlalchemy import func, select, update
 
 from . import progress, services
 from .extensions import db
 from .moderation.blocked_terms import find_blocked_term
-from .queues import generation_queue, serving_workers
-from .tables import ACTIVE_STATUSES, Generation, GenerationStatus, Image, User, move_generation, utcnow
+from .queues import SERIALIZER, fetch_job, generation_queue, model_queue_name
+from .tables import ACTIVE_STATUSES, Generation, GenerationStatus, Image, Source, Upload, User, move_generation, utcnow
+from .uploads import encode_png, fit_to, new_upload_id, upload_key
 
 log = logging.getLogger(__name__)
 
 MAX_SEED = 2**32 - 1
+LIVE_UNAVAILABLE = "Live progress is unavailable right now; the picture is still being made. This page will update."
 QUEUE_DOWN = "The image queue is not reachable right now, so nothing was started. Please try again in a minute."
 
 
@@ -43,8 +46,21 @@ def new_seed() -> int:
     return secrets.randbelow(MAX_SEED + 1)
 
 
+def lock_user(user_id: int) -> None:
+    """Hold this person's lock until the transaction ends, so their limit checks and inserts run one at a time.
+
+    PostgreSQL locks the user's row (``SELECT … FOR UPDATE``); other people are not held up. SQLite has no
+    row locks: a write to the row takes the database's single write lock at once (the driver begins the
+    transaction before it), and every other writer waits for the commit (``busy_timeout``).
+    """
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(update(User).where(User.id == user_id).values(id=User.id))
+    else:
+        db.session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
 def check_limits(user: User, num_images: int) -> None:
-    """Refuse a new generation past ``MAX_ACTIVE_PER_USER`` or the daily image quota."""
+    """Refuse a new generation past ``MAX_ACTIVE_PER_USER`` or the daily image quota (call under ``lock_user``)."""
     active = db.session.scalar(select(func.count()).select_from(Generation).where(
         Generation.user_id == user.id, Generation.status.in_(list(ACTIVE_STATUSES))))
     limit = current_app.config["MAX_ACTIVE_PER_USER"]
@@ -68,13 +84,25 @@ def check_prompt(prompt: str) -> None:
         raise PromptBlocked(f"The prompt contains “{term}”, which this site does not allow. Please rephrase it.")
 
 
-def create_generation(user: User, params: dict, job_timeout: int) -> Generation:
+def _store_upload(user: User, picture: PILImage.Image, params: dict) -> tuple[Upload, str]:
+    """Save the upload, resized to the generation's size, as a PNG; the row is added, not committed."""
+    upload = Upload(id=new_upload_id(), user_id=user.id)
+    picture = fit_to(picture, (params["width"], params["height"]), params.get("resize_mode") or "crop")
+    upload.storage_key, upload.width, upload.height = upload_key(user.id, upload.id), picture.width, picture.height
+    services.storage().save(upload.storage_key, encode_png(picture), "image/png")
+    db.session.add(upload)
+    db.session.flush()  # the generation row refers to it
+    return upload, upload.storage_key
+
+
+def create_generation(user: User, params: dict, job_timeout: int, upload: PILImage.Image | None = None) -> Generation:
     """Insert the row, then enqueue its job (id = row id).
 
     Args:
         user: who asks.
         params: validated column values (prompt, model, width, ..., seed may be None).
         job_timeout: seconds the job may run (from the model's catalog entry).
+        upload: a decoded starting image to store with the row (only once every check has passed).
 
     Raises:
         GenerationRefused: banned, over a limit, or the queue is down (the row is then marked failed).
@@ -83,12 +111,29 @@ def create_generation(user: User, params: dict, job_timeout: int) -> Generation:
     if user.is_banned:
         raise GenerationRefused("This account has been suspended, so it cannot make images.", status=403)
     check_prompt(params["prompt"])
-    check_limits(user, params["num_images"])
     if params.get("seed") is None:
         params = {**params, "seed": new_seed()}
+    # The checks and the insert are one transaction under the person's lock: simultaneous submits cannot
+    # all see room for one more (check-then-insert), however many arrive at once.
+    lock_user(user.id)
+    try:
+        check_limits(user, params["num_images"])
+    except GenerationRefused:
+        db.session.rollback()
+        raise
+    upload_file = None
+    if upload is not None:
+        row, upload_file = _store_upload(user, upload, params)
+        params = {**params, "source": Source.UPLOAD, "upload_id": row.id, "init_image_key": upload_file}
     generation = Generation(user_id=user.id, status=GenerationStatus.QUEUED, **params)
     db.session.add(generation)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        if upload_file:
+            services.storage().delete(upload_file)
+        raise
     try:
         generation_queue(generation.model).enqueue(
             "jobs.generate.run", generation.id, job_id=generation.id, job_timeout=job_timeout,
@@ -110,7 +155,7 @@ def cancel_generation(generation: Generation) -> None:
         progress.request_cancel(services.redis(), generation.id)
         if queued_cancel:
             try:
-                Job.fetch(generation.id, connection=services.redis()).cancel()
+                fetch_job(generation.id).cancel()
             except NoSuchJobError:
                 pass
     except RedisError:
@@ -119,20 +164,27 @@ def cancel_generation(generation: Generation) -> None:
 
 
 def queue_position(generation: Generation) -> int | None:
-    """1 for the next job of its model to run, None when it is not waiting in the queue."""
-    try:
-        position = generation_queue(generation.model).get_job_position(generation.id)
-    except RedisError:
-        return None
+    """1 for the next job of its model to run, None when it is not waiting in the queue.
+
+    Raises:
+        RedisError: Redis did not answer within ``services.QUICK_READ_TIMEOUT``.
+    """
+    position = _quick_queue(generation.model).get_job_position(generation.id)
     return None if position is None else position + 1
 
 
+def _quick_queue(model: str) -> Queue:
+    """A model's queue on the short-timeout client, for the page's optional reads."""
+    return Queue(model_queue_name(model), connection=services.quick_redis(), serializer=SERIALIZER)
+
+
 def unserved_notice(model: str) -> str | None:
-    """Why a queued generation may wait forever: no live worker serves its model (None when one does)."""
-    try:
-        if serving_workers(model):
-            return None
-    except RedisError:
+    """Why a queued generation may wait forever: no live worker serves its model (None when one does).
+
+    Raises:
+        RedisError: Redis did not answer within ``services.QUICK_READ_TIMEOUT``.
+    """
+    if Worker.all(queue=_quick_queue(model)):
         return None
     return (f"No worker serves model {model} right now. It will start when a worker for it comes online; "
             f"you can cancel it and choose another model.")
@@ -151,13 +203,19 @@ def image_json(image: Image) -> dict:
 
 
 def generation_state(generation: Generation) -> dict:
-    """The JSON of ``GET /api/generations/<id>``: the row, plus live progress from Redis."""
+    """The JSON of ``GET /api/generations/<id>``: the row, plus live progress from Redis.
+
+    When Redis does not answer at once, ``notice`` says the live progress is unavailable and the rest
+    comes from the database alone.
+    """
     state = {
         "id": generation.id,
         "status": generation.status,
         "queue_position": None,
         "step": 0,
-        "total_steps": generation.steps,
+        "total_steps": generation.total_steps,
+        "width": generation.width,
+        "height": generation.height,
         "eta_seconds": None,
         "preview_url": None,
         "images": [],
@@ -166,15 +224,19 @@ def generation_state(generation: Generation) -> dict:
     }
     status = GenerationStatus(generation.status)
     if status == GenerationStatus.QUEUED:
-        state["queue_position"] = queue_position(generation)
-        state["notice"] = unserved_notice(generation.model)
+        try:
+            state["queue_position"] = queue_position(generation)
+            state["notice"] = unserved_notice(generation.model)
+        except RedisError:
+            state["notice"] = LIVE_UNAVAILABLE
     elif status == GenerationStatus.RUNNING:
         try:
-            live = progress.read(services.redis(), generation.id)
-        except RedisError:
+            live = progress.read(services.quick_redis(), generation.id)
+        except RedisError:  # the row is the truth; progress is a nicety that must not hold the page up
             live = {}
+            state["notice"] = LIVE_UNAVAILABLE
         step = int(live.get("step", 0))
-        total = int(live.get("total", generation.steps)) or generation.steps
+        total = int(live.get("total", generation.total_steps)) or generation.total_steps
         state.update(step=step, total_steps=total)
         if step > 0 and "started" in live:
             per_step = (live["updated"] - live["started"]) / step
@@ -182,5 +244,5 @@ def generation_state(generation: Generation) -> dict:
         if "preview_step" in live:
             state["preview_url"] = url_for("studio.preview", generation_id=generation.id, step=int(live["preview_step"]))
     elif status == GenerationStatus.SUCCEEDED:
-        state.update(step=generation.steps, images=[image_json(image) for image in generation.images])
+        state.update(step=generation.total_steps, images=[image_json(image) for image in generation.images])
     return state

@@ -11,6 +11,8 @@ from .extensions import db
 from .tables import Generation, Image
 
 log = logging.getLogger(__name__)
+# Browsers may keep an image a few minutes, privately: a hidden, deleted or revoked image stops showing soon.
+IMAGE_MAX_AGE = 300
 
 
 def serve_file(key: str, content_type: str, download_name: str | None = None) -> Response:
@@ -25,8 +27,8 @@ def serve_file(key: str, content_type: str, download_name: str | None = None) ->
     if path is None or not path.is_file():
         abort(404)
     response = send_file(path, mimetype=content_type, as_attachment=download_name is not None,
-                         download_name=download_name, conditional=True, max_age=3600)
-    response.headers["Cache-Control"] = "private, max-age=3600"
+                         download_name=download_name, conditional=True, max_age=IMAGE_MAX_AGE)
+    response.headers["Cache-Control"] = f"private, max-age={IMAGE_MAX_AGE}"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
@@ -34,7 +36,7 @@ def serve_file(key: str, content_type: str, download_name: str | None = None) ->
 def delete_image(image: Image) -> None:
     """Remove an image's files, then its row (and its generation's row when it was the last image)."""
     storage = services.storage()
-    for key in (image.storage_key, image.thumbnail_key):
+    for key in image.file_keys:
         storage.delete(key)
     generation = image.generation
     db.session.delete(image)  # its reports go with it (ON DELETE CASCADE, enforced on SQLite too)

@@ -8,9 +8,15 @@ Each model has its own generation queue (``generate:<model>``), so a worker star
 """
 from __future__ import annotations
 
-from rq import Queue, Worker
+from rq import Queue
+from rq.job import Job
+from rq.serializers import JSONSerializer
 
 from . import services
+
+# Jobs are stored as JSON, never pickles: whoever can write to Redis cannot make a worker run code by unpickling.
+# Every Queue, Job and Worker in the web, the workers and the scheduler uses it.
+SERIALIZER = JSONSerializer
 
 GENERATE_QUEUE = "generate"
 CHORE_QUEUE = "default"
@@ -25,7 +31,7 @@ def model_queue_name(model: str) -> str:
 def generation_queue(model: str | None = None) -> Queue:
     """The queue of a model's generations (the plain ``generate`` queue when model is None)."""
     name = model_queue_name(model) if model else GENERATE_QUEUE
-    return Queue(name, connection=services.redis())
+    return Queue(name, connection=services.redis(), serializer=SERIALIZER)
 
 
 def generation_queues() -> list[Queue]:
@@ -33,11 +39,11 @@ def generation_queues() -> list[Queue]:
     return [generation_queue()] + [generation_queue(name) for name in services.catalog()]
 
 
-def serving_workers(model: str) -> list[Worker]:
-    """The live workers listening to a model's queue (RQ's worker registry; expired entries are dropped)."""
-    return Worker.all(queue=generation_queue(model))
-
-
 def chore_queue() -> Queue:
     """The queue for email, cleanup and other chores."""
-    return Queue(CHORE_QUEUE, connection=services.redis())
+    return Queue(CHORE_QUEUE, connection=services.redis(), serializer=SERIALIZER)
+
+
+def fetch_job(job_id: str) -> Job:
+    """The RQ job with this id (raises ``rq.exceptions.NoSuchJobError`` when it is gone)."""
+    return Job.fetch(job_id, connection=services.redis(), serializer=SERIALIZER)

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from .storage import Storage
 
 REDIS_TIMEOUT = 5  # seconds: a dead Redis fails fast instead of hanging a page or a worker
+# Seconds a page may wait on Redis for something it can do without (live progress, queue position): a
+# status poll must answer at once, even while Redis is paused, saving or failing over.
+QUICK_READ_TIMEOUT = 0.5
 
 
 class Services:
@@ -30,6 +33,11 @@ class Services:
     def redis(self) -> Redis:
         return Redis.from_url(self.config["REDIS_URL"], socket_timeout=REDIS_TIMEOUT,
                               socket_connect_timeout=REDIS_TIMEOUT)
+
+    @cached_property
+    def quick_redis(self) -> Redis:
+        return Redis.from_url(self.config["REDIS_URL"], socket_timeout=QUICK_READ_TIMEOUT,
+                              socket_connect_timeout=QUICK_READ_TIMEOUT)
 
     @cached_property
     def storage(self) -> Storage:
@@ -68,6 +76,11 @@ def _services() -> Services:
 def redis() -> Redis:
     """The app's Redis client (queues, live progress, throttling state)."""
     return _services().redis
+
+
+def quick_redis() -> Redis:
+    """A client with a short timeout for the web's optional reads (live progress, queue position)."""
+    return _services().quick_redis
 
 
 def storage() -> Storage:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db
+from .prompt_search import add_prompt_index
 
 
 def utcnow() -> datetime:
@@ -23,6 +24,8 @@ def new_id() -> str:
     """A random UUID as text: the id of generations, images and their RQ jobs."""
     return str(uuid.uuid4())
 
+
+ANONYMOUS_NAME = "Anonymous artist"
 
 # scrypt is werkzeug's default memory-hard KDF; name it so a library default change never weakens it.
 PASSWORD_METHOD = "scrypt"  # noqa: S105 (a hash method name, not a password)
@@ -63,9 +66,13 @@ class User(UserMixin, db.Model):
         """Invalidate every session and remember-me cookie of this user."""
         self.session_version = (self.session_version or 0) + 1
 
+    # This browser's session id (not a column): set at sign-in and by the user loader, and kept in Redis
+    # while the session lives (webapp/auth/session.py), so signing out ends it on the server.
+    session_id = None
+
     def get_id(self) -> str:
-        """Flask-Login's id carries the session version, so bumping it signs the user out everywhere."""
-        return f"{self.id}:{self.session_version or 0}"
+        """Flask-Login's id: the user, the session version (bumped: out everywhere) and this session's id."""
+        return f"{self.id}:{self.session_version or 0}:{self.session_id or ''}"
 
     @property
     def is_active(self) -> bool:
@@ -74,8 +81,23 @@ class User(UserMixin, db.Model):
 
     @property
     def name(self) -> str:
-        """What other people see: the display name, else the part of the email before the @."""
+        """What the person and admins see: the display name, else the part of the email before the @."""
         return self.display_name or self.email.split("@", 1)[0]
+
+    @property
+    def public_name(self) -> str:
+        """What other people see: the display name, else a neutral name (never a piece of the email)."""
+        return self.display_name or ANONYMOUS_NAME
+
+
+class Source(enum.StrEnum):
+    """Where a generation starts from: words, an upload, another image (image-to-image, variation), an upscale."""
+
+    TEXT = "text"
+    UPLOAD = "upload"
+    IMAGE = "image"
+    VARIATION = "variation"
+    UPSCALE = "upscale"
 
 
 class GenerationStatus(enum.StrEnum):
@@ -129,6 +151,16 @@ class Generation(db.Model):
     num_images: Mapped[int] = mapped_column(Integer, default=1)
     init_image_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     strength: Mapped[float | None] = mapped_column(Float, nullable=True)
+    source: Mapped[str] = mapped_column(String(16), default=Source.TEXT, server_default=Source.TEXT)
+    # No foreign key: images already point at generations, and a cycle between the two tables would break
+    # ordered CREATE/DROP; a deleted parent simply shows as gone.
+    parent_image_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    upload_id: Mapped[str | None] = mapped_column(
+        ForeignKey("uploads.id", ondelete="SET NULL", name="fk_generations_upload_id_uploads"), nullable=True, index=True)
+    resize_mode: Mapped[str | None] = mapped_column(String(8), nullable=True)  # "crop" (fill) or "fit"
+    timelapse: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    upscale_factor: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    upscaler: Mapped[str | None] = mapped_column(String(64), nullable=True)
     loras: Mapped[list | None] = mapped_column(JSON, nullable=True)  # up to 3 [name, scale] pairs from the catalog
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
@@ -144,6 +176,23 @@ class Generation(db.Model):
     def is_final(self) -> bool:
         """True once the status can no longer change."""
         return GenerationStatus(self.status).is_final
+
+    @property
+    def total_steps(self) -> int:
+        """Steps the worker really runs: image-to-image denoises only ``int(steps * strength)`` of them."""
+        if self.source == Source.UPSCALE:
+            return 1
+        if self.init_image_key and self.strength is not None:
+            return denoising_steps(self.steps, self.strength)
+        return self.steps
+
+
+def denoising_steps(steps: int, strength: float) -> int:
+    """What diffusers' image-to-image runs for ``steps`` at ``strength`` (it may be 0: the form refuses that)."""
+    return min(int(steps * strength), steps)
+
+
+add_prompt_index(Generation.__table__)  # the full-text index on prompts (FTS5 or GIN)
 
 
 class Image(db.Model):
@@ -162,11 +211,58 @@ class Image(db.Model):
     is_public: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     is_hidden: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     is_starred: Mapped[bool] = mapped_column(Boolean, default=False)
+    timelapse_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     published_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Signed into every emailed result link; bumped on hide and on "revoke links", so older links die for good.
+    link_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
     generation: Mapped[Generation] = relationship(back_populates="images")
     user: Mapped[User] = relationship()
+
+    @property
+    def file_keys(self) -> tuple[str, ...]:
+        """Every stored file of this image: the PNG, the thumbnail and, when made, the timelapse."""
+        return tuple(key for key in (self.storage_key, self.thumbnail_key, self.timelapse_key) if key)
+
+
+class Upload(db.Model):
+    """A starting image a person uploaded, decoded and re-encoded as PNG (never the bytes as sent)."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    storage_key: Mapped[str] = mapped_column(String(255))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class Collection(db.Model):
+    """A named set of a person's images; private until shared by a signed link."""
+
+    __tablename__ = "collections"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    is_shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Signed into the public link; bumped on revoke, so every link made before stops working.
+    link_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
+class CollectionImage(db.Model):
+    """One image in one collection (an image may be in several)."""
+
+    __tablename__ = "collection_images"
+
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True, index=True)
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class Report(db.Model):

@@ -3,19 +3,26 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support import body, links_in, run_chores, sent_mail
+
 pytestmark = pytest.mark.browser
 
 
-def test_register_logout_login_change_password(page, live_server, tmp_path):
+def test_register_logout_login_change_password(app, app_env, page, live_server, tmp_path):
     page.goto(live_server + "/")
     page.get_by_role("link", name="Create an account").first.click()
     page.get_by_label("Email").fill("grace@example.com")
     page.get_by_label("Password", exact=True).fill("correct horse")
     page.get_by_label("Confirm password").fill("correct horse")
     page.get_by_role("button", name="Create account").click()
+    page.get_by_text("Check your email").first.wait_for()
+    run_chores(app)
+    [link] = links_in(body(sent_mail(app_env)[0]), "/auth/welcome/")
+    page.goto(live_server + link.removeprefix(app_env["PUBLIC_BASE_URL"]))
+    page.get_by_role("button", name="Create my account").click()
     page.get_by_text("Welcome to Easel!").wait_for()
 
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     page.get_by_text("You are signed out.").wait_for()
 
     page.get_by_role("link", name="Sign in").first.click()
@@ -35,9 +42,14 @@ def test_register_logout_login_change_password(page, live_server, tmp_path):
     page.get_by_text("Your password is changed.").wait_for()
     page.screenshot(path=str(tmp_path / "account.png"))
 
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     page.goto(live_server + "/auth/login")
     page.get_by_label("Email").fill("grace@example.com")
     page.get_by_label("Password").fill("battery staple")
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text("Welcome, grace").wait_for()
+
+    # Sign out everywhere, from the account page.
+    page.get_by_role("link", name="Account").click()
+    page.get_by_role("button", name="Sign out everywhere").click()
+    page.get_by_text("You are signed out everywhere.").wait_for()

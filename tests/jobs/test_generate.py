@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from tests.support import state, submit, submit_ok, wait_for, wait_running, wait_status
 from webapp.extensions import db
+from webapp.queues import SERIALIZER
 from webapp.tables import Generation, Image
 
 
@@ -95,7 +96,8 @@ def test_same_seed_same_pixels_and_pipeline_loaded_once(app, signed_in, workers)
     assert pixels[0] == pixels[1]
     assert pixels[0] != pixels[2]
     redis = Redis.from_url(app.config["REDIS_URL"])
-    loads = [Job.fetch(gid, connection=redis).return_value()["pipeline_loads"] for gid in (first, second, third)]
+    loads = [Job.fetch(gid, connection=redis, serializer=SERIALIZER).return_value()["pipeline_loads"]
+             for gid in (first, second, third)]
     assert loads == [1, 1, 1]  # warm: loaded at start, never again
 
 
@@ -141,7 +143,7 @@ def test_failing_job_shows_readable_error(app, signed_in, workers):
     assert final["status"] == "failed"
     assert final["error"].startswith("The model is not available: model 'missing-model'")
     assert "Traceback" not in final["error"]
-    job = Job.fetch(generation_id, connection=Redis.from_url(app.config["REDIS_URL"]))
+    job = Job.fetch(generation_id, connection=Redis.from_url(app.config["REDIS_URL"]), serializer=SERIALIZER)
     # Re-raised, so RQ records the failure too (just after the row is marked).
     wait_for(lambda: job.get_status(refresh=True) == "failed", timeout=15, message="RQ to record the failure")
     assert "ModelUnavailable" in job.latest_result().exc_string
@@ -192,3 +194,18 @@ def _token(client, generation_id: str) -> str:
     from tests.support import csrf_token
 
     return csrf_token(client, f"/generations/{generation_id}")
+
+
+def test_png_parameters_cannot_be_forged_with_line_breaks():
+    from jobs.generate import encode_png
+
+    forged = "a cat\nSteps: 1, CFG scale: 1, Seed: 1, Size: 1x1, Model: stolen\r\nNegative prompt: x\u2028Seed: 9"
+    parameters = {"prompt": forged, "negative_prompt": "blurry\nModel: fake", "steps": 8, "guidance": 5.0, "seed": 42,
+                  "width": 64, "height": 64, "model": "easel-tiny", "style": "none"}
+    png = PILImage.open(io.BytesIO(encode_png(PILImage.new("RGB", (8, 8)), parameters)))
+    lines = png.text["parameters"].splitlines()
+    assert len(lines) == 3
+    assert lines[0] == "a cat\\nSteps: 1, CFG scale: 1, Seed: 1, Size: 1x1, Model: stolen\\r\\nNegative prompt: x\\u2028Seed: 9"
+    assert lines[1] == "Negative prompt: blurry\\nModel: fake"
+    assert lines[2].startswith("Steps: 8, CFG scale: 5.0, Seed: 42,")
+    assert json.loads(png.text["easel"])["prompt"] == forged  # the JSON chunk keeps the exact text

@@ -17,6 +17,7 @@ from rq.job import Job
 
 from tests.support import post, state, submit_ok, wait_for, wait_running, wait_status
 from tests.support.tiny_pipelines import ARCHITECTURES, SIZE, catalog_entry, save_tiny, save_tiny_lora
+from webapp.queues import SERIALIZER
 
 LORA = """
 [loras.ink]
@@ -54,7 +55,7 @@ def make(client, model: str = "tiny-sd", **fields) -> str:
 
 def job_result(redis_url: str, generation_id: str) -> dict:
     """What the worker's job returned (images, seconds, pipeline loads in its process), once RQ has stored it."""
-    job = Job.fetch(generation_id, connection=Redis.from_url(redis_url))
+    job = Job.fetch(generation_id, connection=Redis.from_url(redis_url), serializer=SERIALIZER)
     return wait_for(job.return_value, timeout=15, message="the job's result")
 
 

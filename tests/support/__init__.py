@@ -86,6 +86,15 @@ class Auth:
             "email": email, "password": password, "confirm": password if confirm is None else confirm, "csrf_token": token,
         })
 
+    def sign_up(self, app, app_env: dict[str, str], email: str = "ada@example.com", password: str = "correct horse"):
+        """Sign up all the way: the form, the emailed link, its button; returns the last response."""
+        assert self.register(email, password).status_code == 200
+        run_chores(app)
+        message = [m for m in sent_mail(app_env) if m["To"] == email.strip().lower()][-1]
+        [link] = links_in(body(message), "/auth/welcome/")
+        path = link.removeprefix(app_env["PUBLIC_BASE_URL"])
+        return self.client.post(path, data={"csrf_token": csrf_token(self.client, path)})
+
     def login(self, email: str = "ada@example.com", password: str = "correct horse", **extra):
         token = csrf_token(self.client, "/auth/login")
         return self.client.post("/auth/login", data={"email": email, "password": password, "csrf_token": token, **extra})
@@ -285,7 +294,7 @@ def run_chores(app) -> None:
 
     with app.app_context():
         queue = chore_queue()
-        SimpleWorker([queue], connection=queue.connection).work(burst=True, with_scheduler=False)
+        SimpleWorker([queue], connection=queue.connection, serializer=queue.serializer).work(burst=True, with_scheduler=False)
 
 
 def token_for(app, purpose: str, payload, age_seconds: int = 0) -> str:
@@ -306,9 +315,46 @@ def token_for(app, purpose: str, payload, age_seconds: int = 0) -> str:
 
 
 def result_token(app, image_id: str, age_seconds: int = 0) -> str:
-    """A result-link token for ``image_id``."""
+    """A result-link token for ``image_id`` as the app would make it now (its current link version)."""
+    from webapp.extensions import db
     from webapp.links import tokens as links
+    from webapp.tables import Image
 
-    return token_for(app, links.RESULT_LINK, {"image": image_id}, age_seconds)
+    with app.app_context():
+        image = db.session.get(Image, image_id)
+        version = image.link_version if image is not None else 0
+    return token_for(app, links.RESULT_LINK, {"image": image_id, "v": version}, age_seconds)
 
 
+
+
+# Many requests at once, over real HTTP
+
+def http_session(base: str, email: str, pool: int = 20, password: str = "correct horse"):
+    """A ``requests`` session signed in through the real form (``pool`` connections), and a CSRF token."""
+    import requests
+
+    session = requests.Session()
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=pool))
+    token = CSRF_RE.search(session.get(f"{base}/auth/login").text)
+    response = session.post(f"{base}/auth/login", data={"email": email, "password": password,
+                                                       "csrf_token": token.group(1) or token.group(2)},
+                            allow_redirects=False)
+    assert response.status_code == 302, response.text[:500]
+    token = CSRF_RE.search(session.get(f"{base}/").text)
+    return session, token.group(1) or token.group(2)
+
+
+def fire(count: int, request) -> list:
+    """Call ``request()`` from ``count`` threads released together by one barrier; the results in order."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    barrier = Barrier(count)
+
+    def one(_):
+        barrier.wait()
+        return request()
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from tests.support import Auth, csrf_token
+from tests.support import Auth, add_generation, audit_entries, csrf_token
 from webapp.extensions import db
 from webapp.tables import Generation, Image
 
@@ -70,6 +70,50 @@ def test_owner_and_admin_can_see(client, make_user, ada_and_bob):
         auth.logout()
 
 
+def test_admin_gets_404_on_owners_actions_and_nothing_changes(app, client, make_user, make_image, ada_and_bob):
+    image_id, _ = ada_and_bob
+    queued = add_generation(app, db_user_id(app, "ada@example.com"))
+    make_user("root@example.com", is_admin=True)
+    Auth(client).login("root@example.com")
+    token = csrf_token(client, "/")
+    for path, extra in [(f"/images/{image_id}/publish", {"public": "1"}), (f"/images/{image_id}/star", {"starred": "1"}),
+                        (f"/images/{image_id}/delete", {}), (f"/generations/{queued}/cancel", {})]:
+        assert client.post(path, data={"csrf_token": token, **extra}).status_code == 404, path
+    with app.app_context():
+        image = db.session.get(Image, image_id)
+        assert not image.is_public and not image.is_starred
+        assert db.session.get(Generation, queued).status == "queued"
+    assert audit_entries(app) == []
+    page = client.get(f"/images/{image_id}").get_data(as_text=True)
+    assert 'id="admin-hide"' in page and 'id="publish"' not in page and 'id="star"' not in page
+    assert 'id="delete"' not in page  # the admin's delete is the audited one (id="admin-delete")
+
+
+def test_admin_cancels_through_the_audited_action(app, client, make_user, redis_url):
+    ada = make_user("ada@example.com")
+    root = make_user("root@example.com", is_admin=True)
+    queued = add_generation(app, ada)
+    Auth(client).login("root@example.com")
+    page = client.get(f"/generations/{queued}").get_data(as_text=True)
+    assert f'action="/admin/generations/{queued}/cancel"' in page
+    response = client.post(f"/admin/generations/{queued}/cancel", data={"csrf_token": csrf_token(client, "/")})
+    assert response.status_code == 303
+    with app.app_context():
+        assert db.session.get(Generation, queued).status == "canceled"
+    assert audit_entries(app) == [("generation.cancel", "generation", queued, root)]
+    Auth(client).logout()
+    Auth(client).login("ada@example.com")
+    assert client.post(f"/admin/generations/{queued}/cancel",
+                       data={"csrf_token": csrf_token(client, "/")}).status_code == 404
+
+
+def db_user_id(app, email: str) -> int:
+    from webapp.tables import User
+
+    with app.app_context():
+        return db.session.scalar(select(User.id).where(User.email == email))
+
+
 def test_malformed_ids_are_404(client, make_user):
     make_user("ada@example.com")
     Auth(client).login()
@@ -96,9 +140,10 @@ def test_delete_star_publish(app, client, make_user, make_image):
     token = csrf_token(client, f"/images/{image_id}")
     detail = client.get(f"/images/{image_id}").get_data(as_text=True)
     assert "star it to keep it" in detail
-    assert client.post(f"/images/{image_id}/star", data={"csrf_token": token}).status_code == 303
+    assert client.post(f"/images/{image_id}/star", data={"csrf_token": token}).status_code == 400  # says which state
+    assert client.post(f"/images/{image_id}/star", data={"csrf_token": token, "starred": "1"}).status_code == 303
     assert "for good (starred)" in client.get(f"/images/{image_id}").get_data(as_text=True)
-    assert client.post(f"/images/{image_id}/publish", data={"csrf_token": token}).status_code == 303
+    assert client.post(f"/images/{image_id}/publish", data={"csrf_token": token, "public": "1"}).status_code == 303
     assert client.post(f"/images/{image_id}/delete").status_code == 400  # no CSRF token
     with app.app_context():
         image = db.session.get(Image, image_id)

@@ -83,7 +83,7 @@ def test_cleanup_with_time_moved_forward(app, make_user, make_image, redis_url):
         starred_files = {starred_row.storage_key, starred_row.thumbnail_key}
     assert stored_keys(app) == starred_files | {unrelated}
     assert report.counts() == {"dry_run": False, "expired_images": 1, "image_files": 3, "orphan_files": 1,
-                               "stale_generations": 1, "removed_generations": 3}
+                               "stale_generations": 1, "removed_generations": 3, "unused_uploads": 0}
     assert Job.fetch(stuck, connection=Redis.from_url(redis_url)).get_status() == JobStatus.CANCELED
     assert queued_jobs(redis_url) == 0
 
@@ -130,7 +130,7 @@ def test_cleanup_command_and_chore(app, runner, make_user, make_image):
     with app.app_context():
         assert db.session.get(Image, old) is None and db.session.get(Image, kept) is not None
         assert chores.cleanup() == {"dry_run": False, "expired_images": 0, "image_files": 0, "orphan_files": 0,
-                                    "stale_generations": 0, "removed_generations": 0}
+                                    "stale_generations": 0, "removed_generations": 0, "unused_uploads": 0}
 
 
 def test_cron_runs_cleanup_daily_at_the_configured_time(monkeypatch, redis_url):
@@ -145,3 +145,34 @@ def test_cron_runs_cleanup_daily_at_the_configured_time(monkeypatch, redis_url):
     for bad in ("24:00", "3:5", "noon", "03:60"):
         with pytest.raises(ConfigError, match="CLEANUP_AT"):
             cleanup_cron(bad)
+
+
+@pytest.mark.db
+def test_uploads_no_generation_uses_are_deleted_after_a_day(app, signed_in):
+    """An upload whose generation is gone goes after a day; one still in use stays."""
+    from pathlib import Path
+
+    from PIL import Image as PILImage
+
+    from tests.webapp.studio.test_start_image import post_start
+    from tests.webapp.test_uploads import encoded
+    from webapp.tables import Upload
+
+    app.config["MAX_ACTIVE_PER_USER"] = 5
+    picture = encoded(PILImage.new("RGB", (64, 64), "red"), "PNG")
+    kept_generation, gone_generation = (
+        post_start(signed_in, files={"init_image": (picture, "a.png")}).headers["Location"].rsplit("/", 1)[1]
+        for _ in range(2))
+    media = Path(app.config["MEDIA_DIR"])
+    with app.app_context():
+        kept = db.session.get(Generation, kept_generation).upload_id
+        gone = db.session.get(Generation, gone_generation).upload_id
+        gone_key = db.session.get(Upload, gone).storage_key
+        db.session.delete(db.session.get(Generation, gone_generation))
+        db.session.commit()
+        assert delete_expired_images(now=utcnow() + timedelta(hours=12)).unused_uploads == []  # not a day yet
+        report = delete_expired_images(now=utcnow() + timedelta(days=1, hours=1))
+        assert report.unused_uploads == [gone]
+        assert db.session.get(Upload, gone) is None and db.session.get(Upload, kept) is not None
+    assert not (media / gone_key).exists()
+    assert len(list((media / gone_key).parent.glob("*.png"))) == 1

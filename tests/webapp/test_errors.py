@@ -76,3 +76,34 @@ def test_500_page(app, client):
     assert response.status_code == 500
     assert "An error on our side" in response.get_data(as_text=True)
     assert "kaput" not in response.get_data(as_text=True)
+
+
+def test_database_unwritable_gives_a_try_again_page(app, signed_in, app_env):
+    from tests.support import submit
+    from tests.support.faults import sqlite_unwritable
+    from webapp.tables import Generation
+
+    with sqlite_unwritable(app_env["DATABASE_URL"].removeprefix("sqlite:///")):
+        response = submit(signed_in)
+        with app.app_context():
+            db.engine.dispose()  # the next request opens a connection while the files are read-only
+        assert signed_in.get("/").status_code == 200  # reading still works
+    page = response.get_data(as_text=True)
+    assert response.status_code == 503, page[:500]
+    assert "try again in a minute" in page and "Something broke" not in page
+    assert response.headers["Retry-After"] == "60"
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Generation)) == 0  # nothing half-written
+    assert submit(signed_in).status_code == 303  # and the next one, with the database back, works
+
+
+def test_database_down_answers_json_on_the_api(app, client):
+    from sqlalchemy.exc import OperationalError
+
+    @app.get("/api/db-down")
+    def db_down():
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    response = client.get("/api/db-down")
+    assert response.status_code == 503
+    assert response.get_json()["error"].endswith("Please try again in a minute.")

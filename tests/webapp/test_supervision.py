@@ -86,7 +86,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     env.update(EASEL_INSTANCE_DIR=str(tmp / "instance"), PORT=str(port), EASEL_REDIS_PORT=str(redis_port),
                EASEL_ENV="development", EASEL_CATALOG=str(ROOT / "tests" / "catalog.toml"), EASEL_MODEL="easel-tiny",
                EASEL_HEARTBEAT_TTL=str(HEARTBEAT_TTL), EASEL_REAPER_INTERVAL=str(REAPER_INTERVAL),
-               MAIL_BACKEND="file", MAIL_FILE_DIR=str(tmp / "mail"), EASEL_TORCH_THREADS="1", MAX_ACTIVE_PER_USER="5")
+               MAIL_BACKEND="console", EASEL_TORCH_THREADS="1", MAX_ACTIVE_PER_USER="5")
     log = tmp / "run.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "webapp.launch"], cwd=ROOT, env=env, stdout=out,
@@ -99,6 +99,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         token = site.token("/auth/register")
         response = site.http.post(site.url + "/auth/register", timeout=30, data={
             "email": "ada@example.com", "password": "correct horse", "confirm": "correct horse", "csrf_token": token})
+        [link] = re.findall(r'id="finish-signup" href="([^"]+)"', response.text)  # no mail server: the page shows it
+        response = site.http.post(site.url + link, timeout=30, data={"csrf_token": site.token(link)})
         assert response.status_code == 200 and "Sign out" in response.text, response.text[:2000]
         site.remember()
         yield site

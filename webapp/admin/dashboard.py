@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import flash, render_template
+from flask import abort, flash, redirect, render_template, url_for
 from redis.exceptions import RedisError
 
+from ..access import viewable_generation_or_404
 from .base import acting_admin, back, bp
 from .forms import ActionForm
 from .queue_status import (
     JobActionRefused,
+    cancel_as_admin,
     discard_failed_job,
     generation_counts,
     queue_overview,
@@ -52,3 +54,16 @@ def retry_job(job_id: str):
 def discard_job(job_id: str):
     """Remove a failed job for good."""
     return _job_action(discard_failed_job, job_id, "The failed job is discarded.")
+
+
+@bp.post("/generations/<generation_id>/cancel")
+def cancel_generation(generation_id: str):
+    """Stop someone's queued or running generation (audited; owners use the studio's cancel)."""
+    generation = viewable_generation_or_404(generation_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    if cancel_as_admin(acting_admin(), generation):
+        flash("Canceled by an admin: the owner sees it as canceled.", "info")
+    else:
+        flash("That generation has already finished.", "info")
+    return redirect(url_for("studio.generation_page", generation_id=generation.id), 303)

@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 
 from .. import services
 from ..extensions import db
+from ..generations import cancel_generation
 from ..moderation.audit import record
-from ..queues import chore_queue, generation_queues
+from ..queues import SERIALIZER, chore_queue, fetch_job, generation_queues
 from ..tables import Generation, GenerationStatus, User, move_generation, utcnow
 
 FAILED_SHOWN = 50
@@ -97,9 +98,10 @@ def queue_overview() -> QueueOverview:
         failed_ids = queue.failed_job_registry.get_job_ids(0, FAILED_SHOWN - 1, desc=True)
         queues.append(QueueInfo(name=queue.name, queued=queue.count, started=queue.started_job_registry.count,
                                 scheduled=queue.scheduled_job_registry.count, failed=queue.failed_job_registry.count))
-        failed += [_failed_job(job, queue.name) for job in Job.fetch_many(failed_ids, connection=services.redis()) if job]
+        jobs = Job.fetch_many(failed_ids, connection=services.redis(), serializer=SERIALIZER)
+        failed += [_failed_job(job, queue.name) for job in jobs if job]
     workers = []
-    for worker in Worker.all(connection=services.redis()):
+    for worker in Worker.all(connection=services.redis(), serializer=SERIALIZER):
         try:
             job = worker.get_current_job()
         except NoSuchJobError:
@@ -172,7 +174,7 @@ def discard_failed_job(admin: User, job_id: str) -> None:
     """
     registry = _failed_registry_of(job_id)
     try:
-        job = Job.fetch(job_id, connection=services.redis())
+        job = fetch_job(job_id)
     except NoSuchJobError:
         registry.remove(job_id)
         function = "?"
@@ -181,3 +183,14 @@ def discard_failed_job(admin: User, job_id: str) -> None:
         registry.remove(job, delete_job=True)
     record(admin, "job.discard", "job", job_id, f"{function} on {registry.name}")
     db.session.commit()
+
+
+def cancel_as_admin(admin: User, generation: Generation) -> bool:
+    """Cancel someone's queued or running generation, audited; False when it has already finished."""
+    if generation.is_final:
+        return False
+    owner = generation.user.email if generation.user else generation.user_id
+    record(admin, "generation.cancel", "generation", generation.id,
+           f"owner {owner}; was {generation.status}; prompt: {generation.prompt[:120]}")
+    cancel_generation(generation)  # its commit writes the audit entry with the status move
+    return True

@@ -35,7 +35,7 @@ def add():
     return _render(form, 400)
 
 
-@bp.post("/terms/<int:term_id>/delete")
+@bp.post("/terms/<id:term_id>/delete")
 def remove(term_id: int):
     """Unblock a term."""
     entry = db.session.get(BlockedTerm, term_id)

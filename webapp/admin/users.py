@@ -30,7 +30,7 @@ def _user_or_404(user_id: int) -> User:
     return user
 
 
-@bp.post("/users/<int:user_id>/ban")
+@bp.post("/users/<id:user_id>/ban")
 def ban(user_id: int):
     """Ban: sessions end, sign-in and submissions refused, work canceled, images unpublished."""
     user = _user_or_404(user_id)
@@ -47,7 +47,7 @@ def ban(user_id: int):
     return back("admin.users")
 
 
-@bp.post("/users/<int:user_id>/unban")
+@bp.post("/users/<id:user_id>/unban")
 def unban(user_id: int):
     """Lift a ban."""
     user = _user_or_404(user_id)

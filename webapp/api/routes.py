@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from flask_login import current_user
 
-from ..access import owned_generation_or_404
+from ..access import viewable_generation_or_404
 from ..errors import render_error
 from ..generations import generation_state
 
@@ -22,6 +22,6 @@ def signed_in_only():
 @bp.get("/generations/<generation_id>")
 def generation(generation_id: str):
     """The generation's state as JSON."""
-    response = jsonify(generation_state(owned_generation_or_404(generation_id)))
+    response = jsonify(generation_state(viewable_generation_or_404(generation_id)))
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import current_app, flash, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user, logout_user
 from flask_wtf import FlaskForm
 from redis.exceptions import RedisError
-from wtforms import EmailField, PasswordField
-from wtforms.validators import DataRequired, Email, Length, ValidationError
+from wtforms import EmailField
+from wtforms.validators import DataRequired, Email, Length
 
 from ..extensions import db, limiter
 from ..links.routes import bad_link
@@ -20,7 +20,8 @@ from ..links.tokens import BadLink, user_for_password_reset_token
 from ..mail.outbox import enqueue_email
 from ..tables import User
 from .forms import confirm_field, new_password_field
-from .routes import bp
+from .routes import bp, password_changed
+from .session import end_every_session
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,6 @@ class ResetPasswordForm(FlaskForm):
 
     password = new_password_field("New password", "Choose a new password.")
     confirm = confirm_field("Confirm new password", "Type the new password again.")
-
-    def validate_password(self, field: PasswordField) -> None:
-        """The same floor as at sign-up: not one character repeated."""
-        if field.data and len(set(field.data)) < 3:
-            raise ValidationError("That password is too easy to guess: mix more characters.")
 
 
 def _reset_email_key() -> str:
@@ -87,10 +83,12 @@ def reset_password(token: str):
     form.account_email = user.email  # the password rule compares against the account's email
     if form.validate_on_submit():
         user.set_password(form.password.data)
-        user.end_sessions()
+        end_every_session(user)
         db.session.commit()
+        password_changed(user)
         if current_user.is_authenticated:
             logout_user()
+        session.clear()
         flash("Your password is changed and you are signed out everywhere. Sign in with the new password.", "success")
         return redirect(url_for("auth.login"), 303)
     status = 400 if request.method == "POST" else 200

@@ -1,24 +1,39 @@
-"""Account routes: thin wrappers over forms, the User table and Flask-Login."""
+"""Account routes: thin wrappers over forms, the User table and the session helpers in ``session.py``."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+import logging
+from functools import cache
 
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..errors import render_error
 from ..extensions import db, limiter
-from ..tables import User
-from .forms import AccountForm, ChangePasswordForm, LoginForm, RegisterForm
-from .session import safe_next
+from ..mail.outbox import enqueue_email
+from ..tables import PASSWORD_METHOD, User
+from . import devices
+from .forms import AccountForm, ChangePasswordForm, LoginForm
+from .session import SESSIONS_DOWN, SIGNED_OUT_EVERYWHERE, end_every_session, end_session, safe_next, start_session
 
 bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
 
 LOGIN_FAILED = "That email and password do not match an account."
 
 
-def _login_account_key() -> str:
-    """Throttle key for one account: the normalised email typed into the form."""
-    return "login-account:" + User.normalize_email(request.form.get("email", ""))[:254]
+@cache
+def _dummy_hash() -> str:
+    """A hash to check unknown emails against, so they cost the same time as a wrong password."""
+    return generate_password_hash("not anyone's password", method=PASSWORD_METHOD)
+
+
+def _login_pair_key() -> str:
+    """Throttle key for one account from one address: a stranger's failures never lock the owner out."""
+    email = User.normalize_email(request.form.get("email", ""))[:254]
+    return f"login-pair:{request.remote_addr}:{email}"
 
 
 def _login_failed(response) -> bool:
@@ -26,7 +41,7 @@ def _login_failed(response) -> bool:
     return response.status_code != 302
 
 
-def _account_limit() -> str:
+def _pair_limit() -> str:
     return current_app.config["LOGIN_LIMIT"]
 
 
@@ -34,39 +49,19 @@ def _ip_limit() -> str:
     return current_app.config["LOGIN_IP_LIMIT"]
 
 
-@bp.route("/register", methods=["GET", "POST"])
-@limiter.limit("20 per hour", methods=["POST"])
-def register():
-    """Create an account and sign in."""
-    if current_user.is_authenticated:
-        return redirect(url_for("studio.index"))
-    form = RegisterForm()
-    if form.validate_on_submit():
-        user = User(email=User.normalize_email(form.email.data))
-        user.set_password(form.password.data)
-        db.session.add(user)
-        try:
-            db.session.commit()
-        except IntegrityError:
-            db.session.rollback()
-            form.email.errors.append("An account with this email already exists. Sign in instead.")
-        else:
-            login_user(user)
-            flash("Welcome to Easel! Describe a picture to get started.", "success")
-            return redirect(url_for("studio.index"))
-    elif form.email.data and db.session.scalar(
-        select(User.id).where(User.email == User.normalize_email(form.email.data))
-    ):
-        form.email.errors = [*form.email.errors, "An account with this email already exists. Sign in instead."]
-    status = 400 if request.method == "POST" else 200
-    return render_template("auth/register.html", form=form), status
+def password_changed(user: User) -> None:
+    """Email the owner that their password changed; never fails the change itself."""
+    try:
+        enqueue_email("jobs.mail.send_password_changed", user.id, description=f"password changed for user {user.id}")
+    except RedisError:
+        log.exception("could not queue the password-changed email for user %s", user.id)
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_account_limit, key_func=_login_account_key, methods=["POST"], deduct_when=_login_failed)
+@limiter.limit(_pair_limit, key_func=_login_pair_key, methods=["POST"], deduct_when=_login_failed)
 @limiter.limit(_ip_limit, methods=["POST"], deduct_when=_login_failed)
 def login():
-    """Sign in; the same message for an unknown email and a wrong password."""
+    """Sign in; the same message, and the same time, for an unknown email and a wrong password."""
     next_url = safe_next(request.args.get("next"))
     if current_user.is_authenticated:
         return redirect(next_url or url_for("studio.index"))
@@ -74,23 +69,44 @@ def login():
     error = None
     if form.validate_on_submit():
         user = db.session.scalar(select(User).where(User.email == User.normalize_email(form.email.data)))
-        if user is None or not user.check_password(form.password.data):
+        if user is None:
+            check_password_hash(_dummy_hash(), form.password.data)
+            error = LOGIN_FAILED
+        elif not user.check_password(form.password.data):
             error = LOGIN_FAILED
         elif user.is_banned:
             error = "This account has been suspended. Contact the site's administrators."
         else:
-            login_user(user, remember=form.remember.data)
-            return redirect(next_url or url_for("studio.index"))
+            try:
+                start_session(user, remember=form.remember.data)
+            except RedisError:
+                return render_error(503, SESSIONS_DOWN)
+            response = redirect(next_url or url_for("studio.index"))
+            devices.notify_if_new(response, user)
+            return response
     status = 400 if request.method == "POST" else 200
     return render_template("auth/login.html", form=form, error=error, next_url=next_url), status
 
 
 @bp.post("/logout")
 def logout():
-    """Sign out (POST only, with the CSRF token)."""
-    logout_user()
-    flash("You are signed out.", "info")
+    """Sign out this browser (POST only, with the CSRF token); copies of its cookies stop working too."""
+    if end_session():
+        flash("You are signed out.", "info")
+    else:
+        flash("You are signed out, on every device (this one could not be signed out alone just now).", "info")
     return redirect(url_for("studio.index"))
+
+
+@bp.post("/logout-everywhere")
+@login_required
+def logout_everywhere():
+    """Sign out every browser and device of this account, this one too."""
+    end_every_session(current_user._get_current_object())
+    db.session.commit()
+    end_session()
+    flash(SIGNED_OUT_EVERYWHERE, "info")
+    return redirect(url_for("auth.login"))
 
 
 @bp.route("/account", methods=["GET", "POST"])
@@ -111,7 +127,7 @@ def account():
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
 def change_password():
-    """Change the password; every other session of this user ends."""
+    """Change the password; every other session of this user ends, and the owner gets an email."""
     form = ChangePasswordForm()
     if form.validate_on_submit():
         if not current_user.check_password(form.current.data):
@@ -119,9 +135,10 @@ def change_password():
         else:
             user = current_user._get_current_object()
             user.set_password(form.password.data)
-            user.end_sessions()
+            end_every_session(user)
             db.session.commit()
-            login_user(user)  # keep this session, with the new session version
+            start_session(user)  # this browser goes on, on a new session
+            password_changed(user)
             flash("Your password is changed. Other devices have been signed out.", "success")
             return redirect(url_for("auth.account"))
     status = 400 if request.method == "POST" else 200

@@ -1,5 +1,6 @@
-"""A person's images: the gallery, the detail page, files, star, publish, delete; Explore and reports."""
-from . import explore  # noqa: F401  (adds /explore and reports to the blueprint)
+"""A person's images: the gallery (search, filters, bulk actions, ZIP), the detail page, files, star, publish,
+delete; Explore and reports."""
+from . import bulk, explore  # noqa: F401  (add their routes to the blueprint)
 from .routes import bp
 
 __all__ = ["bp"]

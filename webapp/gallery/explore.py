@@ -12,8 +12,9 @@ from wtforms.validators import Length, Optional
 from ..access import viewable_image_or_404
 from ..extensions import db
 from ..moderation.reports import DETAILS_MAX, REPORT_REASONS, ReportRefused, file_report
+from ..paging import PER_PAGE, page_number
 from ..tables import Image, User
-from .routes import PER_PAGE, _page_number, bp, image_detail
+from .routes import bp, image_detail
 
 
 class ReportForm(FlaskForm):
@@ -35,7 +36,7 @@ def explore_query() -> Select:
 @login_required
 def explore():
     """Everyone's published images, with the prompt and the author's name."""
-    page = db.paginate(explore_query(), page=_page_number(), per_page=PER_PAGE, error_out=False)
+    page = db.paginate(explore_query(), page=page_number(), per_page=PER_PAGE, error_out=False)
     return render_template("gallery/explore.html", page=page, title="Explore", endpoint="gallery.explore",
                            show_author=True)
 

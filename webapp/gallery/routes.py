@@ -1,37 +1,36 @@
-"""Gallery routes: list, detail, files, star, publish, delete."""
+"""Gallery routes: list, detail, files, star, publish, revoke emailed links, delete."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from sqlalchemy import select
+from sqlalchemy import true, update
+from wtforms.fields.choices import SelectChoice
 
-from ..access import owned_image_or_404, viewable_image_or_404
+from ..access import can_view_image, owned_image_or_404, viewable_image_or_404
+from ..collections.store import collections_of, collections_with
 from ..extensions import db
 from ..image_files import delete_image, download_name, expires_at, serve_file
+from ..lineage import SOURCE_LABELS, children_of, parent_of
+from ..paging import PER_PAGE, page_number
+from ..studio.derived import VARIATION_STRENGTH, upscaler_menu
 from ..styles import STYLES
 from ..tables import Image, utcnow
+from .search import GalleryFilterForm, gallery_query, models_used
 
 bp = Blueprint("gallery", __name__)
-
-PER_PAGE = 24
-
-
-def _page_number() -> int:
-    try:
-        return max(1, min(10_000, int(request.args.get("page", 1))))
-    except ValueError:
-        return 1
-
 
 @bp.get("/gallery")
 @login_required
 def mine():
-    """The signed-in person's images, newest first."""
-    query = select(Image).where(Image.user_id == current_user.id).order_by(Image.created_at.desc(), Image.index)
-    page = db.paginate(query, page=_page_number(), per_page=PER_PAGE, error_out=False)
-    return render_template("gallery/index.html", page=page, title="My gallery", endpoint="gallery.mine",
-                           expires_at=expires_at)
+    """The signed-in person's images: searched, filtered and sorted by the query string, a page at a time."""
+    filters = GalleryFilterForm(request.args)
+    filters.model.choices = [SelectChoice("", "Any")] + [SelectChoice(m, m) for m in models_used(current_user.id)]
+    query = gallery_query(current_user.id, filters.filters())
+    page = db.paginate(query, page=page_number(), per_page=PER_PAGE, error_out=False)
+    args = {key: value for key, value in request.args.items() if key != "page" and value}
+    return render_template("gallery/mine.html", page=page, filters=filters, args=args, expires_at=expires_at,
+                           collections=collections_of(current_user.id), form=FlaskForm())
 
 
 @bp.get("/images/<image_id>")
@@ -40,9 +39,15 @@ def image_detail(image_id: str):
     """The image with all its parameters, and the owner's actions."""
     image = viewable_image_or_404(image_id)
     generation = image.generation
+    is_owner = image.user_id == current_user.id
+    parent = parent_of(image)
     return render_template("gallery/image.html", image=image, generation=generation, style=STYLES.get(generation.style),
-                           expires_at=expires_at(image), is_owner=image.user_id == current_user.id,
-                           form=FlaskForm())
+                           expires_at=expires_at(image), is_owner=is_owner, form=FlaskForm(),
+                           collections=collections_of(current_user.id) if is_owner else [],
+                           in_collections=collections_with(image.id, current_user.id) if is_owner else [],
+                           parent=parent if parent and can_view_image(parent) else None,
+                           children=children_of(image, current_user), source_label=SOURCE_LABELS.get(generation.source),
+                           upscalers=upscaler_menu(), variation_strength=VARIATION_STRENGTH)
 
 
 @bp.get("/images/<image_id>/file")
@@ -62,6 +67,16 @@ def image_thumbnail(image_id: str):
     return serve_file(image.thumbnail_key, "image/webp")
 
 
+@bp.get("/images/<image_id>/timelapse")
+@login_required
+def image_timelapse(image_id: str):
+    """The animated WebP of the picture forming, after the same access check as the image."""
+    image = viewable_image_or_404(image_id)
+    if not image.timelapse_key:
+        abort(404)
+    return serve_file(image.timelapse_key, "image/webp")
+
+
 def _owner_action(image_id: str) -> Image:
     image = owned_image_or_404(image_id)
     if not FlaskForm().validate_on_submit():
@@ -69,29 +84,53 @@ def _owner_action(image_id: str) -> Image:
     return image
 
 
+def _wanted(field: str) -> bool:
+    """The state the button asks for (``1``/``0``): repeating a request, or sending it twice at once, is harmless."""
+    value = request.form.get(field)
+    if value not in {"0", "1"}:
+        abort(400)
+    return value == "1"
+
+
 @bp.post("/images/<image_id>/star")
 @login_required
 def star(image_id: str):
-    """Star or unstar: starred images are kept from cleanup."""
+    """Star (``starred=1``) or unstar (``starred=0``): starred images are kept from cleanup."""
     image = _owner_action(image_id)
-    image.is_starred = not image.is_starred
+    starred = _wanted("starred")
+    db.session.execute(update(Image).where(Image.id == image.id).values(is_starred=starred))
     db.session.commit()
-    flash("Starred: this image is kept." if image.is_starred else "Unstarred.", "success")
+    flash("Starred: this image is kept." if starred else "Unstarred.", "success")
     return redirect(url_for("gallery.image_detail", image_id=image.id), 303)
 
 
 @bp.post("/images/<image_id>/publish")
 @login_required
 def publish(image_id: str):
-    """Publish to Explore, or take back."""
+    """Publish to Explore (``public=1``), or take back (``public=0``); never an image an admin has hidden."""
     image = _owner_action(image_id)
-    if image.is_hidden and not image.is_public:
+    public = _wanted("public")
+    # One conditional UPDATE: a hide that lands meanwhile wins, and published_at is set once.
+    changed = db.session.execute(
+        update(Image).where(Image.id == image.id, Image.is_public.is_not(public),
+                            Image.is_hidden.is_(False) if public else true())
+        .values(is_public=public, published_at=utcnow() if public else None)).rowcount
+    db.session.commit()
+    if public and not changed and image.is_hidden:
         flash("An admin has hidden this image, so it cannot be published.", "danger")
     else:
-        image.is_public = not image.is_public
-        image.published_at = utcnow() if image.is_public else None
-        db.session.commit()
-        flash("Published to Explore." if image.is_public else "No longer public.", "success")
+        flash("Published to Explore." if public else "No longer public.", "success")
+    return redirect(url_for("gallery.image_detail", image_id=image.id), 303)
+
+
+@bp.post("/images/<image_id>/revoke-links")
+@login_required
+def revoke_links(image_id: str):
+    """End every emailed link to this image: whoever was sent one (or was forwarded one) can no longer open it."""
+    image = _owner_action(image_id)
+    db.session.execute(update(Image).where(Image.id == image.id).values(link_version=Image.link_version + 1))
+    db.session.commit()
+    flash("Every emailed link to this image has stopped working.", "success")
     return redirect(url_for("gallery.image_detail", image_id=image.id), 303)
 
 

@@ -20,6 +20,7 @@ RESULT_LINK = "result-link"
 UNSUBSCRIBE = "unsubscribe"
 PASSWORD_RESET = "password-reset"  # noqa: S105 (a salt name, not a password)
 PASSWORD_RESET_SECONDS = 3600
+SIGNUP_SECONDS = 24 * 3600  # how long an emailed "finish creating your account" link works
 MAX_TOKEN_LENGTH = 512  # real tokens are ~100 characters; longer ones are not worth decoding
 
 
@@ -68,15 +69,16 @@ def result_link_seconds() -> int:
 
 
 def result_token(image: Image) -> str:
-    """A token that opens ``image`` without signing in."""
-    return make_token(RESULT_LINK, {"image": image.id})
+    """A token that opens ``image`` without signing in, until its link version changes (hide, revoke)."""
+    return make_token(RESULT_LINK, {"image": image.id, "v": image.link_version or 0})
 
 
 def image_for_result_token(token: str) -> Image:
-    """The image a result token opens, if it still exists and is not hidden.
+    """The image a result token opens, while it exists, is not hidden, its owner is not banned, and its links
+    were not revoked or hidden since the token was made (its ``link_version`` is the token's).
 
     Raises:
-        BadLink: bad or expired token, or the image is deleted or hidden (the link is dead).
+        BadLink: bad or expired token, or the link is dead for one of those reasons.
     """
     payload = read_token(RESULT_LINK, token, result_link_seconds())
     image_id = payload.get("image") if isinstance(payload, dict) else None
@@ -85,7 +87,9 @@ def image_for_result_token(token: str) -> Image:
     except ValueError as exc:
         raise BadLink() from exc
     image = db.session.get(Image, image_id)
-    if image is None or image.is_hidden:
+    if image is None or image.is_hidden or image.user is None or image.user.is_banned:
+        raise BadLink()
+    if payload.get("v", 0) != (image.link_version or 0):  # links made before the versions existed are version 0
         raise BadLink()
     return image
 

@@ -35,12 +35,19 @@ def _describe(image: Image) -> str:
     return f"owner {image.user.email if image.user else image.user_id}; prompt: {prompt[:120]}"
 
 
+def revoke_links(image: Image) -> None:
+    """End every emailed result link of ``image`` made so far (the caller commits)."""
+    image.link_version = (image.link_version or 0) + 1
+
+
 def set_hidden(admin: User, images: list[Image], hidden: bool) -> int:
     """Hide images from everyone but their owners and admins (or show them again); returns how many changed."""
     changed = 0
     for image in images:
         if image.is_hidden != hidden:
             image.is_hidden = hidden
+            if hidden:
+                revoke_links(image)  # and unhiding does not bring the old links back
             record(admin, "image.hide" if hidden else "image.unhide", "image", image.id, _describe(image))
             changed += 1
     db.session.commit()
@@ -81,6 +88,7 @@ def resolve_reports(admin: User, image: Image, resolution: Resolution) -> int:
     else:
         if resolution == Resolution.HIDE:
             image.is_hidden = True
+            revoke_links(image)
         db.session.commit()
     return len(reports)
 

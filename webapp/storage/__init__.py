@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .base import Storage, StorageError, check_key, generation_prefix, image_key, thumbnail_key
+from .base import Storage, StorageError, check_key, generation_prefix, image_key, thumbnail_key, timelapse_key
 from .local import LocalStorage
 
 __all__ = ["LocalStorage", "Storage", "StorageError", "check_key", "create_storage", "generation_prefix",
-           "image_key", "thumbnail_key"]
+           "image_key", "thumbnail_key", "timelapse_key"]
 
 
 def create_storage(config: Mapping) -> Storage:

@@ -23,6 +23,11 @@ def thumbnail_key(user_id: int, generation_id: str, index: int) -> str:
     return f"users/{int(user_id)}/{generation_id}/{int(index)}.thumb.webp"
 
 
+def timelapse_key(user_id: int, generation_id: str, index: int) -> str:
+    """The animated WebP of image ``index`` forming, step by step."""
+    return f"users/{int(user_id)}/{generation_id}/{int(index)}.timelapse.webp"
+
+
 def generation_prefix(user_id: int, generation_id: str) -> str:
     """Every file of one generation lies under this prefix."""
     return f"users/{int(user_id)}/{generation_id}/"

@@ -1,8 +1,22 @@
 """The prompt form; limits come from the chosen model's catalog entry."""
 from __future__ import annotations
 
+from flask import current_app
+from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import FieldList, FloatField, Form, FormField, IntegerField, SelectField, StringField, TextAreaField
+from flask_wtf.file import FileField
+from wtforms import (
+    BooleanField,
+    FieldList,
+    FloatField,
+    Form,
+    FormField,
+    HiddenField,
+    IntegerField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
@@ -12,8 +26,22 @@ from models.lora import MAX_LORAS
 
 from ..generations import MAX_SEED
 from ..styles import STYLES
+from ..tables import denoising_steps
+from ..uploads import RESIZE_MODES, UploadRejected, decode_upload
 
 PROMPT_MAX = 1000
+MIN_STRENGTH, MAX_STRENGTH, DEFAULT_STRENGTH = 0.05, 1.0, 0.6
+
+
+NOT_INSTALLED = "not installed on this server"
+
+
+def shown_reason(entry: ModelEntry) -> str | None:
+    """Why a model cannot be used, as the signed-in person may see it: admins get the server's paths, others not."""
+    reason = entry.unavailable_reason()
+    if reason is None or (current_user.is_authenticated and current_user.is_admin):
+        return reason
+    return NOT_INSTALLED
 
 
 def model_choices(catalog: dict[str, ModelEntry]) -> list[SelectChoice]:
@@ -56,6 +84,14 @@ class GenerationForm(FlaskForm):
                                                     NumberRange(1, 4, "Choose 1 to 4 images.")])
     style = SelectField("Style", choices=[SelectChoice(s.name, s.label) for s in STYLES.values()],
                         validate_choice=True, default="none")
+    init_image = FileField("Starting image (optional)")
+    init_image_id = HiddenField()
+    upload_id = HiddenField()
+    strength = FloatField("Strength", default=DEFAULT_STRENGTH, validators=[
+        Optional(), NumberRange(MIN_STRENGTH, MAX_STRENGTH, f"Use a strength from {MIN_STRENGTH} to {MAX_STRENGTH:g}.")])
+    resize_mode = SelectField("Resize the starting image", default="crop",
+                              choices=[SelectChoice(mode, label) for mode, label in RESIZE_MODES.items()])
+    timelapse = BooleanField("Make a timelapse")
     loras = FieldList(FormField(LoraPick), min_entries=MAX_LORAS, max_entries=MAX_LORAS)
 
     def __init__(self, catalog: dict[str, ModelEntry], *args, lora_catalog: dict[str, LoraEntry] | None = None,
@@ -64,6 +100,31 @@ class GenerationForm(FlaskForm):
         self.lora_catalog = lora_catalog or {}
         super().__init__(*args, **kwargs)
         self.model.choices = model_choices(catalog)
+        self.upload_picture = None  # the decoded upload, set by validate_init_image
+
+    @property
+    def has_start(self) -> bool:
+        """True when the person chose a starting image (an upload, an image, or a remixed upload)."""
+        return bool(self.upload_picture is not None or self.init_image_id.data or self.upload_id.data)
+
+    def validate_init_image(self, field: FileField) -> None:
+        storage = field.data
+        if storage is None or not getattr(storage, "filename", None):
+            return
+        if self.init_image_id.data or self.upload_id.data:
+            raise ValidationError("Choose one starting image: upload a file or use an image, not both.")
+        try:
+            self.upload_picture = decode_upload(storage.read(), current_app.config["MAX_UPLOAD_PIXELS"])
+        except UploadRejected as exc:
+            raise ValidationError(str(exc)) from None
+
+    def validate_strength(self, field: FloatField) -> None:
+        if not self.has_start or field.data is None or self.steps.data is None:
+            return
+        if denoising_steps(self.steps.data, field.data) < 1:
+            needed = int(1 / field.data) + 1
+            raise ValidationError(f"At strength {field.data:g} the picture changes in no step at all; "
+                                  f"use at least {needed} steps or a higher strength.")
 
     def process(self, *args, **kwargs) -> None:
         """Process as usual, then give the LoRA menus their choices (processing rebuilds the list's entries)."""
@@ -108,7 +169,7 @@ class GenerationForm(FlaskForm):
         entry = self.catalog.get(field.data or "")
         if entry is None:
             raise ValidationError("Choose one of the listed models.")
-        reason = entry.unavailable_reason()
+        reason = shown_reason(entry)
         if reason:
             raise ValidationError(f"{entry.label} is not available on this site: {reason}")
 
@@ -147,7 +208,8 @@ class GenerationForm(FlaskForm):
 
     def validate_seed(self, field: StringField) -> None:
         raw = (field.data or "").strip()
-        if raw and (not raw.isdigit() or int(raw) > MAX_SEED):
+        # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and "٣" or "１２" (which it reads).
+        if raw and (not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_SEED):
             raise ValidationError(f"The seed is a whole number from 0 to {MAX_SEED}, or blank for a random one.")
 
     def params(self) -> dict:
@@ -164,8 +226,16 @@ class GenerationForm(FlaskForm):
             "seed": int(seed) if seed else None,
             "num_images": self.num_images.data,
             "style": self.style.data,
+            "timelapse": bool(self.timelapse.data),
             "loras": [[lora.name, scale] for lora, scale in self.chosen_loras()] or None,
         }
+
+    def start_params(self) -> dict:
+        """Columns for a starting image (strength, resize mode); empty for text-to-image."""
+        if not self.has_start:
+            return {}
+        strength = DEFAULT_STRENGTH if self.strength.data is None else float(self.strength.data)
+        return {"strength": strength, "resize_mode": self.resize_mode.data or "crop"}
 
     def fill_defaults(self, entry: ModelEntry) -> None:
         """Pre-fill the fields a person did not set with the model's defaults."""

@@ -10,12 +10,13 @@ from models.capabilities import pipeline_capabilities
 from models.catalog import LoraEntry, ModelEntry
 
 from .. import progress, services
-from ..access import owned_generation_or_404, viewable_image_or_404
+from ..access import owned_generation_or_404, viewable_generation_or_404, viewable_image_or_404
 from ..extensions import db
 from ..generations import GenerationRefused, PromptBlocked, cancel_generation, create_generation, generation_state
+from ..image_files import serve_file
 from ..styles import STYLES
-from ..tables import Generation
-from .forms import GenerationForm
+from ..tables import Generation, Source, Upload
+from .forms import DEFAULT_STRENGTH, GenerationForm, shown_reason
 
 bp = Blueprint("studio", __name__)
 
@@ -30,6 +31,30 @@ def default_entry(models: dict[str, ModelEntry]) -> ModelEntry:
     return next((e for e in models.values() if e.unavailable_reason() is None), next(iter(models.values())))
 
 
+def start_image_params(form: GenerationForm) -> dict:
+    """Columns for a starting image chosen by id: one the person may see, or an upload of their own; else 404."""
+    if form.init_image_id.data:
+        image = viewable_image_or_404(form.init_image_id.data)
+        return {"source": Source.IMAGE, "parent_image_id": image.id, "init_image_key": image.storage_key}
+    if form.upload_id.data:
+        upload = db.session.get(Upload, form.upload_id.data)
+        if upload is None or upload.user_id != current_user.id:
+            abort(404)
+        return {"source": Source.UPLOAD, "upload_id": upload.id, "init_image_key": upload.storage_key}
+    return {}
+
+
+def start_preview(form: GenerationForm) -> dict | None:
+    """What the form shows of a starting image chosen by id (its picture's URL), or None."""
+    if form.init_image_id.data:
+        image = viewable_image_or_404(form.init_image_id.data)
+        return {"url": url_for("gallery.image_thumbnail", image_id=image.id), "label": "the chosen image"}
+    if form.upload_id.data:
+        start_image_params(form)
+        return {"url": url_for("studio.upload_file", upload_id=form.upload_id.data), "label": "your upload"}
+    return None
+
+
 def render_studio(form: GenerationForm, status: int = 200, error: str | None = None):
     """The studio page with the form, the models' defaults for the script, and recent work."""
     models = form.catalog
@@ -37,7 +62,7 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
         name: {"width": e.default_width, "height": e.default_height, "steps": e.default_steps,
                "guidance": e.default_guidance, "sizes": e.sizes, "min_steps": e.min_steps, "max_steps": e.max_steps,
                "max_guidance": e.max_guidance, "max_images": e.max_images, "description": e.description,
-               "unavailable": e.unavailable_reason(), **capability_info(e),
+               "unavailable": shown_reason(e), **capability_info(e),
                "loras": [lora.name for lora in form.lora_catalog.values() if lora.fits(e)]}
         for name, e in models.items()
     }
@@ -46,7 +71,7 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
     entry = form.entry or default_entry(models)
     return render_template("studio/studio.html", form=form, entry=entry, model_info=model_info,
                            lora_info=lora_info(form.lora_catalog), capabilities=capability_info(entry),
-                           styles=STYLES.values(), recent=recent, error=error), status
+                           styles=STYLES.values(), recent=recent, error=error, start=start_preview(form)), status
 
 
 def capability_info(entry: ModelEntry) -> dict:
@@ -77,8 +102,18 @@ def index():
         form.process(data={"prompt": source.prompt, "negative_prompt": source.negative_prompt, "model": source.model,
                            "width": source.width, "height": source.height, "steps": source.steps,
                            "guidance": source.guidance, "seed": str(source.seed + image.index), "num_images": 1,
-                           "style": source.style,
+                           "style": source.style, "init_image_id": source.parent_image_id or "",
+                           "upload_id": "" if source.parent_image_id else (source.upload_id or ""),
+                           "strength": source.strength or DEFAULT_STRENGTH, "resize_mode": source.resize_mode or "crop",
+                           "timelapse": source.timelapse,
                            "loras": [{"name": name, "scale": scale} for name, scale in source.loras or []]})
+        if source.source == Source.UPSCALE:  # remixing an upscale starts from words again, at the model's size
+            form.init_image_id.data = form.upload_id.data = ""
+            form.width.data, form.height.data = source.width // source.upscale_factor, source.height // source.upscale_factor
+    start_id = request.args.get("init_image_id")
+    if start_id:
+        viewable_image_or_404(start_id)
+        form.init_image_id.data, form.upload_id.data = start_id, ""
     if not form.model.data or form.model.data not in models:
         form.fill_defaults(default_entry(models))
     return render_studio(form)
@@ -89,11 +124,14 @@ def index():
 def create():
     """Validate, insert, enqueue; 303 to the progress page. Invalid input: 400 with the form."""
     form = GenerationForm(services.catalog(), lora_catalog=services.loras())
+    start = start_image_params(form)  # before anything else: an image the person may not see is a 404
     if not form.validate_on_submit():
         return render_studio(form, 400)
     entry = form.entry
+    params = {**form.params(), **form.start_params(), **start}
     try:
-        generation = create_generation(current_user, form.params(), job_timeout=entry.job_timeout)
+        generation = create_generation(current_user, params, job_timeout=entry.job_timeout,
+                                       upload=form.upload_picture)
     except PromptBlocked as exc:
         getattr(form, exc.field).errors.append(str(exc))
         return render_studio(form, 400)
@@ -106,14 +144,15 @@ def create():
 @login_required
 def generation_page(generation_id: str):
     """The progress page; it polls the JSON API until the status is final."""
-    generation = owned_generation_or_404(generation_id)
-    return render_template("studio/generation.html", generation=generation, state=generation_state(generation))
+    generation = viewable_generation_or_404(generation_id)
+    return render_template("studio/generation.html", generation=generation, state=generation_state(generation),
+                           is_owner=generation.user_id == current_user.id)
 
 
 @bp.post("/generations/<generation_id>/cancel")
 @login_required
 def cancel(generation_id: str):
-    """Owner or admin: stop a queued or running generation."""
+    """The owner stops a queued or running generation (admins: the audited admin cancel)."""
     generation = owned_generation_or_404(generation_id)
     if generation.is_final:
         flash("That generation has already finished.", "info")
@@ -127,7 +166,7 @@ def cancel(generation_id: str):
 @login_required
 def preview(generation_id: str):
     """The latest live preview of a running generation (from Redis, which expires it)."""
-    generation = owned_generation_or_404(generation_id)
+    generation = viewable_generation_or_404(generation_id)
     try:
         data = progress.read_preview(services.redis(), generation.id)
     except RedisError:
@@ -137,3 +176,13 @@ def preview(generation_id: str):
     response = Response(data, mimetype="image/webp")
     response.headers["Cache-Control"] = "private, max-age=60"
     return response
+
+
+@bp.get("/uploads/<upload_id>.png")
+@login_required
+def upload_file(upload_id: str):
+    """An upload of one's own, as re-encoded (never the bytes as sent)."""
+    upload = db.session.get(Upload, upload_id) if len(upload_id) == 36 else None
+    if upload is None or (upload.user_id != current_user.id and not current_user.is_admin):
+        abort(404)
+    return serve_file(upload.storage_key, "image/png")

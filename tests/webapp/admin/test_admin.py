@@ -11,6 +11,7 @@ from werkzeug.routing import IntegerConverter
 
 from tests.support import add_generation, add_report, audit_entries, csrf_token, free_port, post, sign_in
 from webapp.extensions import db
+from webapp.queues import SERIALIZER
 from webapp.storage import create_storage
 from webapp.tables import AuditLog, BlockedTerm, Generation, GenerationStatus, Image, Report, User, utcnow
 
@@ -62,6 +63,14 @@ def test_every_admin_route_is_404_for_non_admins(app, make_user, make_image, who
         assert db.session.scalar(db.select(db.func.count()).select_from(AuditLog)) == 0
 
 
+@pytest.mark.db
+def test_huge_ids_are_404_not_500(app, admin):
+    token = csrf_token(admin, "/admin/users")
+    for big in (2**31, 2**63, 10**30):
+        for path in (f"/admin/users/{big}/ban", f"/admin/users/{big}/unban", f"/admin/terms/{big}/delete"):
+            assert admin.post(path, data={"csrf_token": token}).status_code == 404, path
+
+
 def test_admin_posts_need_the_csrf_token(app, admin, make_user):
     victim = make_user("victim@example.com")
     assert admin.post(f"/admin/users/{victim}/ban", data={}).status_code == 400
@@ -72,14 +81,15 @@ def test_admin_posts_need_the_csrf_token(app, admin, make_user):
 def test_dashboard_queues_workers_and_failed_jobs(app, admin, make_user, redis_url):
     ada = make_user("ada@example.com")
     connection = Redis.from_url(redis_url)
-    generate, chores = Queue("generate", connection=connection), Queue("default", connection=connection)
+    generate = Queue("generate", connection=connection, serializer=SERIALIZER)
+    chores = Queue("default", connection=connection, serializer=SERIALIZER)
     failed_generation = add_generation(app, ada, GenerationStatus.FAILED)
     generate.enqueue("math.sqrt", -1, job_id=failed_generation, description=f"generation {failed_generation}")
     chore = chores.enqueue("math.sqrt", -2, description="a chore that fails")
-    SimpleWorker([generate, chores], connection=connection).work(burst=True)
+    SimpleWorker([generate, chores], connection=connection, serializer=SERIALIZER).work(burst=True)
     waiting = add_generation(app, ada, GenerationStatus.QUEUED)
     job = generate.enqueue("math.sqrt", 4, job_id=waiting, description="generation waiting for user 1")
-    busy = Worker(["generate"], connection=connection, name="gpu-host.1")
+    busy = Worker(["generate"], connection=connection, name="gpu-host.1", serializer=SERIALIZER)
     busy.register_birth()
     busy.prepare_execution(job)
     add_generation(app, ada, GenerationStatus.RUNNING)
@@ -109,6 +119,7 @@ def test_dashboard_queues_workers_and_failed_jobs(app, admin, make_user, redis_u
 
 def test_dashboard_without_redis(app, admin):
     app.config["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+    app.extensions["easel"].__dict__.pop("redis", None)  # signing in made the client: make it anew
     response = admin.get("/admin/")
     assert response.status_code == 200
     assert "Redis is not reachable" in response.get_data(as_text=True)

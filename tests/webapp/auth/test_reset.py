@@ -69,6 +69,9 @@ def test_reset_sets_the_password_and_ends_every_session(app, app_env, client, ma
     assert set_password(client, path, "third password 3").status_code == 404
     assert auth.login(password="new password 9").status_code == 302
 
+    run_chores(app)  # the owner is told the password changed
+    assert [m["Subject"] for m in sent_mail(app_env)].count("Your Easel password was changed") == 1
+
 
 def test_reset_form_checks_the_new_password(app, app_env, client, make_user):
     make_user("ada@example.com")

@@ -26,7 +26,7 @@ def test_publish_unpublish_and_explore_visibility(app, make_user, make_image):
     cat = make_image(ada, prompt="a hidden cat", is_public=True, is_hidden=True, published_at=utcnow())
     owner, viewer = sign_in(app, "ada@example.com"), sign_in(app, "bob@example.com")
 
-    assert post(owner, f"/images/{fox}/publish").status_code == 303
+    assert post(owner, f"/images/{fox}/publish", public="1").status_code == 303
     html = viewer.get("/explore").get_data(as_text=True)
     assert explore_prompts(viewer) == ["a published fox"]
     assert "by Ada L." in html
@@ -36,15 +36,24 @@ def test_publish_unpublish_and_explore_visibility(app, make_user, make_image):
     assert viewer.get(f"/images/{cat}/thumbnail").status_code == 404
 
     # The owner cannot publish a hidden image again.
-    post(owner, f"/images/{cat}/publish")  # unpublish
-    response = post(owner, f"/images/{cat}/publish")
+    post(owner, f"/images/{cat}/publish", public="0")  # unpublish
+    response = post(owner, f"/images/{cat}/publish", public="1")
     assert "An admin has hidden this image" in owner.get(response.headers["Location"]).get_data(as_text=True)
 
-    assert post(owner, f"/images/{fox}/publish").status_code == 303  # unpublish
+    assert post(owner, f"/images/{fox}/publish", public="0").status_code == 303  # unpublish
     assert explore_prompts(viewer) == []
     assert "Nobody has published an image yet" in viewer.get("/explore").get_data(as_text=True)
     assert viewer.get(f"/images/{fox}").status_code == 404
     assert app.test_client().get("/explore").status_code == 302  # signed-in people only
+
+
+def test_explore_never_shows_a_piece_of_the_email(app, make_user, make_image):
+    grace = make_user("grace.hopper.private@example.com")  # no display name
+    make_image(grace, prompt="a moth in a relay", is_public=True, published_at=utcnow())
+    make_user("bob@example.com")
+    html = sign_in(app, "bob@example.com").get("/explore").get_data(as_text=True)
+    assert "a moth in a relay" in html and "by Anonymous artist" in html
+    assert "grace.hopper.private" not in html
 
 
 def test_explore_is_newest_first_and_paginated(app, make_user, make_image):

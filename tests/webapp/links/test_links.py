@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import csrf_token, result_token, token_for
+from tests.support import csrf_token, post, result_token, sign_in, token_for
 from webapp.extensions import db
 from webapp.links import tokens as links
 from webapp.tables import Image, User
@@ -97,11 +97,20 @@ def test_deleting_or_hiding_the_image_kills_the_link(app, client, auth, owner, m
 
 
 @pytest.mark.db
-def test_unsubscribe_link_turns_emails_off_in_one_click(app, client, owner):
+def test_unsubscribe_link_asks_on_get_and_turns_emails_off_on_post(app, client, owner):
     with app.app_context():
-        token = links.unsubscribe_token(db.session.get(User, owner))
-    response = client.get(f"/email/unsubscribe/{token}")
+        user = db.session.get(User, owner)
+        token, email = links.unsubscribe_token(user), user.email
+    for _ in range(2):  # a mail scanner fetching the link (twice) changes nothing
+        response = client.get(f"/email/unsubscribe/{token}")
+        html = response.get_data(as_text=True)
+        assert response.status_code == 200 and 'id="confirm-unsubscribe"' in html
+        assert email not in html  # whoever holds the link learns no address
+    with app.app_context():
+        assert db.session.get(User, owner).notify_by_email is True
+    response = client.post(f"/email/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})  # the button
     assert response.status_code == 200 and "Emails turned off" in response.get_data(as_text=True)
+    assert email not in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.get(User, owner).notify_by_email is False
         db.session.get(User, owner).notify_by_email = True
@@ -121,3 +130,47 @@ def test_bad_unsubscribe_links_change_nothing(app, client, owner, make_image):
         assert client.post(f"/email/unsubscribe/{bad}").status_code == 404
     with app.app_context():
         assert db.session.get(User, owner).notify_by_email is True
+
+
+@pytest.mark.db
+def test_hidden_links_stay_dead_after_unhide_and_new_links_work(app, client, owner, make_user, make_image):
+    image_id = make_image(owner, is_public=True)
+    before = result_token(app, image_id)
+    make_user("root@example.com", is_admin=True)
+    admin = sign_in(app, "root@example.com")
+    for action in ("hide", "unhide"):
+        assert post(admin, "/admin/images/bulk", "/admin/images", image_ids=image_id, action=action).status_code == 303
+    with app.app_context():
+        assert db.session.get(Image, image_id).is_hidden is False
+    assert_dead(client, f"/s/{before}", "This picture is not available")  # unhiding did not bring it back
+    assert client.get(f"/s/{result_token(app, image_id)}").status_code == 200  # a link made now works
+
+
+@pytest.mark.db
+def test_banning_the_owner_kills_the_links(app, client, owner, make_user, make_image):
+    image_id = make_image(owner)
+    token = result_token(app, image_id)
+    make_user("root@example.com", is_admin=True)
+    admin = sign_in(app, "root@example.com")
+    assert post(admin, f"/admin/users/{owner}/ban", "/admin/users", reason="spam").status_code == 303
+    assert_dead(client, f"/s/{token}", "This picture is not available")
+    assert client.get(f"/s/{token}/file").status_code == 404
+
+
+@pytest.mark.db
+def test_the_owner_revokes_every_link_of_an_image(app, client, owner, make_user, make_image):
+    image_id, other_id = make_image(owner), make_image(owner)
+    first, second, other = result_token(app, image_id), result_token(app, image_id), result_token(app, other_id)
+    make_user("bob@example.com")
+    bob = sign_in(app, "bob@example.com")
+    assert post(bob, f"/images/{image_id}/revoke-links").status_code == 404  # only the owner
+    assert client.get(f"/s/{first}").status_code == 200
+    ada = sign_in(app, "ada@example.com")
+    page = ada.get(f"/images/{image_id}").get_data(as_text=True)
+    assert f'action="/images/{image_id}/revoke-links"' in page and 'id="revoke-links"' in page
+    assert post(ada, f"/images/{image_id}/revoke-links").status_code == 303
+    for token in (first, second):
+        assert_dead(client, f"/s/{token}", "This picture is not available")
+        assert client.get(f"/s/{token}/thumbnail").status_code == 404
+    assert client.get(f"/s/{other}").status_code == 200  # other images' links are untouched
+    assert client.get(f"/s/{result_token(app, image_id)}").status_code == 200

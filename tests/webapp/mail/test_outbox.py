@@ -46,7 +46,9 @@ def test_result_email_has_a_link_per_image_and_a_way_out(app, app_env, client, m
     assert unsubscribe in html and message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     for link in links_in(text, "/s/"):
         assert client.get(link.removeprefix("http://127.0.0.1:5000")).status_code == 200
-    assert client.get(unsubscribe.removeprefix("http://127.0.0.1:5000")).status_code == 200
+    assert client.get(unsubscribe.removeprefix("http://127.0.0.1:5000")).status_code == 200  # asks
+    assert client.post(unsubscribe.removeprefix("http://127.0.0.1:5000"),
+                       data={"List-Unsubscribe": "One-Click"}).status_code == 200  # RFC 8058 one-click
     with app.app_context():
         assert db.session.get(User, user_id).notify_by_email is False
 

@@ -5,8 +5,9 @@ import pytest
 from redis import Redis
 from sqlalchemy import func, select
 
-from tests.support import submit, submit_ok
+from tests.support import sign_in, submit, submit_ok
 from webapp.extensions import db
+from webapp.queues import SERIALIZER
 from webapp.tables import Generation
 
 pytestmark = pytest.mark.db
@@ -15,6 +16,26 @@ pytestmark = pytest.mark.db
 def count(app) -> int:
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(Generation))
+
+
+def model_info(html: str) -> dict:
+    import json
+    import re
+
+    return json.loads(re.search(r'<script type="application/json" id="model-info">(.*?)</script>', html, re.S).group(1))
+
+
+def test_unavailable_models_show_server_paths_to_admins_only(app, client, make_user):
+    make_user("ada@example.com")
+    make_user("root@example.com", is_admin=True)
+    person = sign_in(app, "ada@example.com")
+    html = person.get("/").get_data(as_text=True)
+    assert model_info(html)["missing-model"]["unavailable"] == "not installed on this server"
+    assert "no-such-model" not in html
+    refused = submit(person, model="missing-model").get_data(as_text=True)
+    assert "not installed on this server" in refused and "no-such-model" not in refused
+    admin = sign_in(app, "root@example.com")
+    assert "models/no-such-model" in model_info(admin.get("/").get_data(as_text=True))["missing-model"]["unavailable"]
 
 
 def test_studio_prefilled_from_catalog(signed_in):
@@ -39,6 +60,9 @@ def test_studio_prefilled_from_catalog(signed_in):
     ("num_images", "5", "Choose 1 to 4 images."),
     ("seed", "-3", "The seed is a whole number"),
     ("seed", "99999999999", "The seed is a whole number"),
+    ("seed", "²", "The seed is a whole number"),  # isdigit() but not int(): was a 500
+    ("seed", "٣", "The seed is a whole number"),  # Arabic-Indic three: was stored as 3
+    ("seed", "１２", "The seed is a whole number"),  # full-width twelve: was stored as 12
     ("style", "gothic", "Not a valid choice."),
 ])
 def test_invalid_input_400_nothing_written(app, signed_in, redis_url, field, value, message):
@@ -61,9 +85,9 @@ def test_enqueued_with_row_id_and_timeout(app, signed_in, redis_url):
     from rq.job import Job
 
     generation_id = submit_ok(signed_in)
-    job = Job.fetch(generation_id, connection=Redis.from_url(redis_url))
+    job = Job.fetch(generation_id, connection=Redis.from_url(redis_url), serializer=SERIALIZER)
     assert job.func_name == "jobs.generate.run"
-    assert job.args == (generation_id,)
+    assert list(job.args) == [generation_id]  # JSON keeps a list
     assert job.timeout == 120  # from the catalog entry
 
 

@@ -9,87 +9,17 @@ import pytest
 from redis import Redis
 from rq.job import Job
 
-from tests.support import ROOT, submit, submit_ok
+from tests.support import submit, submit_ok
+from tests.support.catalogs import write_models_catalog
 from webapp.extensions import db
+from webapp.queues import SERIALIZER
 from webapp.tables import Generation
-
-MODELS = """
-[models.tiny]
-label = "Tiny"
-kind = "sd"
-path = "{root}/models/easel-tiny"
-default_width = 64
-default_height = 64
-default_steps = 20
-default_guidance = 3.0
-sizes = [[64, 64]]
-
-[models.lcm-model]
-label = "LCM model"
-kind = "auto"
-path = "lcm-folder"
-default_width = 64
-default_height = 64
-default_steps = 4
-default_guidance = 1.0
-sizes = [[64, 64]]
-
-[models.cascade]
-label = "Cascade"
-kind = "auto"
-path = "cascade-folder"
-default_width = 64
-default_height = 64
-default_steps = 4
-default_guidance = 0.0
-sizes = [[64, 64]]
-
-[models.xl]
-label = "XL"
-kind = "sdxl"
-path = "xl-folder"
-default_width = 64
-default_height = 64
-default_steps = 20
-default_guidance = 5.0
-sizes = [[64, 64]]
-
-[loras.ink]
-label = "Ink"
-path = "ink.safetensors"
-base_kinds = ["sd"]
-default_scale = 0.8
-trigger_words = ["ink drawing"]
-
-[loras.lcm]
-label = "LCM-LoRA"
-path = "lcm.safetensors"
-base_kinds = ["sd"]
-scheduler = "LCMScheduler"
-default_steps = 4
-min_steps = 2
-max_steps = 8
-default_guidance = 1.5
-
-[loras.xl-style]
-label = "XL style"
-path = "xl.safetensors"
-base_kinds = ["sdxl"]
-"""
 
 
 @pytest.fixture
 def deployment_env(tmp_path: Path) -> dict[str, str]:
-    """A catalog with models whose pipelines lack fields, and LoRAs (only their files' presence matters here)."""
-    for folder, cls in (("lcm-folder", "LatentConsistencyModelPipeline"), ("cascade-folder", "StableCascadeCombinedPipeline"),
-                        ("xl-folder", "StableDiffusionXLPipeline")):
-        (tmp_path / folder).mkdir()
-        (tmp_path / folder / "model_index.json").write_text(json.dumps({"_class_name": cls}))
-    for name in ("ink", "lcm", "xl"):
-        (tmp_path / f"{name}.safetensors").write_bytes(b"not read by the web")
-    catalog = tmp_path / "catalog.toml"
-    catalog.write_text(MODELS.format(root=ROOT), encoding="utf-8")
-    return {"EASEL_CATALOG": str(catalog), "EASEL_MODEL": "tiny", "MAIL_RETRY_INTERVALS": "1,1"}
+    """A catalog with models whose pipelines lack fields, and LoRAs."""
+    return {"EASEL_CATALOG": str(write_models_catalog(tmp_path)), "EASEL_MODEL": "tiny", "MAIL_RETRY_INTERVALS": "1,1"}
 
 
 def page_json(html: str, element_id: str) -> dict:
@@ -149,7 +79,7 @@ def test_lora_choices_are_checked(app, signed_in, fields, message) -> None:
 
 def test_each_model_has_its_own_queue(app, signed_in, redis_url) -> None:
     generation_id = submit_ok(signed_in, model="tiny")
-    assert Job.fetch(generation_id, connection=Redis.from_url(redis_url)).origin == "generate:tiny"
+    assert Job.fetch(generation_id, connection=Redis.from_url(redis_url), serializer=SERIALIZER).origin == "generate:tiny"
     state = signed_in.get(f"/api/generations/{generation_id}").get_json()
     assert state["queue_position"] == 1
     assert state["notice"].startswith("No worker serves model tiny right now")

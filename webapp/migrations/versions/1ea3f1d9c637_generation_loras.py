@@ -1,7 +1,7 @@
 """generation loras
 
 Revision ID: 1ea3f1d9c637
-Revises: 3c1f0a2b9d44
+Revises: 8d5dae4e0a4f
 Create Date: 2026-11-29 11:38:58.240969
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '1ea3f1d9c637'
-down_revision = '3c1f0a2b9d44'
+down_revision = '8d5dae4e0a4f'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,80 @@
+"""The reconciliation chore: rows whose job is over or gone end final; work in progress is left alone."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from rq.job import JobStatus
+
+from jobs.chores import JOB_CANCELED, JOB_ENDED, JOB_LOST, reconcile_generations
+from tests.support import add_generation
+from webapp.extensions import db
+from webapp.queues import generation_queue
+from webapp.tables import Generation, utcnow
+
+
+def _job(app, generation_id: str, status: JobStatus | None = None, later: bool = False) -> None:
+    """Enqueue the generation's job as the web does, then put it in ``status`` (or schedule it for later)."""
+    with app.app_context():
+        queue = generation_queue()
+        if later:  # a retry waiting for its interval
+            queue.enqueue_in(timedelta(seconds=60), "jobs.generate.run", generation_id, job_id=generation_id)
+            return
+        job = queue.enqueue("jobs.generate.run", generation_id, job_id=generation_id)
+        if status == JobStatus.CANCELED:
+            job.cancel()
+        elif status is not None:
+            job.set_status(status)
+
+
+def test_rows_whose_job_is_over_or_gone_end_final(app, make_user):
+    user = make_user()
+    old = timedelta(minutes=5)
+    failed_queued = add_generation(app, user, "queued", age=old)  # the worker could not even mark it running
+    failed_running = add_generation(app, user, "running", age=old)  # nor mark itself failed
+    finished_running = add_generation(app, user, "running", age=old)  # retried after the row kept "running": skipped
+    stopped = add_generation(app, user, "running", age=old)
+    canceled = add_generation(app, user, "queued", age=old)
+    lost = add_generation(app, user, "running", age=old)  # Redis lost the job (or it expired)
+    for generation_id, status in [(failed_queued, JobStatus.FAILED), (failed_running, JobStatus.FAILED),
+                                  (finished_running, JobStatus.FINISHED), (stopped, JobStatus.STOPPED),
+                                  (canceled, JobStatus.CANCELED)]:
+        _job(app, generation_id, status)
+
+    waiting = add_generation(app, user, "queued", age=old)
+    retrying = add_generation(app, user, "queued", age=old)
+    taken = add_generation(app, user, "queued", age=old)  # a worker took the job and is about to mark the row
+    running = add_generation(app, user, "running", age=old)  # the heartbeat and the reaper watch this one
+    just_inserted = add_generation(app, user, "queued")  # its enqueue has not happened yet
+    done = add_generation(app, user, "succeeded", age=old)
+    _job(app, waiting)
+    _job(app, retrying, later=True)
+    _job(app, taken, JobStatus.STARTED)
+    _job(app, running, JobStatus.STARTED)
+    _job(app, done, JobStatus.FAILED)
+
+    with app.app_context():
+        assert reconcile_generations() == {"failed": 5, "canceled": 1}
+        rows = {g.id: g for g in db.session.scalars(db.select(Generation))}
+    for generation_id in (failed_queued, failed_running, finished_running, stopped):
+        assert (rows[generation_id].status, rows[generation_id].error) == ("failed", JOB_ENDED)
+        assert rows[generation_id].finished_at is not None
+    assert (rows[canceled].status, rows[canceled].error) == ("canceled", JOB_CANCELED)
+    assert (rows[lost].status, rows[lost].error) == ("failed", JOB_LOST)
+    assert [rows[g].status for g in (waiting, retrying, taken, running, just_inserted, done)] == [
+        "queued", "queued", "queued", "running", "queued", "succeeded"]
+
+    with app.app_context():  # a minute later the row that never got its job is settled too
+        assert reconcile_generations(now=utcnow() + timedelta(minutes=2)) == {"failed": 1}
+        assert db.session.get(Generation, just_inserted).error == JOB_LOST
+        assert reconcile_generations(now=utcnow() + timedelta(minutes=2)) == {}
+
+
+def test_reconciliation_is_scheduled(redis_url):
+    from redis import Redis
+    from rq.cron import CronScheduler
+
+    scheduler = CronScheduler(connection=Redis.from_url(redis_url))
+    scheduler.load_config_from_file("jobs.cron")
+    entries = {job.func_name: job for job in scheduler.get_jobs()}
+    reconcile = entries["jobs.chores.reconcile_generations"]
+    assert (reconcile.interval, reconcile.queue_name) == (30, "default")

@@ -1,0 +1,86 @@
+"""Prompt search: the database's own full-text index (SQLite FTS5, PostgreSQL GIN) behind one filter.
+
+Both databases split prompts into words the same way (letters and digits, case-insensitive, no stemming,
+accents kept), so a search answers alike on either. The index objects are declared here as DDL, run
+after ``generations`` is created (``create_all``) and by the migration; the ORM cannot declare them.
+This module knows only the table's name, so ``tables`` can import it without a cycle.
+"""
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import DDL, Table, event, text
+from sqlalchemy.sql.elements import TextClause
+
+MAX_TERMS = 8  # a longer query costs more and rarely narrows further
+MAX_TERM_LENGTH = 64
+_WORD = re.compile(r"[^\W_]+")  # what both tokenizers (FTS5 unicode61, PostgreSQL's parser) call a word
+
+FTS_TABLE = "generations_fts"
+# FTS5 keeps its index in these shadow tables; the schema comparison must not mistake them for strays.
+FTS_SHADOW_TABLES = frozenset({FTS_TABLE} | {f"{FTS_TABLE}_{part}" for part in ("data", "idx", "docsize", "config")})
+GIN_INDEX = "ix_generations_prompt_search"
+
+# External content: FTS5 stores only its index and reads prompts from ``generations`` by rowid.
+# ``remove_diacritics 0`` matches PostgreSQL's 'simple' configuration, which keeps accents.
+SQLITE_CREATE = [
+    "CREATE VIRTUAL TABLE generations_fts USING fts5(prompt, content='generations', content_rowid='rowid', "
+    "tokenize='unicode61 remove_diacritics 0')",
+    "CREATE TRIGGER generations_fts_insert AFTER INSERT ON generations BEGIN "
+    "INSERT INTO generations_fts(rowid, prompt) VALUES (new.rowid, new.prompt); END",
+    "CREATE TRIGGER generations_fts_delete AFTER DELETE ON generations BEGIN "
+    "INSERT INTO generations_fts(generations_fts, rowid, prompt) VALUES ('delete', old.rowid, old.prompt); END",
+    "CREATE TRIGGER generations_fts_update AFTER UPDATE OF prompt ON generations BEGIN "
+    "INSERT INTO generations_fts(generations_fts, rowid, prompt) VALUES ('delete', old.rowid, old.prompt); "
+    "INSERT INTO generations_fts(rowid, prompt) VALUES (new.rowid, new.prompt); END",
+]
+SQLITE_DROP = "DROP TABLE IF EXISTS generations_fts"  # its triggers go with ``generations``
+POSTGRESQL_CREATE = ("CREATE INDEX IF NOT EXISTS ix_generations_prompt_search ON generations "
+                     "USING gin (to_tsvector('simple', prompt))")
+
+
+def add_prompt_index(generations: Table) -> None:
+    """Create (and drop) the full-text index objects together with the ``generations`` table."""
+    for statement in SQLITE_CREATE:
+        event.listen(generations, "after_create", DDL(statement).execute_if(dialect="sqlite"))
+    event.listen(generations, "after_create", DDL(POSTGRESQL_CREATE).execute_if(dialect="postgresql"))
+    event.listen(generations, "before_drop", DDL(SQLITE_DROP).execute_if(dialect="sqlite"))
+
+
+def include_name(name: str | None, type_: str, parent_names: dict) -> bool:
+    """Alembic's filter: leave the full-text index objects out of the schema comparison."""
+    if type_ == "table":
+        return name not in FTS_SHADOW_TABLES
+    if type_ == "index":
+        return name != GIN_INDEX
+    return True
+
+
+def search_terms(query: str) -> list[str]:
+    """The words of a search box's text, lower-cased; every other character is only a separator."""
+    return [word[:MAX_TERM_LENGTH] for word in _WORD.findall(query.lower())][:MAX_TERMS]
+
+
+def prompt_filter(query: str, dialect: str) -> TextClause | None:
+    """A WHERE clause on ``generations``: the prompt has every word, the last one as a prefix.
+
+    Args:
+        query: what the person typed; any character is safe (only words reach the database, as a bound value).
+        dialect: ``sqlite`` or ``postgresql``.
+
+    Returns:
+        The clause, or None when the query has no words (no filtering).
+    """
+    terms = search_terms(query)
+    if not terms:
+        return None
+    if dialect == "postgresql":
+        # Same expression as the GIN index, so the planner uses it.
+        expression = " & ".join(f"'{term}'" for term in terms) + ":*"
+        clause = text("to_tsvector('simple', generations.prompt) @@ to_tsquery('simple', :prompt_query)")
+    elif dialect == "sqlite":
+        expression = " ".join(f'"{term}"' for term in terms) + "*"
+        clause = text("generations.rowid IN (SELECT rowid FROM generations_fts WHERE generations_fts MATCH :prompt_query)")
+    else:
+        raise ValueError(f"prompt search supports sqlite and postgresql, not {dialect}")
+    return clause.bindparams(prompt_query=expression)
