@@ -1,11 +1,13 @@
-"""What the admin Models page shows: catalog models and LoRAs with availability, the workers holding them, jobs waiting."""
+"""What the admin Models page shows: models, LoRAs and upscalers with availability, the workers holding them, jobs waiting."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flask import current_app
 from rq import Worker
 
 from models.capabilities import pipeline_capabilities
+from models.upscalers import load_upscalers
 
 from .. import services, worker_status
 from ..queues import GENERATE_QUEUE, generation_queue
@@ -41,6 +43,16 @@ class LoraRow:
 
 
 @dataclass
+class UpscalerRow:
+    """One upscaler (the built-in Lanczos, or a network from the catalog)."""
+
+    name: str
+    label: str
+    scale: int  # 0: any factor (Lanczos)
+    reason: str | None
+
+
+@dataclass
 class WorkerRow:
     """One live generation worker and what it reported about its models."""
 
@@ -59,6 +71,7 @@ class ModelsOverview:
 
     models: list[ModelRow]
     loras: list[LoraRow]
+    upscalers: list[UpscalerRow]
     workers: list[WorkerRow]
 
 
@@ -101,4 +114,6 @@ def models_overview() -> ModelsOverview:
                          trigger_words=lora.trigger_words, scheduler=lora.scheduler,
                          fits=[m for m, entry in catalog.items() if lora.fits(entry)])
                  for name, lora in loras.items()]
-    return ModelsOverview(models=models, loras=lora_rows, workers=workers)
+    upscalers = [UpscalerRow(name=name, label=entry.label, scale=entry.scale, reason=entry.unavailable_reason())
+                 for name, entry in load_upscalers(current_app.config["EASEL_CATALOG"]).items()]
+    return ModelsOverview(models=models, loras=lora_rows, upscalers=upscalers, workers=workers)

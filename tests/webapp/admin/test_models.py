@@ -1,4 +1,4 @@
-"""The admin Models page: availability and its reason, which worker serves and holds which model, jobs per model."""
+"""The admin Models page: models, LoRAs and upscalers with availability, who serves and holds each model, jobs per model."""
 from __future__ import annotations
 
 import os
@@ -28,6 +28,9 @@ def test_models_page_shows_availability_workers_and_waiting_jobs(app, make_user,
     assert '<td class="waiting">1</td>' in slow and "no worker" in slow
     missing = html.split('id="model-missing-model"')[1].split("</tr>")[0]
     assert "no diffusers folder" in missing and "model_index.json missing" in missing
+    upscaler = html.split('id="upscaler-missing-upscaler"')[1].split("</tr>")[0]
+    assert "weights file" in upscaler and "is missing" in upscaler
+    assert "yes" in html.split('id="upscaler-lanczos"')[1].split("</tr>")[0]
     worker = html.split(f'id="worker-{proc.worker_name}"')[1].split("</tr>")[0]
     assert "easel-tiny (" in worker and " s)" in worker and "GiB RAM" in worker and ">cpu<" in worker
 
