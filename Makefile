@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip --disable-pip-version-check
 
-.PHONY: run test test-fast lint migrate admin cleanup benchmark benchmark-real-size loadtest train-model train-upscaler evaluate-model system-packages browser
+.PHONY: run test test-fast lint migrate admin cleanup benchmark benchmark-real-size loadtest train-model train-upscaler evaluate-model examples system-packages browser
 
 run: $(VENV)/.run-installed
 	exec $(PY) -m webapp.launch
@@ -19,9 +19,13 @@ test-fast: $(VENV)/.dev-installed
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.run-installed: requirements.txt requirements-nodeps.txt | $(VENV)/bin/python
+# spandrel (upscaler networks) declares torchvision, whose PyPI wheel cannot load beside the CPU torch
+# wheel; Easel uses no architecture that needs it, so spandrel and einops are installed without deps.
+NODEPS := spandrel==0.4.2 einops==0.8.2
+
+$(VENV)/.run-installed: requirements.txt Makefile | $(VENV)/bin/python
 	$(PIP) install -q -r requirements.txt
-	$(PIP) install -q --no-deps -r requirements-nodeps.txt
+	$(PIP) install -q --no-deps $(NODEPS)
 	touch $@
 
 $(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.run-installed
@@ -58,6 +62,10 @@ benchmark-real-size: $(VENV)/.dev-installed
 # 50 people polling and 10 making pictures for a minute against a real site on 127.0.0.1 (tests/load/).
 loadtest: $(VENV)/.dev-installed
 	$(PY) tests/load/run.py $(ARGS)
+
+# The landing page's examples: a few 64x64 pictures by the bundled model, committed in static/examples/.
+examples: $(VENV)/.run-installed
+	$(PY) -m models.training.examples
 
 train-model: $(VENV)/.run-installed
 	$(PY) -m models.training.train --out models/easel-tiny

@@ -201,7 +201,7 @@ def upscale(image: Image.Image, name: str, factor: int, catalog_path: Path | Non
 
     network = load_network(entry, device)
     with torch.inference_mode():
-        pixels = torch.from_numpy(np.asarray(image)).permute(2, 0, 1)[None].to(device, torch.float32) / 255
+        pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].to(device, torch.float32) / 255
         reached = 1
         while reached < factor:
             pixels = run_tiled(network, pixels)

@@ -91,6 +91,14 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(links_bp)
     app.register_blueprint(collections_bp)
+    register_apis(app)
+
+
+def register_apis(app: Flask) -> None:
+    """Easel's own API (``/api/v1``) and the OpenAI and AUTOMATIC1111 dialects, each behind the token gate."""
+    from .api import register_apis as register
+
+    register(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

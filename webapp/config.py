@@ -40,6 +40,25 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def _rate(name: str, default: str) -> str:
+    """A Flask-Limiter rate such as ``120 per minute``, checked now rather than at the first request."""
+    from limits import parse_many
+
+    raw = os.environ.get(name, "") or default
+    try:
+        parse_many(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a rate such as '120 per minute' or '10/second', got {raw!r}") from exc
+    return raw
+
+
+def _positive(name: str, default: int) -> int:
+    value = _int(name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 def cleanup_cron(value: str | None = None) -> str:
     """``CLEANUP_AT`` ("HH:MM", the scheduler's local time) as a daily cron expression ("M H * * *")."""
     raw = (os.environ.get("CLEANUP_AT", "03:30") if value is None else value).strip()
@@ -210,6 +229,7 @@ def from_environment() -> dict:
         "RESET_LIMIT": os.environ.get("RESET_LIMIT", "5 per hour"),
         "PUBLIC_BASE_URL": public_base_url,
         "RETENTION_DAYS": _int("RETENTION_DAYS", 30),
+        "PUBLIC_SHOWCASE": _bool(os.environ.get("PUBLIC_SHOWCASE")),
         "MAX_ACTIVE_PER_USER": _int("MAX_ACTIVE_PER_USER", 2),
         "DAILY_IMAGE_QUOTA": _int("DAILY_IMAGE_QUOTA", 200),
         "RESULT_LINK_DAYS": _int("RESULT_LINK_DAYS", 7),
@@ -223,6 +243,8 @@ def from_environment() -> dict:
         "REMEMBER_DAYS": remember_days,
         "REMEMBER_COOKIE_DURATION": timedelta(days=remember_days),
         "PROXY_COUNT": _int("PROXY_COUNT", 0),
+        "API_RATE_LIMIT": _rate("API_RATE_LIMIT", "120 per minute"),
+        "OPENAI_WAIT_SECONDS": _positive("OPENAI_WAIT_SECONDS", 300),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "")
         or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "RATELIMIT_HEADERS_ENABLED": True,

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from urllib.parse import unquote_to_bytes
 
-from flask import Flask, g, jsonify, make_response, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -15,10 +16,12 @@ log = logging.getLogger(__name__)
 
 MESSAGES = {
     400: ("Bad request", "Something in that request was not right. Go back and try again."),
+    401: ("Unauthorized", "Sign in, or send an API token."),
     403: ("Not allowed", "You cannot do that."),
     404: ("Not found", "There is nothing here, or it is not yours to see."),
     405: ("Not allowed", "That page does not take this kind of request."),
     413: ("Too large", "That upload is larger than this site accepts."),
+    409: ("Conflict", "That cannot be done in the current state."),
     429: ("Slow down", "Too many attempts. Wait a few minutes and try again."),
     500: ("Something broke", "An error on our side. It has been logged; please try again."),
     503: ("Try again in a minute", "The site is busy for a moment. Please try again in a minute."),
@@ -30,15 +33,36 @@ RETRY_AFTER = 60  # seconds, in the 503's Retry-After header
 NOT_UTF8 = "The form contained text that is not valid UTF-8. Please retype it."
 
 
-def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+# An API's own error body: (status, title, message, the exception or None) -> response.
+ErrorFormatter = Callable[[int, str, str, Exception | None], Response]
+API_ERRORS = "easel.api_errors"
 
 
-def render_error(code: int, message: str | None = None):
-    """Render the error page (or JSON body) for ``code``."""
+def register_api_errors(app: Flask, prefix: str, formatter: ErrorFormatter) -> None:
+    """Answer every error under ``prefix`` with ``formatter``'s body: an API client never gets an HTML page."""
+    app.extensions.setdefault(API_ERRORS, []).append((prefix.rstrip("/"), formatter))
+
+
+def _api_formatter() -> ErrorFormatter | None:
+    for prefix, formatter in current_app.extensions.get(API_ERRORS, ()):
+        if request.path == prefix or request.path.startswith(prefix + "/"):
+            return formatter
+    return None
+
+
+def wants_json() -> bool:
+    """API paths, and in-page requests that ask for JSON first (the studio's submit and cancel)."""
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def render_error(code: int, message: str | None = None, exc: Exception | None = None):
+    """Render the error page (or the API's JSON body) for ``code``."""
     title, default = MESSAGES.get(code, ("Error", "Something went wrong."))
     text = message or default
-    if _wants_json():
+    formatter = _api_formatter()
+    if formatter is not None:
+        return formatter(code, title, text, exc)
+    if wants_json():
         return make_response(jsonify(error=text, status=code), code)
     return make_response(render_template("errors/error.html", code=code, title=title, message=text), code)
 
@@ -48,20 +72,21 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
-        return render_error(400, "This form has expired or did not come from this site. Reload the page and try again.")
+        return render_error(400, "This form has expired or did not come from this site. Reload the page and try again.",
+                            exc)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         code = exc.code or 500
-        custom = exc.description if code == 400 and exc.description != exc.__class__.description else None
-        response = render_error(code, custom)
+        custom = exc.description if code in (400, 401) and exc.description != exc.__class__.description else None
+        response = render_error(code, custom, exc)
         if code == 405 and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
 
     @app.errorhandler(InternalServerError)
     def server_error(exc):
-        return render_error(500)
+        return render_error(500, None, exc)
 
     @app.errorhandler(OperationalError)
     def database_down(exc: OperationalError):

@@ -22,17 +22,24 @@ from .uploads import encode_png, fit_to, new_upload_id, upload_key
 
 log = logging.getLogger(__name__)
 
+DEFAULT_STRENGTH = 0.6  # how far image-to-image moves from the starting image when nobody says
+
 MAX_SEED = 2**32 - 1
 LIVE_UNAVAILABLE = "Live progress is unavailable right now; the picture is still being made. This page will update."
+ACTIVE_RETRY_SECONDS = 10  # a generation on the bundled model takes about that long
 QUEUE_DOWN = "The image queue is not reachable right now, so nothing was started. Please try again in a minute."
 
 
 class GenerationRefused(Exception):
-    """The request is valid but cannot be taken now; ``status`` is the HTTP answer (429 limits, 503 queue down)."""
+    """The request is valid but cannot be taken now; ``status`` is the HTTP answer (429 limits, 503 queue down).
 
-    def __init__(self, message: str, status: int = 429):
+    ``retry_after`` is how many seconds until trying again makes sense (None: unknown).
+    """
+
+    def __init__(self, message: str, status: int = 429, retry_after: int | None = None):
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 class PromptBlocked(GenerationRefused):
@@ -67,14 +74,17 @@ def check_limits(user: User, num_images: int) -> None:
     if active >= limit:
         raise GenerationRefused(
             f"You already have {active} generation{'s' if active != 1 else ''} waiting or running "
-            f"(the limit is {limit}). Wait for one to finish, or cancel one.")
+            f"(the limit is {limit}). Wait for one to finish, or cancel one.", retry_after=ACTIVE_RETRY_SECONDS)
     quota = current_app.config["DAILY_IMAGE_QUOTA"]
     since = utcnow() - timedelta(days=1)
-    used = db.session.scalar(select(func.coalesce(func.sum(Generation.num_images), 0)).where(
-        Generation.user_id == user.id, Generation.created_at >= since,
-        Generation.status.notin_([GenerationStatus.FAILED, GenerationStatus.CANCELED]))) or 0
+    counted = (Generation.user_id == user.id, Generation.created_at >= since,
+               Generation.status.notin_([GenerationStatus.FAILED, GenerationStatus.CANCELED]))
+    used = db.session.scalar(select(func.coalesce(func.sum(Generation.num_images), 0)).where(*counted)) or 0
     if used + num_images > quota:
-        raise GenerationRefused(f"You have reached today's limit of {quota} images. Try again tomorrow.")
+        oldest = db.session.scalar(select(func.min(Generation.created_at)).where(*counted))
+        frees_in = (oldest + timedelta(days=1) - utcnow()).total_seconds() if oldest else 86400
+        raise GenerationRefused(f"You have reached today's limit of {quota} images. Try again tomorrow.",
+                                retry_after=max(1, int(frees_in) + 1))
 
 
 def check_prompt(prompt: str) -> None:
@@ -85,9 +95,14 @@ def check_prompt(prompt: str) -> None:
 
 
 def _store_upload(user: User, picture: PILImage.Image, params: dict) -> tuple[Upload, str]:
-    """Save the upload, resized to the generation's size, as a PNG; the row is added, not committed."""
+    """Save the upload, resized to the size the job starts from, as a PNG; the row is added, not committed.
+
+    An upscale starts from the upload at ``1/upscale_factor`` of the generation's (enlarged) size.
+    """
     upload = Upload(id=new_upload_id(), user_id=user.id)
-    picture = fit_to(picture, (params["width"], params["height"]), params.get("resize_mode") or "crop")
+    factor = params.get("upscale_factor") or 1
+    picture = fit_to(picture, (params["width"] // factor, params["height"] // factor),
+                     params.get("resize_mode") or "crop")
     upload.storage_key, upload.width, upload.height = upload_key(user.id, upload.id), picture.width, picture.height
     services.storage().save(upload.storage_key, encode_png(picture), "image/png")
     db.session.add(upload)
@@ -124,7 +139,8 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
     upload_file = None
     if upload is not None:
         row, upload_file = _store_upload(user, upload, params)
-        params = {**params, "source": Source.UPLOAD, "upload_id": row.id, "init_image_key": upload_file}
+        # an upload is image-to-image unless the caller says otherwise (an upscale of the upload)
+        params = {"source": Source.UPLOAD, **params, "upload_id": row.id, "init_image_key": upload_file}
     generation = Generation(user_id=user.id, status=GenerationStatus.QUEUED, **params)
     db.session.add(generation)
     try:
@@ -190,10 +206,31 @@ def unserved_notice(model: str) -> str | None:
             f"you can cancel it and choose another model.")
 
 
+def generation_params(generation: Generation) -> dict:
+    """The studio form's values that made this generation, by field name (the studio's "reuse all settings")."""
+    return {"prompt": generation.prompt, "negative_prompt": generation.negative_prompt, "model": generation.model,
+            "width": generation.width, "height": generation.height, "steps": generation.steps,
+            "guidance": generation.guidance, "seed": generation.seed, "num_images": generation.num_images,
+            "style": generation.style, "timelapse": bool(generation.timelapse),
+            # the starting image, so a reused try starts from the same picture (remix does the same)
+            "init_image_id": (generation.parent_image_id or "") if generation.source != Source.UPSCALE else "",
+            "upload_id": generation.upload_id or "", "resize_mode": generation.resize_mode or "crop",
+            "strength": generation.strength if generation.strength is not None else DEFAULT_STRENGTH,
+            **lora_fields(generation.loras)}
+
+
+def lora_fields(loras: list | None, slots: int = 3) -> dict:
+    """The studio's LoRA menus and scales (``loras-0-name``, ``loras-0-scale`` …) for a generation's LoRAs."""
+    picks = list(loras or []) + [("", None)] * slots
+    return {key: value for index, (name, scale) in enumerate(picks[:slots])
+            for key, value in ((f"loras-{index}-name", name), (f"loras-{index}-scale", "" if scale is None else scale))}
+
+
 def image_json(image: Image) -> dict:
-    """One image as the API shows it."""
+    """One image as the API shows it; ``seed`` remakes it alone."""
     return {
         "id": image.id,
+        "seed": image.generation.seed + image.index,
         "url": url_for("gallery.image_file", image_id=image.id),
         "thumbnail_url": url_for("gallery.image_thumbnail", image_id=image.id),
         "page_url": url_for("gallery.image_detail", image_id=image.id),
@@ -221,6 +258,10 @@ def generation_state(generation: Generation) -> dict:
         "images": [],
         "error": generation.error,
         "notice": None,
+        "params": generation_params(generation),
+        "api_url": url_for("api.generation", generation_id=generation.id),
+        "page_url": url_for("studio.generation_page", generation_id=generation.id),
+        "cancel_url": url_for("studio.cancel", generation_id=generation.id),
     }
     status = GenerationStatus(generation.status)
     if status == GenerationStatus.QUEUED:

@@ -305,6 +305,27 @@ class AuditLog(db.Model):
     admin: Mapped[User | None] = relationship()
 
 
+class ApiToken(db.Model):
+    """A personal API token: it acts as its owner. Only a hash of the secret is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    # The token's non-secret part, shown in lists and used to find the row; the secret is only hashed.
+    public_id: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    # The model AUTOMATIC1111 clients chose with ``POST /sdapi/v1/options``: this token's, never the site's.
+    default_model: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    user: Mapped[User] = relationship()
+
+
 class BlockedTerm(db.Model):
     """A word or phrase that admins refuse in prompts (whole words, case-insensitive)."""
 

@@ -1,4 +1,4 @@
-/* Site-wide glue: send the CSRF token with every jQuery POST (kept for the in-page studio and bulk actions to come). */
+/* Site-wide glue: send the CSRF token with every jQuery POST (the in-page studio submit and cancel rely on it). */
 $(function () {
   var token = $('meta[name="csrf-token"]').attr('content');
   $.ajaxSetup({

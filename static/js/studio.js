@@ -1,68 +1,123 @@
-/* The studio form: when the model changes, fill in its defaults, describe it, hide the fields its pipeline
-   lacks and offer only the LoRAs that fit it; when a LoRA is chosen, show its trigger words and apply the
-   steps and guidance it implies (an LCM-LoRA: 4 steps, guidance 1.5). */
+/* The studio as a workbench: submit in the page (the whole form as FormData, JSON back), keep every value,
+   show per-field errors, random or fixed seed, "use this seed" and "reuse all settings" from any result,
+   Ctrl/Cmd+Enter. The queue and the tries are drawn by studio-tries.js (Easel.tries). */
 $(function () {
+  var $form = $('#studio-form');
+  if (!$form.length) { return; }
+  var form = $form[0];
   var info = JSON.parse($('#model-info').text() || '{}');
-  var loras = JSON.parse($('#lora-info').text() || '{}');
-  var $loraSelects = $('#loras select');
+  var MAX_SEED = 4294967295;
 
-  function showCapabilities(m) {
-    var notes = [];
-    $('#negative-prompt-box').prop('hidden', !m.negative_prompt);
-    if (!m.negative_prompt) { $('#negative_prompt').val(''); notes.push('This model takes no negative prompt.'); }
-    $('#guidance-box').prop('hidden', !m.guidance);
-    if (!m.guidance) { notes.push('This model takes no guidance scale.'); }
-    $('#capability-note').text(notes.join(' '));
-  }
-
-  function offerLoras(m) {
-    $loraSelects.each(function () {
-      var $select = $(this);
-      $select.find('option').each(function () {
-        var fits = !this.value || (m.loras || []).indexOf(this.value) >= 0;
-        $(this).prop('hidden', !fits);
-        if (!fits && $select.val() === this.value) { $select.val(''); }
-      });
-    });
-  }
-
-  function loraNotes() {
-    var notes = [];
-    $loraSelects.each(function () {
-      var l = loras[$(this).val()];
-      if (!l) { return; }
-      if (l.trigger_words.length) { notes.push(l.label + ': trigger words “' + l.trigger_words.join('”, “') + '” (added to the prompt)'); }
-      if (l.scheduler) { notes.push(l.label + ' uses ' + l.scheduler + (l.min_steps ? ', ' + l.min_steps + ' to ' + l.max_steps + ' steps' : '')); }
-    });
-    $('#lora-notes').text(notes.join('. '));
-  }
-
-  $('#model').on('change', function () {
-    var m = info[$(this).val()];
+  // The model's defaults and limits, when a person picks another model.
+  function applyModel(name, fillDefaults) {
+    var m = info[name];
     if (!m) { return; }
-    $('#width').val(m.width);
-    $('#height').val(m.height);
-    $('#steps').val(m.steps).attr({min: m.min_steps, max: m.max_steps});
-    $('#guidance').val(m.guidance).attr({min: 0, max: m.max_guidance});
+    if (fillDefaults) {
+      $('#width').val(m.width);
+      $('#height').val(m.height);
+      $('#steps').val(m.steps);
+      $('#guidance').val(m.guidance);
+    }
+    $('#steps').attr({min: m.min_steps, max: m.max_steps});
+    $('#guidance').attr({min: 0, max: m.max_guidance});
     $('#num_images').attr('max', m.max_images);
     $('#model-description').text(m.unavailable ? 'Not available: ' + m.unavailable : m.description);
-    showCapabilities(m);
-    offerLoras(m);
-    loraNotes();
-  });
+  }
+  $('#model').on('change', function () { applyModel($(this).val(), true); });
 
-  $loraSelects.on('change', function () {
-    var l = loras[$(this).val()];
-    if (l) {
-      if (l.steps) { $('#steps').val(l.steps).attr({min: l.min_steps, max: l.max_steps}); }
-      if (l.guidance !== null) { $('#guidance').val(l.guidance); }
-      var $scale = $('#' + this.id.replace(/-name$/, '-scale'));
-      if (!$scale.val()) { $scale.attr('placeholder', l.scale); }
+  // Seed: random each time (the field stays blank, so the server picks one) or fixed (the field keeps its number).
+  var $seed = $('#seed');
+  function setSeedMode(mode) {
+    $('#seed-' + mode).prop('checked', true);
+    if (mode === 'random') {
+      $seed.val('').prop('readonly', true);
+    } else {
+      $seed.prop('readonly', false);
+      if (!$seed.val()) { $seed.val(Math.floor(Math.random() * (MAX_SEED + 1))); }
     }
-    loraNotes();
+  }
+  $('#seed-mode').prop('hidden', false);
+  setSeedMode($seed.val() ? 'fixed' : 'random');
+  $('input[name=seed_mode]').on('change', function () { setSeedMode(this.value); });
+  $seed.on('click keydown', function (e) {  // typing or clicking in a random seed makes it fixed
+    if ($seed.prop('readonly') && (e.type === 'click' || /^[0-9]$/.test(e.key))) { setSeedMode('fixed'); }
   });
 
-  var current = info[$('#model').val()];
-  if (current) { offerLoras(current); }
-  loraNotes();
+  function openSettings() { $form.find('details').prop('open', true); }
+
+  Easel.useSeed = function (seed) {
+    $seed.val(seed);
+    setSeedMode('fixed');
+    openSettings();
+  };
+
+  // Every parameter of a result back into the form, by field name (fields added later are filled the same way).
+  Easel.reuseSettings = function (params, seed) {
+    if (params.model !== undefined && form.elements.model) {
+      $(form.elements.model).val(params.model);
+      applyModel(params.model, false);
+    }
+    $.each(params, function (name, value) {
+      var field = form.elements[name];
+      if (!field || name === 'model' || field.type === 'file' || value === null || value === undefined) { return; }
+      if (field.type === 'checkbox') { field.checked = !!value; }
+      else if (!field.nodeName) { field.value = String(value); }  // a group of radio buttons
+      else { $(field).val(String(value)); }
+    });
+    Easel.useSeed(seed === undefined ? params.seed : seed);
+    $('#prompt').trigger('focus');
+  };
+
+  // Per-field errors next to their fields, as the server-rendered form shows them.
+  function clearErrors() {
+    $form.find('.is-invalid').removeClass('is-invalid').removeAttr('aria-invalid');
+    $form.find('.invalid-feedback').remove();
+    $('#studio-error').prop('hidden', true).text('');
+  }
+  function showErrors(errors) {
+    var first = null;
+    $.each(errors, function (name, messages) {
+      var field = form.elements[name];
+      if (!field || !field.nodeName) { return; }
+      var $field = $(field).addClass('is-invalid').attr('aria-invalid', 'true');
+      var $box = $field.closest('.mb-3');
+      $.each(messages, function (i, message) {
+        $('<div class="invalid-feedback d-block">').text(message).appendTo($box);
+      });
+      if (!first) { first = field; }
+    });
+    if (first) {
+      if ($(first).closest('details').length) { openSettings(); }
+      first.focus();
+    }
+  }
+  function showRefusal(message) {
+    $('#studio-error').text(message).prop('hidden', false);
+  }
+
+  $form.on('submit', function (e) {
+    e.preventDefault();
+    clearErrors();
+    var $button = $form.find('button[type=submit]');
+    $button.attr('aria-busy', 'true');
+    $.ajax({
+      url: $form.attr('action'), type: 'POST', data: new FormData(form), processData: false, contentType: false,
+      dataType: 'json', headers: {Accept: 'application/json'}
+    }).done(function (state) {
+      Easel.tries.add(state);
+      Easel.tries.refreshQueue();
+    }).fail(function (xhr) {
+      var body = xhr.responseJSON || {};
+      if (xhr.status === 400 && body.errors) { showErrors(body.errors); return; }
+      showRefusal(body.error || 'Could not reach the site. Check your connection and try again.');
+    }).always(function () { $button.removeAttr('aria-busy'); });
+  });
+
+  // Ctrl+Enter (Cmd+Enter on a Mac) submits from anywhere in the form.
+  $form.on('keydown', function (e) {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      $form.trigger('submit');
+    }
+  });
 });

@@ -31,6 +31,7 @@ def test_prompt_progress_image_gallery(page, live_server, make_user, workers, tm
     workers.start()
     sign_in(page, live_server)
     submit_prompt(page, "a yellow square on a purple background", steps=400)
+    page.locator(".try").get_by_role("link", name="Progress page").click()
     page.wait_for_url("**/generations/*")
 
     # The bar moves: some width strictly between 0% and 100% while painting.
@@ -66,6 +67,8 @@ def test_cancel_from_the_page(page, live_server, make_user, workers):
     workers.start()
     sign_in(page, live_server)
     submit_prompt(page, "a green star", steps=1000)
+    page.locator(".try").get_by_role("link", name="Progress page").click()
+    page.wait_for_url("**/generations/*")
     page.wait_for_function("() => document.getElementById('status-text').innerText.startsWith('Painting')",
                            timeout=90000)
     page.get_by_role("button", name="Cancel").click()

@@ -1,4 +1,4 @@
-"""Upscaling with a catalog network through the real worker: a small Compact x4 net saved as safetensors."""
+"""Upscaling with the bundled network (easel-compact-x4) through the real worker; a pickled entry is refused."""
 from __future__ import annotations
 
 import io
@@ -6,26 +6,16 @@ from pathlib import Path
 
 from PIL import Image as PILImage
 
-from tests.conftest import TEST_CATALOG
 from tests.jobs.test_derived import generation_from
 from tests.jobs.test_generate import fetch
-from tests.support import post, submit_ok, wait_status
+from tests.support import TEST_CATALOG, post, submit_ok, wait_status
 
 
 def compact_catalog(tmp_path: Path) -> Path:
-    """The test catalog plus a Compact x4 net (random weights: the size, not the look, is under test)."""
-    import torch
-    from safetensors.torch import save_file
-
-    from models.upscalers import import_spandrel
-
-    torch.manual_seed(0)
-    net = import_spandrel().architectures.Compact.Compact(num_feat=8, num_conv=2, upscale=4)
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "compact.safetensors"))
+    """The test catalog (with the bundled easel-compact-x4) plus a pickled entry that must never be opened."""
     (tmp_path / "pickled.pth").write_bytes(b"not loaded")
     text = TEST_CATALOG.read_text().replace('path = "../', f'path = "{TEST_CATALOG.parent.parent}/')
-    text += (f'\n[upscalers.test-compact]\nlabel = "Test Compact x4"\npath = "{tmp_path}/compact.safetensors"\n'
-             f'scale = 4\n\n[upscalers.pickled]\nlabel = "Pickled"\npath = "{tmp_path}/pickled.pth"\nscale = 4\n')
+    text += f'\n[upscalers.pickled]\nlabel = "Pickled"\npath = "{tmp_path}/pickled.pth"\nscale = 4\n'
     catalog = tmp_path / "catalog.toml"
     catalog.write_text(text)
     return catalog
@@ -40,14 +30,14 @@ def test_x4_and_x2_with_a_network_through_the_worker(app, signed_in, workers, tm
     assert source["status"] == "succeeded", source
     parent = source["images"][0]["id"]
     page = signed_in.get(f"/images/{parent}").get_data(as_text=True)
-    assert "Test Compact x4" in page and "Pickled (unavailable:" in page and "CVE-2024-12029" in page
+    assert "Easel Compact x4" in page and "Pickled (unavailable:" in page and "CVE-2024-12029" in page
     refused = post(signed_in, f"/images/{parent}/upscale", token_page="/", factor="4", upscaler="pickled")
     assert refused.headers["Location"] == f"/images/{parent}"
 
     x4 = generation_from(post(signed_in, f"/images/{parent}/upscale", token_page="/", factor="4",
-                              upscaler="test-compact"))
+                              upscaler="easel-compact-x4"))
     x2 = generation_from(post(signed_in, f"/images/{parent}/upscale", token_page="/", factor="2",
-                              upscaler="test-compact"))
+                              upscaler="easel-compact-x4"))
     for generation_id, side in ((x4, 256), (x2, 128)):
         state = wait_status(signed_in, generation_id, {"succeeded", "failed"}, timeout=240)
         assert state["status"] == "succeeded", state

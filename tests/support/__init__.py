@@ -358,3 +358,20 @@ def fire(count: int, request) -> list:
 
     with ThreadPoolExecutor(count) as pool:
         return list(pool.map(one, range(count)))
+
+
+# API tokens
+
+def api_token(app, user_id: int, name: str = "script", expires_at=None) -> str:
+    """Issue a personal API token for ``user_id`` directly; returns its secret."""
+    from webapp.api_tokens import issue_token
+    from webapp.extensions import db
+    from webapp.tables import User
+
+    with app.app_context():
+        return issue_token(db.session.get(User, user_id), name, expires_at).secret
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header for ``token``."""
+    return {"Authorization": f"Bearer {token}"}

@@ -47,6 +47,18 @@ def test_mail_settings_that_cannot_send_stop_start_up(monkeypatch, env, message)
         assert config.from_environment()["MAIL_BACKEND"] == "mailgun"
 
 
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("API_RATE_LIMIT", "lots", "API_RATE_LIMIT must be a rate such as '120 per minute'"),
+    ("OPENAI_WAIT_SECONDS", "0", "OPENAI_WAIT_SECONDS must be at least 1"),
+])
+def test_api_settings_are_checked_at_start_up(monkeypatch, name, value, message):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(config.ConfigError, match=message):
+        config.from_environment()
+    monkeypatch.delenv(name)
+    assert config.from_environment()["API_RATE_LIMIT"] == "120 per minute"
+
+
 def test_development_secret_is_generated_and_kept(monkeypatch, tmp_path):
     monkeypatch.setenv("EASEL_ENV", "development")
     monkeypatch.delenv("SECRET_KEY", raising=False)

@@ -1,10 +1,12 @@
 """Account forms; every one carries a CSRF token through Flask-WTF."""
 from __future__ import annotations
 
+from datetime import date
+
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationError
+from wtforms import BooleanField, DateField, EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
 
 from .passwords import PASSWORD_MAX, password_problem
 
@@ -61,3 +63,15 @@ class AccountForm(FlaskForm):
 
     display_name = StringField("Display name", validators=[Length(max=64, message="Keep it under 64 characters.")])
     notify_by_email = BooleanField("Email me when my art is ready")
+
+
+class ApiTokenForm(FlaskForm):
+    """A new personal API token: a name and an optional expiry date."""
+
+    name = StringField("Name", validators=[DataRequired("Name the token, e.g. the program that will use it."),
+                                           Length(max=64, message="Keep the name under 64 characters.")])
+    expires_on = DateField("Expires on", validators=[Optional()])
+
+    def validate_expires_on(self, field: DateField) -> None:
+        if field.data is not None and field.data <= date.today():
+            raise ValidationError("Choose a date after today, or leave it blank for no expiry.")

@@ -4,18 +4,19 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from sqlalchemy import true, update
+from sqlalchemy import update
 from wtforms.fields.choices import SelectChoice
 
 from ..access import can_view_image, owned_image_or_404, viewable_image_or_404
 from ..collections.store import collections_of, collections_with
+from ..derived_images import VARIATION_STRENGTH, upscaler_menu
 from ..extensions import db
 from ..image_files import delete_image, download_name, expires_at, serve_file
 from ..lineage import SOURCE_LABELS, children_of, parent_of
 from ..paging import PER_PAGE, page_number
-from ..studio.derived import VARIATION_STRENGTH, upscaler_menu
 from ..styles import STYLES
-from ..tables import Image, utcnow
+from ..tables import Image
+from .changes import PublishRefused, set_public, set_starred
 from .search import GalleryFilterForm, gallery_query, models_used
 
 bp = Blueprint("gallery", __name__)
@@ -98,8 +99,7 @@ def star(image_id: str):
     """Star (``starred=1``) or unstar (``starred=0``): starred images are kept from cleanup."""
     image = _owner_action(image_id)
     starred = _wanted("starred")
-    db.session.execute(update(Image).where(Image.id == image.id).values(is_starred=starred))
-    db.session.commit()
+    set_starred(image, starred)
     flash("Starred: this image is kept." if starred else "Unstarred.", "success")
     return redirect(url_for("gallery.image_detail", image_id=image.id), 303)
 
@@ -110,14 +110,10 @@ def publish(image_id: str):
     """Publish to Explore (``public=1``), or take back (``public=0``); never an image an admin has hidden."""
     image = _owner_action(image_id)
     public = _wanted("public")
-    # One conditional UPDATE: a hide that lands meanwhile wins, and published_at is set once.
-    changed = db.session.execute(
-        update(Image).where(Image.id == image.id, Image.is_public.is_not(public),
-                            Image.is_hidden.is_(False) if public else true())
-        .values(is_public=public, published_at=utcnow() if public else None)).rowcount
-    db.session.commit()
-    if public and not changed and image.is_hidden:
-        flash("An admin has hidden this image, so it cannot be published.", "danger")
+    try:
+        set_public(image, public)
+    except PublishRefused as exc:
+        flash(str(exc), "danger")
     else:
         flash("Published to Explore." if public else "No longer public.", "success")
     return redirect(url_for("gallery.image_detail", image_id=image.id), 303)

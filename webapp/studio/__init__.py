@@ -1,4 +1,5 @@
-"""The studio: the prompt form, the progress page, cancel, and new images from an image."""
+"""The studio: the prompt form and its in-page JSON, the progress page, cancel, my queue, prompt history,
+the landing page, and new images from an image."""
 from . import derived  # noqa: F401 (registers the variation and upscale routes on bp)
 from .routes import bp
 

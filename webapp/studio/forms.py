@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from flask import current_app
-from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
@@ -24,25 +23,12 @@ from models.capabilities import pipeline_capabilities
 from models.catalog import LoraEntry, ModelEntry
 from models.lora import MAX_LORAS
 
-from ..generations import MAX_SEED
+from .. import generation_rules as rules
 from ..styles import STYLES
-from ..tables import denoising_steps
 from ..uploads import RESIZE_MODES, UploadRejected, decode_upload
 
-PROMPT_MAX = 1000
-MIN_STRENGTH, MAX_STRENGTH, DEFAULT_STRENGTH = 0.05, 1.0, 0.6
-
-
-NOT_INSTALLED = "not installed on this server"
-
-
-def shown_reason(entry: ModelEntry) -> str | None:
-    """Why a model cannot be used, as the signed-in person may see it: admins get the server's paths, others not."""
-    reason = entry.unavailable_reason()
-    if reason is None or (current_user.is_authenticated and current_user.is_admin):
-        return reason
-    return NOT_INSTALLED
-
+# Kept importable from here for the image-page forms (studio/derived.py) and routes.
+MIN_STRENGTH, MAX_STRENGTH, DEFAULT_STRENGTH = rules.MIN_STRENGTH, rules.MAX_STRENGTH, rules.DEFAULT_STRENGTH
 
 def model_choices(catalog: dict[str, ModelEntry]) -> list[SelectChoice]:
     """The model menu; unavailable models are listed, greyed out, with the reason."""
@@ -67,28 +53,23 @@ class LoraPick(Form):
 
 
 class GenerationForm(FlaskForm):
-    """Fields of ``POST /generations``."""
+    """Fields of ``POST /generations``; the limits are ``generation_rules``' (the APIs use the same)."""
 
-    prompt = TextAreaField("Prompt", validators=[
-        DataRequired("Describe the picture you want."),
-        Length(max=PROMPT_MAX, message=f"Keep the prompt under {PROMPT_MAX} characters.")])
-    negative_prompt = TextAreaField("Negative prompt", validators=[
-        Optional(), Length(max=PROMPT_MAX, message=f"Keep it under {PROMPT_MAX} characters.")])
+    prompt = TextAreaField("Prompt", validators=[DataRequired("Describe the picture you want.")])
+    negative_prompt = TextAreaField("Negative prompt", validators=[Optional()])
     model = SelectField("Model", validate_choice=False)
     width = IntegerField("Width", validators=[InputRequired("Choose a size.")])
     height = IntegerField("Height", validators=[InputRequired("Choose a size.")])
     steps = IntegerField("Steps", validators=[InputRequired("Choose the number of steps.")])
     guidance = FloatField("Guidance", validators=[InputRequired("Choose the guidance scale.")])
     seed = StringField("Seed", validators=[Optional(), Length(max=12, message="Use a whole number.")])
-    num_images = IntegerField("Images", validators=[InputRequired("Choose how many images."),
-                                                    NumberRange(1, 4, "Choose 1 to 4 images.")])
+    num_images = IntegerField("Images", validators=[InputRequired("Choose how many images.")])
     style = SelectField("Style", choices=[SelectChoice(s.name, s.label) for s in STYLES.values()],
-                        validate_choice=True, default="none")
+                        validate_choice=False, default="none")
     init_image = FileField("Starting image (optional)")
     init_image_id = HiddenField()
     upload_id = HiddenField()
-    strength = FloatField("Strength", default=DEFAULT_STRENGTH, validators=[
-        Optional(), NumberRange(MIN_STRENGTH, MAX_STRENGTH, f"Use a strength from {MIN_STRENGTH} to {MAX_STRENGTH:g}.")])
+    strength = FloatField("Strength", default=DEFAULT_STRENGTH, validators=[Optional()])
     resize_mode = SelectField("Resize the starting image", default="crop",
                               choices=[SelectChoice(mode, label) for mode, label in RESIZE_MODES.items()])
     timelapse = BooleanField("Make a timelapse")
@@ -121,10 +102,7 @@ class GenerationForm(FlaskForm):
     def validate_strength(self, field: FloatField) -> None:
         if not self.has_start or field.data is None or self.steps.data is None:
             return
-        if denoising_steps(self.steps.data, field.data) < 1:
-            needed = int(1 / field.data) + 1
-            raise ValidationError(f"At strength {field.data:g} the picture changes in no step at all; "
-                                  f"use at least {needed} steps or a higher strength.")
+        self._raise(rules.strength_problem(field.data, self.steps.data))
 
     def process(self, *args, **kwargs) -> None:
         """Process as usual, then give the LoRA menus their choices (processing rebuilds the list's entries)."""
@@ -156,29 +134,30 @@ class GenerationForm(FlaskForm):
         if len(set(names)) != len(names):
             raise ValidationError("Choose each LoRA once.")
 
-    def validate_negative_prompt(self, field: TextAreaField) -> None:
-        entry = self.entry
-        if entry and (field.data or "").strip() and not pipeline_capabilities(entry).negative_prompt:
-            raise ValidationError(f"{entry.label} takes no negative prompt; leave it empty.")
-
     @property
     def entry(self) -> ModelEntry | None:
         return self.catalog.get(self.model.data or "")
 
+    @staticmethod
+    def _raise(problem: str | None) -> None:
+        if problem:
+            raise ValidationError(problem)
+
+    def validate_prompt(self, field: TextAreaField) -> None:
+        self._raise(rules.prompt_problem(field.data))
+
+    def validate_negative_prompt(self, field: TextAreaField) -> None:
+        self._raise(rules.negative_prompt_problem(field.data))
+        entry = self.entry
+        if entry and (field.data or "").strip() and not pipeline_capabilities(entry).negative_prompt:
+            raise ValidationError(f"{entry.label} takes no negative prompt; leave it empty.")
+
     def validate_model(self, field: SelectField) -> None:
-        entry = self.catalog.get(field.data or "")
-        if entry is None:
-            raise ValidationError("Choose one of the listed models.")
-        reason = shown_reason(entry)
-        if reason:
-            raise ValidationError(f"{entry.label} is not available on this site: {reason}")
+        self._raise(rules.model_problem(self.catalog, field.data))
 
     def validate_width(self, field: IntegerField) -> None:
-        entry = self.entry
-        if entry and field.data is not None and self.height.data is not None:
-            if (field.data, self.height.data) not in {tuple(s) for s in entry.sizes}:
-                sizes = ", ".join(f"{w}×{h}" for w, h in entry.sizes)
-                raise ValidationError(f"{entry.label} makes these sizes only: {sizes}.")
+        if self.entry and field.data is not None and self.height.data is not None:
+            self._raise(rules.size_problem(self.entry, field.data, self.height.data))
 
     def steps_range(self) -> tuple[int, int, str]:
         """The allowed steps: the model's, narrowed by a LoRA that states its own (LCM: 2 to 8), and whose."""
@@ -197,20 +176,22 @@ class GenerationForm(FlaskForm):
                 raise ValidationError(f"Use {low} to {high} steps with {label}.")
 
     def validate_guidance(self, field: FloatField) -> None:
-        entry = self.entry
-        if entry and field.data is not None and not 0 <= field.data <= entry.max_guidance:
-            raise ValidationError(f"Use a guidance from 0 to {entry.max_guidance:g} with {entry.label}.")
+        if self.entry and field.data is not None:
+            self._raise(rules.guidance_problem(self.entry, field.data))
 
     def validate_num_images(self, field: IntegerField) -> None:
-        entry = self.entry
-        if entry and field.data is not None and field.data > entry.max_images:
-            raise ValidationError(f"{entry.label} makes at most {entry.max_images} images at a time.")
+        if field.data is not None:
+            self._raise(rules.num_images_problem(self.entry, field.data))
+
+    def validate_style(self, field: SelectField) -> None:
+        self._raise(rules.style_problem(field.data))
 
     def validate_seed(self, field: StringField) -> None:
         raw = (field.data or "").strip()
         # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and "٣" or "１２" (which it reads).
-        if raw and (not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_SEED):
-            raise ValidationError(f"The seed is a whole number from 0 to {MAX_SEED}, or blank for a random one.")
+        if raw and not (raw.isascii() and raw.isdigit()):
+            self._raise(rules.seed_problem(-1))
+        self._raise(rules.seed_problem(int(raw)) if raw else None)
 
     def params(self) -> dict:
         """The validated values as ``Generation`` columns (seed None = pick one)."""

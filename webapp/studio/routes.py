@@ -1,7 +1,7 @@
 """Studio routes: the form, ``POST /generations``, the progress page, cancel and the live preview."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from redis.exceptions import RedisError
 from sqlalchemy import select
@@ -11,12 +11,14 @@ from models.catalog import LoraEntry, ModelEntry
 
 from .. import progress, services
 from ..access import owned_generation_or_404, viewable_generation_or_404, viewable_image_or_404
+from ..errors import render_error, wants_json
 from ..extensions import db
 from ..generations import GenerationRefused, PromptBlocked, cancel_generation, create_generation, generation_state
 from ..image_files import serve_file
 from ..styles import STYLES
 from ..tables import Generation, Source, Upload
 from .forms import DEFAULT_STRENGTH, GenerationForm, shown_reason
+from .landing import landing_page, showcase_thumbnail
 
 bp = Blueprint("studio", __name__)
 
@@ -92,7 +94,7 @@ def lora_info(loras: dict[str, LoraEntry]) -> dict:
 def index():
     """The studio for a signed-in person (pre-filled from the model, or from a remix); else the landing page."""
     if not current_user.is_authenticated:
-        return render_template("studio/landing.html")
+        return landing_page()
     models = services.catalog()
     form = GenerationForm(models, formdata=None, lora_catalog=services.loras())
     remix_id = request.args.get("remix")
@@ -119,14 +121,39 @@ def index():
     return render_studio(form)
 
 
+def field_errors(form: GenerationForm) -> dict[str, list[str]]:
+    """Each field's errors by its HTML name; the LoRA list's own errors go to its first menu."""
+    found = {name: errors for name, errors in form.errors.items() if name != "loras"}
+    for pick in form.loras:
+        found.update({sub.name: list(sub.errors) for sub in pick.form if sub.errors})
+    if own := [error for error in form.loras.errors if isinstance(error, str)]:
+        found.setdefault(form.loras[0].form.name.name, []).extend(own)
+    return found
+
+
+def refused(form: GenerationForm, status: int = 400, error: str | None = None):
+    """A refused submit: the studio page again, or for the in-page studio JSON with each field's errors."""
+    if wants_json():
+        if error:
+            return render_error(status, error)
+        return jsonify(errors=field_errors(form), status=status), status
+    return render_studio(form, status, error=error)
+
+
+@bp.get("/showcase/<image_id>/thumbnail")
+def showcase(image_id: str):
+    """A landing-page image's thumbnail, open to everyone while ``PUBLIC_SHOWCASE`` is on."""
+    return showcase_thumbnail(image_id)
+
+
 @bp.post("/generations")
 @login_required
 def create():
-    """Validate, insert, enqueue; 303 to the progress page. Invalid input: 400 with the form."""
+    """Validate, insert, enqueue; 303 to the progress page (JSON asked: 202 with the state). Invalid: 400."""
     form = GenerationForm(services.catalog(), lora_catalog=services.loras())
     start = start_image_params(form)  # before anything else: an image the person may not see is a 404
     if not form.validate_on_submit():
-        return render_studio(form, 400)
+        return refused(form)
     entry = form.entry
     params = {**form.params(), **form.start_params(), **start}
     try:
@@ -134,9 +161,13 @@ def create():
                                        upload=form.upload_picture)
     except PromptBlocked as exc:
         getattr(form, exc.field).errors.append(str(exc))
-        return render_studio(form, 400)
+        return refused(form)
     except GenerationRefused as exc:
-        return render_studio(form, exc.status, error=str(exc))
+        return refused(form, exc.status, error=str(exc))
+    if wants_json():
+        response = jsonify(generation_state(generation))
+        response.headers["Location"] = url_for("api.generation", generation_id=generation.id)
+        return response, 202
     return redirect(url_for("studio.generation_page", generation_id=generation.id), 303)
 
 
@@ -154,10 +185,14 @@ def generation_page(generation_id: str):
 def cancel(generation_id: str):
     """The owner stops a queued or running generation (admins: the audited admin cancel)."""
     generation = owned_generation_or_404(generation_id)
-    if generation.is_final:
+    already_final = generation.is_final
+    if not already_final:
+        cancel_generation(generation)
+    if wants_json():
+        return jsonify(generation_state(generation))
+    if already_final:
         flash("That generation has already finished.", "info")
     else:
-        cancel_generation(generation)
         flash("Canceled." if generation.is_final else "Stopping after the current step…", "info")
     return redirect(url_for("studio.generation_page", generation_id=generation.id), 303)
 

@@ -63,7 +63,7 @@ def test_studio_prefilled_from_catalog(signed_in):
     ("seed", "²", "The seed is a whole number"),  # isdigit() but not int(): was a 500
     ("seed", "٣", "The seed is a whole number"),  # Arabic-Indic three: was stored as 3
     ("seed", "１２", "The seed is a whole number"),  # full-width twelve: was stored as 12
-    ("style", "gothic", "Not a valid choice."),
+    ("style", "gothic", "Choose one of the styles"),
 ])
 def test_invalid_input_400_nothing_written(app, signed_in, redis_url, field, value, message):
     response = submit(signed_in, **{field: value})

@@ -1,0 +1,373 @@
+"""The AUTOMATIC1111 dialect under ``/sdapi/v1`` (HTTP Basic: the account's email and a token as password).
+
+The subset its clients (webuiapi, Open WebUI, SillyTavern) use. Unknown fields are ignored, as A1111
+does. ``sampler_name`` is ignored too: each model runs with the scheduler its catalog entry names
+(listed by ``samplers``). ``POST options`` with ``sd_model_checkpoint`` sets the token's model, never the site's.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from flask_login import current_user
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+from redis.exceptions import RedisError
+from sqlalchemy import select
+
+from models.upscalers import LANCZOS
+
+from .. import progress, services
+from ..derived_images import upscale_upload, upscaler_menu
+from ..errors import register_api_errors
+from ..extensions import db
+from ..generations import GenerationRefused, cancel_generation, generation_state
+from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus
+from .gate import Scheme, current_token, protect
+from .problems import ApiError, a1111_error
+from .submit import decode_start_image, default_model_name, stored_png, submit, wait_until_final
+
+bp = Blueprint("automatic1111", __name__, url_prefix="/sdapi/v1")
+protect(bp, Scheme.BASIC)
+
+
+def _body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(422, "Send a JSON object (Content-Type: application/json).")
+    return body
+
+
+def _model_name(raw: str) -> str:
+    """A checkpoint title as clients send it (``name``, ``name.safetensors``, ``name [hash]``) → catalog name."""
+    name = raw.split(" [", 1)[0].strip()
+    for suffix in (".safetensors", ".ckpt"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def _usable_models() -> dict:
+    return {name: e for name, e in services.catalog().items() if e.unavailable_reason() is None}
+
+
+def token_model() -> str:
+    """This token's model (chosen with ``POST options``) while it is usable, else the site's default."""
+    token = current_token()
+    if token is not None and token.default_model in _usable_models():
+        return token.default_model
+    return default_model_name()
+
+
+def _int(body: dict, key: str, default: int | None) -> int | None:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ApiError(422, f"{key} must be a whole number.", errors={key: "Must be a whole number."})
+    return int(value)
+
+
+def _float(body: dict, key: str) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiError(422, f"{key} must be a number.", errors={key: "Must be a number."})
+    return float(value)
+
+
+def txt2img_params(body: dict) -> dict:
+    """A1111's txt2img fields as Easel's generation parameters."""
+    overrides = body.get("override_settings") if isinstance(body.get("override_settings"), dict) else {}
+    checkpoint = overrides.get("sd_model_checkpoint")
+    seed = _int(body, "seed", -1)
+    prompt = body.get("prompt", "")
+    negative = body.get("negative_prompt", "")
+    if not isinstance(prompt, str) or not isinstance(negative, str):
+        raise ApiError(422, "prompt and negative_prompt must be text.")
+    return {
+        "prompt": prompt, "negative_prompt": negative,
+        "model": _model_name(checkpoint) if isinstance(checkpoint, str) and checkpoint else token_model(),
+        "width": _int(body, "width", None), "height": _int(body, "height", None),
+        "steps": _int(body, "steps", None), "guidance": _float(body, "cfg_scale"),
+        "seed": None if seed is None or seed < 0 else seed,
+        "num_images": (_int(body, "batch_size", 1) or 1) * (_int(body, "n_iter", 1) or 1),
+    }
+
+
+def _infotext(png: bytes) -> str:
+    return PILImage.open(io.BytesIO(png)).info.get("parameters", "")
+
+
+def txt2img_response(generation: Generation, body: dict) -> dict:
+    """A1111's response: base64 PNGs, the request's parameters, and ``info`` as a JSON string."""
+    pngs = [stored_png(image) for image in generation.images] if body.get("send_images", True) else []
+    seeds = [generation.seed + image.index for image in generation.images]
+    info = {
+        "prompt": generation.prompt, "all_prompts": [generation.prompt] * len(seeds),
+        "negative_prompt": generation.negative_prompt, "all_negative_prompts": [generation.negative_prompt] * len(seeds),
+        "seed": generation.seed, "all_seeds": seeds, "subseed": -1, "all_subseeds": [-1] * len(seeds),
+        "width": generation.width, "height": generation.height, "steps": generation.steps,
+        "cfg_scale": generation.guidance, "batch_size": generation.num_images, "sd_model_name": generation.model,
+        "sampler_name": services.catalog()[generation.model].scheduler or "default",
+        "infotexts": [_infotext(png) for png in pngs] or [_infotext(stored_png(i)) for i in generation.images],
+        "job_timestamp": generation.created_at.strftime("%Y%m%d%H%M%S"), "easel_generation_id": generation.id,
+    }
+    if generation.strength is not None:
+        info["denoising_strength"] = generation.strength
+    return {"images": [base64.b64encode(png).decode() for png in pngs], "parameters": body,
+            "info": json.dumps(info, ensure_ascii=False)}
+
+
+# A1111's resize_mode: 0 just resize, 1 crop and resize, 2 resize and fill (3: latent upscale).
+RESIZE_MODES = {0: "crop", 1: "crop", 2: "fit", 3: "crop"}
+
+
+def _run(params: dict, body: dict, start: PILImage.Image | None = None):
+    """Start the generation, wait for it, and answer in A1111's shape."""
+    try:
+        generation = submit(params, start)
+    except ApiError as exc:
+        if exc.code == 400:
+            exc.code = 422  # FastAPI's status for an invalid request
+        raise
+    _wait(generation)
+    return jsonify(txt2img_response(generation, body))
+
+
+def _wait(generation: Generation) -> None:
+    """Wait for the generation (``OPENAI_WAIT_SECONDS``); an error when it is late or does not succeed."""
+    wait = current_app.config["OPENAI_WAIT_SECONDS"]
+    if not wait_until_final(generation, wait):
+        raise ApiError(504, f"The images were not ready within {wait} seconds; they will appear in your gallery "
+                            f"(generation {generation.id}).")
+    if generation.status != GenerationStatus.SUCCEEDED:
+        raise ApiError(500, f"The generation {generation.status}: {generation.error or 'no image was made'}")
+
+
+@bp.post("/txt2img")
+def txt2img():
+    """Text to image; waits for the images (``OPENAI_WAIT_SECONDS``)."""
+    body = _body()
+    return _run(txt2img_params(body), body)
+
+
+@bp.post("/img2img")
+def img2img():
+    """Image to image from ``init_images[0]`` at ``denoising_strength``; waits for the images."""
+    body = _body()
+    if body.get("mask"):
+        raise ApiError(422, "Inpainting (mask) is not offered on this site yet; send the image without a mask.",
+                       errors={"mask": "Not supported."})
+    images = body.get("init_images")
+    if not isinstance(images, list) or not images:
+        raise ApiError(422, "init_images must hold one base64 image.", errors={"init_images": "Required."})
+    start = decode_image(images[0], "init_images")
+    strength = _float(body, "denoising_strength")
+    resize = _int(body, "resize_mode", 0)
+    params = {**txt2img_params(body), "strength": 0.75 if strength is None else strength,
+              "resize_mode": RESIZE_MODES.get(resize, "crop")}
+    return _run(params, {key: value for key, value in body.items() if key != "init_images"}, start)
+
+
+def _active() -> list[Generation]:
+    """My queued and running generations, running first, then oldest first."""
+    rows = db.session.scalars(select(Generation).where(
+        Generation.user_id == current_user.id, Generation.status.in_(list(ACTIVE_STATUSES)))
+        .order_by(Generation.created_at)).all()
+    return sorted(rows, key=lambda g: g.status != GenerationStatus.RUNNING)
+
+
+def _preview_png(generation: Generation) -> str | None:
+    try:
+        webp = progress.read_preview(services.redis(), generation.id)
+    except RedisError:
+        return None
+    if not webp:
+        return None
+    out = io.BytesIO()
+    PILImage.open(io.BytesIO(webp)).save(out, "PNG")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+@bp.get("/progress")
+def progress_of_mine():
+    """The current job's progress (0–1), ETA, steps, how many jobs are waiting, and the live preview."""
+    active = _active()
+    state = {"skipped": False, "interrupted": False, "job": "", "job_count": len(active), "job_timestamp": "0",
+             "job_no": 0, "sampling_step": 0, "sampling_steps": 0}
+    body = {"progress": 0.0, "eta_relative": 0.0, "state": state, "current_image": None, "textinfo": None}
+    if active:
+        current = active[0]
+        live = generation_state(current)
+        total = live["total_steps"] or current.steps
+        state.update(job=f"generation {current.id}", job_timestamp=current.created_at.strftime("%Y%m%d%H%M%S"),
+                     sampling_step=live["step"], sampling_steps=total)
+        body["progress"] = round(live["step"] / total, 4) if total else 0.0
+        body["eta_relative"] = live["eta_seconds"] or 0.0
+        if request.args.get("skip_current_image", "false").lower() != "true":
+            body["current_image"] = _preview_png(current)
+        body["textinfo"] = f"{current.status}, step {live['step']} of {total}"
+    return jsonify(body)
+
+
+@bp.post("/interrupt")
+def interrupt():
+    """Stop all my queued and running generations."""
+    for generation in _active():
+        cancel_generation(generation)
+    return jsonify({})
+
+
+@bp.post("/skip")
+def skip():
+    """Stop the generation being made now; the queued ones go on."""
+    active = _active()
+    if active and active[0].status == GenerationStatus.RUNNING:
+        cancel_generation(active[0])
+    return jsonify({})
+
+
+@bp.get("/sd-models")
+def sd_models():
+    """The usable catalog models, as checkpoints."""
+    return jsonify([{"title": name, "model_name": name, "hash": None, "sha256": None,
+                     "filename": str(entry.path or entry.hf_id or name), "config": None}
+                    for name, entry in _usable_models().items()])
+
+
+@bp.get("/options")
+def options():
+    """The options clients read: the model this token uses."""
+    return jsonify({"sd_model_checkpoint": token_model(), "sd_checkpoint_hash": None, "samples_format": "png",
+                    "sd_vae": "Automatic", "CLIP_stop_at_last_layers": 1})
+
+
+@bp.post("/options")
+def set_options():
+    """``sd_model_checkpoint`` sets this token's model (never the site's); other options are ignored."""
+    body = _body()
+    checkpoint = body.get("sd_model_checkpoint")
+    if checkpoint is not None:
+        name = _model_name(str(checkpoint))
+        if name not in _usable_models():
+            raise ApiError(422, f"Unknown or unavailable model {checkpoint!r}; GET /sdapi/v1/sd-models lists them.",
+                           errors={"sd_model_checkpoint": "Not a model this site can run."})
+        token = current_token()
+        if token is None:
+            raise ApiError(401, "Setting the model needs an API token.")
+        token.default_model = name
+        db.session.commit()
+    return jsonify(None)
+
+
+@bp.get("/samplers")
+def samplers():
+    """The schedulers the models run with (``sampler_name`` in a request is ignored: the catalog decides)."""
+    names = sorted({e.scheduler or "default" for e in _usable_models().values()})
+    return jsonify([{"name": name, "aliases": [], "options": {}} for name in names])
+
+
+@bp.get("/schedulers")
+def schedulers():
+    """One: each model's own schedule."""
+    return jsonify([{"name": "automatic", "label": "Automatic", "aliases": None, "default_rho": -1,
+                     "need_inner_model": False}])
+
+
+@bp.get("/upscalers")
+def upscalers():
+    """The upscalers that can run here (for ``extra-single-image``)."""
+    return jsonify([{"name": item["name"], "model_name": item["name"], "model_path": None, "model_url": None,
+                     "scale": item["scale"]} for item in upscaler_menu() if not item["unavailable"]])
+
+
+@bp.post("/extra-single-image")
+def extra_single_image():
+    """Upscale one base64 image by ``upscaling_resize`` (2 or 4) with ``upscaler_1``; waits for it."""
+    body = _body()
+    if _int(body, "resize_mode", 0) != 0:
+        raise ApiError(422, "Only resize_mode 0 (scale by upscaling_resize) is offered.",
+                       errors={"resize_mode": "Use 0."})
+    factor = _float(body, "upscaling_resize")
+    if factor is None or factor != int(factor):
+        raise ApiError(422, "upscaling_resize must be 2 or 4.", errors={"upscaling_resize": "Use 2 or 4."})
+    upscaler = body.get("upscaler_1") or LANCZOS
+    if not isinstance(upscaler, str) or upscaler.lower() == "none":
+        raise ApiError(422, "Choose an upscaler as upscaler_1 (GET /sdapi/v1/upscalers lists them).",
+                       errors={"upscaler_1": "Required."})
+    picture = decode_image(body.get("image"), "image")
+    try:
+        generation = upscale_upload(current_user._get_current_object(), picture, int(factor), upscaler,
+                                    token_model())
+    except GenerationRefused as exc:
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+        raise ApiError(422 if exc.status == 400 else exc.status, str(exc), headers=headers) from None
+    _wait(generation)
+    png = stored_png(generation.images[0])
+    return jsonify({"image": base64.b64encode(png).decode(),
+                    "html_info": f"<p>Upscaled ×{generation.upscale_factor} with {generation.upscaler}</p>"})
+
+
+@bp.get("/latent-upscale-modes")
+def latent_upscale_modes():
+    """None: high-resolution fix is not offered."""
+    return jsonify([])
+
+
+@bp.get("/sd-vae")
+def sd_vae():
+    """None to choose: each model uses its own VAE."""
+    return jsonify([])
+
+
+@bp.get("/scripts")
+def scripts():
+    """No scripts (webuiapi reads this as it starts)."""
+    return jsonify({"txt2img": [], "img2img": []})
+
+
+def _base64_bytes(data: object, field: str) -> bytes:
+    """The bytes of a base64 image as clients send it (optionally a ``data:`` URL)."""
+    if not isinstance(data, str) or not data:
+        raise ApiError(422, f"{field} must be a base64 image.", errors={field: "Must be a base64 image."})
+    payload = data.split(",", 1)[1] if data.startswith("data:") else data
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(422, f"{field} is not valid base64.", errors={field: "Not valid base64."}) from None
+
+
+def decode_image(data: object, field: str) -> PILImage.Image:
+    """A base64 starting image, checked as every upload is."""
+    try:
+        return decode_start_image(_base64_bytes(data, field), field)
+    except ApiError as exc:
+        exc.code = 422
+        raise
+
+
+def read_png_text(data: object) -> dict[str, str]:
+    """The text chunks of a base64 image (no pixels are decoded)."""
+    try:
+        image = PILImage.open(io.BytesIO(_base64_bytes(data, "image")))
+    except (UnidentifiedImageError, OSError):
+        raise ApiError(422, "image is not a PNG, JPEG or WebP image.", errors={"image": "Not an image."}) from None
+    return {key: value for key, value in image.info.items() if isinstance(value, str)}
+
+
+@bp.post("/png-info")
+def png_info():
+    """The parameters an image carries in its PNG text chunks."""
+    items = read_png_text(_body().get("image"))
+    parameters = items.pop("parameters", "")
+    return jsonify({"info": parameters, "items": items})
+
+
+def register(app: Flask) -> None:
+    """Serve the dialect; its errors are A1111-shaped."""
+    app.register_blueprint(bp)
+    register_api_errors(app, "/sdapi/v1", a1111_error)

@@ -1,0 +1,118 @@
+"""What every API does with a generation request: defaults, the shared rules, the ordinary
+``create_generation`` (gallery, email, limits, blocked terms), and waiting for it when a dialect must."""
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flask import current_app
+from flask_login import current_user
+from PIL import Image as PILImage
+
+from models.catalog import ModelEntry
+
+from .. import services
+from ..extensions import db
+from ..generation_rules import DEFAULT_STRENGTH, problems
+from ..generations import GenerationRefused, PromptBlocked, create_generation
+from ..tables import Generation
+from ..uploads import UploadRejected, decode_upload
+from .problems import ApiError
+
+WAIT_INTERVAL = 0.25
+
+
+def default_model_name() -> str:
+    """The site's default model: ``EASEL_MODEL`` if usable, else the first usable catalog entry."""
+    models = services.catalog()
+    preferred = services.default_model()
+    if preferred in models and models[preferred].unavailable_reason() is None:
+        return preferred
+    return next((name for name, e in models.items() if e.unavailable_reason() is None), preferred)
+
+
+def with_defaults(params: Mapping[str, Any]) -> dict:
+    """Fill what the request left out from the model's catalog entry (size, steps, guidance) and the site."""
+    filled = {"negative_prompt": "", "seed": None, "num_images": 1, "style": "none", **{
+        key: value for key, value in params.items() if value is not None}}
+    filled.setdefault("model", default_model_name())
+    entry: ModelEntry | None = services.catalog().get(filled["model"])
+    if entry is not None:
+        filled.setdefault("width", entry.default_width)
+        filled.setdefault("height", entry.default_height)
+        filled.setdefault("steps", entry.default_steps)
+        filled.setdefault("guidance", entry.default_guidance)
+    else:  # the model's own error is reported; the numbers are never checked against no model
+        for key in ("width", "height", "steps"):
+            filled.setdefault(key, 0)
+        filled.setdefault("guidance", 0.0)
+    filled["seed"] = params.get("seed")
+    return filled
+
+
+def decode_start_image(data: bytes, field: str) -> PILImage.Image:
+    """A starting image's bytes, checked as every upload is (format, pixels, bombs), as RGB.
+
+    Raises:
+        ApiError: 400 naming ``field`` when the bytes are not an image this site takes.
+    """
+    try:
+        return decode_upload(data, current_app.config["MAX_UPLOAD_PIXELS"])
+    except UploadRejected as exc:
+        raise ApiError(400, str(exc), errors={field: str(exc)}) from None
+
+
+def submit(params: Mapping[str, Any], start: PILImage.Image | None = None) -> Generation:
+    """Check the request against the rules and start it as the current user.
+
+    Args:
+        params: generation parameters; what is missing comes from the model and the site.
+        start: a decoded starting image (image-to-image at ``params["strength"]``), or None.
+
+    Raises:
+        ApiError: 400 with per-field messages; 429 (with Retry-After) over a limit; 403; 503 queue down.
+    """
+    full = with_defaults(params)
+    if start is not None:
+        full.setdefault("strength", DEFAULT_STRENGTH)
+        full.setdefault("resize_mode", "crop")
+    elif full.get("strength") is not None:
+        raise ApiError(400, "strength needs a starting image.", errors={"strength": "Needs a starting image."})
+    found = problems(services.catalog(), full)
+    if found:
+        raise ApiError(400, "The request is not valid: " + " ".join(found.values()), errors=found)
+    columns = {key: full[key] for key in ("prompt", "negative_prompt", "model", "width", "height", "steps",
+                                         "guidance", "seed", "num_images", "style")}
+    if start is not None:
+        columns |= {"strength": float(full["strength"]), "resize_mode": full["resize_mode"]}
+    columns["prompt"] = columns["prompt"].strip()
+    columns["negative_prompt"] = (columns["negative_prompt"] or "").strip()
+    columns["guidance"] = float(columns["guidance"])
+    entry = services.catalog()[columns["model"]]
+    try:
+        return create_generation(current_user._get_current_object(), columns, job_timeout=entry.job_timeout,
+                                 upload=start)
+    except PromptBlocked as exc:
+        raise ApiError(400, str(exc), errors={exc.field: str(exc)}, kind="content_policy_violation") from None
+    except GenerationRefused as exc:
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+        raise ApiError(exc.status, str(exc), headers=headers, kind="limit_reached") from None
+
+
+def wait_until_final(generation: Generation, timeout: float) -> bool:
+    """Block until the generation is final (True) or ``timeout`` seconds pass (False); it goes on either way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        db.session.refresh(generation)
+        if generation.is_final:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        db.session.commit()  # end the read transaction, so the next refresh sees the worker's commit
+        time.sleep(WAIT_INTERVAL)
+
+
+def stored_png(image) -> bytes:
+    """The image's PNG bytes from storage."""
+    return services.storage().open(image.storage_key)

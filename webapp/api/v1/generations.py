@@ -1,0 +1,101 @@
+"""``/api/v1/generations``: create, list mine, get one, cancel, the live preview."""
+from __future__ import annotations
+
+from flask import Response, url_for
+from flask_login import current_user
+from redis.exceptions import RedisError
+from sqlalchemy import select
+
+from ... import progress, services
+from ...access import owned_generation_or_404
+from ...extensions import db
+from ...generations import cancel_generation
+from ...tables import Generation
+from ..gate import Scheme, protect
+from ..problems import ApiError
+from ..submit import decode_start_image, submit
+from .parsing import ApiBlueprint, arguments_400, multipart_400
+from .schemas import (
+    GenerationCreateSchema,
+    GenerationFromImageSchema,
+    GenerationListQuerySchema,
+    GenerationPageSchema,
+    GenerationSchema,
+)
+from .serialize import generation_dict, page_dict
+
+blp = ApiBlueprint("api_generations", __name__, url_prefix="/api/v1/generations", description="Generations")
+protect(blp, Scheme.BEARER, allow_session=True)
+
+
+@blp.post("")
+@arguments_400(blp, GenerationCreateSchema)
+@blp.response(201, GenerationSchema)
+@blp.alt_response(400, response="BAD_REQUEST")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def create(params: dict):
+    """Start a text-to-image generation (limits, quota and blocked terms as in the studio)."""
+    generation = submit(params)
+    return generation_dict(generation), 201, {"Location": url_for("api_generations.get", generation_id=generation.id)}
+
+
+@blp.post("/from-image")
+@multipart_400(blp, GenerationFromImageSchema)
+@blp.response(201, GenerationSchema)
+@blp.alt_response(400, response="BAD_REQUEST")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def create_from_image(params: dict):
+    """Start an image-to-image generation from an uploaded picture (multipart/form-data)."""
+    start = decode_start_image(params.pop("init_image").read(), "init_image")
+    generation = submit(params, start)
+    return generation_dict(generation), 201, {"Location": url_for("api_generations.get", generation_id=generation.id)}
+
+
+@blp.get("")
+@arguments_400(blp, GenerationListQuerySchema, location="query")
+@blp.response(200, GenerationPageSchema)
+def list_mine(args: dict):
+    """My generations, newest first, optionally only those in one status."""
+    query = select(Generation).where(Generation.user_id == current_user.id)
+    if args["status"]:
+        query = query.where(Generation.status == args["status"])
+    page = db.paginate(query.order_by(Generation.created_at.desc(), Generation.id), page=args["page"],
+                       per_page=args["per_page"], error_out=False)
+    return page_dict(page, [generation_dict(g) for g in page.items])
+
+
+@blp.get("/<generation_id>")
+@blp.response(200, GenerationSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+def get(generation_id: str):
+    """One of my generations: status, queue position, step, total, ETA, preview, images, error."""
+    return generation_dict(owned_generation_or_404(generation_id))
+
+
+@blp.post("/<generation_id>/cancel")
+@blp.response(200, GenerationSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT")
+def cancel(generation_id: str):
+    """Stop a queued or running generation (a running one stops within a step)."""
+    generation = owned_generation_or_404(generation_id)
+    if generation.is_final:
+        raise ApiError(409, f"This generation has already {generation.status}.")
+    cancel_generation(generation)
+    return generation_dict(generation)
+
+
+@blp.get("/<generation_id>/preview")
+@blp.doc(responses={200: {"description": "the latest preview, WebP",
+                          "content": {"image/webp": {"schema": {"type": "string", "format": "binary"}}}}})
+@blp.alt_response(404, response="NOT_FOUND")
+def preview(generation_id: str):
+    """The latest live preview of a running generation (404 when there is none)."""
+    generation = owned_generation_or_404(generation_id)
+    try:
+        data = progress.read_preview(services.redis(), generation.id)
+    except RedisError:
+        data = None
+    if not data:
+        raise ApiError(404, "There is no preview for this generation now.")
+    return Response(data, mimetype="image/webp", headers={"Cache-Control": "no-store"})

@@ -1,0 +1,132 @@
+"""``/api/v1/images``: list mine (search by prompt words), get one, download, star/publish, variations, delete."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from flask import url_for
+from flask_login import current_user
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from ...access import owned_image_or_404, viewable_image_or_404
+from ...derived_images import VARIATION_STRENGTH, start_upscale, start_variation
+from ...extensions import db
+from ...gallery.changes import PublishRefused, set_public, set_starred
+from ...generations import GenerationRefused
+from ...image_files import delete_image, download_name, serve_file
+from ...tables import Generation, Image
+from ..gate import Scheme, protect
+from ..problems import ApiError
+from .parsing import arguments_400
+from .schemas import (
+    GenerationSchema,
+    ImageListQuerySchema,
+    ImagePageSchema,
+    ImageSchema,
+    ImageUpdateSchema,
+    UpscaleCreateSchema,
+    VariationCreateSchema,
+)
+from .serialize import generation_dict, image_dict, page_dict
+
+blp = Blueprint("api_images", __name__, url_prefix="/api/v1/images", description="Images")
+protect(blp, Scheme.BEARER, allow_session=True)
+
+
+@blp.get("")
+@arguments_400(blp, ImageListQuerySchema, location="query")
+@blp.response(200, ImagePageSchema)
+def list_mine(args: dict):
+    """My images, newest first; ``q`` keeps those whose prompt holds every word."""
+    query = select(Image).join(Generation, Image.generation_id == Generation.id).where(Image.user_id == current_user.id)
+    for word in args["q"].split()[:10]:
+        query = query.where(Generation.prompt.icontains(word, autoescape=True))
+    if args["starred"] is not None:
+        query = query.where(Image.is_starred.is_(args["starred"]))
+    page = db.paginate(query.order_by(Image.created_at.desc(), Image.index, Image.id), page=args["page"],
+                       per_page=args["per_page"], error_out=False)
+    return page_dict(page, [image_dict(image) for image in page.items])
+
+
+@blp.get("/<image_id>")
+@blp.response(200, ImageSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+def get(image_id: str):
+    """An image I may see (mine, or a public one)."""
+    return image_dict(viewable_image_or_404(image_id))
+
+
+@blp.get("/<image_id>/file")
+@blp.doc(responses={200: {"description": "the PNG, its parameters in text chunks",
+                          "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}})
+@blp.alt_response(404, response="NOT_FOUND")
+def image_file(image_id: str):
+    """Download the PNG."""
+    image = viewable_image_or_404(image_id)
+    return serve_file(image.storage_key, "image/png", download_name(image, image.generation))
+
+
+@blp.patch("/<image_id>")
+@arguments_400(blp, ImageUpdateSchema)
+@blp.response(200, ImageSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT")
+def update(changes: dict, image_id: str):
+    """Star (kept from cleanup) and/or publish to Explore."""
+    image = owned_image_or_404(image_id)
+    if "starred" in changes:
+        set_starred(image, changes["starred"])
+    if "public" in changes:
+        try:
+            set_public(image, changes["public"])
+        except PublishRefused as exc:
+            raise ApiError(409, str(exc), errors={"public": str(exc)}) from None
+    return image_dict(image)
+
+
+@contextmanager
+def refusals_as_problems(fields_: set[str] = frozenset()):
+    """A refused generation as a problem: its status, Retry-After, and (for a 400) the fields it names."""
+    try:
+        yield
+    except GenerationRefused as exc:
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+        errors = {field: str(exc) for field in fields_} if exc.status == 400 else None
+        raise ApiError(exc.status, str(exc), headers=headers, errors=errors) from None
+
+
+@blp.post("/<image_id>/variations")
+@arguments_400(blp, VariationCreateSchema)
+@blp.response(201, GenerationSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def variations(args: dict, image_id: str):
+    """New images from an image I may see, at a low strength (an ordinary generation, its parent recorded)."""
+    image = viewable_image_or_404(image_id)
+    strength = VARIATION_STRENGTH if args["strength"] is None else args["strength"]
+    with refusals_as_problems():
+        generation = start_variation(current_user._get_current_object(), image, args["num_images"], strength)
+    return generation_dict(generation), 201, {"Location": url_for("api_generations.get", generation_id=generation.id)}
+
+
+@blp.post("/<image_id>/upscale")
+@arguments_400(blp, UpscaleCreateSchema)
+@blp.response(201, GenerationSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def upscale(args: dict, image_id: str):
+    """A new image, ``factor`` times larger, from an image I may see (an ordinary generation, its parent recorded)."""
+    image = viewable_image_or_404(image_id)
+    with refusals_as_problems({"factor", "upscaler"}):
+        generation = start_upscale(current_user._get_current_object(), image, args["factor"], args["upscaler"])
+    return generation_dict(generation), 201, {"Location": url_for("api_generations.get", generation_id=generation.id)}
+
+
+@blp.delete("/<image_id>")
+@blp.response(204)
+@blp.alt_response(404, response="NOT_FOUND")
+def delete(image_id: str):
+    """Delete the image and its files."""
+    delete_image(owned_image_or_404(image_id))
+    return ""

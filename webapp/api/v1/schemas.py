@@ -1,0 +1,205 @@
+"""Request and response schemas of ``/api/v1``: they validate the requests and generate the OpenAPI document.
+
+Types and shapes live here; the limits (sizes, steps, guidance, images) are ``generation_rules``', checked
+against the model's catalog entry, the same rules the studio form uses.
+"""
+from __future__ import annotations
+
+from flask_smorest.fields import Upload
+from marshmallow import Schema, fields, validate
+
+from models.upscalers import FACTORS, LANCZOS
+
+from ... import generation_rules as rules
+from ...generations import MAX_SEED
+from ...styles import STYLES
+from ...tables import GenerationStatus
+from ...uploads import RESIZE_MODES
+
+
+class ProblemSchema(Schema):
+    """An RFC 9457 problem: every error of this API."""
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                         metadata={"description": "each invalid field's messages"})
+
+
+class GenerationCreateSchema(Schema):
+    """A new text-to-image generation; what is left out comes from the model's defaults."""
+
+    prompt = fields.String(required=True, validate=validate.Length(max=rules.PROMPT_MAX, error=rules.PROMPT_TOO_LONG),
+                           error_messages={"required": rules.PROMPT_MISSING})
+    negative_prompt = fields.String(load_default="", validate=validate.Length(max=rules.PROMPT_MAX,
+                                                                              error=rules.NEGATIVE_TOO_LONG))
+    model = fields.String(load_default=None, metadata={"description": "a catalog name (GET /api/v1/models)"})
+    width = fields.Integer(load_default=None, strict=True)
+    height = fields.Integer(load_default=None, strict=True)
+    steps = fields.Integer(load_default=None, strict=True)
+    guidance = fields.Float(load_default=None, allow_nan=False)
+    seed = fields.Integer(load_default=None, allow_none=True, strict=True,
+                          validate=validate.Range(0, MAX_SEED, error=rules.SEED_OUT_OF_RANGE))
+    num_images = fields.Integer(load_default=1, strict=True,
+                                validate=validate.Range(1, rules.IMAGES_MAX, error=rules.IMAGES_OUT_OF_RANGE))
+    style = fields.String(load_default="none", validate=validate.OneOf(list(STYLES), error=rules.STYLE_UNKNOWN))
+
+
+class GenerationFromImageSchema(GenerationCreateSchema):
+    """``multipart/form-data``: the same fields (as text), plus how far to move from the starting image."""
+
+    width = fields.Integer(load_default=None)
+    height = fields.Integer(load_default=None)
+    steps = fields.Integer(load_default=None)
+    seed = fields.Integer(load_default=None, allow_none=True,
+                          validate=validate.Range(0, MAX_SEED, error=rules.SEED_OUT_OF_RANGE))
+    num_images = fields.Integer(load_default=1,
+                                validate=validate.Range(1, rules.IMAGES_MAX, error=rules.IMAGES_OUT_OF_RANGE))
+    strength = fields.Float(load_default=rules.DEFAULT_STRENGTH, allow_nan=False,
+                            validate=validate.Range(rules.MIN_STRENGTH, rules.MAX_STRENGTH,
+                                                    error=rules.STRENGTH_OUT_OF_RANGE))
+    resize_mode = fields.String(load_default="crop", validate=validate.OneOf(list(RESIZE_MODES)),
+                                metadata={"description": "crop (fill) or fit (bars) to the model's size"})
+    init_image = Upload(required=True, metadata={"description": "the starting picture: PNG, JPEG or WebP"})
+
+
+class ImageSchema(Schema):
+    """One image."""
+
+    id = fields.String(required=True)
+    generation_id = fields.String(required=True)
+    index = fields.Integer(required=True)
+    width = fields.Integer(required=True)
+    height = fields.Integer(required=True)
+    prompt = fields.String(required=True)
+    seed = fields.Integer(required=True, metadata={"description": "the seed of this very image"})
+    starred = fields.Boolean(required=True)
+    public = fields.Boolean(required=True)
+    hidden = fields.Boolean(required=True)
+    created_at = fields.AwareDateTime(required=True)
+    download_url = fields.String(required=True)
+
+
+class GenerationSchema(Schema):
+    """A generation: its parameters, where it is, and its images once done."""
+
+    id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf([s.value for s in GenerationStatus]))
+    prompt = fields.String(required=True)
+    negative_prompt = fields.String(required=True)
+    model = fields.String(required=True)
+    width = fields.Integer(required=True)
+    height = fields.Integer(required=True)
+    steps = fields.Integer(required=True)
+    guidance = fields.Float(required=True)
+    seed = fields.Integer(required=True)
+    num_images = fields.Integer(required=True)
+    style = fields.String(required=True)
+    created_at = fields.AwareDateTime(required=True)
+    queue_position = fields.Integer(allow_none=True, required=True, metadata={"description": "1 = next to run"})
+    step = fields.Integer(required=True)
+    total_steps = fields.Integer(required=True)
+    eta_seconds = fields.Float(allow_none=True, required=True)
+    preview_url = fields.String(allow_none=True, required=True)
+    images = fields.List(fields.Nested(ImageSchema), required=True)
+    error = fields.String(allow_none=True, required=True)
+
+
+class PageQuerySchema(Schema):
+    """``?page=&per_page=``."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(1, 10_000))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+
+
+class GenerationListQuerySchema(PageQuerySchema):
+    """Filter my generations by status."""
+
+    status = fields.String(load_default=None, validate=validate.OneOf([s.value for s in GenerationStatus]))
+
+
+class ImageListQuerySchema(PageQuerySchema):
+    """Search my images by prompt words."""
+
+    q = fields.String(load_default="", validate=validate.Length(max=200),
+                      metadata={"description": "words that must all appear in the prompt"})
+    starred = fields.Boolean(load_default=None)
+
+
+class PageSchema(Schema):
+    """Where a page sits in the whole list."""
+
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+    pages = fields.Integer(required=True)
+
+
+class GenerationPageSchema(PageSchema):
+    """One page of generations, newest first."""
+
+    items = fields.List(fields.Nested(GenerationSchema), required=True)
+
+
+class ImagePageSchema(PageSchema):
+    """One page of images, newest first."""
+
+    items = fields.List(fields.Nested(ImageSchema), required=True)
+
+
+class ImageUpdateSchema(Schema):
+    """Star or publish (either or both)."""
+
+    starred = fields.Boolean()
+    public = fields.Boolean()
+
+
+class ModelSchema(Schema):
+    """A model this site lists, its defaults and limits, and whether it can run here."""
+
+    name = fields.String(required=True)
+    label = fields.String(required=True)
+    description = fields.String(required=True)
+    available = fields.Boolean(required=True)
+    unavailable_reason = fields.String(allow_none=True, required=True)
+    default = fields.Boolean(required=True, metadata={"description": "the site's default model"})
+    default_width = fields.Integer(required=True)
+    default_height = fields.Integer(required=True)
+    default_steps = fields.Integer(required=True)
+    default_guidance = fields.Float(required=True)
+    sizes = fields.List(fields.List(fields.Integer()), required=True, metadata={"description": "[width, height] pairs"})
+    min_steps = fields.Integer(required=True)
+    max_steps = fields.Integer(required=True)
+    max_guidance = fields.Float(required=True)
+    max_images = fields.Integer(required=True)
+
+
+class VariationCreateSchema(Schema):
+    """New images from an image: its prompt and settings, new seeds."""
+
+    num_images = fields.Integer(load_default=2, strict=True,
+                                validate=validate.Range(1, rules.IMAGES_MAX, error=rules.IMAGES_OUT_OF_RANGE))
+    strength = fields.Float(load_default=None, allow_nan=False,
+                            validate=validate.Range(rules.MIN_STRENGTH, rules.MAX_STRENGTH,
+                                                    error=rules.STRENGTH_OUT_OF_RANGE),
+                            metadata={"description": "how far they may move from the image (default 0.35)"})
+
+
+class UpscalerSchema(Schema):
+    """An upscaler the catalog lists."""
+
+    name = fields.String(required=True)
+    label = fields.String(required=True)
+    scale = fields.Integer(required=True)
+    description = fields.String(required=True)
+    available = fields.Boolean(required=True)
+    unavailable_reason = fields.String(allow_none=True, required=True)
+
+
+class UpscaleCreateSchema(Schema):
+    """A larger copy of an image, made by an upscaler (GET /api/v1/upscalers lists them)."""
+
+    factor = fields.Integer(required=True, strict=True, validate=validate.OneOf(FACTORS, error="Choose 2 or 4."))
+    upscaler = fields.String(load_default=LANCZOS, validate=validate.Length(max=64))
