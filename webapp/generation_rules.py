@@ -10,7 +10,7 @@ from typing import Any
 
 from models.catalog import ModelEntry
 
-from .generations import MAX_SEED
+from .generations import DEFAULT_STRENGTH, MAX_SEED  # noqa: F401  (DEFAULT_STRENGTH: the forms and the API read it here)
 from .styles import STYLES
 from .tables import denoising_steps
 

@@ -1,7 +1,7 @@
 """generation loras
 
 Revision ID: 1ea3f1d9c637
-Revises: 8d5dae4e0a4f
+Revises: 8fbec757d444
 Create Date: 2026-11-29 11:38:58.240969
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '1ea3f1d9c637'
-down_revision = '8d5dae4e0a4f'
+down_revision = '8fbec757d444'
 branch_labels = None
 depends_on = None
 
