@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip --disable-pip-version-check
 
-.PHONY: run test test-fast lint migrate admin cleanup benchmark loadtest train-model train-upscaler evaluate-model examples system-packages browser
+.PHONY: run test test-fast lint migrate admin cleanup benchmark benchmark-real-size loadtest train-model train-upscaler evaluate-model examples system-packages browser
 
 run: $(VENV)/.run-installed
 	exec $(PY) -m webapp.launch
@@ -53,7 +53,11 @@ cleanup: $(VENV)/.run-installed
 	EASEL_ENV=$${EASEL_ENV:-development} FLASK_APP=wsgi:app $(VENV)/bin/flask cleanup $(ARGS)
 
 benchmark: $(VENV)/.dev-installed
-	$(PY) -m pytest tests/benchmarks -s -o addopts="" -p no:cacheprovider --timeout=1800
+	$(PY) -m pytest tests/benchmarks --ignore=tests/benchmarks/test_real_size.py -s -o addopts="" -p no:cacheprovider --timeout=1800
+
+# SD 1.5 at real size with random weights (builds ~4.3 GB); EASEL_BENCH_DEVICE=cuda for the GPU run
+benchmark-real-size: $(VENV)/.dev-installed
+	$(PY) -m pytest tests/benchmarks/test_real_size.py -s -o addopts="" -p no:cacheprovider --timeout=3600
 
 # 50 people polling and 10 making pictures for a minute against a real site on 127.0.0.1 (tests/load/).
 loadtest: $(VENV)/.dev-installed

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from webapp.cleanup import delete_expired_images
 from webapp.extensions import db
 from webapp.mail.outbox import notify_generation_finished
-from webapp.queues import generation_queue
+from webapp.queues import generation_queue, generation_queues
 from webapp.tables import ACTIVE_STATUSES, Generation, GenerationStatus, move_generation, utcnow
 
 from .app_context import with_app
@@ -41,7 +41,8 @@ def reap_abandoned_generations() -> None:
     RQ's cleanup of the started registry retries them or moves them to failed, calling the
     job's failure callback, which marks the generation row.
     """
-    StartedJobRegistry(queue=generation_queue()).cleanup()
+    for queue in generation_queues():
+        StartedJobRegistry(queue=queue).cleanup()
 
 
 @with_app

@@ -32,6 +32,7 @@ from webapp.styles import postprocess, styled_prompt
 from webapp.tables import Generation, GenerationStatus, Image, Source, move_generation, new_id, utcnow
 from webapp.uploads import fit_to
 
+from . import pipelines
 from .app_context import get_app, with_app
 from .preview import previewer_for
 from .timelapse import TimelapseRecorder
@@ -68,16 +69,16 @@ def configure_threads() -> int:
 
 
 def pipeline_for(name: str):
-    """The warm pipeline of a catalog model on this worker's device (loaded on first use)."""
-    config = current_app.config
-    return loader.get_pipeline(name, device=config["EASEL_DEVICE"], catalog_path=config["EASEL_CATALOG"])
+    """The warm pipeline of a catalog model on this worker's device (loaded on first use, prepared for it)."""
+    return pipelines.pipeline_for(name)
 
 
-def warm_up() -> None:
-    """Set up torch and load the default model before the first job, so nobody waits for it."""
+def warm_up(serves: list[str]) -> None:
+    """Set up torch and load the default model (else the first served) before the first job, so nobody waits."""
     with get_app().app_context():
         configure_threads()
         name = current_app.config["EASEL_MODEL"]
+        name = name if name in serves or not serves else serves[0]
         try:
             previewer_for(pipeline_for(name))
         except ModelError as exc:
@@ -205,22 +206,23 @@ def start_image(generation: Generation) -> PILImage.Image:
 
 def _make_images(generation: Generation) -> tuple[list[PILImage.Image], TimelapseRecorder | None]:
     """Call the warm pipeline (or its image-to-image twin); the images, and their timelapse frames if asked."""
-    pipe = pipeline_for(generation.model)  # raises ModelError when the model is not usable here
+    pipe, prompt, _ = pipelines.ready(generation)  # raises ModelError when the model is not usable here
     previewer = previewer_for(pipe)  # fitted once per pipeline, before the clock of the preview budget starts
     recorder = TimelapseRecorder(generation.num_images, previewer) if generation.timelapse else None
     reporter = ProgressReporter(generation.id, generation.total_steps, recorder)
     generators = [torch.Generator("cpu").manual_seed(generation.seed + i) for i in range(generation.num_images)]
     common = {
-        "prompt": styled_prompt(generation.prompt, generation.style),
+        "prompt": styled_prompt(prompt, generation.style),  # with the LoRAs' trigger words
         "negative_prompt": generation.negative_prompt or None,
         "num_inference_steps": generation.steps, "guidance_scale": generation.guidance,
         "num_images_per_prompt": generation.num_images, "generator": generators,
         "callback_on_step_end": reporter, "output_type": "pil",
     }
     if generation.init_image_key:
-        result = img2img_for(pipe)(image=start_image(generation), strength=generation.strength, **common)
+        result = pipelines.call(img2img_for(pipe), image=start_image(generation), strength=generation.strength,
+                                **common)
     else:
-        result = pipe(width=generation.width, height=generation.height, **common)
+        result = pipelines.call(pipe, width=generation.width, height=generation.height, **common)
     if reporter.canceled:
         raise Canceled()
     return [postprocess(image, generation.style) for image in result.images], recorder
@@ -238,7 +240,7 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
                 "prompt": generation.prompt, "negative_prompt": generation.negative_prompt, "model": generation.model,
                 "seed": generation.seed + index, "steps": generation.steps, "guidance": generation.guidance,
                 "width": generation.width, "height": generation.height, "style": generation.style,
-                "generation_id": generation.id, "source": generation.source,
+                "generation_id": generation.id, "source": generation.source, "loras": generation.loras or [],
             }
             if generation.source == Source.UPSCALE:
                 parameters.update(upscaler=generation.upscaler, upscale_factor=generation.upscale_factor)

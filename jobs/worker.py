@@ -23,10 +23,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker, get_current_job
 from rq.job import Job
 from rq.queue import Queue
-from rq.worker import WorkerStatus
+from rq.worker import DequeueStrategy, WorkerStatus
 
 from webapp import services
-from webapp.queues import CHORE_QUEUE, GENERATE_QUEUE, SERIALIZER
+from webapp.queues import CHORE_QUEUE, GENERATE_QUEUE, SERIALIZER, model_queue_name
 from webapp.supervision import die_with_parent
 
 from .app_context import get_app
@@ -58,6 +58,7 @@ class WarmWorker(SimpleWorker):
     """A ``SimpleWorker`` whose heartbeat keeps beating while a long job runs in-process."""
 
     stopping = False
+    after_job: Callable[[], None] | None = None  # generation workers: publish the models they hold
     heartbeat_ttl = 30  # ``EASEL_HEARTBEAT_TTL``, set from the app's settings in ``main``
 
     def request_stop(self, signum, frame) -> None:
@@ -89,6 +90,17 @@ class WarmWorker(SimpleWorker):
             done.set()
             thread.join(5)
         self.set_state(WorkerStatus.IDLE)
+        self._report()
+
+    def _report(self) -> None:
+        """Run ``after_job`` in the app, never letting a failed report stop the worker."""
+        if self.after_job is None:
+            return
+        try:
+            with get_app().app_context():
+                self.after_job()
+        except Exception:
+            self.log.warning("could not publish this worker's models", exc_info=True)
 
 
 def _settle(worker: WarmWorker) -> None:
@@ -112,7 +124,8 @@ def work_until_stopped(make_worker: Callable[[], WarmWorker], burst: bool = Fals
         worker = make_worker()
         started = time.monotonic()
         try:
-            worker.work(burst=burst, with_scheduler=True)
+            # round robin: one model's long queue does not starve the others' jobs
+            worker.work(burst=burst, with_scheduler=True, dequeue_strategy=DequeueStrategy.ROUND_ROBIN)
             reason, cut_off = "its work loop ended (see above)", False
         except (RedisConnectionError, RedisTimeoutError) as exc:
             if burst:
@@ -139,23 +152,63 @@ def work_until_stopped(make_worker: Callable[[], WarmWorker], burst: bool = Fals
         log.info("worker %s starts again", worker.name)
 
 
+def served_models(app, requested: str | None) -> list[str]:
+    """The catalog models this worker serves: those asked for (each must be usable here), else every usable one.
+
+    Raises:
+        SystemExit: a requested model is unknown or its files are not on this machine.
+    """
+    with app.app_context():
+        catalog = services.catalog()
+    if requested:
+        names = [name.strip() for name in requested.split(",") if name.strip()]
+        for name in names:
+            if name not in catalog:
+                raise SystemExit(f"--models: unknown model {name!r}; the catalog lists: {', '.join(catalog)}")
+            if reason := catalog[name].unavailable_reason():
+                raise SystemExit(f"--models: {name} cannot be served here: {reason}")
+        return names
+    usable = [name for name, entry in catalog.items() if entry.unavailable_reason() is None]
+    for name in set(catalog) - set(usable):
+        log.info("not serving %s: %s", name, catalog[name].unavailable_reason())
+    return usable
+
+
+def queue_names(queues: list[str], serves: list[str], requested: bool) -> list[str]:
+    """The RQ queues to listen to: ``generate`` becomes one queue per served model (plus the plain one if all)."""
+    if GENERATE_QUEUE not in queues:
+        return queues
+    names = [model_queue_name(name) for name in serves] + ([] if requested else [GENERATE_QUEUE])
+    index = queues.index(GENERATE_QUEUE)
+    return queues[:index] + names + queues[index + 1:]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments and work until stopped."""
     parser = argparse.ArgumentParser(description="Easel worker")
     parser.add_argument("--queues", default=GENERATE_QUEUE, help=f"comma-separated: {GENERATE_QUEUE}, {CHORE_QUEUE}")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated catalog names this generation worker serves (default: every usable one)")
     parser.add_argument("--burst", action="store_true", help="stop when the queues are empty")
     parser.add_argument("--name", default=None, help="worker name (default: host.pid)")
     args = parser.parse_args(argv)
     app = get_app()
     configure_logging(app.config["LOG_LEVEL"])
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
-    if GENERATE_QUEUE in queues:
+    generating = GENERATE_QUEUE in queues
+    serves = served_models(app, args.models) if generating else []
+    queues = queue_names(queues, serves, requested=bool(args.models))
+    name = args.name or f"{socket.gethostname()}.{os.getpid()}"
+    if generating:
+        from . import pipelines
         from .generate import warm_up
 
-        warm_up()
+        log.info("serving models: %s", ", ".join(serves) or "none")
+        warm_up(serves)
+        with app.app_context():
+            pipelines.publish(name, serves)
     # RQ forks its scheduler: it must end with this worker, even when the worker is SIGKILLed.
     os.register_at_fork(after_in_child=die_with_parent)
-    name = args.name or f"{socket.gethostname()}.{os.getpid()}"
     with app.app_context():
         connection = services.redis()
 
@@ -163,6 +216,8 @@ def main(argv: list[str] | None = None) -> None:
         worker = WarmWorker(queues, connection=connection, name=name,
                             serializer=SERIALIZER)  # JSON: a job that is a pickle is refused, never unpickled
         worker.heartbeat_ttl = app.config["EASEL_HEARTBEAT_TTL"]
+        if generating:
+            worker.after_job = lambda: pipelines.publish(name, serves)
         return worker
 
     work_until_stopped(make_worker, burst=args.burst)

@@ -73,6 +73,19 @@ def admin_password_from(name: str) -> str | None:
     return os.environ.get(name)
 
 
+def model_settings() -> dict:
+    """How a generation worker holds its models: how many stay warm, GPU headroom, compile, offload."""
+    loaded = _int("EASEL_MAX_LOADED_MODELS", 2)
+    if loaded < 1:
+        raise ConfigError(f"EASEL_MAX_LOADED_MODELS must be at least 1, got {loaded}")
+    return {
+        "EASEL_MAX_LOADED_MODELS": loaded,
+        "EASEL_GPU_HEADROOM_MB": _int("EASEL_GPU_HEADROOM_MB", 6144),
+        "EASEL_COMPILE": _bool(os.environ.get("EASEL_COMPILE")),
+        "EASEL_OFFLOAD": _bool(os.environ.get("EASEL_OFFLOAD")),
+    }
+
+
 def reaper_interval() -> int:
     """``EASEL_REAPER_INTERVAL``: seconds between runs of the reaper of abandoned generations."""
     seconds = _int("EASEL_REAPER_INTERVAL", 30)
@@ -199,6 +212,7 @@ def from_environment() -> dict:
         "EASEL_DEVICE": os.environ.get("EASEL_DEVICE", "") or "auto",
         "EASEL_TORCH_THREADS": _int("EASEL_TORCH_THREADS", max(1, (os.cpu_count() or 2) - 1)),
         "EASEL_HEARTBEAT_TTL": _int("EASEL_HEARTBEAT_TTL", 30),
+        **model_settings(),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "") or "INFO",
         "STORAGE": os.environ.get("STORAGE", "local"),
         "MEDIA_DIR": os.environ.get("MEDIA_DIR", str(instance_dir / "media")),

@@ -8,7 +8,7 @@ from datetime import timedelta
 from flask import current_app, url_for
 from PIL import Image as PILImage
 from redis.exceptions import RedisError
-from rq import Callback
+from rq import Callback, Worker
 from rq.exceptions import NoSuchJobError
 from rq.queue import Queue
 from sqlalchemy import func, select, update
@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from . import progress, services
 from .extensions import db
 from .moderation.blocked_terms import find_blocked_term
-from .queues import GENERATE_QUEUE, SERIALIZER, fetch_job, generation_queue
+from .queues import SERIALIZER, fetch_job, generation_queue, model_queue_name
 from .tables import (
     ACTIVE_STATUSES,
     DEFAULT_STRENGTH,
@@ -161,7 +161,7 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
             services.storage().delete(upload_file)
         raise
     try:
-        generation_queue().enqueue(
+        generation_queue(generation.model).enqueue(
             "jobs.generate.run", generation.id, job_id=generation.id, job_timeout=job_timeout,
             result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600, on_failure=Callback("jobs.generate.on_failure"),
             description=f"generation {generation.id} for user {user.id}")
@@ -189,14 +189,31 @@ def cancel_generation(generation: Generation) -> None:
     db.session.refresh(generation)
 
 
-def queue_position(generation_id: str) -> int | None:
-    """1 for the next job to run, None when it is not waiting in the queue.
+def queue_position(generation: Generation) -> int | None:
+    """1 for the next job of its model to run, None when it is not waiting in the queue.
 
     Raises:
         RedisError: Redis did not answer within ``services.QUICK_READ_TIMEOUT``.
     """
-    position = Queue(GENERATE_QUEUE, connection=services.quick_redis(), serializer=SERIALIZER).get_job_position(generation_id)
+    position = _quick_queue(generation.model).get_job_position(generation.id)
     return None if position is None else position + 1
+
+
+def _quick_queue(model: str) -> Queue:
+    """A model's queue on the short-timeout client, for the page's optional reads."""
+    return Queue(model_queue_name(model), connection=services.quick_redis(), serializer=SERIALIZER)
+
+
+def unserved_notice(model: str) -> str | None:
+    """Why a queued generation may wait forever: no live worker serves its model (None when one does).
+
+    Raises:
+        RedisError: Redis did not answer within ``services.QUICK_READ_TIMEOUT``.
+    """
+    if Worker.all(queue=_quick_queue(model)):
+        return None
+    return (f"No worker serves model {model} right now. It will start when a worker for it comes online; "
+            f"you can cancel it and choose another model.")
 
 
 def generation_params(generation: Generation) -> dict:
@@ -208,7 +225,15 @@ def generation_params(generation: Generation) -> dict:
             # the starting image, so a reused try starts from the same picture (remix does the same)
             "init_image_id": (generation.parent_image_id or "") if generation.source != Source.UPSCALE else "",
             "upload_id": generation.upload_id or "", "resize_mode": generation.resize_mode or "crop",
-            "strength": generation.strength if generation.strength is not None else DEFAULT_STRENGTH}
+            "strength": generation.strength if generation.strength is not None else DEFAULT_STRENGTH,
+            **lora_fields(generation.loras)}
+
+
+def lora_fields(loras: list | None, slots: int = 3) -> dict:
+    """The studio's LoRA menus and scales (``loras-0-name``, ``loras-0-scale`` …) for a generation's LoRAs."""
+    picks = list(loras or []) + [("", None)] * slots
+    return {key: value for index, (name, scale) in enumerate(picks[:slots])
+            for key, value in ((f"loras-{index}-name", name), (f"loras-{index}-scale", "" if scale is None else scale))}
 
 
 def image_json(image: Image) -> dict:
@@ -251,7 +276,8 @@ def generation_state(generation: Generation) -> dict:
     status = GenerationStatus(generation.status)
     if status == GenerationStatus.QUEUED:
         try:
-            state["queue_position"] = queue_position(generation.id)
+            state["queue_position"] = queue_position(generation)
+            state["notice"] = unserved_notice(generation.model)
         except RedisError:
             state["notice"] = LIVE_UNAVAILABLE
     elif status == GenerationStatus.RUNNING:

@@ -2,6 +2,9 @@
 
 Job functions live in ``jobs/`` (``jobs.generate.run``, ``jobs.mail.*``, ``jobs.chores.*``); their
 dotted names are stored in Redis with each queued job, so they never change.
+
+Each model has its own generation queue (``generate:<model>``), so a worker started with
+``--models a,b`` listens only to the queues of the models it can run and never takes another's job.
 """
 from __future__ import annotations
 
@@ -20,9 +23,20 @@ CHORE_QUEUE = "default"
 QUEUE_NAMES = (GENERATE_QUEUE, CHORE_QUEUE)
 
 
-def generation_queue() -> Queue:
-    """The queue the GPU workers read."""
-    return Queue(GENERATE_QUEUE, connection=services.redis(), serializer=SERIALIZER)
+def model_queue_name(model: str) -> str:
+    """The queue of one model's generations."""
+    return f"{GENERATE_QUEUE}:{model}"
+
+
+def generation_queue(model: str | None = None) -> Queue:
+    """The queue of a model's generations (the plain ``generate`` queue when model is None)."""
+    name = model_queue_name(model) if model else GENERATE_QUEUE
+    return Queue(name, connection=services.redis(), serializer=SERIALIZER)
+
+
+def generation_queues() -> list[Queue]:
+    """Every generation queue: the plain one (jobs queued before per-model queues) and one per catalog model."""
+    return [generation_queue()] + [generation_queue(name) for name in services.catalog()]
 
 
 def chore_queue() -> Queue:

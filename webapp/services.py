@@ -12,7 +12,7 @@ from flask import Flask, current_app
 from redis import Redis
 
 if TYPE_CHECKING:
-    from models.catalog import ModelEntry
+    from models.catalog import LoraEntry, ModelEntry
 
     from .mail.backends import Mailer
     from .storage import Storage
@@ -57,6 +57,12 @@ class Services:
 
         return load_catalog(self.config["EASEL_CATALOG"])
 
+    @cached_property
+    def loras(self) -> dict[str, LoraEntry]:
+        from models.catalog import load_loras
+
+        return load_loras(self.config["EASEL_CATALOG"])
+
 
 def bind(app: Flask) -> None:
     """Attach the services to ``app`` (nothing is connected until first use)."""
@@ -90,6 +96,11 @@ def mailer() -> Mailer:
 def catalog() -> dict[str, ModelEntry]:
     """The model catalog (``EASEL_CATALOG``), read once per app; availability is checked on each use."""
     return _services().catalog
+
+
+def loras() -> dict[str, LoraEntry]:
+    """The catalog's LoRAs (``[loras.<name>]`` in ``EASEL_CATALOG``), read once per app."""
+    return _services().loras
 
 
 def default_model() -> str:

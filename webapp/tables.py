@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text, update
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text, update
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -161,6 +161,7 @@ class Generation(db.Model):
     timelapse: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     upscale_factor: Mapped[int | None] = mapped_column(Integer, nullable=True)
     upscaler: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    loras: Mapped[list | None] = mapped_column(JSON, nullable=True)  # up to 3 [name, scale] pairs from the catalog
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

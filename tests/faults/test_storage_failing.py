@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from tests.support import body, bucket_keys, free_port, submit_ok, wait_for_mail, wait_status
 from webapp.extensions import db
-from webapp.queues import SERIALIZER, generation_queue
+from webapp.queues import SERIALIZER, generation_queues
 from webapp.tables import Image
 
 SAVE_FAILED = "The finished images could not be saved. Please try again later."
@@ -61,8 +61,8 @@ def test_disk_full(app, app_env, signed_in, monkeypatch):
     monkeypatch.setattr(Path, "write_bytes", lambda path, data: disk(path, data))
     generation_id = submit_ok(signed_in, **FAST)
     with app.app_context():  # the job runs here, under RQ's own worker, so the fault reaches it
-        queue = generation_queue()
-        SimpleWorker([queue], connection=queue.connection, serializer=SERIALIZER).work(burst=True, with_scheduler=False)
+        queues = generation_queues()  # the job waits on its model's queue
+        SimpleWorker(queues, connection=queues[0].connection, serializer=SERIALIZER).work(burst=True, with_scheduler=False)
     assert disk.room == 0, "the disk never filled up"
     monkeypatch.undo()
     final = wait_status(signed_in, generation_id, {"succeeded", "failed"}, timeout=10)

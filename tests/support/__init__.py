@@ -49,11 +49,14 @@ def point_redis_at(app, url: str) -> None:
 
 
 def queued_jobs(redis_url: str, queue: str = "generate") -> int:
-    """How many jobs wait in an RQ queue."""
+    """How many jobs wait in an RQ queue; for ``generate``, in every generation queue (one per model)."""
     from redis import Redis
     from rq import Queue
 
-    return Queue(queue, connection=Redis.from_url(redis_url)).count
+    connection = Redis.from_url(redis_url)
+    if queue != "generate":
+        return Queue(queue, connection=connection).count
+    return sum(q.count for q in Queue.all(connection=connection) if q.name.split(":")[0] == "generate")
 
 
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, message: str = "condition"):
@@ -118,13 +121,15 @@ class Workers:
         self.logs: list = []
 
     def start(self, queues: str = "generate", extra_env: dict[str, str] | None = None,
-              name: str | None = None) -> subprocess.Popen:
+              name: str | None = None, models: str | None = None, module: str = "jobs.worker") -> subprocess.Popen:
+        """A worker process (``module``: another entry point that ends in ``jobs.worker.main``, for tests)."""
         env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
         name = name or f"test-worker-{len(self.procs)}-{uuid.uuid4().hex[:6]}"
         log = open(self.log_dir / f"{name}.log", "wb")
         self.logs.append(log)
-        proc = subprocess.Popen([sys.executable, "-m", "jobs.worker", "--queues", queues, "--name", name],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        argv = [sys.executable, "-m", module, "--queues", queues, "--name", name]
+        argv += ["--models", models] if models else []
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         proc.log_path = self.log_dir / f"{name}.log"  # type: ignore[attr-defined]
         proc.worker_name = name  # type: ignore[attr-defined]
         self.procs.append(proc)

@@ -15,7 +15,7 @@ from .. import services
 from ..extensions import db
 from ..generations import cancel_generation
 from ..moderation.audit import record
-from ..queues import QUEUE_NAMES, SERIALIZER, fetch_job
+from ..queues import SERIALIZER, chore_queue, fetch_job, generation_queues
 from ..tables import Generation, GenerationStatus, User, move_generation, utcnow
 
 FAILED_SHOWN = 50
@@ -71,7 +71,8 @@ class QueueOverview:
 
 
 def _queues() -> list[Queue]:
-    return [Queue(name, connection=services.redis(), serializer=SERIALIZER) for name in QUEUE_NAMES]
+    """The generation queues (one per model) and the chore queue."""
+    return [*generation_queues(), chore_queue()]
 
 
 def _last_line(text: str | None) -> str:

@@ -4,11 +4,24 @@ from __future__ import annotations
 from flask import current_app
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import BooleanField, FloatField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    FieldList,
+    FloatField,
+    Form,
+    FormField,
+    HiddenField,
+    IntegerField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
-from models.catalog import ModelEntry
+from models.capabilities import pipeline_capabilities
+from models.catalog import LoraEntry, ModelEntry
+from models.lora import MAX_LORAS
 
 from .. import generation_rules as rules
 from ..styles import STYLES
@@ -22,6 +35,21 @@ def model_choices(catalog: dict[str, ModelEntry]) -> list[SelectChoice]:
     return [SelectChoice(name, entry.label if not entry.unavailable_reason() else f"{entry.label} (unavailable)",
                          render_kw={"disabled": True} if entry.unavailable_reason() else {})
             for name, entry in catalog.items()]
+
+
+def lora_choices(loras: dict[str, LoraEntry]) -> list[SelectChoice]:
+    """The LoRA menu: none, then every catalog LoRA (unavailable ones greyed out)."""
+    return [SelectChoice("", "None")] + [
+        SelectChoice(name, lora.label if not lora.unavailable_reason() else f"{lora.label} (unavailable)",
+                     render_kw={"disabled": True} if lora.unavailable_reason() else {})
+        for name, lora in loras.items()]
+
+
+class LoraPick(Form):
+    """One LoRA: a catalog name (blank: none) and its scale (blank: the catalog's default)."""
+
+    name = SelectField("LoRA", validate_choice=False)
+    scale = FloatField("Scale", validators=[Optional(), NumberRange(0, 2, "Use a scale from 0 to 2.")])
 
 
 class GenerationForm(FlaskForm):
@@ -45,10 +73,13 @@ class GenerationForm(FlaskForm):
     resize_mode = SelectField("Resize the starting image", default="crop",
                               choices=[SelectChoice(mode, label) for mode, label in RESIZE_MODES.items()])
     timelapse = BooleanField("Make a timelapse")
+    loras = FieldList(FormField(LoraPick), min_entries=MAX_LORAS, max_entries=MAX_LORAS)
 
-    def __init__(self, catalog: dict[str, ModelEntry], *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, catalog: dict[str, ModelEntry], *args, lora_catalog: dict[str, LoraEntry] | None = None,
+                 **kwargs):
         self.catalog = catalog
+        self.lora_catalog = lora_catalog or {}
+        super().__init__(*args, **kwargs)
         self.model.choices = model_choices(catalog)
         self.upload_picture = None  # the decoded upload, set by validate_init_image
 
@@ -73,6 +104,36 @@ class GenerationForm(FlaskForm):
             return
         self._raise(rules.strength_problem(field.data, self.steps.data))
 
+    def process(self, *args, **kwargs) -> None:
+        """Process as usual, then give the LoRA menus their choices (processing rebuilds the list's entries)."""
+        super().process(*args, **kwargs)
+        for pick in self.loras:
+            pick.form.name.choices = lora_choices(self.lora_catalog)
+
+    def chosen_loras(self) -> list[tuple[LoraEntry, float]]:
+        """The LoRAs picked, with their scales (the catalog default where left blank); unknown names skipped."""
+        chosen = []
+        for pick in self.loras:
+            lora = self.lora_catalog.get(pick.form.name.data or "")
+            if lora is not None:
+                scale = pick.form.scale.data
+                chosen.append((lora, lora.default_scale if scale is None else float(scale)))
+        return chosen
+
+    def validate_loras(self, field: FieldList) -> None:
+        names = [pick.form.name.data for pick in field if pick.form.name.data]
+        for name in names:
+            lora = self.lora_catalog.get(name)
+            if lora is None:
+                raise ValidationError("Choose one of the listed LoRAs.")
+            if reason := lora.unavailable_reason():
+                raise ValidationError(f"{lora.label} is not available on this site: {reason}")
+            if self.entry and not lora.fits(self.entry):
+                raise ValidationError(f"{lora.label} is made for {', '.join(lora.base_kinds)} models, "
+                                      f"not {self.entry.label}.")
+        if len(set(names)) != len(names):
+            raise ValidationError("Choose each LoRA once.")
+
     @property
     def entry(self) -> ModelEntry | None:
         return self.catalog.get(self.model.data or "")
@@ -87,6 +148,9 @@ class GenerationForm(FlaskForm):
 
     def validate_negative_prompt(self, field: TextAreaField) -> None:
         self._raise(rules.negative_prompt_problem(field.data))
+        entry = self.entry
+        if entry and (field.data or "").strip() and not pipeline_capabilities(entry).negative_prompt:
+            raise ValidationError(f"{entry.label} takes no negative prompt; leave it empty.")
 
     def validate_model(self, field: SelectField) -> None:
         self._raise(rules.model_problem(self.catalog, field.data))
@@ -95,9 +159,21 @@ class GenerationForm(FlaskForm):
         if self.entry and field.data is not None and self.height.data is not None:
             self._raise(rules.size_problem(self.entry, field.data, self.height.data))
 
+    def steps_range(self) -> tuple[int, int, str]:
+        """The allowed steps: the model's, narrowed by a LoRA that states its own (LCM: 2 to 8), and whose."""
+        entry = self.entry
+        low, high, label = entry.min_steps, entry.max_steps, entry.label
+        for lora, _ in self.chosen_loras():
+            if lora.min_steps is not None or lora.max_steps is not None:
+                low, high = max(low, lora.min_steps or low), min(high, lora.max_steps or high)
+                label = f"{entry.label} and {lora.label}"
+        return low, high, label
+
     def validate_steps(self, field: IntegerField) -> None:
         if self.entry and field.data is not None:
-            self._raise(rules.steps_problem(self.entry, field.data))
+            low, high, label = self.steps_range()
+            if not low <= field.data <= high:
+                raise ValidationError(f"Use {low} to {high} steps with {label}.")
 
     def validate_guidance(self, field: FloatField) -> None:
         if self.entry and field.data is not None:
@@ -132,6 +208,7 @@ class GenerationForm(FlaskForm):
             "num_images": self.num_images.data,
             "style": self.style.data,
             "timelapse": bool(self.timelapse.data),
+            "loras": [[lora.name, scale] for lora, scale in self.chosen_loras()] or None,
         }
 
     def start_params(self) -> dict:

@@ -6,7 +6,8 @@ from flask_login import current_user, login_required
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from models.catalog import ModelEntry
+from models.capabilities import pipeline_capabilities
+from models.catalog import LoraEntry, ModelEntry
 
 from .. import progress, services
 from ..access import owned_generation_or_404, viewable_generation_or_404, viewable_image_or_404
@@ -64,14 +65,30 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
         name: {"width": e.default_width, "height": e.default_height, "steps": e.default_steps,
                "guidance": e.default_guidance, "sizes": e.sizes, "min_steps": e.min_steps, "max_steps": e.max_steps,
                "max_guidance": e.max_guidance, "max_images": e.max_images, "description": e.description,
-               "unavailable": shown_reason(e)}
+               "unavailable": shown_reason(e), **capability_info(e),
+               "loras": [lora.name for lora in form.lora_catalog.values() if lora.fits(e)]}
         for name, e in models.items()
     }
     recent = db.session.scalars(select(Generation).where(Generation.user_id == current_user.id)
                                 .order_by(Generation.created_at.desc()).limit(RECENT)).all()
     entry = form.entry or default_entry(models)
     return render_template("studio/studio.html", form=form, entry=entry, model_info=model_info,
+                           lora_info=lora_info(form.lora_catalog), capabilities=capability_info(entry),
                            styles=STYLES.values(), recent=recent, error=error, start=start_preview(form)), status
+
+
+def capability_info(entry: ModelEntry) -> dict:
+    """Which optional fields the model's pipeline takes, for hiding the others (no torch: a stored table)."""
+    caps = pipeline_capabilities(entry)
+    return {"negative_prompt": caps.negative_prompt, "guidance": caps.guidance}
+
+
+def lora_info(loras: dict[str, LoraEntry]) -> dict:
+    """Each LoRA's trigger words and what it implies (steps, guidance, scale), for the studio's script."""
+    return {name: {"label": lora.label, "trigger_words": list(lora.trigger_words), "scale": lora.default_scale,
+                   "steps": lora.default_steps, "min_steps": lora.min_steps, "max_steps": lora.max_steps,
+                   "guidance": lora.default_guidance, "scheduler": lora.scheduler, "description": lora.description}
+            for name, lora in loras.items() if lora.unavailable_reason() is None}
 
 
 @bp.get("/")
@@ -80,7 +97,7 @@ def index():
     if not current_user.is_authenticated:
         return landing_page()
     models = services.catalog()
-    form = GenerationForm(models, formdata=None)
+    form = GenerationForm(models, formdata=None, lora_catalog=services.loras())
     remix_id = request.args.get("remix")
     if remix_id:
         image = viewable_image_or_404(remix_id)
@@ -91,7 +108,8 @@ def index():
                            "style": source.style, "init_image_id": source.parent_image_id or "",
                            "upload_id": "" if source.parent_image_id else (source.upload_id or ""),
                            "strength": source.strength or DEFAULT_STRENGTH, "resize_mode": source.resize_mode or "crop",
-                           "timelapse": source.timelapse})
+                           "timelapse": source.timelapse,
+                           "loras": [{"name": name, "scale": scale} for name, scale in source.loras or []]})
         if source.source == Source.UPSCALE:  # remixing an upscale starts from words again, at the model's size
             form.init_image_id.data = form.upload_id.data = ""
             form.width.data, form.height.data = source.width // source.upscale_factor, source.height // source.upscale_factor
@@ -104,12 +122,22 @@ def index():
     return render_studio(form)
 
 
+def field_errors(form: GenerationForm) -> dict[str, list[str]]:
+    """Each field's errors by its HTML name; the LoRA list's own errors go to its first menu."""
+    found = {name: errors for name, errors in form.errors.items() if name != "loras"}
+    for pick in form.loras:
+        found.update({sub.name: list(sub.errors) for sub in pick.form if sub.errors})
+    if own := [error for error in form.loras.errors if isinstance(error, str)]:
+        found.setdefault(form.loras[0].form.name.name, []).extend(own)
+    return found
+
+
 def refused(form: GenerationForm, status: int = 400, error: str | None = None):
     """A refused submit: the studio page again, or for the in-page studio JSON with each field's errors."""
     if wants_json():
         if error:
             return render_error(status, error)
-        return jsonify(errors={name: errors for name, errors in form.errors.items()}, status=status), status
+        return jsonify(errors=field_errors(form), status=status), status
     return render_studio(form, status, error=error)
 
 
@@ -123,7 +151,7 @@ def showcase(image_id: str):
 @login_required
 def create():
     """Validate, insert, enqueue; 303 to the progress page (JSON asked: 202 with the state). Invalid: 400."""
-    form = GenerationForm(services.catalog())
+    form = GenerationForm(services.catalog(), lora_catalog=services.loras())
     start = start_image_params(form)  # before anything else: an image the person may not see is a 404
     if not form.validate_on_submit():
         return refused(form)

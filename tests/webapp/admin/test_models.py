@@ -1,0 +1,71 @@
+"""The admin Models page: models, LoRAs and upscalers with availability, who serves and holds each model, jobs per model."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.support import ROOT, sign_in, submit_ok, wait_for
+
+ADMIN = "root@example.com"
+
+
+def test_models_page_shows_availability_workers_and_waiting_jobs(app, make_user, workers) -> None:
+    make_user(ADMIN, is_admin=True)
+    admin = sign_in(app, ADMIN)
+    submit_ok(admin, model="easel-tiny-slow", steps=4)  # no worker serves it: it waits
+    proc = workers.start(models="easel-tiny")
+
+    def page() -> str:
+        return admin.get("/admin/models").get_data(as_text=True)
+
+    html = wait_for(lambda: (text := page()) and proc.worker_name in text and text, timeout=120,
+                    message="the worker on the Models page")
+    tiny = html.split('id="model-easel-tiny"')[1].split("</tr>")[0]
+    assert proc.worker_name in tiny.split('class="small text-break served-by"')[1]
+    assert proc.worker_name in tiny.split('class="small text-break warm-on"')[1]
+    slow = html.split('id="model-easel-tiny-slow"')[1].split("</tr>")[0]
+    assert '<td class="waiting">1</td>' in slow and "no worker" in slow
+    missing = html.split('id="model-missing-model"')[1].split("</tr>")[0]
+    assert "no diffusers folder" in missing and "model_index.json missing" in missing
+    upscaler = html.split('id="upscaler-missing-upscaler"')[1].split("</tr>")[0]
+    assert "weights file" in upscaler and "is missing" in upscaler
+    assert "yes" in html.split('id="upscaler-lanczos"')[1].split("</tr>")[0]
+    worker = html.split(f'id="worker-{proc.worker_name}"')[1].split("</tr>")[0]
+    assert "easel-tiny (" in worker and " s)" in worker and "GiB RAM" in worker and ">cpu<" in worker
+
+
+def test_models_page_is_for_admins_only(app, make_user) -> None:
+    make_user("ada@example.com")
+    assert sign_in(app, "ada@example.com").get("/admin/models").status_code == 404
+
+
+def test_web_pages_with_models_and_loras_never_import_torch(app_env, tmp_path) -> None:
+    """The studio and the Models page read capabilities and LoRAs from the catalog alone."""
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text((ROOT / "tests" / "catalog.toml").read_text().replace('"../models/', f'"{ROOT}/models/') +
+                       '\n[loras.ink]\npath = "ink.safetensors"\nbase_kinds = ["sd"]\ntrigger_words = ["ink"]\n')
+    (tmp_path / "ink.safetensors").write_bytes(b"x")
+    code = """
+import sys
+from webapp import create_app, config
+from webapp.extensions import db
+from webapp.tables import User
+app = create_app({**config.from_environment(), "TESTING": True, "WTF_CSRF_ENABLED": False})
+with app.app_context():
+    db.create_all()
+    user = User(email="root@example.com", is_admin=True)
+    user.set_password("correct horse")
+    db.session.add(user)
+    db.session.commit()
+client = app.test_client()
+client.post("/auth/login", data={"email": "root@example.com", "password": "correct horse"})
+studio = client.get("/").get_data(as_text=True)
+assert "LoRAs (up to 3)" in studio, studio[:500]
+assert client.get("/admin/models").status_code == 200
+print(sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'diffusers', 'transformers'}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **app_env,
+                         "EASEL_CATALOG": str(catalog)}, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
