@@ -10,6 +10,7 @@ from typing import Any
 
 from models.catalog import ModelEntry
 
+from .generations import DEFAULT_STRENGTH as DEFAULT_STRENGTH  # re-exported: the forms and APIs use it
 from .generations import MAX_SEED
 from .styles import STYLES
 from .tables import denoising_steps
