@@ -12,11 +12,12 @@ from .. import progress, services
 from ..access import owned_generation_or_404, viewable_generation_or_404, viewable_image_or_404
 from ..errors import render_error, wants_json
 from ..extensions import db
+from ..generation_rules import shown_reason
 from ..generations import GenerationRefused, PromptBlocked, cancel_generation, create_generation, generation_state
 from ..image_files import serve_file
 from ..styles import STYLES
 from ..tables import Generation, Source, Upload
-from .forms import DEFAULT_STRENGTH, GenerationForm, shown_reason
+from .forms import DEFAULT_STRENGTH, GenerationForm
 from .landing import landing_page, showcase_thumbnail
 
 bp = Blueprint("studio", __name__)
