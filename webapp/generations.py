@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from . import progress, services
 from .extensions import db
 from .moderation.blocked_terms import find_blocked_term
-from .queues import GENERATE_QUEUE, SERIALIZER, fetch_job, generation_queue
+from .queues import GENERATE_QUEUE, SERIALIZER, fetch_job, generation_queue, place_fairly
 from .tables import ACTIVE_STATUSES, Generation, GenerationStatus, Image, Source, Upload, User, move_generation, utcnow
 from .uploads import encode_png, fit_to, new_upload_id, upload_key
 
@@ -151,7 +151,8 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
             services.storage().delete(upload_file)
         raise
     try:
-        generation_queue().enqueue(
+        queue = generation_queue()
+        queue.enqueue(
             "jobs.generate.run", generation.id, job_id=generation.id, job_timeout=job_timeout,
             result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600, on_failure=Callback("jobs.generate.on_failure"),
             description=f"generation {generation.id} for user {user.id}")
@@ -160,6 +161,10 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
         move_generation(generation.id, GenerationStatus.FAILED, (GenerationStatus.QUEUED,),
                         error=QUEUE_DOWN, finished_at=utcnow())
         raise GenerationRefused(QUEUE_DOWN, status=503) from None
+    try:
+        place_fairly(queue, generation.id, user.id, generation.num_images)
+    except RedisError:  # it stays queued at the end: first come, first served
+        log.warning("generation %s: could not place it fairly", generation.id)
     return generation
 
 

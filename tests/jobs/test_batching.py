@@ -124,3 +124,20 @@ def test_two_workers_never_run_one_job_twice(app, signed_in, workers, make_user)
         assert db.session.scalar(select(func.count()).select_from(Image).where(Image.generation_id.in_(ids))) == 12
     finished = [line for proc in (first, second) for line in proc.log_path.read_text().splitlines() if "Job OK" in line]
     assert sorted(gid for line in finished for gid in ids if f"({gid})" in line) == sorted(ids), finished
+
+
+def test_a_late_person_waits_about_two_batches_not_behind_twenty(app, signed_in, workers, make_user):
+    app.config["MAX_ACTIVE_PER_USER"] = 25
+    make_user("bob@example.com")
+    bob = sign_in(app, "bob@example.com")
+    workers.start(extra_env=BATCH)
+    slow = {"model": "easel-tiny-slow", "steps": 30}
+    ada_ids = [submit_ok(signed_in, **slow, seed=n) for n in range(20)]
+    bob_id = submit_ok(bob, **slow)
+    assert bob.get(f"/api/generations/{bob_id}").get_json()["queue_position"] <= 2
+    assert wait_status(bob, bob_id, DONE, timeout=240)["status"] == "succeeded"
+    with app.app_context():
+        bob_done = db.session.get(Generation, bob_id).finished_at
+        before = db.session.scalar(select(func.count()).select_from(Generation).where(
+            Generation.id.in_(ada_ids), Generation.status == "succeeded", Generation.finished_at < bob_done))
+    assert before <= 8  # at most the batch running when he asked and one more, not twenty
