@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tests.support import sign_in, submit_ok
-from webapp import queues
+from webapp import queues, services
 
 
 def _order(app, ids_by_name: dict[str, str]) -> list[str]:
@@ -35,3 +35,12 @@ def test_a_weight_gives_a_person_a_larger_share(app, signed_in, make_user):
     ids = {f"a{n}": submit_ok(signed_in, seed=n) for n in range(1, 4)}
     ids |= {f"t{n}": submit_ok(teacher, seed=n) for n in range(1, 5)}
     assert _order(app, ids) == ["a1", "t1", "t2", "a2", "t3", "t4", "a3"]
+
+
+def test_queue_weight_command_sets_the_weight(app, runner, make_user):
+    user_id = make_user("teacher@example.com")
+    result = runner.invoke(args=["queue-weight", "Teacher@example.com", "3"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert float(services.redis().hget(queues.FAIR_WEIGHTS, user_id)) == 3.0
+    assert runner.invoke(args=["queue-weight", "nobody@example.com", "2"]).exit_code != 0
