@@ -73,7 +73,7 @@ def _queued_rows(job_ids: list[str]) -> dict[str, Generation]:
 def claim_companions(lead: Job, queue: Queue) -> list[Job]:
     """Claim queued jobs that can share the lead's pipeline call, in queue order (call in an app context).
 
-    Waits up to ``EASEL_BATCH_WAIT_MS`` for company only while the queue is empty.
+    Waits up to ``EASEL_BATCH_WAIT_MS`` for company only while nothing else waits in the queue.
     """
     if lead.func_name != BATCHED_FUNCTION:
         return []
@@ -90,6 +90,7 @@ def claim_companions(lead: Job, queue: Queue) -> list[Job]:
         rows = _queued_rows(fresh) if fresh else {}
         jobs = {job.id: job for job in Job.fetch_many(list(rows), connection=queue.connection, serializer=SERIALIZER)
                 if job is not None}
+        taken = 0
         for job_id in fresh:
             seen.add(job_id)
             row, job = rows.get(job_id), jobs.get(job_id)
@@ -97,11 +98,12 @@ def claim_companions(lead: Job, queue: Queue) -> list[Job]:
                 continue
             if row.num_images <= room and batch_key(row) == key and claim(queue, job_id):
                 claimed.append(job)
+                taken += 1
                 room -= row.num_images
                 if room <= 0:
                     break
-        if job_ids or time.monotonic() >= deadline:
-            break
+        if len(job_ids) > taken or time.monotonic() >= deadline:
+            break  # others are waiting (for another batch), or we waited long enough
         time.sleep(POLL_INTERVAL)
     db.session.rollback()  # end the read transaction: the rows are read again when the batch runs
     return claimed
