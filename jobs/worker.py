@@ -30,7 +30,7 @@ from rq.utils import now
 from rq.worker import WorkerStatus
 
 from webapp import services
-from webapp.queues import CHORE_QUEUE, GENERATE_QUEUE, SERIALIZER
+from webapp.queues import CHORE_QUEUE, GENERATE_QUEUE, SERIALIZER, record_batch
 from webapp.supervision import die_with_parent
 
 from .app_context import get_app
@@ -94,6 +94,11 @@ class WarmWorker(SimpleWorker):
                 self.perform_job(job, queue, members[0][1])
             else:
                 self.perform_batch(members, queue)
+            if queue.name == GENERATE_QUEUE:
+                try:
+                    record_batch(self.connection, len(members))
+                except RedisError:  # a statistic for the admin charts, never worth a job
+                    self.log.warning("could not record the batch size")
         finally:
             done.set()
             thread.join(5)

@@ -5,6 +5,8 @@ dotted names are stored in Redis with each queued job, so they never change.
 """
 from __future__ import annotations
 
+import time
+
 from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -86,3 +88,15 @@ def set_weight(user_id: int, weight: float) -> None:
         services.redis().hdel(FAIR_WEIGHTS, user_id)
     else:
         services.redis().hset(FAIR_WEIGHTS, user_id, weight)
+
+
+BATCH_LOG = "easel:stats:batches"  # list of "unix time:generations in one call", newest first, for the admin charts
+BATCH_LOG_LENGTH = 5000
+
+
+def record_batch(redis, generations: int) -> None:
+    """Note one pipeline call of a generation worker (the admin dashboard charts batch sizes)."""
+    with redis.pipeline(transaction=False) as pipe:
+        pipe.lpush(BATCH_LOG, f"{time.time():.0f}:{generations}")
+        pipe.ltrim(BATCH_LOG, 0, BATCH_LOG_LENGTH - 1)
+        pipe.execute()
