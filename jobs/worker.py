@@ -90,13 +90,14 @@ class WarmWorker(SimpleWorker):
         thread.start()
         try:
             members.extend((companion, self.prepare_execution(companion)) for companion in self.companions(job, queue))
+            began = time.perf_counter()
             if len(members) == 1:
                 self.perform_job(job, queue, members[0][1])
             else:
                 self.perform_batch(members, queue)
             if queue.name == GENERATE_QUEUE:
                 try:
-                    record_batch(self.connection, len(members))
+                    record_batch(self.connection, len(members), time.perf_counter() - began)
                 except RedisError:  # a statistic for the admin charts, never worth a job
                     self.log.warning("could not record the batch size")
         finally:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from . import progress, services
 from .extensions import db
 from .moderation.blocked_terms import find_blocked_term
-from .queues import GENERATE_QUEUE, SERIALIZER, fetch_job, generation_queue, place_fairly
+from .queues import GENERATE_QUEUE, SERIALIZER, fetch_job, generation_queue, place_fairly, queued_eta
 from .tables import ACTIVE_STATUSES, Generation, GenerationStatus, Image, Source, Upload, User, move_generation, utcnow
 from .uploads import encode_png, fit_to, new_upload_id, upload_key
 
@@ -247,6 +247,8 @@ def generation_state(generation: Generation) -> dict:
     if status == GenerationStatus.QUEUED:
         try:
             state["queue_position"] = queue_position(generation.id)
+            if state["queue_position"] is not None:
+                state["eta_seconds"] = queued_eta(services.quick_redis(), state["queue_position"])
         except RedisError:
             state["notice"] = LIVE_UNAVAILABLE
     elif status == GenerationStatus.RUNNING:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from rq import Queue
+from rq import Queue, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -90,13 +90,30 @@ def set_weight(user_id: int, weight: float) -> None:
         services.redis().hset(FAIR_WEIGHTS, user_id, weight)
 
 
-BATCH_LOG = "easel:stats:batches"  # list of "unix time:generations in one call", newest first, for the admin charts
+BATCH_LOG = "easel:stats:batches"  # "unix time:generations:seconds" per pipeline call, newest first
 BATCH_LOG_LENGTH = 5000
+ETA_CALLS = 50  # the last calls a queued generation's ETA is measured from
 
 
-def record_batch(redis, generations: int) -> None:
-    """Note one pipeline call of a generation worker (the admin dashboard charts batch sizes)."""
+def record_batch(redis, generations: int, seconds: float) -> None:
+    """Note one pipeline call of a generation worker (the admin charts, the ETA of queued generations)."""
     with redis.pipeline(transaction=False) as pipe:
-        pipe.lpush(BATCH_LOG, f"{time.time():.0f}:{generations}")
+        pipe.lpush(BATCH_LOG, f"{time.time():.0f}:{generations}:{seconds:.3f}")
         pipe.ltrim(BATCH_LOG, 0, BATCH_LOG_LENGTH - 1)
         pipe.execute()
+
+
+def queued_eta(redis, position: int) -> float | None:
+    """Seconds until a generation at queue ``position`` is done, from the workers' measured calls; None if unknown.
+
+    An estimate: ``position`` generations at the measured seconds per generation (batching included), shared
+    by the generation workers online.
+    """
+    generations = seconds = 0.0
+    for raw in redis.lrange(BATCH_LOG, 0, ETA_CALLS - 1):
+        parts = raw.decode().split(":")
+        generations, seconds = generations + int(parts[1]), seconds + float(parts[2])
+    if not generations:
+        return None
+    workers = Worker.count(connection=redis, queue=Queue(GENERATE_QUEUE, connection=redis, serializer=SERIALIZER))
+    return round(position * seconds / generations / max(1, workers), 1)

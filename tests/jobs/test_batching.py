@@ -11,7 +11,7 @@ from rq.job import Job
 from rq.queue import Queue
 from sqlalchemy import func, select
 
-from tests.support import csrf_token, sign_in, submit_ok, wait_running, wait_status
+from tests.support import FIELDS, csrf_token, sign_in, submit_ok, wait_running, wait_status
 from webapp.extensions import db
 from webapp.queues import GENERATE_QUEUE, SERIALIZER
 from webapp.tables import Generation, Image
@@ -72,6 +72,44 @@ def test_batched_images_equal_solo_ones_and_registries_stay_truthful(app, signed
         for alone, together in zip(solo["images"], final["images"], strict=True):
             difference = np.abs(pixels(client, alone) - pixels(client, together))
             assert difference.max() <= 8 and difference.mean() < 0.5, (difference.max(), difference.mean())
+
+
+def submit_start(client, color: tuple[int, int, int], **fields) -> str:
+    """Submit an image-to-image generation from a plain picture of ``color``."""
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (64, 64), color).save(buffer, "PNG")
+    data = {**FIELDS, **{k: str(v) for k, v in fields.items()}, "csrf_token": csrf_token(client, "/"),
+            "init_image": (io.BytesIO(buffer.getvalue()), "start.png")}
+    response = client.post("/generations", data=data, content_type="multipart/form-data")
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    return response.headers["Location"].rsplit("/", 1)[1]
+
+
+def test_image_to_image_and_timelapses_batch_too(app, signed_in, workers):
+    client = signed_in
+    app.config["MAX_ACTIVE_PER_USER"] = 10
+    requests = [lambda: submit_start(client, (255, 255, 0), seed=1, strength=0.5),
+                lambda: submit_start(client, (0, 128, 255), seed=2, strength=0.5, prompt="a green field"),
+                lambda: submit_ok(client, seed=4, timelapse="y"),
+                lambda: submit_ok(client, seed=5, timelapse="y", prompt="a yellow sun")]
+    blocker = submit_ok(client, model="easel-tiny-slow", steps=1000)
+    workers.start(extra_env=BATCH)
+    wait_running(client, blocker, 1, timeout=180)
+    batched = [make() for make in requests]
+    cancel(client, blocker)
+    finals = [wait_status(client, gid, DONE, timeout=120) for gid in batched]
+    assert [f["status"] for f in finals] == ["succeeded"] * 4, finals
+    redis = Redis.from_url(app.config["REDIS_URL"])
+    assert [result(redis, gid)["batch"] for gid in batched] == [2, 2, 2, 2]  # two calls: the keys differ
+    for make, final in zip(requests, finals, strict=True):
+        solo = wait_status(client, make(), DONE, timeout=120)
+        assert solo["status"] == "succeeded"
+        difference = np.abs(pixels(client, solo["images"][0]) - pixels(client, final["images"][0]))
+        assert difference.max() <= 8 and difference.mean() < 0.5, (difference.max(), difference.mean())
+    for final in finals[2:]:
+        response = client.get(f"/images/{final['images'][0]['id']}/timelapse")
+        assert response.status_code == 200 and response.headers["Content-Type"] == "image/webp"
+        response.close()
 
 
 def test_cancel_and_storage_failure_stay_with_their_generation(app, signed_in, workers, make_user):

@@ -44,3 +44,14 @@ def test_queue_weight_command_sets_the_weight(app, runner, make_user):
     with app.app_context():
         assert float(services.redis().hget(queues.FAIR_WEIGHTS, user_id)) == 3.0
     assert runner.invoke(args=["queue-weight", "nobody@example.com", "2"]).exit_code != 0
+
+
+def test_queued_eta_comes_from_measured_calls(app, signed_in):
+    app.config["MAX_ACTIVE_PER_USER"] = 5
+    ids = [submit_ok(signed_in, seed=n) for n in range(3)]
+    assert signed_in.get(f"/api/generations/{ids[2]}").get_json()["eta_seconds"] is None  # nothing measured yet
+    with app.app_context():
+        for generations, seconds in ((4, 2.0), (2, 1.0)):
+            queues.record_batch(services.redis(), generations, seconds)
+    state = signed_in.get(f"/api/generations/{ids[2]}").get_json()
+    assert (state["queue_position"], state["eta_seconds"]) == (3, 1.5)  # 3 generations at 0.5 s each

@@ -55,7 +55,7 @@ def _batches(since: datetime) -> list[int]:
     cutoff = (since - datetime(1970, 1, 1)).total_seconds()
     calls = []
     for raw in services.redis().lrange(BATCH_LOG, 0, -1):
-        stamp, generations = raw.decode().split(":")
+        stamp, generations = raw.decode().split(":")[:2]
         if float(stamp) < cutoff:
             break
         calls.append(int(generations))

@@ -25,8 +25,8 @@ def test_last_hour_throughput_batch_sizes_and_queue_wait(app, make_user, redis_u
         db.session.commit()
     redis = Redis.from_url(redis_url)
     for size in (4, 4, 1):
-        record_batch(redis, size)
-    redis.rpush("easel:stats:batches", f"{(now - timedelta(hours=2)).timestamp():.0f}:3")  # too old to count
+        record_batch(redis, size, 2.0)
+    redis.rpush("easel:stats:batches", f"{(now - timedelta(hours=2)).timestamp():.0f}:3:1.0")  # too old to count
     html = admin.get("/admin/").get_data(as_text=True)
     assert "10 images in the last hour" in html
     assert "3 pipeline calls, 3.0 generations each on average" in html
