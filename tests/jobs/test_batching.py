@@ -120,7 +120,7 @@ def test_cancel_and_storage_failure_stay_with_their_generation(app, signed_in, w
     blocker = submit_ok(client, model="easel-tiny-slow", steps=1000)
     workers.start(extra_env=BATCH)
     wait_running(client, blocker, 1, timeout=180)
-    slow = {"model": "easel-tiny-slow", "steps": 400}
+    slow = {"model": "easel-tiny-slow", "steps": 150}
     kept, dropped = submit_ok(client, **slow), submit_ok(client, **slow, seed=9)
     broken = submit_ok(bob, **slow)
     media = Path(app.config["MEDIA_DIR"])
