@@ -81,9 +81,19 @@ def claim_companions(lead: Job, queue: Queue) -> list[Job]:
     if generation is None or generation.status != GenerationStatus.QUEUED or (key := batch_key(generation)) is None:
         return []
     room = batch_limit(generation.model) - generation.num_images
-    deadline = time.monotonic() + current_app.config["EASEL_BATCH_WAIT_MS"] / 1000
-    seen: set[str] = set()
     claimed: list[Job] = []
+    try:
+        _claim_into(claimed, lead, queue, key, room)
+    except Exception:  # what was claimed runs; the rest stays queued for later
+        log.warning("looking for company for %s stopped early", lead.id, exc_info=True)
+    db.session.rollback()  # end the read transaction: the rows are read again when the batch runs
+    return claimed
+
+
+def _claim_into(claimed: list[Job], lead: Job, queue: Queue, key: tuple, room: int) -> None:
+    """Claim compatible queued jobs into ``claimed`` until ``room`` images are taken or waiting is over."""
+    deadline = time.monotonic() + current_app.config["EASEL_BATCH_WAIT_MS"] / 1000
+    seen: set[str] = {lead.id}
     while room > 0:
         job_ids = queue.get_job_ids(0, SCAN_DEPTH - 1)
         fresh = [job_id for job_id in job_ids if job_id not in seen]
@@ -105,5 +115,3 @@ def claim_companions(lead: Job, queue: Queue) -> list[Job]:
         if len(job_ids) > taken or time.monotonic() >= deadline:
             break  # others are waiting (for another batch), or we waited long enough
         time.sleep(POLL_INTERVAL)
-    db.session.rollback()  # end the read transaction: the rows are read again when the batch runs
-    return claimed

@@ -38,7 +38,7 @@ def fetch_job(job_id: str) -> Job:
 
 
 # Fair order between people: start-time fair queuing on RQ's own queue list. Each queued generation gets a
-# virtual start tag, the later of "now" (the tag of the job at the head of the queue) and the end of that
+# virtual start tag, the later of "now" (the first tag still queued) and the end of that
 # person's previous work (start + images / weight); the list stays sorted by tag, ties first come first
 # served. So someone who queued twenty images gets one turn in each round, not all twenty before anyone else.
 FAIR_STARTS = "easel:fair:starts"  # sorted set: queued job id -> its start tag
@@ -51,10 +51,13 @@ PLACE_SCRIPT = """
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return -1 end
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
 local now = tonumber(redis.call('GET', KEYS[4]) or '0')
-if #ids > 0 then
-    local head = redis.call('ZSCORE', KEYS[2], ids[1])
-    if head then now = tonumber(head) end
-    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
+for _, id in ipairs(ids) do
+    local first = redis.call('ZSCORE', KEYS[2], id)
+    if first then
+        now = tonumber(first)
+        redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. first)
+        break
+    end
 end
 local weight = tonumber(redis.call('HGET', KEYS[5], ARGV[2]) or '1')
 if weight <= 0 then weight = 1 end
