@@ -8,8 +8,8 @@ measured in the same run with the worker's torch thread count, so the ratios com
 Targets at 4 people: batching ≥ 1.35× unbatched, and within 15% of the bare batch-4 rate.
 
 Run with ``make benchmark`` or ``pytest tests/benchmarks/test_batching.py -s -o addopts=""``. On a CUDA
-machine: ``EASEL_DEVICE=cuda EASEL_BENCH_MODEL=<a catalog model> EASEL_CATALOG=<its catalog>
-EASEL_BENCH_PEOPLE=4,8`` (see the README).
+machine: ``EASEL_DEVICE=cuda EASEL_BENCH_SD15=/tmp/sd15-random EASEL_BENCH_PEOPLE=4,8`` builds (once, into
+that folder) an SD 1.5-architecture pipeline with random weights and benchmarks it at 512×512, fp16.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import os
 import re
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -29,8 +30,51 @@ pytestmark = pytest.mark.benchmark
 PEOPLE = [int(n) for n in os.environ.get("EASEL_BENCH_PEOPLE", "1,4,10").split(",")]
 SECONDS = float(os.environ.get("EASEL_BENCH_SECONDS", "30"))
 MODEL = os.environ.get("EASEL_BENCH_MODEL", "easel-tiny")
+SD15 = os.environ.get("EASEL_BENCH_SD15", "")  # a folder: build and benchmark the SD 1.5 layout there instead
 TOKEN_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 FINAL = {"succeeded", "failed", "canceled"}
+
+
+def build_sd15(folder: Path) -> Path:
+    """An SD 1.5-architecture pipeline (UNet, VAE and CLIP text encoder at full size) with random weights.
+
+    The bundled tokenizer stands in for CLIP's (a 627-token vocabulary), padded to SD's 77 tokens, so every
+    layer the GPU runs has SD 1.5's shape. Built once: an existing folder is reused.
+    """
+    if (folder / "model_index.json").exists():
+        return folder
+    import torch
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from tests.support.tiny_pipelines import _tokenizer
+
+    torch.manual_seed(0)
+    tokenizer = _tokenizer()
+    tokenizer.model_max_length = 77
+    text = CLIPTextModel(CLIPTextConfig(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer), hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+        num_attention_heads=12, max_position_embeddings=77, projection_dim=768, hidden_act="quick_gelu"))
+    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)  # SD 1.x defaults
+    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                        sample_size=512)
+    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              skip_prk_steps=True, steps_offset=1)
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+def sd15_catalog(folder: Path, out: Path) -> Path:
+    """A catalog with the SD 1.5-layout pipeline as ``sd15-random`` (512×512, 25 steps)."""
+    from tests.support.tiny_pipelines import catalog_entry
+
+    out.write_text(catalog_entry("sd15-random", "sd", build_sd15(folder), default_width=512, default_height=512,
+                                 sizes=[[512, 512]], default_steps=25, default_guidance=7.5, job_timeout=900))
+    return out
 
 
 def signed_in(base: str, email: str) -> requests.Session:
@@ -89,9 +133,15 @@ def bare_rate(pipe, entry, batch: int, rounds: int = 4) -> float:
     return best
 
 
-def test_batching_throughput(app, live_server, make_user, workers):
+def test_batching_throughput(app, live_server, make_user, workers, tmp_path):
     from jobs.generate import configure_threads, pipeline_for
 
+    model, worker_env = MODEL, {}
+    if SD15:
+        model, catalog = "sd15-random", sd15_catalog(Path(SD15), tmp_path / "catalog.toml")
+        worker_env = {"EASEL_CATALOG": str(catalog), "EASEL_MODEL": model}
+        app.config.update(worker_env)
+        app.extensions["easel"].__dict__.pop("catalog", None)  # read the new catalog
     app.config.update(MAX_ACTIVE_PER_USER=100, DAILY_IMAGE_QUOTA=1_000_000)
     people = max(PEOPLE)
     for n in range(people):
@@ -100,14 +150,15 @@ def test_batching_throughput(app, live_server, make_user, workers):
     with app.app_context():
         from webapp import services
 
-        entry = services.catalog()[MODEL]
+        entry = services.catalog()[model]
         threads = configure_threads()  # the worker's thread count
-        pipe = pipeline_for(MODEL)
+        pipe = pipeline_for(model)
         bare = {f"bare_batch_{b}": round(bare_rate(pipe, entry, b), 3) for b in (1, 4)}
 
-    results: dict = {"model": MODEL, "torch_threads": threads, "seconds_per_setting": SECONDS, **bare}
+    results: dict = {"model": model, "device": str(pipe.device), "dtype": str(pipe.dtype), "torch_threads": threads,
+                     "seconds_per_setting": SECONDS, **bare}
     for label, batch_max in (("batched", "4"), ("unbatched", "1")):
-        worker = workers.start(extra_env={"EASEL_BATCH_MAX": batch_max})
+        worker = workers.start(extra_env={**worker_env, "EASEL_BATCH_MAX": batch_max})
         wait_for(lambda w=worker: "Listening on generate" in w.log_path.read_text(), timeout=180,
                  message="the worker")
         site_rate(live_server, sessions[:1], entry)  # warm-up
