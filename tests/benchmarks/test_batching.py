@@ -9,7 +9,8 @@ Targets at 4 people: batching ≥ 1.35× unbatched, and within 15% of the bare b
 
 Run with ``make benchmark`` or ``pytest tests/benchmarks/test_batching.py -s -o addopts=""``. On a CUDA
 machine: ``EASEL_DEVICE=cuda EASEL_BENCH_SD15=/tmp/sd15-random EASEL_BENCH_PEOPLE=4,8`` builds (once, into
-that folder) an SD 1.5-architecture pipeline with random weights and benchmarks it at 512×512, fp16.
+that folder) an SD 1.5-architecture pipeline with random weights and benchmarks it at 512×512 in the
+loader's GPU dtype (bf16 where supported, else fp16).
 """
 from __future__ import annotations
 
