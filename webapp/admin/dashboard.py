@@ -33,6 +33,12 @@ def dashboard():
                            counts=generation_counts(), charts=last_hour(), form=ActionForm())
 
 
+@bp.get("/charts")
+def charts():
+    """The last hour's charts alone, for the dashboard to poll."""
+    return render_template("admin/_charts.html", charts=last_hour())
+
+
 def _job_action(action: Callable, job_id: str, done: str):
     try:
         action(acting_admin(), job_id)

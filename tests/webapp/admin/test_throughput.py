@@ -32,3 +32,13 @@ def test_last_hour_throughput_batch_sizes_and_queue_wait(app, make_user, redis_u
     assert "3 pipeline calls, 3.0 generations each on average" in html
     assert "p50 3.0 s, p95 32.8 s (5 started)" in html
     assert html.count("<rect ") == 60 + 8 + 2
+
+
+def test_charts_alone_for_polling_admins_only(app, make_user):
+    make_user("root@example.com", is_admin=True)
+    make_user("ada@example.com")
+    fragment = sign_in(app, "root@example.com").get("/admin/charts")
+    assert fragment.status_code == 200
+    html = fragment.get_data(as_text=True)
+    assert 'id="last-hour"' in html and "0 images in the last hour" in html and "<html" not in html
+    assert sign_in(app, "ada@example.com").get("/admin/charts").status_code in {403, 404}
