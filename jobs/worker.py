@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -21,12 +22,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker, get_current_job
+from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
+from rq.timeouts import JobTimeoutException
+from rq.utils import now
 from rq.worker import DequeueStrategy, WorkerStatus
 
 from webapp import services
-from webapp.queues import CHORE_QUEUE, GENERATE_QUEUE, SERIALIZER, model_queue_name
+from webapp.queues import CHORE_QUEUE, GENERATE_QUEUE, SERIALIZER, is_generation_queue, model_queue_name, record_batch
 from webapp.supervision import die_with_parent
 
 from .app_context import get_app
@@ -71,21 +75,32 @@ class WarmWorker(SimpleWorker):
         return self.heartbeat_ttl
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """Run the job here, beating every third of the TTL until it ends."""
-        execution = self.prepare_execution(job)
+        """Run the job here, with the queued jobs that can share its pipeline call, beating every third of the TTL."""
+        members = [(job, self.prepare_execution(job))]
         done = threading.Event()
 
         def beat() -> None:
             while not done.wait(max(1.0, self.heartbeat_ttl / 3)):
-                try:
-                    self.maintain_heartbeats(job, execution)
-                except Exception:  # a missed beat is retried at the next tick
-                    self.log.warning("heartbeat for job %s failed", job.id, exc_info=True)
+                for member, execution in list(members):
+                    try:
+                        self.maintain_heartbeats(member, execution)
+                    except Exception:  # a missed beat is retried at the next tick
+                        self.log.warning("heartbeat for job %s failed", member.id, exc_info=True)
 
         thread = threading.Thread(target=beat, name="easel-heartbeat", daemon=True)
         thread.start()
         try:
-            self.perform_job(job, queue, execution)
+            members.extend((companion, self.prepare_execution(companion)) for companion in self.companions(job, queue))
+            began = time.perf_counter()
+            if len(members) == 1:
+                self.perform_job(job, queue, members[0][1])
+            else:
+                self.perform_batch(members, queue)
+            if is_generation_queue(queue.name):
+                try:
+                    record_batch(self.connection, len(members), time.perf_counter() - began)
+                except RedisError:  # a statistic for the admin charts, never worth a job
+                    self.log.warning("could not record the batch size")
         finally:
             done.set()
             thread.join(5)
@@ -102,6 +117,43 @@ class WarmWorker(SimpleWorker):
         except Exception:
             self.log.warning("could not publish this worker's models", exc_info=True)
 
+    def companions(self, job: Job, queue: Queue) -> list[Job]:
+        """Queued jobs claimed to share this job's pipeline call (none on the chore queue)."""
+        if not is_generation_queue(queue.name):
+            return []
+        from .batching import claim_companions
+
+        try:
+            with get_app().app_context():
+                return claim_companions(job, queue)
+        except Exception:  # batching is an optimisation: the job still runs alone
+            self.log.warning("could not look for company for job %s", job.id, exc_info=True)
+            return []
+
+    def perform_batch(self, members: list[tuple[Job, Execution]], queue: Queue) -> None:
+        """``perform_job`` for several jobs made by one pipeline call; each is finished through RQ on its own."""
+        from .generate_batch import run_batch
+
+        for job, _ in members:
+            self.prepare_job_execution(job, remove_from_intermediate_queue=True)
+            job.started_at = now()
+        lead = members[0][0]
+        timeout = max(job.timeout or self.queue_class.DEFAULT_TIMEOUT for job, _ in members)
+        try:
+            with self.death_penalty_class(timeout, JobTimeoutException, job_id=lead.id):
+                outcomes = run_batch([job for job, _ in members])
+        except BaseException:  # the call as a whole failed (a timeout): every job failed with it
+            error = sys.exc_info()
+            outcomes = {job.id: ("error", error) for job, _ in members}
+        for job, execution in members:
+            kind, value = outcomes.get(job.id, ("error", (RuntimeError, RuntimeError("not run"), None)))
+            try:
+                if kind == "ok":
+                    self._finalize_success(job, queue, execution, value)
+                else:
+                    self._finalize_failure(job, queue, execution, value)
+            except Exception:  # one job's bookkeeping must not leave the others unfinished
+                self.log.exception("could not finish job %s", job.id)
 
 def _settle(worker: WarmWorker) -> None:
     """Undo what a worker cut off from Redis left behind, so the next one can register under its name."""

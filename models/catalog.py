@@ -96,6 +96,7 @@ class ModelEntry:
     description: str
     config: Path | None = None  # single files: the local diffusers folder whose configs describe them
     hf_cache: Path | None = None  # where cached hub snapshots are looked for (None: huggingface_hub's default)
+    batch_max: int | None = None  # images one pipeline call may make across people (None: EASEL_BATCH_MAX)
 
     @property
     def architecture(self) -> str | None:
@@ -201,6 +202,7 @@ def _entry(name: str, raw: dict, base: Path, hf_cache: Path | None) -> ModelEntr
             max_images=int(raw.get("max_images", 4)), job_timeout=int(raw.get("job_timeout", 600)),
             description=str(raw.get("description", "")).strip(),
             config=(base / config).resolve() if config else None, hf_cache=hf_cache,
+            batch_max=int(raw["batch_max"]) if "batch_max" in raw else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"catalog entry {name!r} is malformed: {exc!r}") from exc

@@ -213,6 +213,8 @@ def from_environment() -> dict:
         "EASEL_TORCH_THREADS": _int("EASEL_TORCH_THREADS", max(1, (os.cpu_count() or 2) - 1)),
         "EASEL_HEARTBEAT_TTL": _int("EASEL_HEARTBEAT_TTL", 30),
         **model_settings(),
+        "EASEL_BATCH_MAX": max(1, _int("EASEL_BATCH_MAX", 4)),
+        "EASEL_BATCH_WAIT_MS": max(0, _int("EASEL_BATCH_WAIT_MS", 100)),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "") or "INFO",
         "STORAGE": os.environ.get("STORAGE", "local"),
         "MEDIA_DIR": os.environ.get("MEDIA_DIR", str(instance_dir / "media")),

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from . import progress, services
 from .extensions import db
 from .moderation.blocked_terms import find_blocked_term
-from .queues import SERIALIZER, fetch_job, generation_queue, model_queue_name
+from .queues import SERIALIZER, fetch_job, generation_queue, model_queue_name, place_fairly, queued_eta
 from .tables import (
     ACTIVE_STATUSES,
     DEFAULT_STRENGTH,
@@ -161,7 +161,8 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
             services.storage().delete(upload_file)
         raise
     try:
-        generation_queue(generation.model).enqueue(
+        queue = generation_queue(generation.model)
+        queue.enqueue(
             "jobs.generate.run", generation.id, job_id=generation.id, job_timeout=job_timeout,
             result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600, on_failure=Callback("jobs.generate.on_failure"),
             description=f"generation {generation.id} for user {user.id}")
@@ -170,6 +171,10 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
         move_generation(generation.id, GenerationStatus.FAILED, (GenerationStatus.QUEUED,),
                         error=QUEUE_DOWN, finished_at=utcnow())
         raise GenerationRefused(QUEUE_DOWN, status=503) from None
+    try:
+        place_fairly(queue, generation.id, user.id, generation.num_images)
+    except RedisError:  # it stays queued at the end: first come, first served
+        log.warning("generation %s: could not place it fairly", generation.id)
     return generation
 
 
@@ -278,6 +283,8 @@ def generation_state(generation: Generation) -> dict:
         try:
             state["queue_position"] = queue_position(generation)
             state["notice"] = unserved_notice(generation.model)
+            if state["queue_position"] is not None:
+                state["eta_seconds"] = queued_eta(services.quick_redis(), state["queue_position"], generation.model)
         except RedisError:
             state["notice"] = LIVE_UNAVAILABLE
     elif status == GenerationStatus.RUNNING:

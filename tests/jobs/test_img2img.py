@@ -11,6 +11,7 @@ from rq.job import Job
 
 from tests.jobs.test_generate import fetch
 from tests.support import FIELDS, csrf_token, wait_status
+from webapp.queues import SERIALIZER
 
 
 def submit_start(client, picture: PILImage.Image, **fields) -> str:
@@ -68,7 +69,8 @@ def test_strength_keeps_or_replaces_the_start_without_a_second_load(app, signed_
     assert "Denoising strength: 0.2" in near.text["parameters"]
     assert json.loads(far.text["easel"])["source"] == "upload"
     redis = Redis.from_url(app.config["REDIS_URL"])
-    loads = [Job.fetch(gid, connection=redis).return_value()["pipeline_loads"] for gid in (text_id, gentle, full)]
+    loads = [Job.fetch(gid, connection=redis, serializer=SERIALIZER).return_value()["pipeline_loads"]
+             for gid in (text_id, gentle, full)]
     assert loads == [1, 1, 1]  # image-to-image reuses the warm pipeline's weights
 
 

@@ -17,6 +17,7 @@ from .queue_status import (
     queue_overview,
     retry_failed_job,
 )
+from .throughput import last_hour
 
 REDIS_DOWN = "Redis is not reachable, so queues, workers and failed jobs cannot be shown. Generations cannot start."
 
@@ -29,7 +30,13 @@ def dashboard():
     except RedisError:
         overview, redis_error = None, REDIS_DOWN
     return render_template("admin/dashboard.html", overview=overview, redis_error=redis_error,
-                           counts=generation_counts(), form=ActionForm())
+                           counts=generation_counts(), charts=last_hour(), form=ActionForm())
+
+
+@bp.get("/charts")
+def charts():
+    """The last hour's charts alone, for the dashboard to poll."""
+    return render_template("admin/_charts.html", charts=last_hour())
 
 
 def _job_action(action: Callable, job_id: str, done: str):

@@ -1,0 +1,179 @@
+"""Images per second under load, with cross-user batching and without (``EASEL_BATCH_MAX=1``), in one run.
+
+N people (``EASEL_BENCH_PEOPLE``, default 1, 4, 10) each submit one image and follow it to the end
+through the real site (HTTP, a real worker process, files, rows), back to back, for
+``EASEL_BENCH_SECONDS`` (default 30) per setting. The bare pipeline's batch-1 and batch-4 images/s are
+measured in the same run with the worker's torch thread count, so the ratios compare like with like.
+
+Targets at 4 people: batching ≥ 1.35× unbatched, and within 15% of the bare batch-4 rate.
+
+Run with ``make benchmark`` or ``pytest tests/benchmarks/test_batching.py -s -o addopts=""``. On a CUDA
+machine: ``EASEL_DEVICE=cuda EASEL_BENCH_SD15=/tmp/sd15-random EASEL_BENCH_PEOPLE=4,8`` builds (once, into
+that folder) an SD 1.5-architecture pipeline with random weights and benchmarks it at 512×512 in the
+loader's GPU dtype (bf16 where supported, else fp16).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support import wait_for
+
+pytestmark = pytest.mark.benchmark
+
+PEOPLE = [int(n) for n in os.environ.get("EASEL_BENCH_PEOPLE", "1,4,10").split(",")]
+SECONDS = float(os.environ.get("EASEL_BENCH_SECONDS", "30"))
+MODEL = os.environ.get("EASEL_BENCH_MODEL", "easel-tiny")
+SD15 = os.environ.get("EASEL_BENCH_SD15", "")  # a folder: build and benchmark the SD 1.5 layout there instead
+TOKEN_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+FINAL = {"succeeded", "failed", "canceled"}
+
+
+def build_sd15(folder: Path) -> Path:
+    """An SD 1.5-architecture pipeline (UNet, VAE and CLIP text encoder at full size) with random weights.
+
+    The bundled tokenizer stands in for CLIP's (a 627-token vocabulary), padded to SD's 77 tokens, so every
+    layer the GPU runs has SD 1.5's shape. Built once: an existing folder is reused.
+    """
+    if (folder / "model_index.json").exists():
+        return folder
+    import torch
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from tests.support.tiny_pipelines import _tokenizer
+
+    torch.manual_seed(0)
+    tokenizer = _tokenizer()
+    tokenizer.model_max_length = 77
+    text = CLIPTextModel(CLIPTextConfig(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer), hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+        num_attention_heads=12, max_position_embeddings=77, projection_dim=768, hidden_act="quick_gelu"))
+    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)  # SD 1.x defaults
+    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                        sample_size=512)
+    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              skip_prk_steps=True, steps_offset=1)
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+def sd15_catalog(folder: Path, out: Path) -> Path:
+    """A catalog with the SD 1.5-layout pipeline as ``sd15-random`` (512×512, 25 steps)."""
+    from tests.support.tiny_pipelines import catalog_entry
+
+    out.write_text(catalog_entry("sd15-random", "sd", build_sd15(folder), default_width=512, default_height=512,
+                                 sizes=[[512, 512]], default_steps=25, default_guidance=7.5, job_timeout=900))
+    return out
+
+
+def signed_in(base: str, email: str) -> requests.Session:
+    session = requests.Session()
+    token = TOKEN_RE.search(session.get(base + "/auth/login", timeout=30).text).group(1)
+    response = session.post(base + "/auth/login", timeout=30, data={
+        "email": email, "password": "correct horse", "csrf_token": token})
+    assert response.ok, response.text[:300]
+    return session
+
+
+def person(base: str, session: requests.Session, entry, stop_at: float, done: list[float], seed: int) -> None:
+    """Submit one image, poll its state every 50 ms until final, again, until ``stop_at``."""
+    while time.perf_counter() < stop_at:
+        token = TOKEN_RE.search(session.get(base + "/", timeout=30).text).group(1)
+        seed += 1
+        response = session.post(base + "/generations", allow_redirects=False, timeout=30, data={
+            "prompt": f"a lighthouse at dusk, number {seed}", "negative_prompt": "", "model": entry.name,
+            "width": entry.default_width, "height": entry.default_height, "steps": entry.default_steps,
+            "guidance": entry.default_guidance, "seed": seed, "num_images": 1, "style": "none", "csrf_token": token})
+        assert response.status_code == 303, response.text[:500]
+        api = base + "/api" + response.headers["Location"]
+        while (state := session.get(api, timeout=30).json())["status"] not in FINAL:
+            time.sleep(0.05)
+        assert state["status"] == "succeeded", state
+        done.append(time.perf_counter())
+
+
+def site_rate(base: str, sessions: list[requests.Session], entry) -> float:
+    """Images per second finished by ``sessions`` people submitting back to back (after a warm-up image each)."""
+    began = time.perf_counter()
+    stop_at = began + SECONDS
+    done: list[float] = []
+    threads = [threading.Thread(target=person, args=(base, s, entry, stop_at, done, 1000 * n))
+               for n, s in enumerate(sessions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    finished = [t for t in done if t <= stop_at]
+    return len(finished) / SECONDS
+
+
+def bare_rate(pipe, entry, batch: int, rounds: int = 4) -> float:
+    """The bare pipeline's images per second at ``batch`` images per call (best of ``rounds``)."""
+    import torch
+
+    best = 0.0
+    for n in range(rounds):
+        generators = [torch.Generator("cpu").manual_seed(n * batch + i) for i in range(batch)]
+        began = time.perf_counter()
+        pipe(["a lighthouse at dusk"] * batch, num_inference_steps=entry.default_steps,
+             guidance_scale=entry.default_guidance, width=entry.default_width, height=entry.default_height,
+             generator=generators)
+        best = max(best, batch / (time.perf_counter() - began))
+    return best
+
+
+def test_batching_throughput(app, live_server, make_user, workers, tmp_path):
+    from jobs.generate import configure_threads, pipeline_for
+
+    model, worker_env = MODEL, {}
+    if SD15:
+        model, catalog = "sd15-random", sd15_catalog(Path(SD15), tmp_path / "catalog.toml")
+        worker_env = {"EASEL_CATALOG": str(catalog), "EASEL_MODEL": model}
+        app.config.update(worker_env)
+        app.extensions["easel"].__dict__.pop("catalog", None)  # read the new catalog
+    app.config.update(MAX_ACTIVE_PER_USER=100, DAILY_IMAGE_QUOTA=1_000_000)
+    people = max(PEOPLE)
+    for n in range(people):
+        make_user(f"person{n}@example.com")
+    sessions = [signed_in(live_server, f"person{n}@example.com") for n in range(people)]
+    with app.app_context():
+        from webapp import services
+
+        entry = services.catalog()[model]
+        threads = configure_threads()  # the worker's thread count
+        pipe = pipeline_for(model)
+        bare = {f"bare_batch_{b}": round(bare_rate(pipe, entry, b), 3) for b in (1, 4)}
+
+    results: dict = {"model": model, "device": str(pipe.device), "dtype": str(pipe.dtype), "torch_threads": threads,
+                     "seconds_per_setting": SECONDS, **bare}
+    for label, batch_max in (("batched", "4"), ("unbatched", "1")):
+        worker = workers.start(extra_env={**worker_env, "EASEL_BATCH_MAX": batch_max})
+        wait_for(lambda w=worker: "Listening on generate" in w.log_path.read_text(), timeout=180,
+                 message="the worker")
+        site_rate(live_server, sessions[:1], entry)  # warm-up
+        for count in PEOPLE:
+            results[f"{label}_{count}_people"] = round(site_rate(live_server, sessions[:count], entry), 3)
+        worker.terminate()
+        worker.wait(60)
+    for count in PEOPLE:
+        results[f"speedup_{count}_people"] = round(
+            results[f"batched_{count}_people"] / results[f"unbatched_{count}_people"], 3)
+    print("\n" + json.dumps(results, indent=2))
+    if out := os.environ.get("EASEL_BENCH_OUT"):
+        with open(out, "w") as fh:
+            json.dump(results, fh, indent=2)
+    if 4 in PEOPLE:
+        assert results["speedup_4_people"] >= 1.35, results
+        assert results["batched_4_people"] >= 0.85 * results["bare_batch_4"], results

@@ -1,0 +1,181 @@
+"""Cross-user batching (``jobs/batching.py``, ``jobs/generate_batch.py``) with real workers, Redis and files."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+from redis import Redis
+from rq.job import Job
+from rq.queue import Queue
+from sqlalchemy import func, select
+
+from tests.support import FIELDS, csrf_token, sign_in, submit_ok, wait_running, wait_status
+from webapp.extensions import db
+from webapp.queues import GENERATE_QUEUE, SERIALIZER
+from webapp.tables import Generation, Image
+
+BATCH = {"EASEL_BATCH_MAX": "4", "EASEL_BATCH_WAIT_MS": "0"}
+DONE = {"succeeded", "failed", "canceled"}
+
+
+def pixels(client, image: dict) -> np.ndarray:
+    response = client.get(image["url"])
+    data = response.get_data()
+    response.close()
+    return np.asarray(PILImage.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
+
+
+def cancel(client, generation_id: str) -> None:
+    response = client.post(f"/generations/{generation_id}/cancel",
+                           data={"csrf_token": csrf_token(client, f"/generations/{generation_id}")})
+    assert response.status_code == 303
+
+
+def result(redis: Redis, job_id: str) -> dict:
+    return Job.fetch(job_id, connection=redis, serializer=SERIALIZER).return_value()
+
+
+def queue_behind_blocker(client, many: list[dict], workers, extra_env: dict | None = None) -> list[str]:
+    """Keep a worker busy on a long generation, queue ``many`` behind it, then cancel it: they run together."""
+    blocker = submit_ok(client, model="easel-tiny-slow", steps=1000)
+    workers.start(extra_env={**BATCH, **(extra_env or {})})
+    wait_running(client, blocker, 1, timeout=180)
+    ids = [submit_ok(client, **fields) for fields in many]
+    cancel(client, blocker)
+    return ids
+
+
+def test_batched_images_equal_solo_ones_and_registries_stay_truthful(app, signed_in, workers):
+    client = signed_in
+    app.config["MAX_ACTIVE_PER_USER"] = 10
+    many = [{"prompt": "a red circle", "seed": 3, "num_images": 2},
+            {"prompt": "a green square", "negative_prompt": "blurry", "seed": 11},
+            {"prompt": "a blue sky", "seed": 5, "style": "pixel-art"}]
+    batched = queue_behind_blocker(client, many, workers)
+    finals = [wait_status(client, gid, DONE, timeout=120) for gid in batched]
+    assert [f["status"] for f in finals] == ["succeeded"] * 3, finals
+    redis = Redis.from_url(app.config["REDIS_URL"])
+    assert [result(redis, gid)["batch"] for gid in batched] == [3, 3, 3]  # one pipeline call for the three
+
+    queue = Queue(GENERATE_QUEUE, connection=redis, serializer=SERIALIZER)
+    assert set(batched) <= set(queue.finished_job_registry.get_job_ids())
+    assert queue.started_job_registry.get_job_ids() == []
+    assert redis.llen(queue.intermediate_queue_key) == 0
+    assert all(Job.fetch(gid, connection=redis, serializer=SERIALIZER).get_status() == "finished" for gid in batched)
+
+    for fields, final in zip(many, finals, strict=True):  # the same requests alone: an idle queue, no company
+        solo = wait_status(client, submit_ok(client, **fields), DONE, timeout=120)
+        assert solo["status"] == "succeeded"
+        assert len(solo["images"]) == len(final["images"]) == fields.get("num_images", 1)
+        for alone, together in zip(solo["images"], final["images"], strict=True):
+            difference = np.abs(pixels(client, alone) - pixels(client, together))
+            assert difference.max() <= 8 and difference.mean() < 0.5, (difference.max(), difference.mean())
+
+
+def submit_start(client, color: tuple[int, int, int], **fields) -> str:
+    """Submit an image-to-image generation from a plain picture of ``color``."""
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (64, 64), color).save(buffer, "PNG")
+    data = {**FIELDS, **{k: str(v) for k, v in fields.items()}, "csrf_token": csrf_token(client, "/"),
+            "init_image": (io.BytesIO(buffer.getvalue()), "start.png")}
+    response = client.post("/generations", data=data, content_type="multipart/form-data")
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    return response.headers["Location"].rsplit("/", 1)[1]
+
+
+def test_image_to_image_and_timelapses_batch_too(app, signed_in, workers):
+    client = signed_in
+    app.config["MAX_ACTIVE_PER_USER"] = 10
+    requests = [lambda: submit_start(client, (255, 255, 0), seed=1, strength=0.5),
+                lambda: submit_start(client, (0, 128, 255), seed=2, strength=0.5, prompt="a green field"),
+                lambda: submit_ok(client, seed=4, timelapse="y"),
+                lambda: submit_ok(client, seed=5, timelapse="y", prompt="a yellow sun")]
+    blocker = submit_ok(client, model="easel-tiny-slow", steps=1000)
+    workers.start(extra_env=BATCH)
+    wait_running(client, blocker, 1, timeout=180)
+    batched = [make() for make in requests]
+    cancel(client, blocker)
+    finals = [wait_status(client, gid, DONE, timeout=120) for gid in batched]
+    assert [f["status"] for f in finals] == ["succeeded"] * 4, finals
+    redis = Redis.from_url(app.config["REDIS_URL"])
+    assert [result(redis, gid)["batch"] for gid in batched] == [2, 2, 2, 2]  # two calls: the keys differ
+    for make, final in zip(requests, finals, strict=True):
+        solo = wait_status(client, make(), DONE, timeout=120)
+        assert solo["status"] == "succeeded"
+        difference = np.abs(pixels(client, solo["images"][0]) - pixels(client, final["images"][0]))
+        assert difference.max() <= 8 and difference.mean() < 0.5, (difference.max(), difference.mean())
+    for final in finals[2:]:
+        response = client.get(f"/images/{final['images'][0]['id']}/timelapse")
+        assert response.status_code == 200 and response.headers["Content-Type"] == "image/webp"
+        response.close()
+
+
+def test_cancel_and_storage_failure_stay_with_their_generation(app, signed_in, workers, make_user):
+    client = signed_in
+    app.config["MAX_ACTIVE_PER_USER"] = 10
+    make_user("bob@example.com")
+    bob = sign_in(app, "bob@example.com")
+    blocker = submit_ok(client, model="easel-tiny-slow", steps=1000)
+    workers.start(extra_env=BATCH)
+    wait_running(client, blocker, 1, timeout=180)
+    slow = {"model": "easel-tiny-slow", "steps": 150}
+    kept, dropped = submit_ok(client, **slow), submit_ok(client, **slow, seed=9)
+    broken = submit_ok(bob, **slow)
+    media = Path(app.config["MEDIA_DIR"])
+    with app.app_context():
+        bob_id = db.session.get(Generation, broken).user_id
+    (media / "users" / str(bob_id)).mkdir(parents=True)
+    (media / "users" / str(bob_id) / broken).write_text("a file where the folder should be")
+    cancel(client, blocker)
+    wait_running(client, dropped, 3, timeout=120)
+    cancel(client, dropped)
+    finals = {gid: wait_status(client if gid != broken else bob, gid, DONE, timeout=180)
+              for gid in (kept, dropped, broken)}
+    assert finals[kept]["status"] == "succeeded" and len(finals[kept]["images"]) == 1
+    assert finals[dropped]["status"] == "canceled"
+    assert finals[broken]["status"] == "failed" and finals[broken]["error"]
+    redis = Redis.from_url(app.config["REDIS_URL"])
+    assert result(redis, kept)["batch"] == 3
+    with app.app_context():
+        for gid, count in ((kept, 1), (dropped, 0), (broken, 0)):
+            assert db.session.scalar(select(func.count()).select_from(Image).where(Image.generation_id == gid)) == count
+    assert not [path for path in media.rglob("*") if dropped in str(path)]  # its files were never written
+    queue = Queue(GENERATE_QUEUE, connection=redis, serializer=SERIALIZER)
+    assert broken in queue.failed_job_registry.get_job_ids()
+    assert queue.started_job_registry.get_job_ids() == []
+
+
+def test_two_workers_never_run_one_job_twice(app, signed_in, workers, make_user):
+    client = signed_in
+    app.config["MAX_ACTIVE_PER_USER"] = 20
+    ids = [submit_ok(client, prompt=f"picture {n}", seed=n) for n in range(12)]
+    first = workers.start(extra_env=BATCH)
+    second = workers.start(extra_env=BATCH)
+    finals = [wait_status(client, gid, DONE, timeout=240) for gid in ids]
+    assert [f["status"] for f in finals] == ["succeeded"] * len(ids)
+    redis = Redis.from_url(app.config["REDIS_URL"])
+    results = [result(redis, gid) for gid in ids]
+    assert all("images" in r for r in results), results  # none was "skipped" by a second run
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Image).where(Image.generation_id.in_(ids))) == 12
+    finished = [line for proc in (first, second) for line in proc.log_path.read_text().splitlines() if "Job OK" in line]
+    assert sorted(gid for line in finished for gid in ids if f"({gid})" in line) == sorted(ids), finished
+
+
+def test_a_late_person_waits_about_two_batches_not_behind_twenty(app, signed_in, workers, make_user):
+    app.config["MAX_ACTIVE_PER_USER"] = 25
+    make_user("bob@example.com")
+    bob = sign_in(app, "bob@example.com")
+    workers.start(extra_env=BATCH)
+    slow = {"model": "easel-tiny-slow", "steps": 30}
+    ada_ids = [submit_ok(signed_in, **slow, seed=n) for n in range(20)]
+    bob_id = submit_ok(bob, **slow)
+    assert bob.get(f"/api/generations/{bob_id}").get_json()["queue_position"] <= 2
+    assert wait_status(bob, bob_id, DONE, timeout=240)["status"] == "succeeded"
+    with app.app_context():
+        bob_done = db.session.get(Generation, bob_id).finished_at
+        before = db.session.scalar(select(func.count()).select_from(Generation).where(
+            Generation.id.in_(ada_ids), Generation.status == "succeeded", Generation.finished_at < bob_done))
+    assert before <= 8  # at most the batch running when he asked and one more, not twenty
