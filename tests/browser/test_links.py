@@ -21,6 +21,7 @@ def test_generate_get_email_open_link_signed_out(browser, page, live_server, mak
     page.locator("summary").click()
     page.get_by_label("Steps").fill("2")
     page.get_by_role("button", name="Create").click()
+    page.locator(".try").first.get_by_role("link", name="Progress page").click()  # the studio stays; the try links
     page.wait_for_url("**/generations/*")
     page.wait_for_selector("#images img", timeout=120000)
     assert loaded_image_width(page, "#images img") > 0  # the thumbnail came from S3

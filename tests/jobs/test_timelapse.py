@@ -51,7 +51,7 @@ def test_timelapse_has_a_frame_per_step_and_the_final_image(app, signed_in, work
     make_user("bob@example.com")
     bob = sign_in(app, "bob@example.com")
     assert fetch(bob, f"/images/{first}/timelapse").status_code == 404  # private, like the image
-    post(signed_in, f"/images/{first}/publish", token_page="/")
+    post(signed_in, f"/images/{first}/publish", token_page="/", public="1")
     assert fetch(bob, f"/images/{first}/timelapse").status_code == 200  # public: same rules as the image
 
     run_chores(app)
