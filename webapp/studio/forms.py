@@ -30,6 +30,17 @@ from ..uploads import RESIZE_MODES, UploadRejected, decode_upload
 # Kept importable from here for the image-page forms (studio/derived.py) and routes.
 MIN_STRENGTH, MAX_STRENGTH, DEFAULT_STRENGTH = rules.MIN_STRENGTH, rules.MAX_STRENGTH, rules.DEFAULT_STRENGTH
 
+
+class AsciiIntegerField(IntegerField):
+    """A whole number in ASCII digits only: ``int()`` would also read "٣" or "１２" and store 3 or 12."""
+
+    def process_formdata(self, valuelist: list[str]) -> None:
+        if valuelist and valuelist[0].strip() and not valuelist[0].strip().lstrip("-").isascii():
+            self.data = None
+            raise ValueError(self.gettext("Not a valid integer value."))
+        super().process_formdata(valuelist)
+
+
 def model_choices(catalog: dict[str, ModelEntry]) -> list[SelectChoice]:
     """The model menu; unavailable models are listed, greyed out, with the reason."""
     return [SelectChoice(name, entry.label if not entry.unavailable_reason() else f"{entry.label} (unavailable)",
@@ -58,12 +69,12 @@ class GenerationForm(FlaskForm):
     prompt = TextAreaField("Prompt", validators=[DataRequired("Describe the picture you want.")])
     negative_prompt = TextAreaField("Negative prompt", validators=[Optional()])
     model = SelectField("Model", validate_choice=False)
-    width = IntegerField("Width", validators=[InputRequired("Choose a size.")])
-    height = IntegerField("Height", validators=[InputRequired("Choose a size.")])
-    steps = IntegerField("Steps", validators=[InputRequired("Choose the number of steps.")])
+    width = AsciiIntegerField("Width", validators=[InputRequired("Choose a size.")])
+    height = AsciiIntegerField("Height", validators=[InputRequired("Choose a size.")])
+    steps = AsciiIntegerField("Steps", validators=[InputRequired("Choose the number of steps.")])
     guidance = FloatField("Guidance", validators=[InputRequired("Choose the guidance scale.")])
     seed = StringField("Seed", validators=[Optional(), Length(max=12, message="Use a whole number.")])
-    num_images = IntegerField("Images", validators=[InputRequired("Choose how many images.")])
+    num_images = AsciiIntegerField("Images", validators=[InputRequired("Choose how many images.")])
     style = SelectField("Style", choices=[SelectChoice(s.name, s.label) for s in STYLES.values()],
                         validate_choice=False, default="none")
     init_image = FileField("Starting image (optional)")

@@ -64,6 +64,8 @@ def test_studio_prefilled_from_catalog(signed_in):
     ("seed", "٣", "The seed is a whole number"),  # Arabic-Indic three: was stored as 3
     ("seed", "１２", "The seed is a whole number"),  # full-width twelve: was stored as 12
     ("style", "gothic", "Choose one of the styles"),
+    ("steps", "٣", "Not a valid integer value."),  # Arabic-Indic three: was run as 3 steps
+    ("width", "６４", "Not a valid integer value."),  # full-width 64: was taken as 64
 ])
 def test_invalid_input_400_nothing_written(app, signed_in, redis_url, field, value, message):
     response = submit(signed_in, **{field: value})
