@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from tests.support import FIELDS, csrf_token, sign_in, submit_ok, wait_running, wait_status
 from webapp.extensions import db
-from webapp.queues import GENERATE_QUEUE, SERIALIZER
+from webapp.queues import SERIALIZER, model_queue_name
 from webapp.tables import Generation, Image
 
 BATCH = {"EASEL_BATCH_MAX": "4", "EASEL_BATCH_WAIT_MS": "0"}
@@ -59,7 +59,7 @@ def test_batched_images_equal_solo_ones_and_registries_stay_truthful(app, signed
     redis = Redis.from_url(app.config["REDIS_URL"])
     assert [result(redis, gid)["batch"] for gid in batched] == [3, 3, 3]  # one pipeline call for the three
 
-    queue = Queue(GENERATE_QUEUE, connection=redis, serializer=SERIALIZER)
+    queue = Queue(model_queue_name("easel-tiny"), connection=redis, serializer=SERIALIZER)
     assert set(batched) <= set(queue.finished_job_registry.get_job_ids())
     assert queue.started_job_registry.get_job_ids() == []
     assert redis.llen(queue.intermediate_queue_key) == 0
@@ -142,7 +142,7 @@ def test_cancel_and_storage_failure_stay_with_their_generation(app, signed_in, w
         for gid, count in ((kept, 1), (dropped, 0), (broken, 0)):
             assert db.session.scalar(select(func.count()).select_from(Image).where(Image.generation_id == gid)) == count
     assert not [path for path in media.rglob("*") if dropped in str(path)]  # its files were never written
-    queue = Queue(GENERATE_QUEUE, connection=redis, serializer=SERIALIZER)
+    queue = Queue(model_queue_name("easel-tiny-slow"), connection=redis, serializer=SERIALIZER)
     assert broken in queue.failed_job_registry.get_job_ids()
     assert queue.started_job_registry.get_job_ids() == []
 

@@ -8,7 +8,7 @@ from webapp import queues, services
 def _order(app, ids_by_name: dict[str, str]) -> list[str]:
     names = {gid: name for name, gid in ids_by_name.items()}
     with app.app_context():
-        return [names[gid] for gid in queues.generation_queue().get_job_ids()]
+        return [names[gid] for gid in queues.generation_queue("easel-tiny").get_job_ids()]
 
 
 def test_people_take_turns_and_each_keeps_first_in_first_out(app, signed_in, make_user):
