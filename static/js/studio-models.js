@@ -8,10 +8,10 @@ $(function () {
 
   function showCapabilities(m) {
     var notes = [];
-    $('#negative-prompt-box').prop('hidden', !m.negative_prompt);
-    if (!m.negative_prompt) { $('#negative_prompt').val(''); notes.push('This model takes no negative prompt.'); }
-    $('#guidance-box').prop('hidden', !m.guidance);
-    if (!m.guidance) { notes.push('This model takes no guidance scale.'); }
+    $('#negative-prompt-box').prop('hidden', !m.takes.negative_prompt);
+    if (!m.takes.negative_prompt) { $('#negative_prompt').val(''); notes.push('This model takes no negative prompt.'); }
+    $('#guidance-box').prop('hidden', !m.takes.guidance);
+    if (!m.takes.guidance) { notes.push('This model takes no guidance scale.'); }
     $('#capability-note').text(notes.join(' '));
   }
 

@@ -39,7 +39,7 @@ $(function () {
     $('<p class="mb-2 try-status" aria-live="polite">').appendTo($body);
     $('<div class="progress mb-2" role="progressbar" aria-valuemin="0" aria-valuemax="100">')
       .attr('aria-label', 'Progress of ' + state.params.prompt)
-      .append('<div class="progress-bar progress-bar-striped progress-bar-animated" style="width: 0%"></div>').appendTo($body);
+      .append($('<div class="progress-bar progress-bar-striped progress-bar-animated"></div>').css('width', '0%')).appendTo($body);
     $('<p class="small text-body-secondary try-notice" hidden>').appendTo($body);
     $('<div class="alert alert-danger py-2 try-error" role="alert" hidden>').appendTo($body);
     $('<img class="art try-preview mb-2" width="128" height="128" hidden>').attr('alt', 'Preview of: ' + state.params.prompt).appendTo($body);

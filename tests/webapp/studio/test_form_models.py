@@ -31,9 +31,10 @@ def page_json(html: str, element_id: str) -> dict:
 def test_studio_describes_each_models_fields_and_loras(signed_in) -> None:
     html = signed_in.get("/").get_data(as_text=True)
     models, loras = page_json(html, "model-info"), page_json(html, "lora-info")
-    assert (models["tiny"]["negative_prompt"], models["tiny"]["guidance"]) == (True, True)
-    assert (models["lcm-model"]["negative_prompt"], models["lcm-model"]["guidance"]) == (False, True)
-    assert models["cascade"]["guidance"] is False
+    assert models["tiny"]["takes"] == {"negative_prompt": True, "guidance": True}
+    assert isinstance(models["tiny"]["guidance"], float)  # the default value, not a flag
+    assert models["lcm-model"]["takes"] == {"negative_prompt": False, "guidance": True}
+    assert models["cascade"]["takes"]["guidance"] is False
     assert models["tiny"]["loras"] == ["ink", "lcm"] and models["xl"]["loras"] == ["xl-style"]
     assert loras["ink"]["trigger_words"] == ["ink drawing"]
     assert (loras["lcm"]["scheduler"], loras["lcm"]["steps"], loras["lcm"]["max_steps"]) == ("LCMScheduler", 4, 8)
