@@ -69,7 +69,7 @@ def test_cancel_from_the_page(page, live_server, make_user, workers):
     submit_prompt(page, "a green star", steps=1000)
     page.locator(".try").get_by_role("link", name="Progress page").click()
     page.wait_for_url("**/generations/*")
-    page.wait_for_function("() => document.getElementById('status-text').innerText.startsWith('Painting')",
-                           timeout=90000)
+    page.wait_for_function("() => { const e = document.getElementById('status-text');"
+                           " return e !== null && e.innerText.startsWith('Painting'); }", timeout=90000)
     page.get_by_role("button", name="Cancel").click()
     page.wait_for_function("() => document.getElementById('status-text').innerText === 'Canceled'", timeout=30000)
