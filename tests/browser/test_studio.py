@@ -72,4 +72,5 @@ def test_cancel_from_the_page(page, live_server, make_user, workers):
     page.wait_for_function("() => { const e = document.getElementById('status-text');"
                            " return e !== null && e.innerText.startsWith('Painting'); }", timeout=90000)
     page.get_by_role("button", name="Cancel").click()
-    page.wait_for_function("() => document.getElementById('status-text').innerText === 'Canceled'", timeout=30000)
+    page.wait_for_function("() => { const e = document.getElementById('status-text');"  # the cancel reloads the page
+                           " return e !== null && e.innerText === 'Canceled'; }", timeout=30000)
