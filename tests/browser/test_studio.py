@@ -13,6 +13,7 @@ def sign_in(page, live_server: str, email: str = "ada@example.com", password: st
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/auth/login" not in url)
     page.get_by_text("Studio").first.wait_for()
     page.wait_for_load_state("load")  # the studio's scripts are bound before the test types
 
