@@ -11,6 +11,7 @@ from sqlalchemy import select
 from webapp.cleanup import delete_expired_images
 from webapp.extensions import db
 from webapp.mail.outbox import notify_generation_finished
+from webapp.queue_weights import restore_queue_weights as restore_weights
 from webapp.queues import generation_queue, generation_queues
 from webapp.tables import ACTIVE_STATUSES, Generation, GenerationStatus, move_generation, utcnow
 
@@ -80,6 +81,16 @@ def reconcile_generations(now: datetime | None = None) -> dict[str, int]:
             if to == GenerationStatus.FAILED:
                 notify_generation_finished(row.id)
     return settled
+
+
+@with_app
+def restore_queue_weights() -> int:
+    """Copy the queue weights from the users table back into Redis when they differ (a Redis that lost its data).
+
+    Returns:
+        How many people's weights were written or removed in Redis.
+    """
+    return restore_weights()
 
 
 @with_app

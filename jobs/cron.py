@@ -28,5 +28,7 @@ cron.Queue = JsonQueue
 cron.register(chores.reap_abandoned_generations, CHORE_QUEUE, interval=reaper_interval(), job_timeout=60)
 # Rows left queued or running by a fault (the database down when the job ended) are brought to a final status.
 cron.register(chores.reconcile_generations, CHORE_QUEUE, interval=reaper_interval(), job_timeout=60)
+# Queue weights live in the users table; a Redis that lost its data (or missed a write) gets its copy back.
+cron.register(chores.restore_queue_weights, CHORE_QUEUE, interval=reaper_interval(), job_timeout=60)
 # Expired images, orphan files and stalled generations go once a day at CLEANUP_AT (the cron host's local time).
 cron.register(chores.cleanup, CHORE_QUEUE, cron=cleanup_cron(), job_timeout=3600)

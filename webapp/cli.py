@@ -12,6 +12,7 @@ from .auth.passwords import password_problem
 from .cleanup import delete_expired_images
 from .config import admin_password_from
 from .extensions import db
+from .queue_weights import WEIGHT_MAX, WEIGHT_MIN, set_queue_weight
 from .tables import User
 
 
@@ -53,17 +54,17 @@ def cleanup(dry_run: bool) -> None:
 
 @click.command("queue-weight")
 @click.argument("email")
-@click.argument("weight", type=click.FloatRange(min=0.01))
+@click.argument("weight", type=click.FloatRange(min=WEIGHT_MIN, max=WEIGHT_MAX))
 @with_appcontext
 def queue_weight(email: str, weight: float) -> None:
     """Give a person a larger share of the generation queue (2: twice everyone else's; 1: the default)."""
-    from .queues import set_weight
-
     user = db.session.scalar(select(User).where(User.email == User.normalize_email(email)))
     if user is None:
         raise click.ClickException(f"no account {email}")
-    set_weight(user.id, weight)
-    click.echo(f"{user.email} now has queue weight {weight:g}.")
+    change = set_queue_weight(user, weight)
+    click.echo(f"{user.email} now has queue weight {user.queue_weight:g}.")
+    if not change.copied:
+        click.echo("Redis did not answer: the queue gets the weight when the chores restore it.", err=True)
 
 
 models_cli = AppGroup("models", help="Manage the model catalog.")

@@ -63,7 +63,7 @@ def fetch_job(job_id: str) -> Job:
 FAIR_STARTS = "easel:fair:starts"  # sorted set: queued job id -> its start tag
 FAIR_FINISHES = "easel:fair:finishes"  # hash: user id -> where that person's queued work ends
 FAIR_CLOCK = "easel:fair:clock"  # the latest start tag handed out: "now" when the queue is empty
-FAIR_WEIGHTS = "easel:fair:weights"  # hash: user id -> weight (2 = twice the share); set by admins
+FAIR_WEIGHTS = "easel:fair:weights"  # hash: user id -> weight (2 = twice the share); a copy of users.queue_weight
 
 # KEYS: queue list, starts, finishes, clock, weights; ARGV: job id, user id, images. The job's new index, -1 if taken.
 PLACE_SCRIPT = """
@@ -104,12 +104,22 @@ def place_fairly(queue: Queue, job_id: str, user_id: int, images: int) -> int | 
     return None if index < 0 else int(index)
 
 
-def set_weight(user_id: int, weight: float) -> None:
-    """Give a person a larger (or smaller) share of the workers; 1 is everyone's default."""
-    if weight == 1:
-        services.redis().hdel(FAIR_WEIGHTS, user_id)
-    else:
-        services.redis().hset(FAIR_WEIGHTS, user_id, weight)
+WEIGHTS_PER_COMMAND = 10_000  # fields per HSET/HDEL in set_weights' one pipeline
+
+
+def set_weights(user_ids: list[int], weight: float) -> None:
+    """Write one weight for these people into the Redis copy, in one pipelined round trip (1 is no entry).
+
+    The copy only: ``webapp.queue_weights`` keeps the users table, the truth, and calls this after its commit.
+    """
+    with services.redis().pipeline(transaction=False) as pipe:
+        for start in range(0, len(user_ids), WEIGHTS_PER_COMMAND):
+            chunk = user_ids[start:start + WEIGHTS_PER_COMMAND]
+            if weight == 1:
+                pipe.hdel(FAIR_WEIGHTS, *chunk)
+            else:
+                pipe.hset(FAIR_WEIGHTS, mapping=dict.fromkeys(chunk, weight))
+        pipe.execute()
 
 
 BATCH_LOG = "easel:stats:batches"  # "unix time:generations:seconds" per pipeline call, newest first

@@ -45,6 +45,9 @@ class User(UserMixin, db.Model):
     notify_by_email: Mapped[bool] = mapped_column(Boolean, default=True)
     # Bumped to end every session of this user (password change, reset, ban).
     session_version: Mapped[int] = mapped_column(Integer, default=0)
+    # The person's share of the generation queue (2: twice everyone else's); Redis holds a copy for the fair
+    # queue's script (webapp/queue_weights.py).
+    queue_weight: Mapped[float] = mapped_column(Float, default=1.0, server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     generations: Mapped[list[Generation]] = relationship(back_populates="user", passive_deletes=True)

@@ -1,15 +1,18 @@
-"""The reconciliation chore: rows whose job is over or gone end final; work in progress is left alone."""
+"""The reconciliation chores: rows whose job is over or gone end final, work in progress is left alone; the queue
+weights come back to a Redis that lost them."""
 from __future__ import annotations
 
 from datetime import timedelta
 
 from rq.job import JobStatus
 
-from jobs.chores import JOB_CANCELED, JOB_ENDED, JOB_LOST, reconcile_generations
-from tests.support import add_generation
+from jobs.chores import JOB_CANCELED, JOB_ENDED, JOB_LOST, reconcile_generations, restore_queue_weights
+from tests.support import add_generation, sign_in, submit_ok
+from webapp import services
 from webapp.extensions import db
-from webapp.queues import generation_queue
-from webapp.tables import Generation, utcnow
+from webapp.queue_weights import set_queue_weight
+from webapp.queues import FAIR_WEIGHTS, generation_queue
+from webapp.tables import Generation, User, utcnow
 
 
 def _job(app, generation_id: str, status: JobStatus | None = None, later: bool = False) -> None:
@@ -78,3 +81,29 @@ def test_reconciliation_is_scheduled(redis_url):
     entries = {job.func_name: job for job in scheduler.get_jobs()}
     reconcile = entries["jobs.chores.reconcile_generations"]
     assert (reconcile.interval, reconcile.queue_name) == (30, "default")
+
+
+def test_queue_weights_come_back_after_redis_loses_them(app, make_user):
+    app.config["MAX_ACTIVE_PER_USER"] = 10
+    make_user("ada@example.com")
+    teacher, pupil, gone = make_user("teacher@example.com"), make_user("pupil@example.com"), make_user()
+    with app.app_context():
+        set_queue_weight(db.session.get(User, teacher), 2)
+        set_queue_weight(db.session.get(User, pupil), 0.5)
+        redis = services.redis()
+        assert restore_queue_weights() == 0  # the copy already matches
+        redis.flushall()  # Redis restarted without its data
+        redis.hset(FAIR_WEIGHTS, mapping={gone: 4, "junk": 1})  # and entries the table does not have
+        assert restore_queue_weights() == 4
+        assert {key: float(value) for key, value in redis.hgetall(FAIR_WEIGHTS).items()} == {
+            str(teacher).encode(): 2.0, str(pupil).encode(): 0.5}
+        assert restore_queue_weights() == 0
+
+    # and the queue honours them again: the teacher gets two turns per round (sessions went with the flush)
+    ada, teacher_client = sign_in(app, "ada@example.com"), sign_in(app, "teacher@example.com")
+    ids = {f"a{n}": submit_ok(ada, seed=n) for n in range(1, 3)}
+    ids |= {f"t{n}": submit_ok(teacher_client, seed=n) for n in range(1, 5)}
+    names = {gid: name for name, gid in ids.items()}
+    with app.app_context():
+        order = [names[gid] for gid in generation_queue("easel-tiny").get_job_ids()]
+    assert order == ["a1", "t1", "t2", "a2", "t3", "t4"]

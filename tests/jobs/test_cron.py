@@ -20,4 +20,5 @@ def test_cron_jobs_are_enqueued_as_json(app_env, redis_url):
         job = cron_job.enqueue(connection)
         json.loads(zlib.decompress(connection.hget(f"rq:job:{job.id}", "data")))  # not a pickle
         names.add(Job.fetch(job.id, connection=connection, serializer=SERIALIZER).func_name)
-    assert names == {"jobs.chores.reap_abandoned_generations", "jobs.chores.reconcile_generations", "jobs.chores.cleanup"}
+    assert names == {"jobs.chores.reap_abandoned_generations", "jobs.chores.reconcile_generations",
+                     "jobs.chores.restore_queue_weights", "jobs.chores.cleanup"}

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from tests.support import sign_in, submit_ok
 from webapp import queues, services
+from webapp.extensions import db
+from webapp.queue_weights import set_queue_weight
+from webapp.tables import User
 
 
 def _order(app, ids_by_name: dict[str, str]) -> list[str]:
@@ -26,12 +29,18 @@ def test_people_take_turns_and_each_keeps_first_in_first_out(app, signed_in, mak
     assert positions == {"a1": 1, "a2": 4, "a3": 6, "a4": 7}  # the position is the real order
 
 
+def _weights(app, user_id: int) -> tuple[float, bytes | None]:
+    """(the users table's weight, the Redis copy) of one person."""
+    with app.app_context():
+        return db.session.get(User, user_id).queue_weight, services.redis().hget(queues.FAIR_WEIGHTS, user_id)
+
+
 def test_a_weight_gives_a_person_a_larger_share(app, signed_in, make_user):
     app.config["MAX_ACTIVE_PER_USER"] = 10
     teacher_id = make_user("teacher@example.com")
     teacher = sign_in(app, "teacher@example.com")
     with app.app_context():
-        queues.set_weight(teacher_id, 2)
+        set_queue_weight(db.session.get(User, teacher_id), 2)
     ids = {f"a{n}": submit_ok(signed_in, seed=n) for n in range(1, 4)}
     ids |= {f"t{n}": submit_ok(teacher, seed=n) for n in range(1, 5)}
     assert _order(app, ids) == ["a1", "t1", "t2", "a2", "t3", "t4", "a3"]
@@ -43,7 +52,13 @@ def test_queue_weight_command_sets_the_weight(app, runner, make_user):
     assert result.exit_code == 0, result.output
     with app.app_context():
         assert float(services.redis().hget(queues.FAIR_WEIGHTS, user_id)) == 3.0
+    assert _weights(app, user_id) == (3.0, b"3.0")  # the row is the truth, Redis its copy
     assert runner.invoke(args=["queue-weight", "nobody@example.com", "2"]).exit_code != 0
+    for bad in ("0", "11", "nan", "two"):  # the admin page's range: nothing changes
+        assert runner.invoke(args=["queue-weight", "teacher@example.com", bad]).exit_code != 0
+    assert _weights(app, user_id) == (3.0, b"3.0")
+    assert runner.invoke(args=["queue-weight", "teacher@example.com", "1"]).exit_code == 0
+    assert _weights(app, user_id) == (1.0, None)  # the default is no entry in Redis
 
 
 def test_queued_eta_comes_from_measured_calls(app, signed_in):
