@@ -76,9 +76,10 @@ def test_signed_in_pages(browser, live_server, app, make_user, make_image):
     assert problems == [], "\n".join(problems)
 
 
-def test_admin_dashboard(browser, live_server, make_user):
+def test_admin_pages(browser, live_server, make_user):
     make_user("root@example.com", is_admin=True)
-    problems = check_both_themes(browser, live_server, ["/admin/"], email="root@example.com")
+    make_user("ada@example.com", queue_weight=2.5)
+    problems = check_both_themes(browser, live_server, ["/admin/", "/admin/users"], email="root@example.com")
     assert problems == [], "\n".join(problems)
 
 

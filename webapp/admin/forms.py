@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectField, StringField
+from wtforms import DateField, FloatField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from ..moderation.blocked_terms import TERM_MAX
 from ..moderation.review import ImageStatus, Resolution
+from ..queue_weights import WEIGHT_MAX, WEIGHT_MIN
 
 
 class ActionForm(FlaskForm):
@@ -52,3 +53,25 @@ class ImageFilterForm(FlaskForm):
     status = SelectField("Status", default="", choices=[
         SelectChoice(ImageStatus.ALL.value, "Any"), SelectChoice(ImageStatus.PUBLIC.value, "Public"),
         SelectChoice(ImageStatus.HIDDEN.value, "Hidden"), SelectChoice(ImageStatus.REPORTED.value, "Reported")])
+
+
+WEIGHT_MESSAGE = f"A queue weight is a number from {WEIGHT_MIN:g} to {WEIGHT_MAX:g} (1 is everyone's)."
+
+
+class QueueWeightForm(FlaskForm):
+    """One account's share of the generation queue."""
+
+    weight = FloatField("Queue weight", invalid_value_message=WEIGHT_MESSAGE, validators=[
+        InputRequired(WEIGHT_MESSAGE), NumberRange(WEIGHT_MIN, WEIGHT_MAX, WEIGHT_MESSAGE)])
+
+    def problem(self) -> str:
+        """The first error, in words (a missing CSRF token is refused by the admin gate before this)."""
+        return next((errors[0] for errors in self.errors.values() if errors), "")
+
+
+class GroupQueueWeightForm(QueueWeightForm):
+    """One weight for every account that the users page's search and filter show (echoed as hidden fields)."""
+
+    q = StringField("Search", validators=[Optional(), Length(max=254, message="Keep the search short.")])
+    show = SelectField("Show", default="", choices=[SelectChoice("", "Everyone"), SelectChoice("active", "Not banned"),
+                                                    SelectChoice("banned", "Banned")])

@@ -53,12 +53,14 @@ def test_every_admin_route_is_404_for_non_admins(app, make_user, make_image, who
         term_id = db.session.scalar(db.select(BlockedTerm.id))
     urls = admin_urls(app, {"int": victim, "image_id": image_id, "term_id": term_id})
     assert len(urls) >= 12 and ("POST", f"/admin/users/{victim}/ban") in urls
-    data = {"csrf_token": token, "image_ids": image_id, "action": "delete", "resolution": "delete", "term": "x"}
+    data = {"csrf_token": token, "image_ids": image_id, "action": "delete", "resolution": "delete", "term": "x",
+            "weight": "10"}
     answers = {(method, url): client.open(url, method=method, data=data if method == "POST" else None).status_code
                for method, url in urls}
     assert answers == {key: 404 for key in answers}
     with app.app_context():  # and nothing happened
         assert db.session.get(User, victim).is_banned is False
+        assert db.session.get(User, victim).queue_weight == 1
         assert db.session.get(Image, image_id).is_hidden is False
         assert db.session.scalar(db.select(db.func.count()).select_from(AuditLog)) == 0
 
