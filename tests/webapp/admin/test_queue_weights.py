@@ -86,6 +86,7 @@ def test_non_admins_cannot_set_weights(app, make_user):
     assert weights(app) == ({}, {})
 
 
+@pytest.mark.db
 def test_admin_sets_a_weight_for_everyone_a_search_shows(app, admin, make_user):
     for email in ("a@school.example", "b@school.example", "head@other.example"):
         make_user(email)
@@ -119,6 +120,7 @@ def test_admin_sets_a_weight_for_everyone_a_search_shows(app, admin, make_user):
     assert len(audit_entries(app, "user.queue_weight")) == 2
 
 
+@pytest.mark.db
 def test_a_large_group_takes_a_few_statements_not_one_per_account(app, admin):
     count = 2 * UPDATE_CHUNK + 37
     with app.app_context():
