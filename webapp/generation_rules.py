@@ -6,7 +6,7 @@ Limits come from the chosen model's catalog entry.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.catalog import LoraEntry, ModelEntry
 from models.lora import MAX_LORAS
@@ -14,6 +14,9 @@ from models.lora import MAX_LORAS
 from .generations import MAX_SEED
 from .styles import STYLES
 from .tables import DEFAULT_STRENGTH, denoising_steps  # noqa: F401 (DEFAULT_STRENGTH: the rules' default, re-exported)
+
+if TYPE_CHECKING:
+    from models.upscalers import UpscalerEntry
 
 PROMPT_MAX = 1000
 IMAGES_MAX = 4  # per request, whatever the model allows
@@ -52,9 +55,9 @@ def negative_prompt_problem(negative_prompt: str | None) -> str | None:
 NOT_INSTALLED = "not installed on this server"
 
 
-def shown_reason(entry: ModelEntry | LoraEntry) -> str | None:
-    """Why a model or LoRA cannot be used, as the signed-in person may see it: admins get the server's paths,
-    others not."""
+def shown_reason(entry: ModelEntry | LoraEntry | UpscalerEntry) -> str | None:
+    """Why a model, LoRA or upscaler cannot be used, as the signed-in person may see it: admins get the
+    server's paths, others not."""
     from flask_login import current_user
 
     reason = entry.unavailable_reason()

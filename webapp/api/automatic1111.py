@@ -237,9 +237,10 @@ def skip():
 
 @bp.get("/sd-models")
 def sd_models():
-    """The usable catalog models, as checkpoints."""
+    """The usable catalog models, as checkpoints (``filename``: the server's path for admins, else the name)."""
+    admin = current_user.is_admin
     return jsonify([{"title": name, "model_name": name, "hash": None, "sha256": None,
-                     "filename": str(entry.path or entry.hf_id or name), "config": None}
+                     "filename": str(entry.path or entry.hf_id or name) if admin else name, "config": None}
                     for name, entry in _usable_models().items()])
 
 

@@ -225,15 +225,18 @@ def test_a1111_img2img_reads_the_tags_too(app, client, ada):
     assert (row.prompt, row.loras, row.strength) == ("a red circle", [["ink", 0.25]], 0.75)
 
 
-def test_a1111_lists_usable_loras_without_server_paths(app, client, ada, make_user, tmp_path):
+def test_a1111_lists_usable_loras_and_models_without_server_paths(app, client, ada, make_user, tmp_path):
     listed = client.get("/sdapi/v1/loras", auth=ada["basic"]).get_json()
     assert [(lora["name"], lora["alias"], lora["path"]) for lora in listed] == [
         ("ink", "ink", "ink"), ("lcm", "lcm", "lcm"), ("xl-style", "xl-style", "xl-style")]
     assert listed[0]["metadata"]["trigger_words"] == ["ink drawing"] and listed[0]["metadata"]["base_kinds"] == ["sd"]
     assert client.post("/sdapi/v1/refresh-loras", auth=ada["basic"]).status_code == 200
 
-    root = make_user("root@example.com", is_admin=True)
-    as_admin = client.get("/sdapi/v1/loras", auth=("root@example.com", api_token(app, root))).get_json()
-    assert as_admin[0]["path"] == str(tmp_path / "ink.safetensors")
+    assert {m["filename"] for m in client.get("/sdapi/v1/sd-models", auth=ada["basic"]).get_json()} == {
+        "tiny", "lcm-model", "cascade", "xl"}
+
+    root = ("root@example.com", api_token(app, make_user("root@example.com", is_admin=True)))
+    assert client.get("/sdapi/v1/loras", auth=root).get_json()[0]["path"] == str(tmp_path / "ink.safetensors")
+    assert str(tmp_path) in client.get("/sdapi/v1/sd-models", auth=root).get_json()[-1]["filename"]
     (tmp_path / "ink.safetensors").unlink()
     assert [lora["name"] for lora in client.get("/sdapi/v1/loras", auth=ada["basic"]).get_json()] == ["lcm", "xl-style"]

@@ -24,7 +24,7 @@ def list_models():
     default = default_model_name()
     return [{
         "name": e.name, "label": e.label, "description": e.description, "available": e.unavailable_reason() is None,
-        "unavailable_reason": e.unavailable_reason(), "default": e.name == default,
+        "unavailable_reason": shown_reason(e), "default": e.name == default,
         "default_width": e.default_width, "default_height": e.default_height, "default_steps": e.default_steps,
         "default_guidance": e.default_guidance, "sizes": [list(s) for s in e.sizes], "min_steps": e.min_steps,
         "max_steps": e.max_steps, "max_guidance": e.max_guidance, "max_images": e.max_images,
@@ -52,5 +52,5 @@ def list_upscalers():
     """The catalog's upscalers (used by the image page's upscale); ``available`` is false, with the reason,
     when the weights are not on this machine."""
     return [{"name": e.name, "label": e.label, "scale": e.scale, "description": e.description,
-             "available": e.unavailable_reason() is None, "unavailable_reason": e.unavailable_reason()}
+             "available": e.unavailable_reason() is None, "unavailable_reason": shown_reason(e)}
             for e in load_upscalers(current_app.config["EASEL_CATALOG"]).values()]
