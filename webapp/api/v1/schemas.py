@@ -50,12 +50,6 @@ LORAS_DESCRIPTION = (f"up to {MAX_LORAS} LoRAs made for the model's kind; one th
                      f"(an LCM-LoRA) gives their defaults and may narrow the steps allowed")
 
 
-def lora_picks() -> fields.List:
-    """The ``loras`` field of a request body."""
-    return fields.List(fields.Nested(LoraPickSchema), load_default=list, metadata={"description": LORAS_DESCRIPTION},
-                       validate=validate.Length(max=MAX_LORAS, error=rules.TOO_MANY_LORAS))
-
-
 class JsonPartList(fields.List):
     """A list sent in multipart/form-data as a JSON text part (OpenAPI's encoding of an array of objects there)."""
 
@@ -72,6 +66,12 @@ class JsonPartList(fields.List):
                 items.extend(parsed if isinstance(parsed, list) else [parsed])
             value = items
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+def lora_picks(kind: type[fields.List] = fields.List, note: str = "") -> fields.List:
+    """The ``loras`` field of a request body (``JsonPartList`` in a multipart one)."""
+    return kind(fields.Nested(LoraPickSchema), load_default=list, metadata={"description": LORAS_DESCRIPTION + note},
+                validate=validate.Length(max=MAX_LORAS, error=rules.TOO_MANY_LORAS))
 
 
 class GenerationCreateSchema(Schema):
@@ -110,9 +110,7 @@ class GenerationFromImageSchema(GenerationCreateSchema):
     resize_mode = fields.String(load_default="crop", validate=validate.OneOf(list(RESIZE_MODES)),
                                 metadata={"description": "crop (fill) or fit (bars) to the model's size"})
     init_image = Upload(required=True, metadata={"description": "the starting picture: PNG, JPEG or WebP"})
-    loras = JsonPartList(fields.Nested(LoraPickSchema), load_default=list,
-                         validate=validate.Length(max=MAX_LORAS, error=rules.TOO_MANY_LORAS),
-                         metadata={"description": LORAS_DESCRIPTION + "; in this multipart body one part of JSON text"})
+    loras = lora_picks(JsonPartList, "; in this multipart body, one part of JSON text")
 
 
 class ImageSchema(Schema):
