@@ -5,14 +5,18 @@ Limits come from the chosen model's catalog entry.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from models.catalog import ModelEntry
+from models.catalog import LoraEntry, ModelEntry
+from models.lora import MAX_LORAS
 
 from .generations import MAX_SEED
 from .styles import STYLES
 from .tables import DEFAULT_STRENGTH, denoising_steps  # noqa: F401 (DEFAULT_STRENGTH: the rules' default, re-exported)
+
+if TYPE_CHECKING:
+    from models.upscalers import UpscalerEntry
 
 PROMPT_MAX = 1000
 IMAGES_MAX = 4  # per request, whatever the model allows
@@ -25,6 +29,11 @@ IMAGES_OUT_OF_RANGE = f"Choose 1 to {IMAGES_MAX} images."
 SEED_OUT_OF_RANGE = f"The seed is a whole number from 0 to {MAX_SEED}, or blank for a random one."
 STYLE_UNKNOWN = f"Choose one of the styles: {', '.join(STYLES)}."
 STRENGTH_OUT_OF_RANGE = f"Use a strength from {MIN_STRENGTH} to {MAX_STRENGTH:g}."
+MIN_LORA_SCALE, MAX_LORA_SCALE = 0.0, 2.0
+LORA_SCALE_OUT_OF_RANGE = f"Use a scale from {MIN_LORA_SCALE:g} to {MAX_LORA_SCALE:g}."
+TOO_MANY_LORAS = f"Choose at most {MAX_LORAS} LoRAs."
+LORA_TWICE = "Choose each LoRA once."
+LORA_NAME_SHOWN = 60  # characters of an unknown LoRA's name repeated in the message
 
 
 def prompt_problem(prompt: str | None) -> str | None:
@@ -46,8 +55,9 @@ def negative_prompt_problem(negative_prompt: str | None) -> str | None:
 NOT_INSTALLED = "not installed on this server"
 
 
-def shown_reason(entry: ModelEntry) -> str | None:
-    """Why a model cannot be used, as the signed-in person may see it: admins get the server's paths, others not."""
+def shown_reason(entry: ModelEntry | LoraEntry | UpscalerEntry) -> str | None:
+    """Why a model, LoRA or upscaler cannot be used, as the signed-in person may see it: admins get the
+    server's paths, others not."""
     from flask_login import current_user
 
     reason = entry.unavailable_reason()
@@ -79,10 +89,21 @@ def offered_sizes(entry: ModelEntry, separator: str = "×") -> str:
     return ", ".join(f"{w}{separator}{h}" for w, h in entry.sizes)
 
 
-def steps_problem(entry: ModelEntry, steps: int) -> str | None:
-    """Steps within the model's range."""
-    if not entry.min_steps <= steps <= entry.max_steps:
-        return f"Use {entry.min_steps} to {entry.max_steps} steps with {entry.label}."
+def steps_range(entry: ModelEntry, chosen: Sequence[tuple[LoraEntry, float]] = ()) -> tuple[int, int, str]:
+    """The allowed steps: the model's, narrowed by a LoRA that states its own (LCM: 2 to 8), and whose."""
+    low, high, label = entry.min_steps, entry.max_steps, entry.label
+    for lora, _ in chosen:
+        if lora.min_steps is not None or lora.max_steps is not None:
+            low, high = max(low, lora.min_steps or low), min(high, lora.max_steps or high)
+            label = f"{entry.label} and {lora.label}"
+    return low, high, label
+
+
+def steps_problem(entry: ModelEntry, steps: int, chosen: Sequence[tuple[LoraEntry, float]] = ()) -> str | None:
+    """Steps within the model's range (narrowed by the chosen LoRAs')."""
+    low, high, label = steps_range(entry, chosen)
+    if not low <= steps <= high:
+        return f"Use {low} to {high} steps with {label}."
     return None
 
 
@@ -126,13 +147,57 @@ def strength_problem(strength: float, steps: int) -> str | None:
     return None
 
 
-def problems(catalog: Mapping[str, ModelEntry], params: Mapping[str, Any]) -> dict[str, str]:
+LoraPicks = Sequence[tuple[str, float | None]]  # (catalog name, scale or None for the LoRA's default)
+
+
+def lora_scale_problem(scale: float | None) -> str | None:
+    """A LoRA's scale is blank (its default) or within range."""
+    if scale is not None and not MIN_LORA_SCALE <= scale <= MAX_LORA_SCALE:  # NaN is out of range too
+        return LORA_SCALE_OUT_OF_RANGE
+    return None
+
+
+def chosen_loras(loras: Mapping[str, LoraEntry], picks: LoraPicks) -> list[tuple[LoraEntry, float]]:
+    """The picks that name a listed LoRA, as catalog entries with their scales (the default where None)."""
+    return [(loras[name], loras[name].default_scale if scale is None else float(scale))
+            for name, scale in picks if name in loras]
+
+
+def loras_problem(loras: Mapping[str, LoraEntry], entry: ModelEntry | None, picks: LoraPicks) -> str | None:
+    """At most three listed, available LoRAs made for the model's architecture, each once, at a scale in range,
+    and not asking for different schedulers."""
+    if len(picks) > MAX_LORAS:
+        return TOO_MANY_LORAS
+    for name, scale in picks:
+        lora = loras.get(name)
+        if lora is None:
+            shown = name if len(name) <= LORA_NAME_SHOWN else name[:LORA_NAME_SHOWN] + "…"
+            return f"There is no LoRA “{shown}” on this site. Choose one of the listed LoRAs."
+        if reason := shown_reason(lora):
+            return f"{lora.label} is not available on this site: {reason}"
+        if entry is not None and not lora.fits(entry):
+            return f"{lora.label} is made for {', '.join(lora.base_kinds)} models, not {entry.label}."
+        if problem := lora_scale_problem(scale):
+            return problem
+    names = [name for name, _ in picks]
+    if len(set(names)) != len(names):
+        return LORA_TWICE
+    chosen = chosen_loras(loras, picks)
+    if len({lora.scheduler for lora, _ in chosen if lora.scheduler}) > 1:
+        return (f"{' and '.join(lora.label for lora, _ in chosen if lora.scheduler)} need different schedulers; "
+                f"choose one of them.")
+    return None
+
+
+def problems(catalog: Mapping[str, ModelEntry], params: Mapping[str, Any],
+             loras: Mapping[str, LoraEntry] | None = None) -> dict[str, str]:
     """Every broken rule of a request, by field name (empty when it may be made).
 
     Args:
         catalog: the site's models.
         params: ``prompt``, ``negative_prompt``, ``model``, ``width``, ``height``, ``steps``, ``guidance``,
-            ``seed``, ``num_images``, ``style``; numbers already parsed.
+            ``seed``, ``num_images``, ``style``, optionally ``loras`` (``(name, scale)`` pairs); numbers parsed.
+        loras: the site's LoRAs (``[loras.<name>]`` in the catalog).
     """
     found = {
         "prompt": prompt_problem(params.get("prompt")),
@@ -143,9 +208,11 @@ def problems(catalog: Mapping[str, ModelEntry], params: Mapping[str, Any]) -> di
     }
     entry = catalog.get(params.get("model") or "")
     found["num_images"] = num_images_problem(entry, params["num_images"])
+    picks = params.get("loras") or []
+    found["loras"] = loras_problem(loras or {}, entry, picks)
     if entry is not None:
         found["width"] = size_problem(entry, params["width"], params["height"])
-        found["steps"] = steps_problem(entry, params["steps"])
+        found["steps"] = steps_problem(entry, params["steps"], chosen_loras(loras or {}, picks))
         found["guidance"] = guidance_problem(entry, params["guidance"])
         if params.get("strength") is not None:
             found["strength"] = strength_problem(params["strength"], params["steps"])

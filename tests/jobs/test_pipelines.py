@@ -1,4 +1,5 @@
-"""Every architecture, LoRAs, model routing and out-of-memory, through real worker processes and real HTTP.
+"""Every architecture, LoRAs (from the studio, /api/v1 and A1111 prompt tags), model routing and out-of-memory,
+through real worker processes and real HTTP.
 
 The catalog points at tiny random-weight SD, SDXL and SD3 folders and a LoRA made here, so nothing
 is downloaded. The SDXL Euler scheduler's numpy DeprecationWarning is raised in the worker process,
@@ -9,13 +10,16 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import requests
+import webuiapi
 from PIL import Image as PILImage
 from redis import Redis
 from rq.job import Job
 
-from tests.support import post, state, submit_ok, wait_for, wait_running, wait_status
+from tests.support import FIELDS, api_token, bearer, post, state, submit_ok, wait_for, wait_running, wait_status
 from tests.support.tiny_pipelines import ARCHITECTURES, SIZE, catalog_entry, save_tiny, save_tiny_lora
 from webapp.queues import SERIALIZER
 
@@ -91,25 +95,53 @@ def test_architecture_runs_the_generation_loop(kind: str, app, signed_in, worker
     assert job_result(redis_url, generation_id)["pipeline_loads"] == 1
 
 
-def test_lora_switches_between_requests_without_reloading(app, signed_in, workers, redis_url) -> None:
+def test_lora_switches_between_requests_without_reloading(app, signed_in, workers, redis_url, live_server) -> None:
     client = signed_in
     workers.start(models="tiny-sd")
 
-    def pixels(**fields) -> tuple[bytes, dict, dict]:
-        generation_id = make(client, steps=2, seed=9, **fields)
+    def pixels(generation_id: str) -> tuple[bytes, dict, dict]:
         final = wait_status(client, generation_id, {"succeeded", "failed"})
         assert final["status"] == "succeeded", final
         png = png_of(client, final["images"][0])
         return png.convert("RGB").tobytes(), json.loads(png.text["easel"]), job_result(redis_url, generation_id)
 
-    plain, _, first = pixels()
-    inked, params, inked_job = pixels(**{"loras-0-name": "ink"})
-    plain_again, _, _ = pixels()
-    lighter, lighter_params, last = pixels(**{"loras-0-name": "ink", "loras-0-scale": "0.3"})
-    assert params["loras"] == [["ink", 0.8]] and lighter_params["loras"] == [["ink", 0.3]]
+    def from_form(**fields) -> tuple[bytes, dict, dict]:
+        return pixels(make(client, steps=2, seed=9, **fields))
+
+    plain, _, first = from_form()
+    inked, params, inked_job = from_form(**{"loras-0-name": "ink"})
+    plain_again, _, _ = from_form()
+    # The same LoRA and scale through /api/v1 (webapp/api/v1/) and the studio form: the same picture.
+    token = api_token(app, ada_id(app))
+    created = requests.post(f"{live_server}/api/v1/generations", headers=bearer(token), timeout=10, json={
+        "prompt": FIELDS["prompt"], "model": "tiny-sd", "width": SIZE, "height": SIZE, "steps": 2, "guidance": 2.0,
+        "seed": 9, "loras": [{"name": "ink", "scale": 0.3}]})
+    assert created.status_code == 201, created.text
+    from_api, api_params, _ = pixels(created.json()["id"])
+    lighter, lighter_params, last = from_form(**{"loras-0-name": "ink", "loras-0-scale": "0.3"})
+    assert params["loras"] == [["ink", 0.8]] and lighter_params["loras"] == api_params["loras"] == [["ink", 0.3]]
     assert inked != plain and lighter not in (plain, inked)
     assert plain_again == plain, "without the LoRA the base model's pictures come back exactly"
+    assert from_api == lighter, "the API's LoRA is applied as the studio's"
     assert first["pipeline_loads"] == inked_job["pipeline_loads"] == last["pipeline_loads"] == 1
+
+    # A1111's clients put the LoRA in the prompt (webapp/api/extra_networks.py): taken out, then applied alike.
+    api = webuiapi.WebUIApi(host="127.0.0.1", port=urlsplit(live_server).port, username="ada@example.com",
+                            password=token)
+    assert [lora["name"] for lora in api.get_loras()] == ["ink"]
+    tagged = api.txt2img(prompt=f"{FIELDS['prompt']} <lora:ink:0.3>", width=SIZE, height=SIZE, steps=2, seed=9,
+                         cfg_scale=2.0)
+    assert tagged.info["prompt"] == FIELDS["prompt"]
+    assert tagged.image.convert("RGB").tobytes() == lighter, "the tag's LoRA is applied as the studio's"
+
+
+def ada_id(app) -> int:
+    """The signed-in person's id (``signed_in`` makes her)."""
+    from webapp.extensions import db
+    from webapp.tables import User
+
+    with app.app_context():
+        return db.session.scalar(db.select(User.id).where(User.email == "ada@example.com"))
 
 
 def test_lora_that_does_not_fit_the_model_is_refused(app, signed_in) -> None:

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import pytest
 
-from tests.support import api_token, bearer, submit
+from models.catalog import LoraEntry, load_catalog
+from tests.support import TEST_CATALOG, api_token, bearer, submit
 
 BAD_INPUTS = [
     pytest.param({"prompt": "   "}, "prompt", "Describe the picture you want.", id="blank prompt"),
@@ -40,3 +42,31 @@ def test_form_and_api_refuse_alike(app, signed_in, bad, field, message):
     api = app.test_client().post("/api/v1/generations", json=body, headers=bearer(api_token(app, user_id)))
     assert api.status_code == 400
     assert any(message in text for text in api.get_json()["errors"][field]), api.get_json()
+
+
+
+def _lora(folder: Path, name: str, scheduler: str | None = None, **steps) -> LoraEntry:
+    """A catalog LoRA for sd models whose file is a placeholder (the rules read only its presence)."""
+    path = folder / f"{name}.safetensors"
+    path.write_bytes(b"placeholder")
+    return LoraEntry(name=name, label=name.upper(), path=path, base_kinds=("sd",), default_scale=0.7,
+                     trigger_words=(), scheduler=scheduler, min_steps=steps.get("min_steps"),
+                     max_steps=steps.get("max_steps"), default_steps=None, default_guidance=None, description="")
+
+
+def test_lora_rules_schedulers_steps_and_scales(tmp_path):
+    from webapp import generation_rules as rules
+
+    entry = load_catalog(TEST_CATALOG)["easel-tiny"]
+    loras = {"lcm": _lora(tmp_path, "lcm", "LCMScheduler", min_steps=2, max_steps=8),
+             "tcd": _lora(tmp_path, "tcd", "TCDScheduler"), "ink": _lora(tmp_path, "ink")}
+    assert rules.loras_problem(loras, entry, [("ink", None), ("lcm", 1.5)]) is None
+    assert rules.loras_problem(loras, entry, [("lcm", None), ("tcd", None)]) == \
+        "LCM and TCD need different schedulers; choose one of them."
+    assert rules.loras_problem(loras, entry, [("ink", float("nan"))]) == "Use a scale from 0 to 2."
+    assert rules.loras_problem(loras, entry, [("x" * 100, None)]).startswith(f"There is no LoRA “{'x' * 60}…”")
+    chosen = rules.chosen_loras(loras, [("ink", None), ("lcm", 0.5), ("nope", 1.0)])
+    assert [(lora.name, scale) for lora, scale in chosen] == [("ink", 0.7), ("lcm", 0.5)]
+    assert rules.steps_range(entry, chosen) == (2, 8, "Easel Tiny and LCM")
+    assert rules.steps_problem(entry, 20, chosen) == "Use 2 to 8 steps with Easel Tiny and LCM."
+    assert rules.steps_problem(entry, 20) is None

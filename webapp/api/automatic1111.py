@@ -1,7 +1,8 @@
 """The AUTOMATIC1111 dialect under ``/sdapi/v1`` (HTTP Basic: the account's email and a token as password).
 
 The subset its clients (webuiapi, Open WebUI, SillyTavern) use. Unknown fields are ignored, as A1111
-does. ``sampler_name`` is ignored too: each model runs with the scheduler its catalog entry names
+does. LoRAs come as ``<lora:NAME:SCALE>`` tags in the prompt (``extra_networks``), as A1111's LoRA extension
+reads them. ``sampler_name`` is ignored too: each model runs with the scheduler its catalog entry names
 (listed by ``samplers``). ``POST options`` with ``sd_model_checkpoint`` sets the token's model, never the site's.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..errors import register_api_errors
 from ..extensions import db
 from ..generations import GenerationRefused, cancel_generation, generation_state
 from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus
+from .extra_networks import lora_tags, refuse_tags_in_negative_prompt
 from .gate import Scheme, current_token, protect
 from .problems import ApiError, a1111_error
 from .submit import decode_start_image, default_model_name, stored_png, submit, wait_until_final
@@ -88,8 +90,10 @@ def txt2img_params(body: dict) -> dict:
     negative = body.get("negative_prompt", "")
     if not isinstance(prompt, str) or not isinstance(negative, str):
         raise ApiError(422, "prompt and negative_prompt must be text.")
+    prompt, loras = lora_tags(prompt)
+    refuse_tags_in_negative_prompt(negative)
     return {
-        "prompt": prompt, "negative_prompt": negative,
+        "prompt": prompt, "negative_prompt": negative, "loras": loras,
         "model": _model_name(checkpoint) if isinstance(checkpoint, str) and checkpoint else token_model(),
         "width": _int(body, "width", None), "height": _int(body, "height", None),
         "steps": _int(body, "steps", None), "guidance": _float(body, "cfg_scale"),
@@ -233,10 +237,31 @@ def skip():
 
 @bp.get("/sd-models")
 def sd_models():
-    """The usable catalog models, as checkpoints."""
+    """The usable catalog models, as checkpoints (``filename``: the server's path for admins, else the name)."""
+    admin = current_user.is_admin
     return jsonify([{"title": name, "model_name": name, "hash": None, "sha256": None,
-                     "filename": str(entry.path or entry.hf_id or name), "config": None}
+                     "filename": str(entry.path or entry.hf_id or name) if admin else name, "config": None}
                     for name, entry in _usable_models().items()])
+
+
+@bp.get("/loras")
+def loras():
+    """The usable catalog LoRAs as A1111's LoRA extension lists them; ``name`` is what a ``<lora:NAME>`` tag says.
+
+    ``path`` is the file on this server for admins, the name for everyone else (no server paths leak).
+    """
+    admin = current_user.is_admin
+    return jsonify([{"name": name, "alias": name, "path": str(lora.path) if admin else name,
+                     "metadata": {"label": lora.label, "description": lora.description,
+                                  "base_kinds": list(lora.base_kinds), "default_scale": lora.default_scale,
+                                  "trigger_words": list(lora.trigger_words)}}
+                    for name, lora in services.loras().items() if lora.unavailable_reason() is None])
+
+
+@bp.post("/refresh-loras")
+def refresh_loras():
+    """Nothing to rescan: the catalog lists the LoRAs (A1111 answers null too)."""
+    return jsonify(None)
 
 
 @bp.get("/options")

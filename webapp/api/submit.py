@@ -14,7 +14,7 @@ from models.catalog import ModelEntry
 
 from .. import services
 from ..extensions import db
-from ..generation_rules import problems
+from ..generation_rules import chosen_loras, problems
 from ..generations import DEFAULT_STRENGTH, GenerationRefused, PromptBlocked, create_generation
 from ..tables import Generation
 from ..uploads import UploadRejected, decode_upload
@@ -33,10 +33,16 @@ def default_model_name() -> str:
 
 
 def with_defaults(params: Mapping[str, Any]) -> dict:
-    """Fill what the request left out from the model's catalog entry (size, steps, guidance) and the site."""
-    filled = {"negative_prompt": "", "seed": None, "num_images": 1, "style": "none", **{
+    """Fill what the request left out from the chosen LoRAs (an LCM-LoRA's steps and guidance), the model's
+    catalog entry (size, steps, guidance) and the site."""
+    filled = {"negative_prompt": "", "seed": None, "num_images": 1, "style": "none", "loras": [], **{
         key: value for key, value in params.items() if value is not None}}
     filled.setdefault("model", default_model_name())
+    for lora, _ in chosen_loras(services.loras(), filled["loras"]):
+        if lora.default_steps is not None:
+            filled.setdefault("steps", lora.default_steps)
+        if lora.default_guidance is not None:
+            filled.setdefault("guidance", lora.default_guidance)
     entry: ModelEntry | None = services.catalog().get(filled["model"])
     if entry is not None:
         filled.setdefault("width", entry.default_width)
@@ -67,7 +73,8 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None) -> Ge
     """Check the request against the rules and start it as the current user.
 
     Args:
-        params: generation parameters; what is missing comes from the model and the site.
+        params: generation parameters (``loras``: ``(name, scale)`` pairs, scale None for the LoRA's default);
+            what is missing comes from the LoRAs, the model and the site.
         start: a decoded starting image (image-to-image at ``params["strength"]``), or None.
 
     Raises:
@@ -79,7 +86,7 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None) -> Ge
         full.setdefault("resize_mode", "crop")
     elif full.get("strength") is not None:
         raise ApiError(400, "strength needs a starting image.", errors={"strength": "Needs a starting image."})
-    found = problems(services.catalog(), full)
+    found = problems(services.catalog(), full, services.loras())
     if found:
         raise ApiError(400, "The request is not valid: " + " ".join(found.values()), errors=found)
     columns = {key: full[key] for key in ("prompt", "negative_prompt", "model", "width", "height", "steps",
@@ -89,6 +96,7 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None) -> Ge
     columns["prompt"] = columns["prompt"].strip()
     columns["negative_prompt"] = (columns["negative_prompt"] or "").strip()
     columns["guidance"] = float(columns["guidance"])
+    columns["loras"] = [[lora.name, scale] for lora, scale in chosen_loras(services.loras(), full["loras"])] or None
     entry = services.catalog()[columns["model"]]
     try:
         return create_generation(current_user._get_current_object(), columns, job_timeout=entry.job_timeout,

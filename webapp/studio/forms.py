@@ -60,7 +60,8 @@ class LoraPick(Form):
     """One LoRA: a catalog name (blank: none) and its scale (blank: the catalog's default)."""
 
     name = SelectField("LoRA", validate_choice=False)
-    scale = FloatField("Scale", validators=[Optional(), NumberRange(0, 2, "Use a scale from 0 to 2.")])
+    scale = FloatField("Scale", validators=[Optional(), NumberRange(rules.MIN_LORA_SCALE, rules.MAX_LORA_SCALE,
+                                                                    rules.LORA_SCALE_OUT_OF_RANGE)])
 
 
 class GenerationForm(FlaskForm):
@@ -121,29 +122,18 @@ class GenerationForm(FlaskForm):
         for pick in self.loras:
             pick.form.name.choices = lora_choices(self.lora_catalog)
 
+    def lora_picks(self) -> list[tuple[str, float | None]]:
+        """The menus set to a LoRA, as (name, scale) with None where the scale was left blank."""
+        return [(pick.form.name.data, pick.form.scale.data) for pick in self.loras if pick.form.name.data]
+
     def chosen_loras(self) -> list[tuple[LoraEntry, float]]:
         """The LoRAs picked, with their scales (the catalog default where left blank); unknown names skipped."""
-        chosen = []
-        for pick in self.loras:
-            lora = self.lora_catalog.get(pick.form.name.data or "")
-            if lora is not None:
-                scale = pick.form.scale.data
-                chosen.append((lora, lora.default_scale if scale is None else float(scale)))
-        return chosen
+        return rules.chosen_loras(self.lora_catalog, self.lora_picks())
 
     def validate_loras(self, field: FieldList) -> None:
-        names = [pick.form.name.data for pick in field if pick.form.name.data]
-        for name in names:
-            lora = self.lora_catalog.get(name)
-            if lora is None:
-                raise ValidationError("Choose one of the listed LoRAs.")
-            if reason := lora.unavailable_reason():
-                raise ValidationError(f"{lora.label} is not available on this site: {reason}")
-            if self.entry and not lora.fits(self.entry):
-                raise ValidationError(f"{lora.label} is made for {', '.join(lora.base_kinds)} models, "
-                                      f"not {self.entry.label}.")
-        if len(set(names)) != len(names):
-            raise ValidationError("Choose each LoRA once.")
+        if any(pick.errors for pick in field):  # a scale out of range is shown beside it; the rest can wait
+            return
+        self._raise(rules.loras_problem(self.lora_catalog, self.entry, self.lora_picks()))
 
     @property
     def entry(self) -> ModelEntry | None:
@@ -170,21 +160,9 @@ class GenerationForm(FlaskForm):
         if self.entry and field.data is not None and self.height.data is not None:
             self._raise(rules.size_problem(self.entry, field.data, self.height.data))
 
-    def steps_range(self) -> tuple[int, int, str]:
-        """The allowed steps: the model's, narrowed by a LoRA that states its own (LCM: 2 to 8), and whose."""
-        entry = self.entry
-        low, high, label = entry.min_steps, entry.max_steps, entry.label
-        for lora, _ in self.chosen_loras():
-            if lora.min_steps is not None or lora.max_steps is not None:
-                low, high = max(low, lora.min_steps or low), min(high, lora.max_steps or high)
-                label = f"{entry.label} and {lora.label}"
-        return low, high, label
-
     def validate_steps(self, field: IntegerField) -> None:
         if self.entry and field.data is not None:
-            low, high, label = self.steps_range()
-            if not low <= field.data <= high:
-                raise ValidationError(f"Use {low} to {high} steps with {label}.")
+            self._raise(rules.steps_problem(self.entry, field.data, self.chosen_loras()))
 
     def validate_guidance(self, field: FloatField) -> None:
         if self.entry and field.data is not None:

@@ -87,11 +87,15 @@ def test_publishing_a_hidden_image_is_refused(client, ada, make_image):
     assert response.status_code == 409 and "public" in response.get_json()["errors"]
 
 
-def test_models_list_limits_and_availability(client, ada):
+def test_models_list_limits_and_availability(app, client, ada, make_user):
     models = {m["name"]: m for m in client.get("/api/v1/models", headers=ada[1]).get_json()}
     assert models["easel-tiny"]["available"] and models["easel-tiny"]["default"]
     assert models["easel-tiny"]["sizes"] == [[64, 64]] and models["easel-tiny"]["max_steps"] == 50
-    assert not models["missing-model"]["available"] and models["missing-model"]["unavailable_reason"]
+    assert not models["missing-model"]["available"]
+    assert models["missing-model"]["unavailable_reason"] == "not installed on this server"  # no server path
+    admin = bearer(api_token(app, make_user("root@example.com", is_admin=True)))
+    models = {m["name"]: m for m in client.get("/api/v1/models", headers=admin).get_json()}
+    assert "no-such-model" in models["missing-model"]["unavailable_reason"]  # admins get the path to fix
 
 
 def test_invalid_requests_are_400_problems_with_per_field_messages(client, ada):
@@ -200,7 +204,8 @@ def test_variations_of_an_image_i_may_see(app, client, ada, make_user, make_imag
 
 def test_upscalers_are_listed_with_their_availability(client, ada):
     upscalers = {u["name"]: u for u in client.get("/api/v1/upscalers", headers=ada[1]).get_json()}
-    assert not upscalers["missing-upscaler"]["available"] and upscalers["missing-upscaler"]["unavailable_reason"]
+    assert not upscalers["missing-upscaler"]["available"]
+    assert upscalers["missing-upscaler"]["unavailable_reason"] == "not installed on this server"
 
 
 def test_upscale_an_image(app, client, ada, make_user, make_image):

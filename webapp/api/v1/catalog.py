@@ -1,4 +1,5 @@
-"""``/api/v1/models`` and ``/api/v1/upscalers``: what this site offers, with limits and availability."""
+"""``/api/v1/models``, ``/api/v1/loras`` and ``/api/v1/upscalers``: what this site offers, with limits and
+availability."""
 from __future__ import annotations
 
 from flask import current_app
@@ -7,11 +8,12 @@ from flask_smorest import Blueprint
 from models.upscalers import load_upscalers
 
 from ... import services
+from ...generation_rules import shown_reason
 from ..gate import Scheme, protect
 from ..submit import default_model_name
-from .schemas import ModelSchema, UpscalerSchema
+from .schemas import LoraSchema, ModelSchema, UpscalerSchema
 
-blp = Blueprint("api_models", __name__, url_prefix="/api/v1", description="Models and upscalers")
+blp = Blueprint("api_models", __name__, url_prefix="/api/v1", description="Models, LoRAs and upscalers")
 protect(blp, Scheme.BEARER, allow_session=True)
 
 
@@ -22,11 +24,26 @@ def list_models():
     default = default_model_name()
     return [{
         "name": e.name, "label": e.label, "description": e.description, "available": e.unavailable_reason() is None,
-        "unavailable_reason": e.unavailable_reason(), "default": e.name == default,
+        "unavailable_reason": shown_reason(e), "default": e.name == default,
         "default_width": e.default_width, "default_height": e.default_height, "default_steps": e.default_steps,
         "default_guidance": e.default_guidance, "sizes": [list(s) for s in e.sizes], "min_steps": e.min_steps,
         "max_steps": e.max_steps, "max_guidance": e.max_guidance, "max_images": e.max_images,
     } for e in services.catalog().values()]
+
+
+@blp.get("/loras")
+@blp.response(200, LoraSchema(many=True))
+def list_loras():
+    """The catalog's LoRAs (``loras`` of a generation names up to three), the models each fits, and its defaults;
+    ``available`` is false, with the reason, when its file is not on this machine."""
+    models = services.catalog()
+    return [{
+        "name": lora.name, "label": lora.label, "description": lora.description, "base_kinds": list(lora.base_kinds),
+        "models": [name for name, entry in models.items() if lora.fits(entry)], "default_scale": lora.default_scale,
+        "trigger_words": list(lora.trigger_words), "default_steps": lora.default_steps, "min_steps": lora.min_steps,
+        "max_steps": lora.max_steps, "default_guidance": lora.default_guidance,
+        "available": lora.unavailable_reason() is None, "unavailable_reason": shown_reason(lora),
+    } for lora in services.loras().values()]
 
 
 @blp.get("/upscalers")
@@ -35,5 +52,5 @@ def list_upscalers():
     """The catalog's upscalers (used by the image page's upscale); ``available`` is false, with the reason,
     when the weights are not on this machine."""
     return [{"name": e.name, "label": e.label, "scale": e.scale, "description": e.description,
-             "available": e.unavailable_reason() is None, "unavailable_reason": e.unavailable_reason()}
+             "available": e.unavailable_reason() is None, "unavailable_reason": shown_reason(e)}
             for e in load_upscalers(current_app.config["EASEL_CATALOG"]).values()]

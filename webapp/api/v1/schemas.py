@@ -5,9 +5,12 @@ against the model's catalog entry, the same rules the studio form uses.
 """
 from __future__ import annotations
 
-from flask_smorest.fields import Upload
-from marshmallow import Schema, fields, validate
+import json
 
+from flask_smorest.fields import Upload
+from marshmallow import Schema, ValidationError, fields, post_load, validate
+
+from models.lora import MAX_LORAS
 from models.upscalers import FACTORS, LANCZOS
 
 from ... import generation_rules as rules
@@ -28,6 +31,49 @@ class ProblemSchema(Schema):
                          metadata={"description": "each invalid field's messages"})
 
 
+class LoraPickSchema(Schema):
+    """One LoRA to apply; it loads as a ``(name, scale)`` pair."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100),
+                         metadata={"description": "a catalog name (GET /api/v1/loras)"})
+    scale = fields.Float(load_default=None, allow_none=True, allow_nan=False,
+                         validate=validate.Range(rules.MIN_LORA_SCALE, rules.MAX_LORA_SCALE,
+                                                 error=rules.LORA_SCALE_OUT_OF_RANGE),
+                         metadata={"description": "how strongly it applies; null or left out: the LoRA's default"})
+
+    @post_load
+    def as_pair(self, data: dict, **kwargs) -> tuple[str, float | None]:
+        return data["name"], data["scale"]
+
+
+LORAS_DESCRIPTION = (f"up to {MAX_LORAS} LoRAs made for the model's kind; one that states steps or guidance "
+                     f"(an LCM-LoRA) gives their defaults and may narrow the steps allowed")
+
+
+class JsonPartList(fields.List):
+    """A list sent in multipart/form-data as a JSON text part (OpenAPI's encoding of an array of objects there)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            items = []
+            for text in value:
+                if not text.strip():
+                    continue
+                try:
+                    parsed = json.loads(text)
+                except ValueError:
+                    raise ValidationError(f'Send {attr} as JSON text, e.g. [{{"name": "…", "scale": 0.8}}].') from None
+                items.extend(parsed if isinstance(parsed, list) else [parsed])
+            value = items
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def lora_picks(kind: type[fields.List] = fields.List, note: str = "") -> fields.List:
+    """The ``loras`` field of a request body (``JsonPartList`` in a multipart one)."""
+    return kind(fields.Nested(LoraPickSchema), load_default=list, metadata={"description": LORAS_DESCRIPTION + note},
+                validate=validate.Length(max=MAX_LORAS, error=rules.TOO_MANY_LORAS))
+
+
 class GenerationCreateSchema(Schema):
     """A new text-to-image generation; what is left out comes from the model's defaults."""
 
@@ -45,6 +91,7 @@ class GenerationCreateSchema(Schema):
     num_images = fields.Integer(load_default=1, strict=True,
                                 validate=validate.Range(1, rules.IMAGES_MAX, error=rules.IMAGES_OUT_OF_RANGE))
     style = fields.String(load_default="none", validate=validate.OneOf(list(STYLES), error=rules.STYLE_UNKNOWN))
+    loras = lora_picks()
 
 
 class GenerationFromImageSchema(GenerationCreateSchema):
@@ -63,6 +110,7 @@ class GenerationFromImageSchema(GenerationCreateSchema):
     resize_mode = fields.String(load_default="crop", validate=validate.OneOf(list(RESIZE_MODES)),
                                 metadata={"description": "crop (fill) or fit (bars) to the model's size"})
     init_image = Upload(required=True, metadata={"description": "the starting picture: PNG, JPEG or WebP"})
+    loras = lora_picks(JsonPartList, "; in this multipart body, one part of JSON text")
 
 
 class ImageSchema(Schema):
@@ -82,6 +130,13 @@ class ImageSchema(Schema):
     download_url = fields.String(required=True)
 
 
+class AppliedLoraSchema(Schema):
+    """A LoRA a generation applies, at the scale it applies it."""
+
+    name = fields.String(required=True)
+    scale = fields.Float(required=True)
+
+
 class GenerationSchema(Schema):
     """A generation: its parameters, where it is, and its images once done."""
 
@@ -97,6 +152,7 @@ class GenerationSchema(Schema):
     seed = fields.Integer(required=True)
     num_images = fields.Integer(required=True)
     style = fields.String(required=True)
+    loras = fields.List(fields.Nested(AppliedLoraSchema), required=True)
     created_at = fields.AwareDateTime(required=True)
     queue_position = fields.Integer(allow_none=True, required=True, metadata={"description": "1 = next to run"})
     step = fields.Integer(required=True)
@@ -174,6 +230,25 @@ class ModelSchema(Schema):
     max_steps = fields.Integer(required=True)
     max_guidance = fields.Float(required=True)
     max_images = fields.Integer(required=True)
+
+
+class LoraSchema(Schema):
+    """A LoRA this site lists: what it fits, its defaults, and whether it can be used here."""
+
+    name = fields.String(required=True)
+    label = fields.String(required=True)
+    description = fields.String(required=True)
+    base_kinds = fields.List(fields.String(), required=True, metadata={"description": "model kinds it is made for"})
+    models = fields.List(fields.String(), required=True, metadata={"description": "the listed models it fits"})
+    default_scale = fields.Float(required=True)
+    trigger_words = fields.List(fields.String(), required=True,
+                                metadata={"description": "added to the prompt when it does not hold them"})
+    default_steps = fields.Integer(allow_none=True, required=True)
+    min_steps = fields.Integer(allow_none=True, required=True)
+    max_steps = fields.Integer(allow_none=True, required=True)
+    default_guidance = fields.Float(allow_none=True, required=True)
+    available = fields.Boolean(required=True)
+    unavailable_reason = fields.String(allow_none=True, required=True)
 
 
 class VariationCreateSchema(Schema):

@@ -37,6 +37,7 @@ def generation_dict(generation: Generation) -> dict:
         "width": generation.width, "height": generation.height, "steps": generation.steps,
         "guidance": generation.guidance, "seed": generation.seed, "num_images": generation.num_images,
         "style": generation.style, "created_at": utc(generation.created_at),
+        "loras": [{"name": name, "scale": scale} for name, scale in generation.loras or []],
     }
 
 
