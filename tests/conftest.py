@@ -204,14 +204,15 @@ def app(app_env: dict[str, str]):
 
     flask_app = create_app({**config.from_environment(), "TESTING": True})
     with flask_app.app_context():
+        db.create_all()  # SQLite: a new file per test; PostgreSQL: the session's database, tables made once
         if flask_app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
-            db.drop_all()
-        db.create_all()
+            # emptying is ten times faster than dropping and creating the tables for every test
+            names = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
+            with db.engine.begin() as conn:
+                conn.exec_driver_sql(f"TRUNCATE TABLE {names} RESTART IDENTITY CASCADE")
     yield flask_app
     with flask_app.app_context():
         db.session.remove()
-        if flask_app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
-            db.drop_all()
         db.engine.dispose()
 
 
@@ -262,8 +263,19 @@ def live_server(app) -> Iterator[str]:
     """The real app served over HTTP on a free port, in a thread."""
     from werkzeug.serving import make_server
 
+    def whole_responses(environ, start_response):
+        # werkzeug's development server skips closing the response when the client has reset the
+        # connection (it raises while draining the socket), leaving a sent file to the garbage collector;
+        # reading each response whole here closes every file before a byte is sent.
+        body = app(environ, start_response)
+        try:
+            return [b"".join(body)]
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+
     port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
+    server = make_server("127.0.0.1", port, whole_responses, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

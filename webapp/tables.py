@@ -6,11 +6,13 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text, update
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .config import PASSWORD_METHOD
 from .extensions import db
 from .prompt_search import add_prompt_index
 
@@ -27,8 +29,10 @@ def new_id() -> str:
 
 ANONYMOUS_NAME = "Anonymous artist"
 
-# scrypt is werkzeug's default memory-hard KDF; name it so a library default change never weakens it.
-PASSWORD_METHOD = "scrypt"  # noqa: S105 (a hash method name, not a password)
+
+def password_method() -> str:
+    """How new passwords are hashed: the ``PASSWORD_METHOD`` setting (scrypt; see ``webapp.config``)."""
+    return current_app.config.get("PASSWORD_METHOD", PASSWORD_METHOD)
 
 
 class User(UserMixin, db.Model):
@@ -59,7 +63,7 @@ class User(UserMixin, db.Model):
 
     def set_password(self, password: str) -> None:
         """Hash and store a new password."""
-        self.password_hash = generate_password_hash(password, method=PASSWORD_METHOD)
+        self.password_hash = generate_password_hash(password, method=password_method())
 
     def check_password(self, password: str) -> bool:
         """True when ``password`` matches the stored hash."""

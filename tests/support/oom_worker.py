@@ -11,7 +11,7 @@ import os
 import torch
 from diffusers import UNet2DConditionModel
 
-from jobs.worker import main
+from jobs.worker import exit_at_once, main
 
 LIMIT = int(os.environ.get("TEST_OOM_ABOVE_BATCH", "2"))
 _forward = UNet2DConditionModel.forward
@@ -29,3 +29,4 @@ UNet2DConditionModel.forward = limited_forward
 
 if __name__ == "__main__":
     main()
+    exit_at_once()

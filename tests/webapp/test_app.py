@@ -144,3 +144,18 @@ def test_proxy_fix_applied(app_env, monkeypatch):
     assert isinstance(create_app().wsgi_app, ProxyFix)
     monkeypatch.setenv("PROXY_COUNT", "0")
     assert not isinstance(create_app().wsgi_app, ProxyFix)
+
+
+def test_passwords_get_full_strength_scrypt_outside_the_tests(monkeypatch) -> None:
+    from werkzeug.security import generate_password_hash
+
+    from webapp import config
+
+    monkeypatch.setenv("SECRET_KEY", "s" * 40)
+    for env in ("production", "development"):
+        monkeypatch.setenv("EASEL_ENV", env)
+        method = config.from_environment()["PASSWORD_METHOD"]
+        assert method == "scrypt"
+        assert generate_password_hash("x", method=method).startswith("scrypt:32768:8:1$")
+    monkeypatch.setenv("EASEL_ENV", "test")
+    assert config.from_environment()["PASSWORD_METHOD"] == "scrypt:1024:8:1"

@@ -13,7 +13,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..errors import render_error
 from ..extensions import db, limiter
 from ..mail.outbox import enqueue_email
-from ..tables import PASSWORD_METHOD, User
+from ..tables import User, password_method
 from . import devices
 from .forms import AccountForm, ChangePasswordForm, LoginForm
 from .session import SESSIONS_DOWN, SIGNED_OUT_EVERYWHERE, end_every_session, end_session, safe_next, start_session
@@ -25,9 +25,9 @@ LOGIN_FAILED = "That email and password do not match an account."
 
 
 @cache
-def _dummy_hash() -> str:
+def _dummy_hash(method: str) -> str:
     """A hash to check unknown emails against, so they cost the same time as a wrong password."""
-    return generate_password_hash("not anyone's password", method=PASSWORD_METHOD)
+    return generate_password_hash("not anyone's password", method=method)
 
 
 def _login_pair_key() -> str:
@@ -70,7 +70,7 @@ def login():
     if form.validate_on_submit():
         user = db.session.scalar(select(User).where(User.email == User.normalize_email(form.email.data)))
         if user is None:
-            check_password_hash(_dummy_hash(), form.password.data)
+            check_password_hash(_dummy_hash(password_method()), form.password.data)
             error = LOGIN_FAILED
         elif not user.check_password(form.password.data):
             error = LOGIN_FAILED

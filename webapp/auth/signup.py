@@ -26,7 +26,7 @@ from ..extensions import db, limiter
 from ..links.routes import bad_link
 from ..links.tokens import MAX_TOKEN_LENGTH, SIGNUP_SECONDS
 from ..mail.outbox import enqueue_email
-from ..tables import PASSWORD_METHOD, User
+from ..tables import User, password_method
 from . import devices
 from .forms import RegisterForm
 from .routes import bp
@@ -84,7 +84,7 @@ def register():
     if form.validate_on_submit():
         email = User.normalize_email(form.email.data)
         try:
-            token = add_pending(email, generate_password_hash(form.password.data, method=PASSWORD_METHOD))
+            token = add_pending(email, generate_password_hash(form.password.data, method=password_method()))
             if current_app.config["MAIL_BACKEND"] == "console":
                 return _without_mail(email, token)
             enqueue_email("jobs.mail.send_signup", email, token, description="sign-up email")
