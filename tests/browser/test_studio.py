@@ -32,7 +32,7 @@ def test_prompt_progress_image_gallery(page, live_server, make_user, workers, tm
     make_user("ada@example.com")
     workers.start()
     sign_in(page, live_server)
-    submit_prompt(page, "a yellow square on a purple background", steps=400)
+    submit_prompt(page, "a yellow square on a purple background", steps=200)
     page.locator(".try").get_by_role("link", name="Progress page").click()
     page.wait_for_url("**/generations/*")
 
