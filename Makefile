@@ -10,11 +10,15 @@ PIP := $(VENV)/bin/pip --disable-pip-version-check
 run: $(VENV)/.run-installed
 	exec $(PY) -m webapp.launch
 
+# Two test processes (pytest-xdist): most tests wait on worker processes, Redis or the browser, so two keep
+# a 2-core machine busy; TEST_JOBS=1 runs them one by one, TEST_JOBS=4 suits a bigger machine.
+TEST_JOBS ?= 2
+
 test: $(VENV)/.dev-installed browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_JOBS) --dist worksteal
 
 test-fast: $(VENV)/.dev-installed
-	$(PY) -m pytest -m "not browser"
+	$(PY) -m pytest -n $(TEST_JOBS) --dist worksteal -m "not browser"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
