@@ -190,6 +190,7 @@ def img2img_for(pipe):
         img2img = loader.img2img_from(pipe)
         img2img._easel_previewer = previewer_for(pipe)  # same VAE: the fitted preview map is shared
         pipe._easel_img2img = img2img
+    img2img.scheduler = pipe.scheduler  # a LoRA (LCM) may have swapped the warm pipeline's since the twin was made
     return img2img
 
 

@@ -60,6 +60,36 @@ def pickled_reason(name: str, path: Path) -> str | None:
     return None
 
 
+def pickled_only_reason(name: str, folder: Path) -> str | None:
+    """Why a diffusers folder is refused: a component it loads holds only pickled weights; None otherwise.
+
+    Cheap enough for page loads: model_index.json is read, then only the subfolders it names are listed.
+    """
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # an unreadable index is the loader's to report
+    if not isinstance(index, dict):
+        return None
+    refused: dict[str, set[str]] = {}
+    for component, spec in index.items():
+        # Left-out components ([null, null]) and the safety checker, which the loader never reads.
+        if component.startswith("_") or component == "safety_checker" or not isinstance(spec, list) or None in spec:
+            continue
+        try:
+            suffixes = {child.suffix.lower() for child in (folder / component).iterdir()}
+        except OSError:
+            continue
+        if ".safetensors" not in suffixes and (pickled := suffixes & set(PICKLED_SUFFIXES)):
+            refused[component] = pickled
+    if not refused:
+        return None
+    found = ", ".join(sorted(set().union(*refused.values())))
+    has = "has" if len(refused) == 1 else "have"
+    return (f"{name}: {', '.join(refused)} {has} only pickled weights ({found}) in {folder}; convert them to "
+            f"safetensors on a trusted machine — pickles run code when loaded")
+
+
 def architecture_of(class_name: str | None) -> str | None:
     """sd, sdxl or sd3 for a diffusers pipeline class name, else None."""
     return next((arch for arch, cls in PIPELINE_CLASSES.items() if cls == class_name), None)
@@ -127,13 +157,13 @@ class ModelEntry:
             return self._single_file_reason()
         if self.path is not None:
             if (self.path / "model_index.json").is_file():
-                return None  # a folder with only pickled .bin weights is refused by the loader (use_safetensors)
+                return pickled_only_reason(f"model {self.name!r}", self.path)
             if self.hf_id is None:
                 return (f"model {self.name!r}: no diffusers folder at {self.path} (model_index.json missing); "
                         f"place the pipeline folder there")
         if self.hf_id is not None:
-            if hf_snapshot(self.hf_id, self.hf_cache) is not None:
-                return None
+            if (snapshot := hf_snapshot(self.hf_id, self.hf_cache)) is not None:
+                return pickled_only_reason(f"model {self.name!r}", snapshot)
             return (f"model {self.name!r}: {self.hf_id} is not in the local Hugging Face cache "
                     f"({hf_cache_dir(self.hf_cache)}); download it once with `huggingface-cli download {self.hf_id}` "
                     f"on a machine with access, or save the folder to {self.path or 'models/<name>'}")

@@ -10,12 +10,13 @@ import math
 from flask import current_app
 from PIL import Image as PILImage
 
-from models.catalog import ModelError
+from models.catalog import ModelEntry, ModelError
 from models.upscalers import FACTORS, load_upscalers
 
 from . import services
+from .generation_rules import chosen_loras, loras_problem, steps_range
 from .generations import GenerationRefused, create_generation
-from .tables import Generation, Image, Source, User
+from .tables import Generation, Image, Source, User, denoising_steps
 
 VARIATION_STRENGTH = 0.35  # low: variations stay close to the image they come from
 MAX_UPSCALED_SIDE = 8192
@@ -40,21 +41,48 @@ def inherited(image: Image) -> dict:
             "parent_image_id": image.id, "init_image_key": image.storage_key}
 
 
+def variation_loras(generation: Generation, entry: ModelEntry) -> list | None:
+    """The generation's LoRAs (names and scales) for a variation of its image, all still usable with its model.
+
+    Raises:
+        DerivedRefused: one of them is no longer listed, available or made for the model (409): a variation
+            without it would be a different picture, so none is made.
+    """
+    picks = [(name, scale) for name, scale in generation.loras or []]
+    loras = services.loras()
+    gone = next((name for name, _ in picks if name not in loras), None)
+    problem = f"{gone} is no longer offered on this site." if gone else loras_problem(loras, entry, picks)
+    if problem:
+        raise DerivedRefused(f"A variation uses the same LoRAs as its image, and one of them cannot be used "
+                             f"now: {problem}", status=409)
+    return [[name, scale] for name, scale in picks] or None
+
+
 def start_variation(user: User, image: Image, num_images: int, strength: float) -> Generation:
     """Enqueue ``num_images`` variations of ``image`` (the caller checked the person may see it).
 
+    The model and LoRAs (names and scales) are the image's own.
+
     Raises:
-        DerivedRefused: the image's model is not available here (409).
+        DerivedRefused: the image's model or one of its LoRAs is not available here (409); the strength
+            changes nothing within the steps the model and LoRAs allow (400).
         GenerationRefused: over a limit, banned, or the queue is down.
     """
     entry = services.catalog().get(image.generation.model)
     if entry is None or entry.unavailable_reason():
         raise DerivedRefused(f"The model {image.generation.model} is not available on this site now.", status=409)
+    loras = variation_loras(image.generation, entry)
     width, height = model_size(image.generation)
     params = {**inherited(image), "source": Source.VARIATION, "width": width, "height": height, "seed": None,
-              "num_images": min(num_images, entry.max_images), "strength": strength, "resize_mode": "crop"}
-    # at least one denoising step, within the model's limit
-    params["steps"] = min(entry.max_steps, max(params["steps"], math.ceil(1 / strength)))
+              "num_images": min(num_images, entry.max_images), "strength": strength, "resize_mode": "crop",
+              "loras": loras}
+    # at least one denoising step, within the model's limit (narrowed by its LoRAs': an LCM-LoRA's 8)
+    _, high, label = steps_range(entry, chosen_loras(services.loras(), loras or []))
+    params["steps"] = min(high, max(params["steps"], math.ceil(1 / strength)))
+    if denoising_steps(params["steps"], strength) < 1:
+        raise DerivedRefused(f"At strength {strength:g} a variation changes nothing in the {high} steps "
+                             f"{label} allow; use a strength of at least {math.ceil(100 / high) / 100:g}.",
+                             status=400)
     return create_generation(user, params, job_timeout=entry.job_timeout)
 
 

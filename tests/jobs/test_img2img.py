@@ -11,6 +11,7 @@ from rq.job import Job
 
 from tests.jobs.test_generate import fetch
 from tests.support import FIELDS, csrf_token, wait_status
+from tests.support.tiny_pipelines import catalog_entry, save_tiny, save_tiny_lora
 from webapp.queues import SERIALIZER
 
 
@@ -99,3 +100,26 @@ def test_cancel_and_a_deleted_start_on_image_to_image(app, signed_in, workers):
     assert wait_status(signed_in, after, {"succeeded", "failed", "canceled"})["status"] == "succeeded"
     failed = wait_status(signed_in, vanished, {"succeeded", "failed"})
     assert failed["status"] == "failed" and "starting image is no longer there" in failed["error"]
+
+
+def test_the_image_to_image_twin_runs_with_the_scheduler_a_lora_sets(tmp_path):
+    """An LCM-LoRA swaps the warm pipeline's scheduler; the twin made before must follow (variations keep LoRAs)."""
+    from jobs.generate import img2img_for
+    from models import loader
+    from models.lora import apply_loras
+
+    folder = save_tiny("sd", tmp_path / "sd")
+    save_tiny_lora(folder, tmp_path / "fast.safetensors")
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(catalog_entry("tiny-sd", "sd", folder) + '\n[loras.fast]\npath = "fast.safetensors"\n'
+                       'base_kinds = ["sd"]\nscheduler = "LCMScheduler"\n', encoding="utf-8")
+    loader.unload_all()
+    try:
+        pipe = loader.get_pipeline("tiny-sd", device="cpu", catalog_path=catalog)
+        base = type(img2img_for(pipe).scheduler)
+        apply_loras(pipe, [("fast", None)], catalog_path=catalog)
+        assert type(img2img_for(pipe).scheduler).__name__ == "LCMScheduler"
+        apply_loras(pipe, [], catalog_path=catalog)
+        assert type(img2img_for(pipe).scheduler) is base
+    finally:
+        loader.unload_all()

@@ -141,6 +141,80 @@ default_guidance = 3.0
     assert entry.sizes == ((64, 64),)
 
 
+MINE = """
+[models.mine]
+path = "mine"
+default_width = 64
+default_height = 64
+default_steps = 10
+default_guidance = 3.0
+"""
+INDEX = ('{"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"], '
+         '"vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"], '
+         '"scheduler": ["diffusers", "DDIMScheduler"], "safety_checker": ["stable_diffusion", "X"], '
+         '"feature_extractor": [null, null]}')
+
+
+def diffusers_folder(folder: Path, files: dict[str, str]) -> Path:
+    """A diffusers folder with INDEX and the given files (component/name), each a few bytes."""
+    folder.mkdir(parents=True)
+    (folder / "model_index.json").write_text(INDEX, encoding="utf-8")
+    for component in ("unet", "vae", "text_encoder", "scheduler", "safety_checker", "feature_extractor"):
+        (folder / component).mkdir()
+        (folder / component / "config.json").write_text("{}", encoding="utf-8")
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+SAFE = {"unet/diffusion_pytorch_model.safetensors": "x", "vae/diffusion_pytorch_model.safetensors": "x",
+        "text_encoder/model.safetensors": "x"}
+
+
+@pytest.mark.parametrize("files", [
+    SAFE,
+    # Pickles beside safetensors are never read; the loader leaves the safety checker out and reads no
+    # folder that model_index.json does not name (or names as [null, null]).
+    SAFE | {"unet/diffusion_pytorch_model.bin": "x", "safety_checker/pytorch_model.bin": "x",
+            "feature_extractor/pytorch_model.bin": "x", "mine/other/model.ckpt": "x"},
+])
+def test_a_folder_of_safetensors_is_available(tmp_path: Path, files: dict) -> None:
+    folder = diffusers_folder(tmp_path / "mine", {})
+    (folder / "other").mkdir()
+    for name, text in files.items():
+        (folder / name.removeprefix("mine/")).write_text(text, encoding="utf-8")
+    assert load_catalog(write_catalog(tmp_path, MINE))["mine"].unavailable_reason() is None
+
+
+@pytest.mark.parametrize("files, found", [
+    ({"unet/diffusion_pytorch_model.bin": "x", "vae/diffusion_pytorch_model.safetensors": "x",
+      "text_encoder/model.safetensors": "x"}, "unet has only pickled weights (.bin)"),
+    ({"unet/diffusion_pytorch_model.ckpt": "x", "vae/diffusion_pytorch_model.pt": "x",
+      "text_encoder/model.safetensors": "x"}, "unet, vae have only pickled weights (.ckpt, .pt)"),
+    ({"unet/diffusion_pytorch_model.safetensors": "x", "vae/diffusion_pytorch_model.safetensors": "x",
+      "text_encoder/pytorch_model.pth": "x"}, "text_encoder has only pickled weights (.pth)"),
+])
+def test_a_folder_whose_component_has_only_pickled_weights_is_unavailable(tmp_path: Path, files: dict,
+                                                                           found: str) -> None:
+    folder = diffusers_folder(tmp_path / "mine", files)
+    entry = load_catalog(write_catalog(tmp_path, MINE))["mine"]
+    reason = entry.unavailable_reason()
+    assert reason == (f"model 'mine': {found} in {folder}; convert them to safetensors on a trusted machine — "
+                      f"pickles run code when loaded")
+    with pytest.raises(ModelUnavailable, match="only pickled weights"):
+        get_entry("mine", catalog={"mine": entry})
+
+
+def test_a_cached_hub_snapshot_of_pickled_weights_is_unavailable(tmp_path: Path) -> None:
+    repo = tmp_path / "hub" / "models--stabilityai--sd-turbo"
+    diffusers_folder(repo / "snapshots" / "abc123", {"unet/diffusion_pytorch_model.bin": "x",
+                                                     "vae/diffusion_pytorch_model.safetensors": "x"})
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123", encoding="utf-8")
+    reason = load_catalog()["sd-turbo"].unavailable_reason()
+    assert reason and reason.startswith("model 'sd-turbo': unet has only pickled weights (.bin)")
+
+
 @pytest.mark.parametrize("body, message", [
     ("[models.x]\nkind = 'gan'\ndefault_width = 64\ndefault_height = 64\ndefault_steps = 5\ndefault_guidance = 1.0",
      "kind 'gan'"),

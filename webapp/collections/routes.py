@@ -117,9 +117,18 @@ def change_images():
         collection = store.create_collection(current_user.id, new_name)
     else:
         collection = _mine_or_404(request.form.get("collection_id", ""))
-    added = store.add_images(collection, images)
-    flash(f"Added {added} image{'s' if added != 1 else ''} to “{collection.name}”.", "success")
+    added, already = store.add_images(collection, images)
+    flash(_added_message(collection, added, already), "success")
     return redirect(back, 303)
+
+
+def _added_message(collection: Collection, added: int, already: int) -> str:
+    if not added:
+        return f"{'That image is' if already == 1 else 'Those images are'} already in “{collection.name}”."
+    message = f"Added {added} image{'s' if added != 1 else ''} to “{collection.name}”."
+    if already:
+        message += f" {already} {'was' if already == 1 else 'were'} already in it."
+    return message
 
 
 def _shared_or_bad_link(token: str) -> Collection:

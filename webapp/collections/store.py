@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Iterable
 
 from sqlalchemy import Select, delete, func, select
+from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..links.tokens import BadLink, make_token, read_token
@@ -55,15 +56,28 @@ def create_collection(user_id: int, name: str) -> Collection:
     return collection
 
 
-def add_images(collection: Collection, images: Iterable[Image]) -> int:
-    """Put the owner's ``images`` in the collection; returns how many were not in it yet."""
-    present = set(db.session.scalars(select(CollectionImage.image_id)
-                                     .where(CollectionImage.collection_id == collection.id)))
-    added = [CollectionImage(collection_id=collection.id, image_id=image.id) for image in images
-             if image.user_id == collection.user_id and image.id not in present]
-    db.session.add_all(added)
-    db.session.commit()
-    return len(added)
+def add_images(collection: Collection, images: Iterable[Image]) -> tuple[int, int]:
+    """Put the owner's ``images`` in the collection; returns how many were added and how many were in it already.
+
+    Idempotent under races: a row another request adds meanwhile counts as already there, not as an error.
+    """
+    wanted = {image.id for image in images if image.user_id == collection.user_id}
+    lost_races = 0
+    while True:
+        present = set(db.session.scalars(select(CollectionImage.image_id).where(
+            CollectionImage.collection_id == collection.id, CollectionImage.image_id.in_(wanted))))
+        db.session.add_all(CollectionImage(collection_id=collection.id, image_id=image_id)
+                           for image_id in sorted(wanted - present))
+        try:
+            db.session.commit()
+        except IntegrityError:  # another request added one of them at the same moment: read again
+            db.session.rollback()
+            lost_races += 1
+            # Each lost race means one more of these rows was committed meanwhile, so more is something else.
+            if lost_races > len(wanted):
+                raise
+        else:
+            return len(wanted - present), len(present)
 
 
 def remove_images(collection: Collection, image_ids: Iterable[str]) -> int:

@@ -6,7 +6,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from tests.support import csrf_token, sign_in, token_for
+from tests.support import csrf_token, fire, http_session, sign_in, token_for
 from webapp.extensions import db
 from webapp.tables import Collection, CollectionImage, Image, User
 
@@ -85,6 +85,21 @@ def test_make_fill_and_empty_a_collection(app, people):
         assert db.session.get(Image, people["fox"]) is not None
         assert db.session.scalar(select(func.count()).select_from(CollectionImage)
                                  .where(CollectionImage.collection_id == animals)) == 0
+
+
+@pytest.mark.db
+def test_simultaneous_adds_of_one_image_keep_one_and_answer_already_there(app, live_server, people):
+    ada = sign_in(app, "ada@example.com")
+    birds = new_collection(ada, "Birds")
+    session, token = http_session(live_server, "ada@example.com", 20)
+    responses = fire(20, lambda: session.post(f"{live_server}/collections/images", allow_redirects=False, data={
+        "csrf_token": token, "collection_id": birds, "image_ids": [people["owl"]], "action": "add"}))
+    assert [r.status_code for r in responses] == [303] * 20
+    assert members(app, birds) == {people["owl"]}
+    # A late duplicate (a double click, a retried request) is told so and changes nothing.
+    assert add(ada, birds, [people["owl"]], next="/collections").status_code == 303
+    assert "That image is already in “Birds”." in ada.get("/collections").get_data(as_text=True)
+    assert members(app, birds) == {people["owl"]}
 
 
 def test_a_collection_needs_a_name(app, people):

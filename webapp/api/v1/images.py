@@ -105,7 +105,7 @@ def variations(args: dict, image_id: str):
     """New images from an image I may see, at a low strength (an ordinary generation, its parent recorded)."""
     image = viewable_image_or_404(image_id)
     strength = VARIATION_STRENGTH if args["strength"] is None else args["strength"]
-    with refusals_as_problems():
+    with refusals_as_problems({"strength"}):
         generation = start_variation(current_user._get_current_object(), image, args["num_images"], strength)
     return generation_dict(generation), 201, {"Location": url_for("api_generations.get", generation_id=generation.id)}
 
