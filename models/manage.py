@@ -18,6 +18,7 @@ from models.catalog import (
     architecture_of,
     folder_class_name,
     load_catalog,
+    pickled_only_reason,
     pickled_reason,
 )
 
@@ -69,6 +70,8 @@ def detect_kind(path: Path) -> str:
             raise ModelError(f"{path} is not a diffusers folder (model_index.json missing or unreadable)")
         if not any(path.glob("*/*.safetensors")):
             raise ModelError(f"{path} has no .safetensors weights; pickled .bin weights can run code and are refused")
+        if refused := pickled_only_reason("this model", path):  # one component's weights may still be pickles
+            raise ModelError(refused)
         return architecture_of(class_name) or "auto"
     if not path.is_file():
         raise ModelError(f"{path} does not exist")

@@ -205,6 +205,19 @@ def test_a_folder_whose_component_has_only_pickled_weights_is_unavailable(tmp_pa
         get_entry("mine", catalog={"mine": entry})
 
 
+def test_models_add_refuses_a_folder_whose_component_has_only_pickled_weights(tmp_path: Path) -> None:
+    from models.manage import add_model
+
+    catalog = write_catalog(tmp_path, MINE)
+    before = catalog.read_text(encoding="utf-8")
+    folder = diffusers_folder(tmp_path / "half", {"unet/diffusion_pytorch_model.bin": "x",
+                                                  "vae/diffusion_pytorch_model.safetensors": "x",
+                                                  "text_encoder/model.safetensors": "x"})
+    with pytest.raises(ModelError, match="unet has only pickled weights"):
+        add_model(folder, "half", catalog_path=catalog)
+    assert catalog.read_text(encoding="utf-8") == before  # nothing appended
+
+
 def test_a_cached_hub_snapshot_of_pickled_weights_is_unavailable(tmp_path: Path) -> None:
     repo = tmp_path / "hub" / "models--stabilityai--sd-turbo"
     diffusers_folder(repo / "snapshots" / "abc123", {"unet/diffusion_pytorch_model.bin": "x",
