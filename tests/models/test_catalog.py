@@ -125,22 +125,6 @@ def test_hub_cache_can_be_given(tmp_path: Path) -> None:
     assert load_catalog()["sd-turbo"].unavailable_reason() is not None
 
 
-def test_relative_paths_resolve_against_the_catalog(tmp_path: Path) -> None:
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "model_index.json").write_text("{}", encoding="utf-8")
-    path = write_catalog(tmp_path, """
-[models.mine]
-path = "mine"
-default_width = 64
-default_height = 64
-default_steps = 10
-default_guidance = 3.0
-""")
-    entry = load_catalog(path)["mine"]
-    assert entry.path == tmp_path / "mine" and entry.unavailable_reason() is None
-    assert entry.sizes == ((64, 64),)
-
-
 MINE = """
 [models.mine]
 path = "mine"
@@ -149,6 +133,16 @@ default_height = 64
 default_steps = 10
 default_guidance = 3.0
 """
+
+
+def test_relative_paths_resolve_against_the_catalog(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "model_index.json").write_text("{}", encoding="utf-8")
+    entry = load_catalog(write_catalog(tmp_path, MINE))["mine"]
+    assert entry.path == tmp_path / "mine" and entry.unavailable_reason() is None
+    assert entry.sizes == ((64, 64),)
+
+
 INDEX = ('{"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"], '
          '"vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"], '
          '"scheduler": ["diffusers", "DDIMScheduler"], "safety_checker": ["stable_diffusion", "X"], '
