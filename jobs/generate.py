@@ -144,8 +144,10 @@ class ProgressReporter:
     the pipeline within a step or ``WRITE_INTERVAL``, whichever is longer.
     """
 
-    def __init__(self, generation_id: str, total_steps: int, recorder: TimelapseRecorder | None = None):
+    def __init__(self, generation_id: str, total_steps: int, recorder: TimelapseRecorder | None = None,
+                 budget: float = PREVIEW_BUDGET):
         self.generation_id = generation_id
+        self.budget = budget  # this reporter's share of the elapsed time for previews
         self.total = total_steps
         self.recorder = recorder
         self.redis = services.redis()
@@ -174,7 +176,7 @@ class ProgressReporter:
         self.last_write = now
         elapsed = now - self.started
         preview = None
-        affordable = self.preview_seconds + self.preview_cost <= PREVIEW_BUDGET * elapsed
+        affordable = self.preview_seconds + self.preview_cost <= self.budget * elapsed
         if done < self.total and affordable and "latents" in callback_kwargs:
             preview = self._preview(pipe, callback_kwargs["latents"])
         if progress.record_step(self.redis, self.generation_id, done, preview):

@@ -25,6 +25,7 @@ from webapp.tables import Generation, GenerationStatus, move_generation, utcnow
 
 from .app_context import with_app
 from .generate import (
+    PREVIEW_BUDGET,
     RETRY_INTERVALS,
     TRANSIENT_ERRORS,
     Canceled,
@@ -66,6 +67,8 @@ class BatchReporter:
 
     def __init__(self, members: list[Member]):
         self.members = members
+        for member in members:  # the batch's previews share one budget, as one generation's do
+            member.reporter.budget = PREVIEW_BUDGET / len(members)
 
     def __call__(self, pipe, step: int, timestep, callback_kwargs: dict) -> dict:
         latents = callback_kwargs.get("latents")

@@ -179,3 +179,20 @@ def test_a_late_person_waits_about_two_batches_not_behind_twenty(app, signed_in,
         before = db.session.scalar(select(func.count()).select_from(Generation).where(
             Generation.id.in_(ada_ids), Generation.status == "succeeded", Generation.finished_at < bob_done))
     assert before <= 8  # at most the batch running when he asked and one more, not twenty
+
+
+def test_a_batch_shares_one_preview_budget(app):
+    """Four generations in one call spend on previews what one generation may, not four times as much."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from jobs.generate import PREVIEW_BUDGET, ProgressReporter
+    from jobs.generate_batch import BatchReporter
+
+    with app.app_context():
+        alone = ProgressReporter("alone", 20)
+        members = [SimpleNamespace(reporter=ProgressReporter(f"member-{n}", 20)) for n in range(4)]
+        BatchReporter(members)
+    assert alone.budget == PREVIEW_BUDGET
+    assert sum(member.reporter.budget for member in members) == pytest.approx(PREVIEW_BUDGET)
