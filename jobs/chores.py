@@ -12,7 +12,7 @@ from webapp.cleanup import delete_expired_images
 from webapp.extensions import db
 from webapp.mail.outbox import notify_generation_finished
 from webapp.queue_weights import restore_queue_weights as restore_weights
-from webapp.queues import generation_queue, generation_queues
+from webapp.queues import being_retried, generation_queue, generation_queues
 from webapp.tables import ACTIVE_STATUSES, Generation, GenerationStatus, move_generation, utcnow
 
 from .app_context import with_app
@@ -74,6 +74,10 @@ def reconcile_generations(now: datetime | None = None) -> dict[str, int]:
         job_status = job.get_status(refresh=False) if job is not None else None
         if job_status not in SETTLE or (job is None and row.created_at > now - ENQUEUE_GRACE):
             continue
+        if job is not None:
+            # An admin may be putting it back on its queue (row queued first, then the job), or just did.
+            if being_retried(row.id) or (job_status := job.get_status(refresh=True)) not in SETTLE:
+                continue
         to, message = SETTLE[job_status]
         if move_generation(row.id, to, (GenerationStatus(row.status),), finished_at=utcnow(), error=message):
             log.warning("generation %s was %s with its job %s: now %s", row.id, row.status, job_status or "gone", to)

@@ -9,6 +9,8 @@ Each model has its own generation queue (``generate:<model>``), so a worker star
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from rq import Queue, Worker
 from rq.job import Job
@@ -102,6 +104,26 @@ def place_fairly(queue: Queue, job_id: str, user_id: int, images: int) -> int | 
     index = script(keys=[queue.key, FAIR_STARTS, FAIR_FINISHES, FAIR_CLOCK, FAIR_WEIGHTS],
                    args=[job_id, user_id, images])
     return None if index < 0 else int(index)
+
+
+RETRYING = "easel:retrying:{}"  # set while an admin puts a failed generation back: the reconciliation leaves it be
+RETRYING_SECONDS = 60  # the mark outlives a retry that died half-way only this long
+
+
+@contextmanager
+def retrying(job_id: str) -> Iterator[None]:
+    """Mark a failed generation as being put back on its queue, for the span of the retry."""
+    key = RETRYING.format(job_id)
+    services.redis().set(key, 1, ex=RETRYING_SECONDS)
+    try:
+        yield
+    finally:
+        services.redis().delete(key)
+
+
+def being_retried(job_id: str) -> bool:
+    """Whether an admin is putting this generation back on its queue right now."""
+    return bool(services.redis().exists(RETRYING.format(job_id)))
 
 
 WEIGHTS_PER_COMMAND = 10_000  # fields per HSET/HDEL in set_weights' one pipeline

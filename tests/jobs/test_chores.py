@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from rq.job import JobStatus
+from rq.job import Job, JobStatus
 
 from jobs.chores import JOB_CANCELED, JOB_ENDED, JOB_LOST, reconcile_generations, restore_queue_weights
 from tests.support import add_generation, sign_in, submit_ok
@@ -107,3 +107,21 @@ def test_queue_weights_come_back_after_redis_loses_them(app, make_user):
     with app.app_context():
         order = [names[gid] for gid in generation_queue("easel-tiny").get_job_ids()]
     assert order == ["a1", "t1", "t2", "a2", "t3", "t4"]
+
+
+def test_a_generation_an_admin_is_retrying_is_left_alone(app, make_user):
+    """The admin's retry moves the row to queued, then requeues the job: in between, the chore must not settle it."""
+    from webapp.queues import being_retried, retrying
+
+    user = make_user()
+    generation_id = add_generation(app, user, "queued", age=timedelta(minutes=5))  # row already moved back
+    _job(app, generation_id, JobStatus.FAILED)  # the job not yet requeued
+    with app.app_context():
+        with retrying(generation_id):
+            assert being_retried(generation_id)
+            assert reconcile_generations() == {}
+            queue = generation_queue()  # the retry's second step: the job is queued again
+            Job.fetch(generation_id, connection=queue.connection, serializer=queue.serializer).set_status(JobStatus.QUEUED)
+        assert not being_retried(generation_id)
+        assert reconcile_generations() == {}  # the job is queued again: nothing to settle
+        assert db.session.get(Generation, generation_id).status == "queued"

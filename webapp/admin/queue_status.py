@@ -15,7 +15,7 @@ from .. import services
 from ..extensions import db
 from ..generations import cancel_generation
 from ..moderation.audit import record
-from ..queues import SERIALIZER, chore_queue, fetch_job, generation_queues
+from ..queues import SERIALIZER, chore_queue, fetch_job, generation_queues, retrying
 from ..tables import Generation, GenerationStatus, User, move_generation, utcnow
 
 FAILED_SHOWN = 50
@@ -144,6 +144,11 @@ def retry_failed_job(admin: User, job_id: str) -> None:
         redis.exceptions.RedisError: Redis is unreachable.
     """
     registry = _failed_registry_of(job_id)
+    with retrying(job_id):  # the reconciliation chore must not settle the row between its move and the requeue
+        _retry(admin, registry, job_id)
+
+
+def _retry(admin: User, registry, job_id: str) -> None:
     generation = db.session.get(Generation, job_id)
     previous_error = generation.error if generation is not None else None
     if generation is not None:
