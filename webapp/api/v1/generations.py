@@ -1,7 +1,7 @@
 """``/api/v1/generations``: create, list mine, get one, cancel, the live preview."""
 from __future__ import annotations
 
-from flask import Response, url_for
+from flask import Response
 from flask_login import current_user
 from redis.exceptions import RedisError
 from sqlalchemy import select
@@ -22,7 +22,7 @@ from .schemas import (
     GenerationPageSchema,
     GenerationSchema,
 )
-from .serialize import generation_dict, page_dict
+from .serialize import created, generation_dict, page_dict
 
 blp = ApiBlueprint("api_generations", __name__, url_prefix="/api/v1/generations", description="Generations")
 protect(blp, Scheme.BEARER, allow_session=True)
@@ -36,7 +36,7 @@ protect(blp, Scheme.BEARER, allow_session=True)
 def create(params: dict):
     """Start a text-to-image generation (limits, quota and blocked terms as in the studio)."""
     generation = submit(params)
-    return generation_dict(generation), 201, {"Location": url_for("api_generations.get", generation_id=generation.id)}
+    return created(generation)
 
 
 @blp.post("/from-image")
@@ -48,7 +48,7 @@ def create_from_image(params: dict):
     """Start an image-to-image generation from an uploaded picture (multipart/form-data)."""
     start = decode_start_image(params.pop("init_image").read(), "init_image")
     generation = submit(params, start)
-    return generation_dict(generation), 201, {"Location": url_for("api_generations.get", generation_id=generation.id)}
+    return created(generation)
 
 
 @blp.get("")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from flask import url_for
 from flask_login import current_user
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -27,7 +26,7 @@ from .schemas import (
     UpscaleCreateSchema,
     VariationCreateSchema,
 )
-from .serialize import generation_dict, image_dict, page_dict
+from .serialize import created, image_dict, page_dict
 
 blp = Blueprint("api_images", __name__, url_prefix="/api/v1/images", description="Images")
 protect(blp, Scheme.BEARER, allow_session=True)
@@ -107,7 +106,7 @@ def variations(args: dict, image_id: str):
     strength = VARIATION_STRENGTH if args["strength"] is None else args["strength"]
     with refusals_as_problems({"strength"}):
         generation = start_variation(current_user._get_current_object(), image, args["num_images"], strength)
-    return generation_dict(generation), 201, {"Location": url_for("api_generations.get", generation_id=generation.id)}
+    return created(generation)
 
 
 @blp.post("/<image_id>/upscale")
@@ -120,7 +119,7 @@ def upscale(args: dict, image_id: str):
     image = viewable_image_or_404(image_id)
     with refusals_as_problems({"factor", "upscaler"}):
         generation = start_upscale(current_user._get_current_object(), image, args["factor"], args["upscaler"])
-    return generation_dict(generation), 201, {"Location": url_for("api_generations.get", generation_id=generation.id)}
+    return created(generation)
 
 
 @blp.delete("/<image_id>")

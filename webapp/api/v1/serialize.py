@@ -41,6 +41,11 @@ def generation_dict(generation: Generation) -> dict:
     }
 
 
+def created(generation: Generation) -> tuple[dict, int, dict]:
+    """A 201 answer for a new generation: its representation, and its address in ``Location``."""
+    return generation_dict(generation), 201, {"Location": url_for("api_generations.get", generation_id=generation.id)}
+
+
 def page_dict(page, items: list[dict]) -> dict:
     """A Flask-SQLAlchemy page as ``{items, page, per_page, total, pages}``."""
     return {"items": items, "page": page.page, "per_page": page.per_page, "total": page.total or 0,
