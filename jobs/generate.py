@@ -85,6 +85,17 @@ def warm_up(serves: list[str]) -> None:
             log.warning("not warming up %s: %s", name, exc)
 
 
+def transient_retry(exc: BaseException, retries: int) -> Retry | None:
+    """A retry after a transient error while retries remain, else None.
+
+    The job goes back to the front of its queue: it was at the head when it ran, and its person's fair
+    turn (``webapp.queues.place_fairly``) was already counted, so it resumes that turn.
+    """
+    if not isinstance(exc, TRANSIENT_ERRORS) or retries >= len(RETRY_INTERVALS):
+        return None
+    return Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS, enqueue_at_front=True)
+
+
 def readable_error(exc: BaseException, generation: Generation) -> str:
     """A message a person can act on, never a traceback."""
     if isinstance(exc, StartImageGone):
@@ -310,12 +321,11 @@ def run(generation_id: str) -> dict | Retry:
         return {"canceled": True}
     except Exception as exc:
         job = get_current_job()
-        retries = (job.number_of_retries or 0) if job else len(RETRY_INTERVALS)
-        if isinstance(exc, TRANSIENT_ERRORS) and retries < len(RETRY_INTERVALS):
+        if retry := transient_retry(exc, (job.number_of_retries or 0) if job else len(RETRY_INTERVALS)):
             log.warning("transient %r, retrying", exc)
             db.session.rollback()
             move_generation(generation_id, GenerationStatus.QUEUED, (GenerationStatus.RUNNING,), started_at=None)
-            return Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS)
+            return retry
         log.exception("failed")
         db.session.rollback()
         if move_generation(generation_id, GenerationStatus.FAILED, (GenerationStatus.RUNNING,),

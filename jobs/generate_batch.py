@@ -13,7 +13,6 @@ from types import SimpleNamespace
 
 import torch
 from PIL import Image as PILImage
-from rq import Retry
 from rq.job import Job
 
 from models import loader
@@ -26,8 +25,6 @@ from webapp.tables import Generation, GenerationStatus, move_generation, utcnow
 from .app_context import with_app
 from .generate import (
     PREVIEW_BUDGET,
-    RETRY_INTERVALS,
-    TRANSIENT_ERRORS,
     Canceled,
     ProgressReporter,
     _store,
@@ -35,6 +32,7 @@ from .generate import (
     pipeline_for,
     readable_error,
     start_image,
+    transient_retry,
 )
 from .preview import previewer_for
 from .timelapse import TimelapseRecorder
@@ -84,12 +82,11 @@ class BatchReporter:
 
 def _failed(job: Job, generation: Generation, exc: BaseException) -> Outcome:
     """Settle one generation's error as ``generate.run`` does: a retry after a transient error, else failed."""
-    retries = job.number_of_retries or 0
     db.session.rollback()
-    if isinstance(exc, TRANSIENT_ERRORS) and retries < len(RETRY_INTERVALS):
+    if retry := transient_retry(exc, job.number_of_retries or 0):
         log.warning("generation %s: transient %r, retrying", generation.id, exc)
         move_generation(generation.id, GenerationStatus.QUEUED, (GenerationStatus.RUNNING,), started_at=None)
-        return "ok", Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS)
+        return "ok", retry
     log.error("generation %s failed in a batch", generation.id, exc_info=exc)
     if move_generation(generation.id, GenerationStatus.FAILED, (GenerationStatus.RUNNING,),
                        finished_at=utcnow(), error=readable_error(exc, generation)):
