@@ -5,6 +5,7 @@ context; nothing else builds its own client.
 """
 from __future__ import annotations
 
+import threading
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,10 @@ class Services:
         return load_catalog(self.config["EASEL_CATALOG"])
 
     @cached_property
+    def api_waiting(self) -> threading.BoundedSemaphore:
+        return threading.BoundedSemaphore(self.config["API_MAX_WAITING"])
+
+    @cached_property
     def loras(self) -> dict[str, LoraEntry]:
         from models.catalog import load_loras
 
@@ -101,6 +106,11 @@ def catalog() -> dict[str, ModelEntry]:
 def loras() -> dict[str, LoraEntry]:
     """The catalog's LoRAs (``[loras.<name>]`` in ``EASEL_CATALOG``), read once per app."""
     return _services().loras
+
+
+def api_waiting() -> threading.BoundedSemaphore:
+    """This web process's places for API requests that wait for their images (``API_MAX_WAITING``)."""
+    return _services().api_waiting
 
 
 def default_model() -> str:

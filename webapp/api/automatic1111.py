@@ -8,14 +8,12 @@ reads them. ``sampler_name`` is ignored too: each model runs with the scheduler 
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 import json
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 from flask_login import current_user
 from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
@@ -27,20 +25,14 @@ from ..errors import register_api_errors
 from ..extensions import db
 from ..generations import GenerationRefused, cancel_generation, generation_state
 from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus
+from .a1111_fields import decode_image, number, read_body, read_png_text, whole_number
 from .extra_networks import lora_tags, refuse_tags_in_negative_prompt
 from .gate import Scheme, current_token, protect
 from .problems import ApiError, a1111_error
-from .submit import decode_start_image, default_model_name, stored_png, submit, wait_until_final
+from .submit import default_model_name, stored_png, submit, wait_until_final, waiting_place
 
 bp = Blueprint("automatic1111", __name__, url_prefix="/sdapi/v1")
 protect(bp, Scheme.BASIC)
-
-
-def _body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(422, "Send a JSON object (Content-Type: application/json).")
-    return body
 
 
 def _model_name(raw: str) -> str:
@@ -63,29 +55,11 @@ def token_model() -> str:
     return default_model_name()
 
 
-def _int(body: dict, key: str, default: int | None) -> int | None:
-    value = body.get(key, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        raise ApiError(422, f"{key} must be a whole number.", errors={key: "Must be a whole number."})
-    return int(value)
-
-
-def _float(body: dict, key: str) -> float | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ApiError(422, f"{key} must be a number.", errors={key: "Must be a number."})
-    return float(value)
-
-
 def txt2img_params(body: dict) -> dict:
     """A1111's txt2img fields as Easel's generation parameters."""
     overrides = body.get("override_settings") if isinstance(body.get("override_settings"), dict) else {}
     checkpoint = overrides.get("sd_model_checkpoint")
-    seed = _int(body, "seed", -1)
+    seed = whole_number(body, "seed", -1)
     prompt = body.get("prompt", "")
     negative = body.get("negative_prompt", "")
     if not isinstance(prompt, str) or not isinstance(negative, str):
@@ -95,10 +69,10 @@ def txt2img_params(body: dict) -> dict:
     return {
         "prompt": prompt, "negative_prompt": negative, "loras": loras,
         "model": _model_name(checkpoint) if isinstance(checkpoint, str) and checkpoint else token_model(),
-        "width": _int(body, "width", None), "height": _int(body, "height", None),
-        "steps": _int(body, "steps", None), "guidance": _float(body, "cfg_scale"),
+        "width": whole_number(body, "width", None), "height": whole_number(body, "height", None),
+        "steps": whole_number(body, "steps", None), "guidance": number(body, "cfg_scale"),
         "seed": None if seed is None or seed < 0 else seed,
-        "num_images": (_int(body, "batch_size", 1) or 1) * (_int(body, "n_iter", 1) or 1),
+        "num_images": (whole_number(body, "batch_size", 1) or 1) * (whole_number(body, "n_iter", 1) or 1),
     }
 
 
@@ -132,13 +106,14 @@ RESIZE_MODES = {0: "crop", 1: "crop", 2: "fit", 3: "crop"}
 
 def _run(params: dict, body: dict, start: PILImage.Image | None = None):
     """Start the generation, wait for it, and answer in A1111's shape."""
-    try:
-        generation = submit(params, start)
-    except ApiError as exc:
-        if exc.code == 400:
-            exc.code = 422  # FastAPI's status for an invalid request
-        raise
-    _wait(generation)
+    with waiting_place():
+        try:
+            generation = submit(params, start)
+        except ApiError as exc:
+            if exc.code == 400:
+                exc.code = 422  # FastAPI's status for an invalid request
+            raise
+        _wait(generation)
     return jsonify(txt2img_response(generation, body))
 
 
@@ -155,14 +130,14 @@ def _wait(generation: Generation) -> None:
 @bp.post("/txt2img")
 def txt2img():
     """Text to image; waits for the images (``OPENAI_WAIT_SECONDS``)."""
-    body = _body()
+    body = read_body()
     return _run(txt2img_params(body), body)
 
 
 @bp.post("/img2img")
 def img2img():
     """Image to image from ``init_images[0]`` at ``denoising_strength``; waits for the images."""
-    body = _body()
+    body = read_body()
     if body.get("mask"):
         raise ApiError(422, "Inpainting (mask) is not offered on this site yet; send the image without a mask.",
                        errors={"mask": "Not supported."})
@@ -170,8 +145,8 @@ def img2img():
     if not isinstance(images, list) or not images:
         raise ApiError(422, "init_images must hold one base64 image.", errors={"init_images": "Required."})
     start = decode_image(images[0], "init_images")
-    strength = _float(body, "denoising_strength")
-    resize = _int(body, "resize_mode", 0)
+    strength = number(body, "denoising_strength")
+    resize = whole_number(body, "resize_mode", 0)
     params = {**txt2img_params(body), "strength": 0.75 if strength is None else strength,
               "resize_mode": RESIZE_MODES.get(resize, "crop")}
     return _run(params, {key: value for key, value in body.items() if key != "init_images"}, start)
@@ -274,7 +249,7 @@ def options():
 @bp.post("/options")
 def set_options():
     """``sd_model_checkpoint`` sets this token's model (never the site's); other options are ignored."""
-    body = _body()
+    body = read_body()
     checkpoint = body.get("sd_model_checkpoint")
     if checkpoint is not None:
         name = _model_name(str(checkpoint))
@@ -313,11 +288,11 @@ def upscalers():
 @bp.post("/extra-single-image")
 def extra_single_image():
     """Upscale one base64 image by ``upscaling_resize`` (2 or 4) with ``upscaler_1``; waits for it."""
-    body = _body()
-    if _int(body, "resize_mode", 0) != 0:
+    body = read_body()
+    if whole_number(body, "resize_mode", 0) != 0:
         raise ApiError(422, "Only resize_mode 0 (scale by upscaling_resize) is offered.",
                        errors={"resize_mode": "Use 0."})
-    factor = _float(body, "upscaling_resize")
+    factor = number(body, "upscaling_resize")
     if factor is None or factor != int(factor):
         raise ApiError(422, "upscaling_resize must be 2 or 4.", errors={"upscaling_resize": "Use 2 or 4."})
     upscaler = body.get("upscaler_1") or LANCZOS
@@ -325,13 +300,14 @@ def extra_single_image():
         raise ApiError(422, "Choose an upscaler as upscaler_1 (GET /sdapi/v1/upscalers lists them).",
                        errors={"upscaler_1": "Required."})
     picture = decode_image(body.get("image"), "image")
-    try:
-        generation = upscale_upload(current_user._get_current_object(), picture, int(factor), upscaler,
-                                    token_model())
-    except GenerationRefused as exc:
-        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
-        raise ApiError(422 if exc.status == 400 else exc.status, str(exc), headers=headers) from None
-    _wait(generation)
+    with waiting_place():
+        try:
+            generation = upscale_upload(current_user._get_current_object(), picture, int(factor), upscaler,
+                                        token_model())
+        except GenerationRefused as exc:
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+            raise ApiError(422 if exc.status == 400 else exc.status, str(exc), headers=headers) from None
+        _wait(generation)
     png = stored_png(generation.images[0])
     return jsonify({"image": base64.b64encode(png).decode(),
                     "html_info": f"<p>Upscaled ×{generation.upscale_factor} with {generation.upscaler}</p>"})
@@ -355,39 +331,10 @@ def scripts():
     return jsonify({"txt2img": [], "img2img": []})
 
 
-def _base64_bytes(data: object, field: str) -> bytes:
-    """The bytes of a base64 image as clients send it (optionally a ``data:`` URL)."""
-    if not isinstance(data, str) or not data:
-        raise ApiError(422, f"{field} must be a base64 image.", errors={field: "Must be a base64 image."})
-    payload = data.split(",", 1)[1] if data.startswith("data:") else data
-    try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise ApiError(422, f"{field} is not valid base64.", errors={field: "Not valid base64."}) from None
-
-
-def decode_image(data: object, field: str) -> PILImage.Image:
-    """A base64 starting image, checked as every upload is."""
-    try:
-        return decode_start_image(_base64_bytes(data, field), field)
-    except ApiError as exc:
-        exc.code = 422
-        raise
-
-
-def read_png_text(data: object) -> dict[str, str]:
-    """The text chunks of a base64 image (no pixels are decoded)."""
-    try:
-        image = PILImage.open(io.BytesIO(_base64_bytes(data, "image")))
-    except (UnidentifiedImageError, OSError):
-        raise ApiError(422, "image is not a PNG, JPEG or WebP image.", errors={"image": "Not an image."}) from None
-    return {key: value for key, value in image.info.items() if isinstance(value, str)}
-
-
 @bp.post("/png-info")
 def png_info():
     """The parameters an image carries in its PNG text chunks."""
-    items = read_png_text(_body().get("image"))
+    items = read_png_text(read_body().get("image"))
     parameters = items.pop("parameters", "")
     return jsonify({"info": parameters, "items": items})
 

@@ -22,7 +22,7 @@ from ..styles import styled_prompt
 from ..tables import Generation, GenerationStatus
 from .gate import Scheme, protect
 from .problems import ApiError, openai_error
-from .submit import decode_start_image, default_model_name, stored_png, submit, wait_until_final
+from .submit import decode_start_image, default_model_name, stored_png, submit, wait_until_final, waiting_place
 
 bp = Blueprint("openai_images", __name__, url_prefix="/v1")
 protect(bp, Scheme.BEARER)
@@ -135,14 +135,15 @@ def _generate(args: dict, start: PILImage.Image | None = None):
     params = {"prompt": args["prompt"], "negative_prompt": args["negative_prompt"], "model": model, "width": width,
               "height": height, "steps": args["steps"], "guidance": args["guidance"], "seed": args["seed"],
               "num_images": args["n"] or 1, "style": args["style"], "strength": args["strength"]}
-    try:
-        generation = submit(params, start)
-    except ApiError as exc:
-        if exc.code == 429:
-            exc.extra_headers.setdefault("x-should-retry", "false")
-        exc.param = PARAMS.get(exc.param or "", exc.param)
-        raise
-    finished_or_error(generation)
+    with waiting_place():
+        try:
+            generation = submit(params, start)
+        except ApiError as exc:
+            if exc.code == 429:
+                exc.extra_headers.setdefault("x-should-retry", "false")
+            exc.param = PARAMS.get(exc.param or "", exc.param)
+            raise
+        finished_or_error(generation)
     return jsonify(images_response(generation, response_format, output_format))
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from flask import current_app
@@ -21,6 +22,7 @@ from ..uploads import UploadRejected, decode_upload
 from .problems import ApiError
 
 WAIT_INTERVAL = 0.25
+BUSY_RETRY_AFTER = 10  # seconds a client refused a waiting place is told to wait
 
 
 def default_model_name() -> str:
@@ -106,6 +108,24 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None) -> Ge
     except GenerationRefused as exc:
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
         raise ApiError(exc.status, str(exc), headers=headers, kind="limit_reached") from None
+
+
+@contextmanager
+def waiting_place() -> Iterator[None]:
+    """Hold one of this web process's ``API_MAX_WAITING`` places while a request starts and waits for its images.
+
+    Raises:
+        ApiError: 503 with Retry-After when every place is taken; nothing was started.
+    """
+    places = services.api_waiting()
+    if not places.acquire(blocking=False):
+        raise ApiError(503, "The server is busy: other requests are already waiting for their images. Try again "
+                            f"in {BUSY_RETRY_AFTER} seconds, or use /api/v1, which answers at once and lets you poll.",
+                       headers={"Retry-After": str(BUSY_RETRY_AFTER)}, kind="server_busy")
+    try:
+        yield
+    finally:
+        places.release()
 
 
 def wait_until_final(generation: Generation, timeout: float) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
+import time
 from urllib.parse import urlsplit
 
 import openai
@@ -12,8 +14,11 @@ import pytest
 import requests
 import webuiapi
 from PIL import Image as PILImage
+from sqlalchemy import func, select
 
 from tests.support import api_token, bearer, wait_for
+from webapp.extensions import db
+from webapp.tables import Generation
 
 EXTRAS = {"steps": 4, "guidance": 3.0}
 
@@ -215,3 +220,46 @@ def test_images_from_images_through_both_clients(app, live_server, workers, peop
     done = wait_for(lambda: (g := _generation(live_server, people["ada"], variation["id"]).json())["status"]
                     in {"succeeded", "failed"} and g, timeout=120, interval=0.5, message="the variation")
     assert done["status"] == "succeeded" and len(done["images"]) == 1
+
+
+def _generations(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(Generation))
+
+
+def test_requests_that_wait_for_images_are_bounded_per_web_process(app, live_server, people):
+    """Each waiting OpenAI or A1111 call holds a web thread: past API_MAX_WAITING they are turned away at once."""
+    app.config.update(API_MAX_WAITING=1, OPENAI_WAIT_SECONDS=4)
+    client = openai.OpenAI(base_url=f"{live_server}/v1", api_key=people["ada"], max_retries=0, timeout=30)
+    first: list[BaseException] = []
+
+    def wait_for_an_image() -> None:  # no worker runs: it waits its 4 s, then 504
+        try:
+            client.images.generate(model="easel-tiny", prompt="a green star", extra_body=EXTRAS)
+        except openai.APIStatusError as exc:
+            first.append(exc)
+
+    waiting = threading.Thread(target=wait_for_an_image)
+    waiting.start()
+    wait_for(lambda: _generations(app) == 1, timeout=10, message="the first request to start its generation")
+
+    began = time.monotonic()
+    with pytest.raises(openai.InternalServerError) as busy:
+        client.images.generate(model="easel-tiny", prompt="a red circle", extra_body=EXTRAS)
+    # Retry-After: at least our 10 s (Flask-Limiter moves it to the end of the token's rate window, never earlier)
+    assert busy.value.status_code == 503 and int(busy.value.response.headers["Retry-After"]) >= 10
+    assert "/api/v1" in busy.value.message and time.monotonic() - began < 2
+    a1111 = requests.post(f"{live_server}/sdapi/v1/txt2img", auth=("ada@example.com", people["ada"]), timeout=10,
+                          json={"prompt": "a red circle", "steps": 4})
+    assert a1111.status_code == 503 and int(a1111.headers["Retry-After"]) >= 10
+    assert _generations(app) == 1  # neither refused request started anything
+    queued = requests.post(f"{live_server}/api/v1/generations", headers=bearer(people["bob"]), timeout=10,
+                           json={"prompt": "a blue sky", "model": "easel-tiny", **EXTRAS})
+    assert queued.status_code == 201  # the API that does not wait is not bounded
+
+    waiting.join(30)
+    assert first and first[0].status_code == 504
+    app.config["OPENAI_WAIT_SECONDS"] = 1  # the place is free again: the next call waits (504), not 503
+    with pytest.raises(openai.APIStatusError) as late:
+        client.images.generate(model="easel-tiny", prompt="a red circle", extra_body=EXTRAS)
+    assert late.value.status_code == 504

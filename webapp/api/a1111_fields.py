@@ -1,0 +1,73 @@
+"""Reading what AUTOMATIC1111 clients send: a JSON body, whole numbers and numbers, base64 images.
+
+Every problem is a 422 naming its field, as A1111's FastAPI answers.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+
+from flask import request
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+
+from .problems import ApiError
+from .submit import decode_start_image
+
+
+def read_body() -> dict:
+    """The request's JSON object."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(422, "Send a JSON object (Content-Type: application/json).")
+    return body
+
+
+def whole_number(body: dict, key: str, default: int | None) -> int | None:
+    """``body[key]`` as an int (``default`` when absent or null)."""
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ApiError(422, f"{key} must be a whole number.", errors={key: "Must be a whole number."})
+    return int(value)
+
+
+def number(body: dict, key: str) -> float | None:
+    """``body[key]`` as a float (None when absent or null)."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiError(422, f"{key} must be a number.", errors={key: "Must be a number."})
+    return float(value)
+
+
+def base64_bytes(data: object, field: str) -> bytes:
+    """The bytes of a base64 image as clients send it (optionally a ``data:`` URL)."""
+    if not isinstance(data, str) or not data:
+        raise ApiError(422, f"{field} must be a base64 image.", errors={field: "Must be a base64 image."})
+    payload = data.split(",", 1)[1] if data.startswith("data:") else data
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(422, f"{field} is not valid base64.", errors={field: "Not valid base64."}) from None
+
+
+def decode_image(data: object, field: str) -> PILImage.Image:
+    """A base64 starting image, checked as every upload is."""
+    try:
+        return decode_start_image(base64_bytes(data, field), field)
+    except ApiError as exc:
+        exc.code = 422
+        raise
+
+
+def read_png_text(data: object) -> dict[str, str]:
+    """The text chunks of a base64 image (no pixels are decoded)."""
+    try:
+        image = PILImage.open(io.BytesIO(base64_bytes(data, "image")))
+    except (UnidentifiedImageError, OSError):
+        raise ApiError(422, "image is not a PNG, JPEG or WebP image.", errors={"image": "Not an image."}) from None
+    return {key: value for key, value in image.info.items() if isinstance(value, str)}
