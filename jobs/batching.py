@@ -70,10 +70,10 @@ def _queued_rows(job_ids: list[str]) -> dict[str, Generation]:
     return {row.id: row for row in rows}
 
 
-def claim_companions(lead: Job, queue: Queue) -> list[Job]:
+def claim_companions(lead: Job, queue: Queue, wait: bool = True) -> list[Job]:
     """Claim queued jobs that can share the lead's pipeline call, in queue order (call in an app context).
 
-    Waits up to ``EASEL_BATCH_WAIT_MS`` for company only while nothing else waits in the queue.
+    With ``wait``, waits up to ``EASEL_BATCH_WAIT_MS`` for company while nothing else waits in the queue.
     """
     if lead.func_name != BATCHED_FUNCTION:
         return []
@@ -83,16 +83,16 @@ def claim_companions(lead: Job, queue: Queue) -> list[Job]:
     room = batch_limit(generation.model) - generation.num_images
     claimed: list[Job] = []
     try:
-        _claim_into(claimed, lead, queue, key, room)
+        _claim_into(claimed, lead, queue, key, room, current_app.config["EASEL_BATCH_WAIT_MS"] / 1000 if wait else 0)
     except Exception:  # what was claimed runs; the rest stays queued for later
         log.warning("looking for company for %s stopped early", lead.id, exc_info=True)
     db.session.rollback()  # end the read transaction: the rows are read again when the batch runs
     return claimed
 
 
-def _claim_into(claimed: list[Job], lead: Job, queue: Queue, key: tuple, room: int) -> None:
-    """Claim compatible queued jobs into ``claimed`` until ``room`` images are taken or waiting is over."""
-    deadline = time.monotonic() + current_app.config["EASEL_BATCH_WAIT_MS"] / 1000
+def _claim_into(claimed: list[Job], lead: Job, queue: Queue, key: tuple, room: int, wait: float) -> None:
+    """Claim compatible queued jobs into ``claimed`` until ``room`` images are taken or ``wait`` seconds are over."""
+    deadline = time.monotonic() + wait
     seen: set[str] = {lead.id}
     while room > 0:
         job_ids = queue.get_job_ids(0, SCAN_DEPTH - 1)

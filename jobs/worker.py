@@ -63,6 +63,9 @@ class WarmWorker(SimpleWorker):
 
     stopping = False
     after_job: Callable[[], None] | None = None  # generation workers: publish the models they hold
+    # Whether this worker's last pipeline call had company: only then is waiting for company worth it. A lone
+    # person's images run at once; people who come back together (a batch just ended) are waited for.
+    company_lately = False
     heartbeat_ttl = 30  # ``EASEL_HEARTBEAT_TTL``, set from the app's settings in ``main``
 
     def request_stop(self, signum, frame) -> None:
@@ -97,6 +100,7 @@ class WarmWorker(SimpleWorker):
             else:
                 self.perform_batch(members, queue)
             if is_generation_queue(queue.name):
+                self.company_lately = len(members) > 1
                 try:
                     record_batch(self.connection, len(members), time.perf_counter() - began)
                 except RedisError:  # a statistic for the admin charts, never worth a job
@@ -125,7 +129,7 @@ class WarmWorker(SimpleWorker):
 
         try:
             with get_app().app_context():
-                return claim_companions(job, queue)
+                return claim_companions(job, queue, wait=self.company_lately)
         except Exception:  # batching is an optimisation: the job still runs alone
             self.log.warning("could not look for company for job %s", job.id, exc_info=True)
             return []

@@ -29,6 +29,8 @@ class Services:
 
     def __init__(self, config: dict):
         self.config = config
+        self._api_waiting: threading.BoundedSemaphore | None = None
+        self._lock = threading.Lock()  # web threads may ask for the semaphore at the same moment
 
     @cached_property
     def redis(self) -> Redis:
@@ -58,9 +60,12 @@ class Services:
 
         return load_catalog(self.config["EASEL_CATALOG"])
 
-    @cached_property
+    @property
     def api_waiting(self) -> threading.BoundedSemaphore:
-        return threading.BoundedSemaphore(self.config["API_MAX_WAITING"])
+        with self._lock:
+            if self._api_waiting is None:
+                self._api_waiting = threading.BoundedSemaphore(self.config["API_MAX_WAITING"])
+            return self._api_waiting
 
     @cached_property
     def loras(self) -> dict[str, LoraEntry]:

@@ -196,3 +196,41 @@ def test_a_batch_shares_one_preview_budget(app):
         BatchReporter(members)
     assert alone.budget == PREVIEW_BUDGET
     assert sum(member.reporter.budget for member in members) == pytest.approx(PREVIEW_BUDGET)
+
+
+def test_waiting_for_company_only_after_a_call_that_had_some(app, signed_in):
+    """``claim_companions`` waits up to EASEL_BATCH_WAIT_MS for a compatible arrival only when asked to."""
+    import threading
+    import time
+
+    from jobs.batching import claim_companions
+
+    app.config.update(EASEL_BATCH_MAX=4, EASEL_BATCH_WAIT_MS=3000, MAX_ACTIVE_PER_USER=10)
+    redis = Redis.from_url(app.config["REDIS_URL"])
+    queue = Queue(model_queue_name("easel-tiny"), connection=redis, serializer=SERIALIZER)
+    lead_id = submit_ok(signed_in, prompt="the lead")
+    queue.remove(lead_id)  # a worker's dequeue took it
+    lead = Job.fetch(lead_id, connection=redis, serializer=SERIALIZER)
+    with app.app_context():
+        began = time.monotonic()
+        assert claim_companions(lead, queue, wait=False) == []
+        assert time.monotonic() - began < 1
+        arrived: list[str] = []
+        later = threading.Timer(0.5, lambda: arrived.append(submit_ok(signed_in, prompt="company")))
+        later.start()
+        began = time.monotonic()
+        claimed = claim_companions(lead, queue, wait=True)
+        later.join()
+    assert [job.id for job in claimed] == arrived and 2.9 < time.monotonic() - began < 5  # then room for more
+
+
+def test_a_lone_persons_images_do_not_wait_for_company(app, signed_in, workers):
+    """However long EASEL_BATCH_WAIT_MS is, a worker whose last call was alone runs the next one at once."""
+    import time
+
+    workers.start(extra_env={"EASEL_BATCH_MAX": "4", "EASEL_BATCH_WAIT_MS": "10000"})
+    for n in range(3):
+        began = time.monotonic()
+        assert wait_status(signed_in, submit_ok(signed_in, seed=n), DONE, timeout=120)["status"] == "succeeded"
+        if n:  # the first also waits for the worker to load the model
+            assert time.monotonic() - began < 8
