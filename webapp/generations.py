@@ -10,6 +10,7 @@ from PIL import Image as PILImage
 from redis.exceptions import RedisError
 from rq import Callback, Worker
 from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from rq.queue import Queue
 from sqlalchemy import func, select, update
 
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 MAX_SEED = 2**32 - 1
 LIVE_UNAVAILABLE = "Live progress is unavailable right now; the picture is still being made. This page will update."
+RETRYING = ("A service the worker needs did not answer while making this picture. It will try again in a few "
+            "seconds, at the front of the queue.")
 ACTIVE_RETRY_SECONDS = 10  # a generation on the bundled model takes about that long
 QUEUE_DOWN = "The image queue is not reachable right now, so nothing was started. Please try again in a minute."
 
@@ -221,6 +224,12 @@ def unserved_notice(model: str) -> str | None:
             f"you can cancel it and choose another model.")
 
 
+def _retry_waiting(generation_id: str) -> bool:
+    """Whether the generation's job waits in RQ's scheduled registry for a retry after a transient error."""
+    status = services.quick_redis().hget(Job.key_for(generation_id), "status")  # what Job.get_status reads
+    return status is not None and status.decode() == JobStatus.SCHEDULED
+
+
 def generation_params(generation: Generation) -> dict:
     """The studio form's values that made this generation, by field name (the studio's "reuse all settings")."""
     return {"prompt": generation.prompt, "negative_prompt": generation.negative_prompt, "model": generation.model,
@@ -282,7 +291,8 @@ def generation_state(generation: Generation) -> dict:
     if status == GenerationStatus.QUEUED:
         try:
             state["queue_position"] = queue_position(generation)
-            state["notice"] = unserved_notice(generation.model)
+            state["notice"] = unserved_notice(generation.model) or (
+                RETRYING if state["queue_position"] is None and _retry_waiting(generation.id) else None)
             if state["queue_position"] is not None:
                 state["eta_seconds"] = queued_eta(services.quick_redis(), state["queue_position"], generation.model)
         except RedisError:

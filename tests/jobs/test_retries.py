@@ -7,7 +7,7 @@ from rq.job import Job
 from rq.queue import Queue
 from sqlalchemy import select
 
-from tests.support import csrf_token, sign_in, submit_ok, wait_running, wait_status
+from tests.support import csrf_token, sign_in, state, submit_ok, wait_for, wait_running, wait_status
 from webapp.extensions import db
 from webapp.queues import SERIALIZER, model_queue_name
 from webapp.tables import Generation
@@ -41,6 +41,10 @@ def test_a_retried_generation_resumes_its_turn_at_the_front(app, signed_in, work
     flaky = submit_ok(signed_in, prompt="a flaky lighthouse", steps=20, **SLOW)
     others = [submit_ok(bob, prompt=f"picture {n}", steps=60, seed=n, **SLOW) for n in range(8)]
     flaky_worker(workers, tmp_path, EASEL_BATCH_MAX="1")
+    # While the retry waits its 5 s, the progress page says why the picture went back to the queue.
+    wait_for(lambda: (state(signed_in, flaky)["notice"] or "").startswith("A service the worker needs"),
+             timeout=90, interval=0.2, message="the retry's notice")
+    assert state(signed_in, flaky)["status"] == "queued"
 
     final = wait_status(signed_in, flaky, DONE, timeout=180)
     assert final["status"] == "succeeded" and len(final["images"]) == 1, final
