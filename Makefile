@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip --disable-pip-version-check
 
-.PHONY: run test test-fast lint migrate admin cleanup benchmark benchmark-real-size loadtest train-model train-upscaler evaluate-model examples system-packages browser
+.PHONY: run test test-fast lint migrate admin cleanup benchmark benchmark-real-size benchmark-gpu loadtest train-model train-upscaler evaluate-model examples system-packages browser
 
 run: $(VENV)/.run-installed
 	exec $(PY) -m webapp.launch
@@ -62,6 +62,17 @@ benchmark: $(VENV)/.dev-installed
 # SD 1.5 at real size with random weights (builds ~4.3 GB); EASEL_BENCH_DEVICE=cuda for the GPU run
 benchmark-real-size: $(VENV)/.dev-installed
 	$(PY) -m pytest tests/benchmarks/test_real_size.py -s -o addopts="" -p no:cacheprovider --timeout=3600
+
+# On a CUDA machine, both GPU benchmarks with one built SD 1.5-size pipeline (in BENCH_DIR): real size
+# (bare vs Easel, eager and torch.compile) and batching (4 and 8 people); results in gpu-*.json.
+BENCH_DIR ?= /tmp/easel-bench
+benchmark-gpu: $(VENV)/.dev-installed
+	mkdir -p $(BENCH_DIR); status=0; \
+	EASEL_BENCH_DEVICE=cuda EASEL_BENCH_DIR=$(BENCH_DIR) EASEL_BENCH_OUT=gpu-real-size.json \
+	  $(PY) -m pytest tests/benchmarks/test_real_size.py -s -o addopts="" -p no:cacheprovider --timeout=3600 || status=1; \
+	EASEL_DEVICE=cuda EASEL_BENCH_SD15=$(BENCH_DIR)/sd15-random EASEL_BENCH_PEOPLE=4,8 EASEL_BENCH_OUT=gpu-batching.json \
+	  $(PY) -m pytest tests/benchmarks/test_batching.py -s -o addopts="" -p no:cacheprovider --timeout=3600 || status=1; \
+	exit $$status
 
 # 50 people polling and 10 making pictures for a minute against a real site on 127.0.0.1 (tests/load/).
 loadtest: $(VENV)/.dev-installed

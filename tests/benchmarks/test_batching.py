@@ -8,9 +8,9 @@ measured in the same run with the worker's torch thread count, so the ratios com
 Targets at 4 people: batching ≥ 1.35× unbatched, and within 15% of the bare batch-4 rate.
 
 Run with ``make benchmark`` or ``pytest tests/benchmarks/test_batching.py -s -o addopts=""``. On a CUDA
-machine: ``EASEL_DEVICE=cuda EASEL_BENCH_SD15=/tmp/sd15-random EASEL_BENCH_PEOPLE=4,8`` builds (once, into
-that folder) an SD 1.5-architecture pipeline with random weights and benchmarks it at 512×512 in the
-loader's GPU dtype (bf16 where supported, else fp16).
+machine ``make benchmark-gpu`` runs it with ``EASEL_DEVICE=cuda EASEL_BENCH_SD15=<folder> EASEL_BENCH_PEOPLE=4,8``:
+it builds (once, into that folder; ``tests/support/sd15_random.py``) an SD 1.5-architecture pipeline with
+random weights and benchmarks it at 512×512 in the loader's GPU dtype (bf16 where supported, else fp16).
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ import pytest
 import requests
 
 from tests.support import wait_for
+from tests.support.sd15_random import build_sd15
 
 pytestmark = pytest.mark.benchmark
 
@@ -34,39 +35,6 @@ MODEL = os.environ.get("EASEL_BENCH_MODEL", "easel-tiny")
 SD15 = os.environ.get("EASEL_BENCH_SD15", "")  # a folder: build and benchmark the SD 1.5 layout there instead
 TOKEN_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 FINAL = {"succeeded", "failed", "canceled"}
-
-
-def build_sd15(folder: Path) -> Path:
-    """An SD 1.5-architecture pipeline (UNet, VAE and CLIP text encoder at full size) with random weights.
-
-    The bundled tokenizer stands in for CLIP's (a 627-token vocabulary), padded to SD's 77 tokens, so every
-    layer the GPU runs has SD 1.5's shape. Built once: an existing folder is reused.
-    """
-    if (folder / "model_index.json").exists():
-        return folder
-    import torch
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from tests.support.tiny_pipelines import _tokenizer
-
-    torch.manual_seed(0)
-    tokenizer = _tokenizer()
-    tokenizer.model_max_length = 77
-    text = CLIPTextModel(CLIPTextConfig(
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        vocab_size=len(tokenizer), hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-        num_attention_heads=12, max_position_embeddings=77, projection_dim=768, hidden_act="quick_gelu"))
-    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)  # SD 1.x defaults
-    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                        sample_size=512)
-    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              skip_prk_steps=True, steps_offset=1)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    pipe.save_pretrained(str(folder), safe_serialization=True)
-    return folder
 
 
 def sd15_catalog(folder: Path, out: Path) -> Path:
