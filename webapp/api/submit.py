@@ -22,7 +22,9 @@ from ..uploads import UploadRejected, decode_upload
 from .problems import ApiError
 
 WAIT_INTERVAL = 0.25
-BUSY_RETRY_AFTER = 10  # seconds a client refused a waiting place is told to wait
+# Seconds a client refused a waiting place is told to wait, at least: Flask-Limiter moves Retry-After on to the end
+# of the token's rate window when that is later.
+BUSY_RETRY_AFTER = 10
 
 
 def default_model_name() -> str:
@@ -120,7 +122,7 @@ def waiting_place() -> Iterator[None]:
     places = services.api_waiting()
     if not places.acquire(blocking=False):
         raise ApiError(503, "The server is busy: other requests are already waiting for their images. Try again "
-                            f"in {BUSY_RETRY_AFTER} seconds, or use /api/v1, which answers at once and lets you poll.",
+                            "when the Retry-After header says, or use /api/v1, which answers at once and lets you poll.",
                        headers={"Retry-After": str(BUSY_RETRY_AFTER)}, kind="server_busy")
     try:
         yield
