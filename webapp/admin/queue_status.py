@@ -15,7 +15,7 @@ from .. import services
 from ..extensions import db
 from ..generations import cancel_generation
 from ..moderation.audit import record
-from ..queues import SERIALIZER, chore_queue, fetch_job, generation_queues, retrying
+from ..queues import SERIALIZER, chore_queue, fetch_job, generation_queues, is_generation_queue, place_fairly, retrying
 from ..tables import Generation, GenerationStatus, User, move_generation, utcnow
 
 FAILED_SHOWN = 50
@@ -166,6 +166,9 @@ def _retry(admin: User, registry, job_id: str) -> None:
         if isinstance(exc, NoSuchJobError | InvalidJobOperation):
             raise JobActionRefused("That job is no longer in the failed list.") from None
         raise
+    if generation is not None and is_generation_queue(job.origin):  # a fair place, as a new submission gets
+        place_fairly(Queue(job.origin, connection=services.redis(), serializer=SERIALIZER), job_id,
+                     generation.user_id, generation.num_images)
     record(admin, "job.retry", "job", job_id, f"{job.func_name} on {job.origin}")
     db.session.commit()
 

@@ -216,3 +216,24 @@ def test_admin_acts_from_the_image_page(app, admin, make_user, make_image):
         assert db.session.get(Image, image_id).is_hidden
     assert audit_entries(app)[-1][2] == image_id
     assert ">Unhide<" in admin.get(f"/images/{image_id}").get_data(as_text=True)
+
+
+def test_an_admin_retry_takes_a_fair_place_not_the_back_of_the_queue(app, admin, make_user, redis_url):
+    """Bob's failed generation, retried while Ada has five queued, runs after Ada's first, not after all five."""
+    from tests.support import submit_ok
+    from webapp.queues import model_queue_name
+
+    app.config["MAX_ACTIVE_PER_USER"] = 10
+    bob = make_user("bob@example.com")
+    make_user("ada@example.com")
+    connection = Redis.from_url(redis_url)
+    queue = Queue(model_queue_name("easel-tiny"), connection=connection, serializer=SERIALIZER)
+    failed = add_generation(app, bob, GenerationStatus.FAILED)
+    queue.enqueue("math.sqrt", -1, job_id=failed, description=f"generation {failed}")
+    SimpleWorker([queue], connection=connection, serializer=SERIALIZER).work(burst=True)
+    ada = sign_in(app, "ada@example.com")
+    waiting = [submit_ok(ada, seed=n) for n in range(5)]
+    assert queue.job_ids == waiting
+
+    assert post(admin, f"/admin/jobs/{failed}/retry", "/admin/").status_code == 303
+    assert queue.job_ids.index(failed) == 1, queue.job_ids  # Bob's turn comes after Ada's first, as when he asked
