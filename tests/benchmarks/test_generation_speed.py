@@ -94,18 +94,18 @@ def test_easel_vs_bare_diffusers(app, live_server, make_user, workers):
     worker = workers.start()
     wait_for(lambda: "Listening on generate" in worker.log_path.read_text(), timeout=120, message="the worker")
     session = easel_session(live_server)
-    configure_threads()  # the same CPU threads as the worker
-    pipe = load_pipeline()
-
     times: dict[str, list[float]] = {k: [] for k in ("bare", "easel", "progress", "bare_1", "easel_1", "per_request")}
-    for seed in range(RUNS + 1):  # the first round warms caches and is dropped
-        times["bare"].append(bare_once(pipe, steps, guidance, seed))
-        times["easel"].append(easel_once(live_server, session, steps, guidance, seed))
-        times["progress"].append(progress_once(pipe, steps, guidance, seed))
-        times["bare_1"].append(bare_once(pipe, 1, guidance, seed))
-        times["easel_1"].append(easel_once(live_server, session, 1, guidance, seed))
-        if seed % 3 == 0:
-            times["per_request"].append(per_request_once(steps, guidance, seed))
+    with app.app_context():  # the settings (threads) and services (Redis for progress) the worker has
+        configure_threads()  # the same CPU threads as the worker
+        pipe = load_pipeline()
+        for seed in range(RUNS + 1):  # the first round warms caches and is dropped
+            times["bare"].append(bare_once(pipe, steps, guidance, seed))
+            times["easel"].append(easel_once(live_server, session, steps, guidance, seed))
+            times["progress"].append(progress_once(pipe, steps, guidance, seed))
+            times["bare_1"].append(bare_once(pipe, 1, guidance, seed))
+            times["easel_1"].append(easel_once(live_server, session, 1, guidance, seed))
+            if seed % 3 == 0:
+                times["per_request"].append(per_request_once(steps, guidance, seed))
     med = {k: statistics.median(v[1:]) for k, v in times.items()}
 
     a, b, c = med["bare"], med["easel"], med["per_request"]
