@@ -17,14 +17,19 @@ blp = Blueprint("api_models", __name__, url_prefix="/api/v1", description="Model
 protect(blp, Scheme.BEARER, allow_session=True)
 
 
+def availability(entry) -> dict:
+    """``available`` and ``unavailable_reason`` from one look at the entry's files (the reason as shown to this person)."""
+    reason = shown_reason(entry)
+    return {"available": reason is None, "unavailable_reason": reason}
+
+
 @blp.get("/models")
 @blp.response(200, ModelSchema(many=True))
 def list_models():
     """Every listed model; ``available`` is false (with the reason) when its files are not on this machine."""
     default = default_model_name()
     return [{
-        "name": e.name, "label": e.label, "description": e.description, "available": e.unavailable_reason() is None,
-        "unavailable_reason": shown_reason(e), "default": e.name == default,
+        "name": e.name, "label": e.label, "description": e.description, **availability(e), "default": e.name == default,
         "default_width": e.default_width, "default_height": e.default_height, "default_steps": e.default_steps,
         "default_guidance": e.default_guidance, "sizes": [list(s) for s in e.sizes], "min_steps": e.min_steps,
         "max_steps": e.max_steps, "max_guidance": e.max_guidance, "max_images": e.max_images,
@@ -42,7 +47,7 @@ def list_loras():
         "models": [name for name, entry in models.items() if lora.fits(entry)], "default_scale": lora.default_scale,
         "trigger_words": list(lora.trigger_words), "default_steps": lora.default_steps, "min_steps": lora.min_steps,
         "max_steps": lora.max_steps, "default_guidance": lora.default_guidance,
-        "available": lora.unavailable_reason() is None, "unavailable_reason": shown_reason(lora),
+        **availability(lora),
     } for lora in services.loras().values()]
 
 
@@ -52,5 +57,5 @@ def list_upscalers():
     """The catalog's upscalers (used by the image page's upscale); ``available`` is false, with the reason,
     when the weights are not on this machine."""
     return [{"name": e.name, "label": e.label, "scale": e.scale, "description": e.description,
-             "available": e.unavailable_reason() is None, "unavailable_reason": shown_reason(e)}
+             **availability(e)}
             for e in load_upscalers(current_app.config["EASEL_CATALOG"]).values()]
