@@ -41,14 +41,24 @@ return 0
 def batch_key(generation: Generation) -> tuple | None:
     """What must be equal for generations to share one pipeline call; None when it never batches.
 
-    Guidance and strength are one number per call in diffusers' pipelines, so they are in the key;
-    prompts, negative prompts, seeds, styles and starting images are per image, so they are not.
+    Guidance and strength are one number per call in diffusers' pipelines, and the LoRAs (with their
+    scales and scheduler) are switched on for the whole call, so they are in the key; prompts, seeds,
+    styles and starting images are per image, so they are not. On SDXL, whether a negative prompt was given
+    is: its pipeline makes zeros of a missing negative prompt but encodes "", so the two never share a call.
     """
-    if generation.source == Source.UPSCALE or getattr(generation, "loras", None):
-        return None  # upscales run another model; LoRA sets load adapters per call (not batched yet)
+    if generation.source == Source.UPSCALE:
+        return None  # upscales run another model
     image_to_image = bool(generation.init_image_key)
+    loras = tuple((str(name), None if scale is None else float(scale)) for name, scale in (generation.loras or []))
     return (generation.model, generation.width, generation.height, generation.steps, float(generation.guidance),
-            image_to_image, float(generation.strength or 0) if image_to_image else None, bool(generation.timelapse))
+            image_to_image, float(generation.strength or 0) if image_to_image else None, bool(generation.timelapse),
+            loras, bool(generation.negative_prompt) if _zeros_for_no_negative(generation.model) else None)
+
+
+def _zeros_for_no_negative(model: str) -> bool:
+    """Whether the model's pipeline treats a missing negative prompt unlike "" (SDXL: zero embeddings)."""
+    entry = services.catalog().get(model)
+    return entry is not None and entry.architecture == "sdxl"
 
 
 def batch_limit(model: str) -> int:

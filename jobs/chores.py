@@ -2,18 +2,22 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 
+from flask import current_app
+from redis.exceptions import RedisError
 from rq.job import Job, JobStatus
+from rq.queue import Queue
 from rq.registry import StartedJobRegistry
 from sqlalchemy import select
 
+from webapp import lifecycle, progress, services
 from webapp.cleanup import delete_expired_images
 from webapp.extensions import db
-from webapp.mail.outbox import notify_generation_finished
 from webapp.queue_weights import restore_queue_weights as restore_weights
 from webapp.queues import being_retried, generation_queue, generation_queues
-from webapp.tables import ACTIVE_STATUSES, Generation, GenerationStatus, move_generation, utcnow
+from webapp.tables import ACTIVE_STATUSES, Generation, GenerationStatus, utcnow
 
 from .app_context import with_app
 
@@ -22,17 +26,10 @@ log = logging.getLogger(__name__)
 # A row is committed before its job is enqueued: a row this young without a job may still get one.
 ENQUEUE_GRACE = timedelta(seconds=60)
 JOB_ENDED = "This generation stopped because part of the site failed while it ran. Please try again."
-JOB_LOST = "This generation was lost by the image queue, so it never finished. Please try again."
-JOB_CANCELED = "This generation was canceled."
-# What the row becomes when its job is over but the row is not final (its own writes failed, e.g. the database
-# was down); jobs still waiting (queued, scheduled for a retry, deferred) or running are left alone.
-SETTLE = {
-    JobStatus.FINISHED: (GenerationStatus.FAILED, JOB_ENDED),
-    JobStatus.FAILED: (GenerationStatus.FAILED, JOB_ENDED),
-    JobStatus.STOPPED: (GenerationStatus.FAILED, JOB_ENDED),
-    JobStatus.CANCELED: (GenerationStatus.CANCELED, JOB_CANCELED),
-    None: (GenerationStatus.FAILED, JOB_LOST),  # no such job: expired, deleted, or Redis lost it
-}
+# What a running row becomes when its job is over but the row is not final (its own writes failed, e.g. the
+# database was down). Jobs still waiting (queued, scheduled for a retry, deferred) or running are left alone.
+SETTLE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED}
+WAITING = {JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED}  # the scheduler and the reaper watch these
 
 
 @with_app
@@ -46,20 +43,43 @@ def reap_abandoned_generations() -> None:
         StartedJobRegistry(queue=queue).cleanup()
 
 
+def _waits_in_its_queue(job: Job) -> bool:
+    """Whether a job that says it is queued is really in its queue's list (or taken into the intermediate one)."""
+    queue = Queue(job.origin, connection=job.connection, serializer=job.serializer)
+    return any(job.connection.lpos(key, job.id) is not None for key in (queue.key, queue.intermediate_queue_key))
+
+
+def _lost(row, job: Job | None, job_status: JobStatus | None) -> bool:
+    """Whether Redis lost the job of an active row: no job, a job queued nowhere, or (for a row waiting for its
+    retry) a job already over; a running row with live progress is still being worked on."""
+    if job is None or (job_status == JobStatus.QUEUED and not _waits_in_its_queue(job)):
+        if row.status == GenerationStatus.RUNNING:
+            try:
+                updated = progress.read(services.redis(), row.id).get("updated", 0)
+            except RedisError:
+                return False
+            return time.time() - updated > current_app.config["EASEL_HEARTBEAT_TTL"]
+        return True
+    return row.status == GenerationStatus.QUEUED and job_status in SETTLE
+
+
 @with_app
 def reconcile_generations(now: datetime | None = None) -> dict[str, int]:
-    """Bring every queued or running row whose RQ job is over or gone to a final status.
+    """Bring every queued or running row whose RQ job is over or gone to where the row says it is.
 
-    The worker marks its row itself, but when the database fails at that moment (and the job's failure
-    callback with it) RQ records the job as failed or finished while the row still says queued or
-    running; the reaper never sees it, because the job is no longer started. Each row moves by
-    ``move_generation``'s conditional UPDATE, so a worker that got there first wins.
+    The database row is the truth. A row still queued (or running with no live job) whose job Redis no
+    longer has (a Redis that crashed and came back from its append-only file without the last writes, or
+    with none) is enqueued again at its fair place, with its seed and settings (``lifecycle.resubmit``);
+    once its job is queued again it is left alone, so it is enqueued once per outage. A running row whose
+    job is over failed: the worker's own writes failed (the database was down), so RQ recorded the job as
+    failed or finished while the row still says running; the reaper never sees it, because the job is no
+    longer started. Each move is conditional, so a worker that got there first wins.
 
     Args:
         now: the time to judge the enqueue grace by (naive UTC; tests move it forward). Default: now.
 
     Returns:
-        How many rows were settled, by the status they got.
+        How many rows were settled, by what became of them (``resubmitted``, ``failed``, ``canceled``).
     """
     now = now or utcnow()
     rows = db.session.execute(select(Generation.id, Generation.status, Generation.created_at)
@@ -71,19 +91,26 @@ def reconcile_generations(now: datetime | None = None) -> dict[str, int]:
     jobs = Job.fetch_many([row.id for row in rows], connection=queue.connection, serializer=queue.serializer)
     settled: dict[str, int] = {}
     for row, job in zip(rows, jobs, strict=True):
-        job_status = job.get_status(refresh=False) if job is not None else None
-        if job_status not in SETTLE or (job is None and row.created_at > now - ENQUEUE_GRACE):
+        if job is None and row.created_at > now - ENQUEUE_GRACE:
             continue
-        if job is not None:
-            # An admin may be putting it back on its queue (row queued first, then the job), or just did.
-            if being_retried(row.id) or (job_status := job.get_status(refresh=True)) not in SETTLE:
-                continue
-        to, message = SETTLE[job_status]
-        if move_generation(row.id, to, (GenerationStatus(row.status),), finished_at=utcnow(), error=message):
-            log.warning("generation %s was %s with its job %s: now %s", row.id, row.status, job_status or "gone", to)
-            settled[to.value] = settled.get(to.value, 0) + 1
-            if to == GenerationStatus.FAILED:
-                notify_generation_finished(row.id)
+        if being_retried(row.id):  # an admin is putting it back on its queue (row queued first, then the job)
+            continue
+        job_status = job.get_status(refresh=True) if job is not None else None
+        if job_status == JobStatus.CANCELED:
+            done = (lifecycle.cancel if row.status == GenerationStatus.QUEUED else lifecycle.stopped)(row.id)
+            outcome = "canceled"
+        elif _lost(row, job, job_status):
+            generation = db.session.get(Generation, row.id)
+            outcome = lifecycle.resubmit(generation) if generation is not None else None
+            done = outcome is not None
+        elif row.status == GenerationStatus.RUNNING and job_status in SETTLE:
+            done = lifecycle.fail(row.id, JOB_ENDED, (GenerationStatus.RUNNING,))
+            outcome = "failed"
+        else:
+            continue
+        if done:
+            log.warning("generation %s was %s with its job %s: %s", row.id, row.status, job_status or "gone", outcome)
+            settled[outcome] = settled.get(outcome, 0) + 1
     return settled
 
 

@@ -1,7 +1,12 @@
-"""The generation job. It runs in a warm worker: the pipeline is loaded once per process.
+"""The generation job: one or several compatible generations made by one call of a warm pipeline.
 
-Statuses move only through ``webapp.tables.move_generation`` (conditional updates: ``queued → running →
-final``), so a cancel from the web and the worker never overwrite each other.
+A solo generation is a batch of one: ``run`` (the RQ job) and ``run_batch`` (the worker's batch of
+companions, ``jobs.batching``) both go through ``make``, which takes each generation through its life
+with the verbs of ``webapp.lifecycle`` (start, succeed, fail, requeue, stopped) and asks
+``jobs.pipelines.generate`` for the images, the one function that prepares a pipeline and calls it.
+Each image keeps its own prompt, negative prompt and ``torch.Generator``, so a batched image is the image
+its person would have got alone; each generation keeps its own progress, preview, cancel (a canceled one
+is dropped, its files never written), failure and email.
 """
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import io
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 
 import torch
 from flask import current_app
@@ -18,23 +24,22 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Retry, get_current_job
 from rq.exceptions import AbandonedJobError
+from rq.job import Job
 from rq.timeouts import JobTimeoutException
 from sqlalchemy.exc import OperationalError
 
-from models import loader
 from models.catalog import ModelError
-from webapp import progress, services
+from webapp import lifecycle, progress, services
 from webapp.extensions import db
 from webapp.lineage import chain_from
-from webapp.mail.outbox import notify_generation_finished
 from webapp.storage import StorageError, image_key, thumbnail_key, timelapse_key
-from webapp.styles import postprocess, styled_prompt
-from webapp.tables import Generation, GenerationStatus, Image, Source, move_generation, new_id, utcnow
+from webapp.styles import postprocess
+from webapp.tables import Generation, GenerationStatus, Image, Source, new_id
 from webapp.uploads import fit_to
 
 from . import pipelines
 from .app_context import get_app, with_app
-from .preview import previewer_for
+from .preview import LatentPreviewer
 from .timelapse import TimelapseRecorder
 from .upscale import make_upscaled
 
@@ -47,6 +52,10 @@ WRITE_INTERVAL = 0.1  # seconds between progress writes when steps are faster th
 TRANSIENT_ERRORS = (RedisConnectionError, RedisTimeoutError, OperationalError)
 RETRY_INTERVALS = [5, 15, 30]
 WORKER_STOPPED = "The worker stopped while making this picture. Please try again."
+
+# What became of one job: ("ok", its return value or a Retry) or ("error", exc_info); the worker finishes
+# each RQ job with it.
+Outcome = tuple[str, object]
 
 
 class Canceled(Exception):
@@ -68,11 +77,6 @@ def configure_threads() -> int:
     return threads
 
 
-def pipeline_for(name: str):
-    """The warm pipeline of a catalog model on this worker's device (loaded on first use, prepared for it)."""
-    return pipelines.pipeline_for(name)
-
-
 def warm_up(serves: list[str]) -> None:
     """Set up torch and load the default model (else the first served) before the first job, so nobody waits."""
     with get_app().app_context():
@@ -80,7 +84,7 @@ def warm_up(serves: list[str]) -> None:
         name = current_app.config["EASEL_MODEL"]
         name = name if name in serves or not serves else serves[0]
         try:
-            previewer_for(pipeline_for(name))
+            pipelines.STATE.warm(name).previewer  # noqa: B018  (fitted now, not during the first job)
         except ModelError as exc:
             log.warning("not warming up %s: %s", name, exc)
 
@@ -96,7 +100,7 @@ def transient_retry(exc: BaseException, retries: int) -> Retry | None:
     return Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS, enqueue_at_front=True)
 
 
-def readable_error(exc: BaseException, generation: Generation) -> str:
+def readable_error(exc: BaseException) -> str:
     """A message a person can act on, never a traceback."""
     if isinstance(exc, StartImageGone):
         return "The starting image is no longer there (it was deleted). Choose another one."
@@ -148,18 +152,19 @@ def encode_webp(image: PILImage.Image, size: int, quality: int = 85,
 
 
 class ProgressReporter:
-    """The ``callback_on_step_end``: step to Redis, a preview within a time budget, cancel checks.
+    """One generation's progress: step to Redis, a preview within a time budget, cancel checks.
 
     Steps slower than ``WRITE_INTERVAL`` are each written and checked for a cancel; faster ones are
     batched to one Redis round trip per interval (the page polls once a second), so a cancel stops
     the pipeline within a step or ``WRITE_INTERVAL``, whichever is longer.
     """
 
-    def __init__(self, generation_id: str, total_steps: int, recorder: TimelapseRecorder | None = None,
-                 budget: float = PREVIEW_BUDGET):
+    def __init__(self, generation_id: str, total_steps: int, previewer: LatentPreviewer,
+                 recorder: TimelapseRecorder | None = None, budget: float = PREVIEW_BUDGET):
         self.generation_id = generation_id
         self.budget = budget  # this reporter's share of the elapsed time for previews
         self.total = total_steps
+        self.previewer = previewer
         self.recorder = recorder
         self.redis = services.redis()
         self.started = time.perf_counter()
@@ -169,42 +174,79 @@ class ProgressReporter:
         self.canceled = False
         progress.start(self.redis, generation_id, total_steps)
 
-    def _preview(self, pipe, latents: torch.Tensor) -> bytes:
+    def _preview(self, latents: torch.Tensor) -> bytes:
         began = time.perf_counter()
-        data = encode_webp(previewer_for(pipe)(latents), PREVIEW_SIZE, quality=70, resample=PILImage.Resampling.BILINEAR)
+        data = encode_webp(self.previewer(latents), PREVIEW_SIZE, quality=70, resample=PILImage.Resampling.BILINEAR)
         cost = time.perf_counter() - began
         self.preview_seconds += cost
         self.preview_cost = cost
         return data
 
-    def __call__(self, pipe, step: int, timestep, callback_kwargs: dict) -> dict:
+    def step(self, step: int, latents: torch.Tensor | None) -> None:
+        """Note a finished step (``latents``: this generation's own); sets ``canceled`` when asked to stop."""
         done = step + 1
-        if self.recorder is not None and "latents" in callback_kwargs:
-            self.recorder.add(callback_kwargs["latents"])  # every step, unlike the batched progress writes
+        if self.recorder is not None and latents is not None:
+            self.recorder.add(latents)  # every step, unlike the batched progress writes
         now = time.perf_counter()
         if now - self.last_write < WRITE_INTERVAL and done < self.total:
-            return callback_kwargs
+            return
         self.last_write = now
         elapsed = now - self.started
         preview = None
         affordable = self.preview_seconds + self.preview_cost <= self.budget * elapsed
-        if done < self.total and affordable and "latents" in callback_kwargs:
-            preview = self._preview(pipe, callback_kwargs["latents"])
+        if done < self.total and affordable and latents is not None:
+            preview = self._preview(latents)
         if progress.record_step(self.redis, self.generation_id, done, preview):
             self.canceled = True
+
+    def __call__(self, pipe, step: int, timestep, callback_kwargs: dict) -> dict:
+        """As a ``callback_on_step_end`` of its own (a pipeline making only this generation)."""
+        self.step(step, callback_kwargs.get("latents"))
+        if self.canceled:
             pipe._interrupt = True
         return callback_kwargs
 
 
-def img2img_for(pipe):
-    """The image-to-image pipeline sharing the warm pipeline's weights (made once, no second load)."""
-    img2img = getattr(pipe, "_easel_img2img", None)
-    if img2img is None:
-        img2img = loader.img2img_from(pipe)
-        img2img._easel_previewer = previewer_for(pipe)  # same VAE: the fitted preview map is shared
-        pipe._easel_img2img = img2img
-    img2img.scheduler = pipe.scheduler  # a LoRA (LCM) may have swapped the warm pipeline's since the twin was made
-    return img2img
+@dataclass
+class Member:
+    """One generation in a pipeline call: its job, its slice of the call's images, its progress."""
+
+    job_id: str
+    retries: int  # retries RQ already made of its job
+    generation: Generation
+    images: slice = field(default_factory=lambda: slice(0))
+    recorder: TimelapseRecorder | None = None
+    reporter: ProgressReporter | None = None
+    pictures: list[PILImage.Image] = field(default_factory=list)
+
+    def follow(self, first: int, previewer: LatentPreviewer) -> None:
+        """Take images ``first …`` of the call and report their progress."""
+        generation = self.generation
+        self.images = slice(first, first + generation.num_images)
+        self.recorder = TimelapseRecorder(generation.num_images, previewer) if generation.timelapse else None
+        self.reporter = ProgressReporter(generation.id, generation.total_steps, previewer, self.recorder)
+
+    @property
+    def canceled(self) -> bool:
+        return self.reporter is not None and self.reporter.canceled
+
+
+class BatchReporter:
+    """The call's ``callback_on_step_end``: each member's reporter sees its own slice of the latents."""
+
+    def __init__(self, members: list[Member]):
+        self.members = members
+        for member in members:  # the call's previews share one budget, as one generation's do
+            member.reporter.budget = PREVIEW_BUDGET / len(members)
+
+    def __call__(self, pipe, step: int, timestep, callback_kwargs: dict) -> dict:
+        latents = callback_kwargs.get("latents")
+        for member in self.members:
+            if not member.canceled:
+                member.reporter.step(step, None if latents is None else latents[member.images])
+        if all(member.canceled for member in self.members):
+            pipe._interrupt = True
+        return callback_kwargs
 
 
 def start_image(generation: Generation) -> PILImage.Image:
@@ -218,32 +260,10 @@ def start_image(generation: Generation) -> PILImage.Image:
     return fit_to(picture, (generation.width, generation.height), generation.resize_mode or "crop")
 
 
-def _make_images(generation: Generation) -> tuple[list[PILImage.Image], TimelapseRecorder | None]:
-    """Call the warm pipeline (or its image-to-image twin); the images, and their timelapse frames if asked."""
-    pipe, prompt, _ = pipelines.ready(generation)  # raises ModelError when the model is not usable here
-    previewer = previewer_for(pipe)  # fitted once per pipeline, before the clock of the preview budget starts
-    recorder = TimelapseRecorder(generation.num_images, previewer) if generation.timelapse else None
-    reporter = ProgressReporter(generation.id, generation.total_steps, recorder)
-    generators = [torch.Generator("cpu").manual_seed(generation.seed + i) for i in range(generation.num_images)]
-    common = {
-        "prompt": styled_prompt(prompt, generation.style),  # with the LoRAs' trigger words
-        "negative_prompt": generation.negative_prompt or None,
-        "num_inference_steps": generation.steps, "guidance_scale": generation.guidance,
-        "num_images_per_prompt": generation.num_images, "generator": generators,
-        "callback_on_step_end": reporter, "output_type": "pil",
-    }
-    if generation.init_image_key:
-        result = pipelines.call(img2img_for(pipe), image=start_image(generation), strength=generation.strength,
-                                **common)
-    else:
-        result = pipelines.call(pipe, width=generation.width, height=generation.height, **common)
-    if reporter.canceled:
-        raise Canceled()
-    return [postprocess(image, generation.style) for image in result.images], recorder
-
-
-def _store(generation: Generation, images: list[PILImage.Image], recorder: TimelapseRecorder | None = None) -> None:
-    """Save files first, then the rows and the final status in one commit; no row ever points at a missing file."""
+def _store(generation: Generation, images: list[PILImage.Image], recorder: TimelapseRecorder | None = None,
+           seen: str | None = None) -> None:
+    """Save files first, then the rows and the final status in one commit (``lifecycle.succeed``, which also
+    sends the email); no row ever points at a missing file."""
     storage = services.storage()
     saved: list[str] = []
     rows = []
@@ -276,12 +296,8 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
             rows.append(Image(id=new_id(), generation_id=generation.id, user_id=generation.user_id, index=index,
                               storage_key=key, thumbnail_key=thumb, timelapse_key=timelapse,
                               width=picture.width, height=picture.height))
-        db.session.add_all(rows)
-        moved = move_generation(generation.id, GenerationStatus.SUCCEEDED, (GenerationStatus.RUNNING,), commit=False,
-                                finished_at=utcnow(), error=None)
-        if not moved:  # canceled from the web at the last moment
+        if not lifecycle.succeed(generation.id, rows):  # canceled from the web at the last moment
             raise Canceled()
-        db.session.commit()
     except BaseException:
         db.session.rollback()
         for key in saved:
@@ -292,62 +308,147 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
         raise
 
 
-@with_app
-def run(generation_id: str) -> dict | Retry:
-    """Make the images of one generation (RQ job; job id = generation id).
+def _settle_error(member: Member, exc: BaseException) -> Outcome:
+    """One generation's error: a retry after a transient error while retries remain, else failed."""
+    db.session.rollback()
+    generation = member.generation
+    if retry := transient_retry(exc, member.retries):
+        log.warning("generation %s: transient %r, retrying", generation.id, exc)
+        lifecycle.requeue(generation.id)
+        return "ok", retry
+    log.error("generation %s failed", generation.id, exc_info=exc)
+    lifecycle.fail(generation.id, readable_error(exc), (GenerationStatus.RUNNING,))
+    return "error", (type(exc), exc, exc.__traceback__)
+
+
+def _begin(requests: list[tuple[str, int]], outcomes: dict[str, Outcome]) -> list[Member]:
+    """Start each queued generation (``lifecycle.start``); the others are settled as skipped."""
+    members = []
+    for job_id, retries in requests:
+        generation = db.session.get(Generation, job_id)
+        if generation is None:
+            log.warning("no such generation %s, skipping", job_id)
+            outcomes[job_id] = ("ok", {"skipped": "missing"})
+        elif not lifecycle.start(job_id):
+            log.info("generation %s is %s, not running it", job_id, generation.status)
+            outcomes[job_id] = ("ok", {"skipped": generation.status})
+        else:
+            db.session.refresh(generation)
+            members.append(Member(job_id, retries, generation))
+    return members
+
+
+def _render(members: list[Member], outcomes: dict[str, Outcome]) -> tuple[list[Member], dict[str, str]]:
+    """Make every member's pictures (``member.pictures``); those whose starting image is gone fail alone.
 
     Returns:
-        A summary (images made, pipeline loads in this process), or a ``Retry`` after a transient error.
+        The members that were made, and the text the model saw for each, by generation id.
     """
-    generation = db.session.get(Generation, generation_id)
-    if generation is None:
-        log.warning("no such generation, skipping")
-        return {"skipped": "missing"}
-    if not move_generation(generation_id, GenerationStatus.RUNNING, (GenerationStatus.QUEUED,), started_at=utcnow()):
-        log.info("status is %s, not running it", generation.status)
-        return {"skipped": generation.status}
-    db.session.refresh(generation)
+    lead = members[0].generation
+    if lead.source == Source.UPSCALE:  # another model, never batched
+        members[0].pictures = make_upscaled(lead, StartImageGone, Canceled)
+        return members, {}
+    warm = pipelines.STATE.warm(lead.model)  # raises ModelError when the model is not usable here
+    starts: dict[str, PILImage.Image] = {}
+    made: list[Member] = []
+    for member in members:
+        generation = member.generation
+        try:
+            if generation.init_image_key:
+                starts[generation.id] = start_image(generation)
+        except Exception as exc:  # one missing starting image fails that generation alone
+            outcomes[member.job_id] = _settle_error(member, exc)
+            continue
+        member.follow(sum(other.generation.num_images for other in made), warm.previewer)
+        made.append(member)
+    if not made:
+        return [], {}
+    pictures, seen = pipelines.generate(warm, [member.generation for member in made], starts, BatchReporter(made))
+    for member in made:
+        if not member.canceled:
+            member.pictures = [postprocess(image, member.generation.style) for image in pictures[member.images]]
+    return made, seen
+
+
+def make(requests: list[tuple[str, int]]) -> dict[str, Outcome]:
+    """Make the images of one generation or several compatible ones in one pipeline call; an outcome per job.
+
+    Args:
+        requests: (job id = generation id, retries RQ already made of it), the lead first.
+    """
+    outcomes: dict[str, Outcome] = {}
+    members = _begin(requests, outcomes)
+    if not members:
+        return outcomes
     began = time.perf_counter()
     try:
-        if generation.source == Source.UPSCALE:
-            images, recorder = make_upscaled(generation, StartImageGone, Canceled), None
-        else:
-            images, recorder = _make_images(generation)
-        _store(generation, images, recorder)
-        del recorder  # the frames are dropped as soon as the animations are written
-    except Canceled:
-        move_generation(generation_id, GenerationStatus.CANCELED, (GenerationStatus.RUNNING,), finished_at=utcnow())
-        log.info("canceled")
-        return {"canceled": True}
-    except Exception as exc:
-        job = get_current_job()
-        if retry := transient_retry(exc, (job.number_of_retries or 0) if job else len(RETRY_INTERVALS)):
-            log.warning("transient %r, retrying", exc)
-            db.session.rollback()
-            move_generation(generation_id, GenerationStatus.QUEUED, (GenerationStatus.RUNNING,), started_at=None)
-            return retry
-        log.exception("failed")
-        db.session.rollback()
-        if move_generation(generation_id, GenerationStatus.FAILED, (GenerationStatus.RUNNING,),
-                       finished_at=utcnow(), error=readable_error(exc, generation)):
-            notify_generation_finished(generation_id)
-        raise
-    finally:
-        try:
-            progress.clear(services.redis(), generation_id)
-        except Exception:  # the keys expire on their own
-            log.warning("could not clear live progress")
-    notify_generation_finished(generation_id)  # never raises: an email never fails a generation
+        made, seen = _render(members, outcomes)
+    except Exception as exc:  # the call as a whole: every member shares its fate
+        canceled = isinstance(exc, Canceled)
+        for member in members:
+            if member.job_id not in outcomes:
+                if canceled:
+                    lifecycle.stopped(member.generation.id)
+                    outcomes[member.job_id] = ("ok", {"canceled": True})
+                else:
+                    outcomes[member.job_id] = _settle_error(member, exc)
+        return outcomes
     seconds = time.perf_counter() - began
-    log.info("%d image(s) in %.2fs", len(images), seconds)
-    return {"images": len(images), "seconds": round(seconds, 3), "pipeline_loads": loader.LOAD_COUNT}
+    for member in made:
+        generation = member.generation
+        try:
+            if member.canceled:
+                raise Canceled()
+            _store(generation, member.pictures, member.recorder, seen.get(generation.id))
+        except Canceled:
+            lifecycle.stopped(generation.id)
+            log.info("generation %s canceled", generation.id)
+            outcomes[member.job_id] = ("ok", {"canceled": True})
+            continue
+        except Exception as exc:  # one generation's storage error does not fail the others
+            outcomes[member.job_id] = _settle_error(member, exc)
+            continue
+        finally:
+            member.recorder = member.pictures = None  # the frames go as soon as the animations are written
+        outcomes[member.job_id] = ("ok", {"images": generation.num_images, "seconds": round(seconds, 3),
+                                          "batch": len(made)})
+    log.info("%d generation(s), %d image(s) in %.2fs", len(made),
+             sum(member.generation.num_images for member in made), seconds)
+    return outcomes
+
+
+@with_app
+def run(generation_id: str) -> dict | Retry:
+    """Make the images of one generation (RQ job; job id = generation id): a batch of one.
+
+    Returns:
+        A summary (images made, seconds), or a ``Retry`` after a transient error.
+
+    Raises:
+        Exception: the generation failed (its row says why); RQ records the job as failed.
+    """
+    job = get_current_job()
+    retries = (job.number_of_retries or 0) if job else len(RETRY_INTERVALS)
+    kind, value = make([(generation_id, retries)])[generation_id]
+    if kind == "error":
+        raise value[1]
+    return value
+
+
+@with_app
+def run_batch(jobs: list[Job]) -> dict[str, Outcome]:
+    """Make the images of several compatible generations in one call (the worker's batch); an outcome per job."""
+    return make([(job.id, job.number_of_retries or 0) for job in jobs])
 
 
 @with_app
 def on_failure(job, connection, exc_type, exc_value, tb) -> None:
-    """RQ failure callback, also called when a worker died mid-job (``AbandonedJobError``)."""
-    message = WORKER_STOPPED if exc_type is AbandonedJobError or isinstance(exc_value, AbandonedJobError) else (
-        "The generation failed unexpectedly. Please try again.")
-    if move_generation(job.id, GenerationStatus.FAILED, (GenerationStatus.QUEUED, GenerationStatus.RUNNING),
-                   finished_at=utcnow(), error=message):
-        notify_generation_finished(job.id)
+    """RQ failure callback, also called when a worker died mid-job (``AbandonedJobError``).
+
+    An abandoned job whose row is queued again was settled for a retry that Redis lost (the worker could
+    not hand the retry back): the reconciliation enqueues it again, so it is not failed here.
+    """
+    if exc_type is AbandonedJobError or isinstance(exc_value, AbandonedJobError):
+        lifecycle.fail(job.id, WORKER_STOPPED, (GenerationStatus.RUNNING,))
+    else:
+        lifecycle.fail(job.id, "The generation failed unexpectedly. Please try again.")

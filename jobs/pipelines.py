@@ -1,7 +1,9 @@
-"""Choose and prepare the pipeline for a generation: device settings, LoRAs, supported arguments, out of memory.
+"""Prepare and call the pipeline for one or more generations: device settings, LoRAs, supported arguments,
+tiling, out of memory.
 
-The generation job asks this module for a ready pipeline and calls it through ``call``; the loader
-(``models/loader.py``) keeps the warm pipelines, this module decides how each is set up on its device.
+The generation job asks ``STATE`` for a model's warm state and calls ``generate``, the one function that
+prepares a pipeline and calls it; the loader (``models/loader.py``) keeps the warm pipelines, this module
+decides how each is set up on its device and what a worker keeps with it.
 """
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ import logging
 import resource
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -18,19 +22,22 @@ from flask import current_app
 
 from models import loader
 from models.capabilities import supported_kwargs
-from models.catalog import LoraEntry
+from models.catalog import CATALOG_PATH, LoraEntry, ModelEntry, load_catalog, load_loras
 from models.lora import apply_loras
 from webapp import services, worker_status
+from webapp.styles import styled_prompt
+
+from .preview import LatentPreviewer
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
+    from PIL import Image as PILImage
 
     from webapp.tables import Generation
 
 log = logging.getLogger(__name__)
 
 TILE_ABOVE_PIXELS = 1024 * 1024  # decode larger pictures tile by tile: the VAE's memory grows with the area
-LOAD_SECONDS: dict[str, float] = {}  # seconds each model's last load took in this process (admin page)
 OUT_OF_MEMORY = "The GPU ran out of memory"
 
 
@@ -71,16 +78,13 @@ def _denoiser_name(pipe: DiffusionPipeline) -> str | None:
 
 
 def prepare(pipe: DiffusionPipeline, plan: DevicePlan) -> None:
-    """Apply a device plan to a freshly loaded pipeline, once."""
-    if getattr(pipe, "_easel_plan", None) == plan:
-        return
+    """Apply a device plan to a freshly loaded pipeline (once: ``WorkerState`` calls it when it meets a new pipe)."""
     if plan.offload:
         pipe.enable_model_cpu_offload(device=plan.device)
     if plan.compile and (name := _denoiser_name(pipe)):
         setattr(pipe, name, torch.compile(getattr(pipe, name)))
     if plan.attention_slicing:
         pipe.enable_attention_slicing()
-    pipe._easel_plan = plan
 
 
 def _plan() -> DevicePlan:
@@ -89,28 +93,90 @@ def _plan() -> DevicePlan:
     return plan_for(device, offload=config["EASEL_OFFLOAD"], compile=config["EASEL_COMPILE"])
 
 
-def pipeline_for(name: str) -> DiffusionPipeline:
-    """The warm pipeline of a catalog model, loaded within this worker's bounds on first use and prepared."""
-    config = current_app.config
-    plan = _plan()
-    loads = loader.LOAD_COUNT
-    began = time.perf_counter()
-    pipe = loader.get_pipeline(name, device=plan.device, max_loaded=config["EASEL_MAX_LOADED_MODELS"],
-                               memory_headroom=config["EASEL_GPU_HEADROOM_MB"] << 20,
-                               catalog_path=config["EASEL_CATALOG"])
-    if loader.LOAD_COUNT != loads:
-        LOAD_SECONDS[name] = round(time.perf_counter() - began, 2)
-        log.info("loaded %s on %s in %.1f s", name, plan.device, LOAD_SECONDS[name])
-    prepare(pipe, plan)
-    return pipe
+@dataclass
+class Warm:
+    """What a worker keeps of one loaded model between jobs: the pipeline as its device plan set it up, the
+    model's own scheduler (a LoRA may swap it for a request), and, made on first use, the image-to-image twin
+    that shares its weights and the live previewer fitted to its VAE."""
+
+    name: str
+    pipe: DiffusionPipeline
+    plan: DevicePlan
+    load_seconds: float | None
+    base_scheduler: Any
+    _img2img: DiffusionPipeline | None = field(default=None, repr=False)
+    _previewer: LatentPreviewer | None = field(default=None, repr=False)
+
+    @property
+    def previewer(self) -> LatentPreviewer:
+        if self._previewer is None:
+            self._previewer = LatentPreviewer(self.pipe.vae)
+        return self._previewer
+
+    def img2img(self) -> DiffusionPipeline:
+        """The image-to-image twin (made once, no second load), with the scheduler the pipeline has now."""
+        if self._img2img is None:
+            self._img2img = loader.img2img_from(self.pipe)
+        self._img2img.scheduler = self.pipe.scheduler  # a LoRA (LCM) may have swapped it since the twin was made
+        return self._img2img
 
 
-def ready(generation: Generation) -> tuple[DiffusionPipeline, str, list[LoraEntry]]:
-    """The pipeline with exactly the generation's LoRAs active, and the prompt with their trigger words."""
-    pipe = pipeline_for(generation.model)
-    requested = [(name, scale) for name, scale in (generation.loras or [])]
-    used = apply_loras(pipe, requested, catalog_path=current_app.config["EASEL_CATALOG"])
-    return pipe, with_trigger_words(generation.prompt, used), used
+class WorkerState:
+    """Everything a generation worker keeps between jobs: its warm models by name, and the catalog it read.
+
+    The catalog file is read once, and again only when its modification time changes; the pipelines
+    themselves stay in the loader's bounded cache (``models.loader``), and a model it evicted and
+    loaded again gets a fresh ``Warm``.
+    """
+
+    def __init__(self) -> None:
+        self.models: dict[str, Warm] = {}
+        self._catalog: tuple[tuple, dict[str, ModelEntry], dict[str, LoraEntry]] | None = None
+        self.catalog_reads = 0  # times the catalog file was read (the admin page, and the tests that prove it)
+        self.calls = 0  # pipeline calls made
+
+    def catalog(self) -> tuple[dict[str, ModelEntry], dict[str, LoraEntry]]:
+        """The catalog's models and LoRAs (``EASEL_CATALOG``), read again only when the file changed."""
+        path = Path(current_app.config["EASEL_CATALOG"] or CATALOG_PATH)
+        try:
+            stat = path.stat()
+            stamp = (str(path), stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            stamp = (str(path), None, None)
+        if self._catalog is None or self._catalog[0] != stamp:
+            self._catalog = (stamp, load_catalog(path), load_loras(path))
+            self.catalog_reads += 1
+        return self._catalog[1], self._catalog[2]
+
+    def warm(self, name: str) -> Warm:
+        """The warm model, loaded within this worker's bounds on first use and prepared for its device."""
+        config = current_app.config
+        plan = _plan()
+        models, _ = self.catalog()
+        loads = loader.LOAD_COUNT
+        began = time.perf_counter()
+        pipe = loader.get_pipeline(name, device=plan.device, max_loaded=config["EASEL_MAX_LOADED_MODELS"],
+                                   memory_headroom=config["EASEL_GPU_HEADROOM_MB"] << 20, catalog=models)
+        warm = self.models.get(name)
+        if warm is None or warm.pipe is not pipe:
+            seconds = round(time.perf_counter() - began, 2) if loader.LOAD_COUNT != loads else None
+            if seconds is not None:
+                log.info("loaded %s on %s in %.1f s", name, plan.device, seconds)
+            prepare(pipe, plan)
+            warm = Warm(name, pipe, plan, seconds, base_scheduler=pipe.scheduler)
+        self.models = {held: self.models[held] for held, _ in loader.loaded_models() if held in self.models}
+        self.models[name] = warm
+        return warm
+
+
+STATE = WorkerState()  # this process's; a worker runs one job (or one batch) at a time
+
+
+def apply_to(warm: Warm, loras: list | None) -> list[LoraEntry]:
+    """Switch exactly these LoRAs on (and the scheduler they need, else the model's own); the entries used."""
+    _, catalog = STATE.catalog()
+    requested = [(name, scale) for name, scale in (loras or [])]
+    return apply_loras(warm.pipe, requested, catalog=catalog, base_scheduler=warm.base_scheduler)
 
 
 def with_trigger_words(prompt: str, loras: list[LoraEntry]) -> str:
@@ -119,16 +185,64 @@ def with_trigger_words(prompt: str, loras: list[LoraEntry]) -> str:
     return ", ".join([prompt, *missing]) if missing else prompt
 
 
-def call(pipe: DiffusionPipeline, **kwargs: Any) -> Any:
+def model_prompt(prompt: str, style: str, loras: list[LoraEntry]) -> str:
+    """The text the model sees: the person's words, the LoRAs' trigger words, then the style's modifiers."""
+    return styled_prompt(with_trigger_words(prompt, loras), style)
+
+
+def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILImage.Image],
+             callback: Callable) -> tuple[list[PILImage.Image], dict[str, str]]:
+    """Make the images of one or more compatible generations in one call of the warm pipeline.
+
+    The one place a pipeline is prepared and called: the generations' LoRAs and their scheduler
+    (compatible generations share them, ``jobs.batching.batch_key``), each image's own prompt (trigger
+    words and style added), negative prompt and seeded generator, the arguments the pipeline accepts,
+    VAE tiling and slicing, and out-of-memory recovery (``call``).
+
+    Args:
+        warm: the model's warm state.
+        generations: in order; all share the batch key of the first.
+        starts: the starting image of each image-to-image generation, by id.
+        callback: the ``callback_on_step_end``.
+
+    Returns:
+        The images, in order of the generations and then of their seeds, and the text the model saw, by id.
+    """
+    lead = generations[0]
+    STATE.calls += 1
+    used = apply_to(warm, lead.loras)
+    seen = {generation.id: model_prompt(generation.prompt, generation.style, used) for generation in generations}
+    prompts, negatives, generators, images = [], [], [], []
+    for generation in generations:
+        for index in range(generation.num_images):
+            prompts.append(seen[generation.id])
+            negatives.append(generation.negative_prompt or "")
+            generators.append(torch.Generator("cpu").manual_seed(generation.seed + index))
+            if generation.init_image_key:
+                images.append(starts[generation.id])
+    common = {
+        "prompt": prompts,
+        # None, not "", when nobody gave one: SDXL then uses zero embeddings (``force_zeros_for_empty_prompt``)
+        "negative_prompt": negatives if any(negatives) else None,
+        "num_inference_steps": lead.steps, "guidance_scale": lead.guidance, "num_images_per_prompt": 1,
+        "generator": generators, "callback_on_step_end": callback, "output_type": "pil",
+    }
+    if lead.init_image_key:
+        result = call(warm.img2img(), warm.plan, len(prompts), image=images, strength=lead.strength, **common)
+    else:
+        result = call(warm.pipe, warm.plan, len(prompts), width=lead.width, height=lead.height, **common)
+    return list(result.images), seen
+
+
+def call(pipe: DiffusionPipeline, plan: DevicePlan, images: int, **kwargs: Any) -> Any:
     """Call the pipeline with the arguments it accepts; out of memory frees what it can and says so.
 
-    Arguments the pipeline lacks (a negative prompt, guidance) are dropped. A ``torch.OutOfMemoryError``
-    is raised again only after leaving the failed call's frames, so their tensors can be freed first
-    and the worker is ready for the next job.
+    Arguments the pipeline lacks (a negative prompt, guidance) are dropped. The VAE tiles large pictures
+    and slices batches of ``images`` on GPUs. A ``torch.OutOfMemoryError`` is raised again only after
+    leaving the failed call's frames, so their tensors can be freed first and the worker is ready for the
+    next job.
     """
-    plan = getattr(pipe, "_easel_plan", None) or DevicePlan(device="cpu")
-    tiling, slicing = vae_modes(plan, kwargs.get("width") or 0, kwargs.get("height") or 0,
-                                kwargs.get("num_images_per_prompt") or 1)
+    tiling, slicing = vae_modes(plan, kwargs.get("width") or 0, kwargs.get("height") or 0, images)
     vae = getattr(pipe, "vae", None)
     if vae is not None and hasattr(vae, "enable_tiling"):
         (vae.enable_tiling if tiling else vae.disable_tiling)()
@@ -161,8 +275,10 @@ def memory_bytes(device: str) -> dict[str, int]:
 def publish(worker_name: str, serves: list[str]) -> None:
     """Tell the admin pages which models this worker serves and holds warm, their load times and memory."""
     plan = _plan()
-    loaded = [{"name": name, "device": device, "load_seconds": LOAD_SECONDS.get(name)}
+    loaded = [{"name": name, "device": device,
+               "load_seconds": STATE.models[name].load_seconds if name in STATE.models else None}
               for name, device in loader.loaded_models()]
     worker_status.publish(services.redis(), worker_name, {
         "serves": serves, "loaded": loaded, "device": plan.device, "memory": memory_bytes(plan.device),
-        "max_loaded": current_app.config["EASEL_MAX_LOADED_MODELS"], "loads": loader.LOAD_COUNT})
+        "max_loaded": current_app.config["EASEL_MAX_LOADED_MODELS"], "loads": loader.LOAD_COUNT,
+        "calls": STATE.calls, "catalog_reads": STATE.catalog_reads})

@@ -52,12 +52,3 @@ class LatentPreviewer:
         rgb = torch.cat([z, torch.ones(*z.shape[:2], 1)], dim=2) @ self.weights
         array = ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
         return PILImage.fromarray(array)
-
-
-def previewer_for(pipe) -> LatentPreviewer:
-    """The pipeline's previewer, fitted on first use and kept on the pipeline object."""
-    previewer = getattr(pipe, "_easel_previewer", None)
-    if previewer is None:
-        previewer = LatentPreviewer(pipe.vae)
-        pipe._easel_previewer = previewer
-    return previewer

@@ -136,7 +136,7 @@ class WarmWorker(SimpleWorker):
 
     def perform_batch(self, members: list[tuple[Job, Execution]], queue: Queue) -> None:
         """``perform_job`` for several jobs made by one pipeline call; each is finished through RQ on its own."""
-        from .generate_batch import run_batch
+        from .generate import run_batch
 
         for job, _ in members:
             self.prepare_job_execution(job, remove_from_intermediate_queue=True)

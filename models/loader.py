@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models.catalog import PIPELINE_CLASSES, ModelEntry, ModelError, ModelUnavailable, get_entry, hf_snapshot
-from models.lora import apply_loras  # noqa: F401  (the worker switches adapters through the loader)
 
 if TYPE_CHECKING:
     import torch
@@ -142,13 +141,13 @@ def _evict_lru() -> None:
 
 def get_pipeline(name: str | None = None, device: str | None = None, max_loaded: int = DEFAULT_MAX_LOADED,
                  memory_headroom: int = 0, catalog_path: Path | str | None = None,
-                 configured_device: str | None = None) -> DiffusionPipeline:
+                 configured_device: str | None = None, catalog: dict[str, ModelEntry] | None = None) -> DiffusionPipeline:
     """The pipeline for a catalog name (default model when None), loaded on first use and kept warm.
 
     At most max_loaded pipelines stay loaded, the least recently used going first; on CUDA, older ones
     are also dropped until memory_headroom bytes are free before a new one loads.
     """
-    entry = get_entry(name, catalog_path=catalog_path)
+    entry = get_entry(name, catalog=catalog, catalog_path=catalog_path)
     device = pick_device(device or "auto", configured_device)
     key = (entry.name, device)
     with _LOCK:

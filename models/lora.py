@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,8 +14,6 @@ if TYPE_CHECKING:
     from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 MAX_LORAS = 3
-# the scheduler a pipeline had before a LoRA (LCM) replaced it, so requests without that LoRA get it back
-_BASE_SCHEDULERS: weakref.WeakKeyDictionary[DiffusionPipeline, SchedulerMixin] = weakref.WeakKeyDictionary()
 
 
 def pipeline_kind(pipe: DiffusionPipeline) -> str:
@@ -54,11 +51,10 @@ def _check(pipe: DiffusionPipeline, requested: Sequence[tuple[str, float | None]
     return chosen
 
 
-def _set_scheduler(pipe: DiffusionPipeline, name: str | None) -> None:
-    """Use the named scheduler class (from the pipeline's config), or restore the model's own when None."""
+def _set_scheduler(pipe: DiffusionPipeline, name: str | None, base: SchedulerMixin) -> None:
+    """Use the named scheduler class (from the model's own config), or restore the model's own (base) when None."""
     import diffusers
 
-    base = _BASE_SCHEDULERS.setdefault(pipe, pipe.scheduler)
     if name is None:
         pipe.scheduler = base
         return
@@ -69,14 +65,15 @@ def _set_scheduler(pipe: DiffusionPipeline, name: str | None) -> None:
         pipe.scheduler = cls.from_config(base.config)
 
 
-def apply_loras(pipe: DiffusionPipeline, requested: Sequence[tuple[str, float | None]],
-                catalog: dict[str, LoraEntry] | None = None,
+def apply_loras(pipe: DiffusionPipeline, requested: Sequence[tuple[str, float | None]], *,
+                base_scheduler: SchedulerMixin, catalog: dict[str, LoraEntry] | None = None,
                 catalog_path: Path | str | None = None) -> list[LoraEntry]:
     """Activate exactly these (name, scale) adapters (scale None: the catalog default) on a warm pipeline.
 
     Each adapter file is read once per pipeline (`load_lora_weights(adapter_name=...)`); later requests
     only switch with `set_adapters`, and a request with none calls `disable_lora`. A LoRA that implies a
-    scheduler (LCM) gets it; without one the model's own scheduler comes back. Returns the entries used,
+    scheduler (LCM) gets it; without one the model's own scheduler (``base_scheduler``, which the caller keeps
+from before any LoRA) comes back. Returns the entries used,
     so the caller can apply their trigger words and step and guidance ranges.
     """
     catalog = catalog if catalog is not None else load_loras(catalog_path)
@@ -95,5 +92,5 @@ def apply_loras(pipe: DiffusionPipeline, requested: Sequence[tuple[str, float | 
     schedulers = {lora.scheduler for lora, _ in chosen if lora.scheduler}
     if len(schedulers) > 1:
         raise ModelError(f"these LoRAs need different schedulers ({', '.join(sorted(schedulers))})")
-    _set_scheduler(pipe, schedulers.pop() if schedulers else None)
+    _set_scheduler(pipe, schedulers.pop() if schedulers else None, base_scheduler)
     return [lora for lora, _ in chosen]

@@ -13,13 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from redis.exceptions import RedisError
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from sqlalchemy import delete, func, select
 
-from . import progress, services
+from . import lifecycle, services
 from .extensions import db
-from .queues import fetch_job
 from .storage import generation_prefix
 from .tables import (
     ACTIVE_STATUSES,
@@ -29,7 +26,6 @@ from .tables import (
     Image,
     Report,
     Upload,
-    move_generation,
     utcnow,
 )
 
@@ -125,21 +121,8 @@ def stop_stale_generations(cutoff: datetime, now: datetime, report: CleanupRepor
         if report.dry_run:
             report.stale_generations.append(generation_id)
             continue
-        if move_generation(generation_id, GenerationStatus.FAILED, ACTIVE_STATUSES, error=STALE_MESSAGE, finished_at=now):
+        if lifecycle.fail(generation_id, STALE_MESSAGE, drop_job=True, now=now):  # with its email, as any failure
             report.stale_generations.append(generation_id)
-            _cancel_job(generation_id)
-
-
-def _cancel_job(generation_id: str) -> None:
-    """Best effort: drop the job from its queue and tell a worker still running it to stop."""
-    try:
-        redis = services.redis()
-        progress.request_cancel(redis, generation_id)
-        fetch_job(generation_id).cancel()
-    except (NoSuchJobError, InvalidJobOperation):
-        pass
-    except RedisError:
-        log.warning("cleanup: Redis unreachable while canceling generation %s", generation_id)
 
 
 def _expired(cutoff: datetime):

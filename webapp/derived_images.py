@@ -16,11 +16,11 @@ from models.upscalers import FACTORS, load_upscalers
 from . import services
 from .generation_rules import chosen_loras, loras_problem, steps_range
 from .generations import GenerationRefused, create_generation
+from .lifecycle import UPSCALE_TIMEOUT
 from .tables import Generation, Image, Source, User, denoising_steps
 
 VARIATION_STRENGTH = 0.35  # low: variations stay close to the image they come from
 MAX_UPSCALED_SIDE = 8192
-UPSCALE_TIMEOUT = 600
 
 
 class DerivedRefused(GenerationRefused):

@@ -8,16 +8,15 @@ from datetime import timedelta
 from flask import current_app, url_for
 from PIL import Image as PILImage
 from redis.exceptions import RedisError
-from rq import Callback, Worker
-from rq.exceptions import NoSuchJobError
+from rq import Worker
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from sqlalchemy import func, select, update
 
-from . import progress, services
+from . import lifecycle, progress, services
 from .extensions import db
 from .moderation.blocked_terms import find_blocked_term
-from .queues import SERIALIZER, fetch_job, generation_queue, model_queue_name, place_fairly, queued_eta
+from .queues import SERIALIZER, model_queue_name, queued_eta
 from .tables import (
     ACTIVE_STATUSES,
     DEFAULT_STRENGTH,
@@ -27,7 +26,6 @@ from .tables import (
     Source,
     Upload,
     User,
-    move_generation,
     utcnow,
 )
 from .uploads import encode_png, fit_to, new_upload_id, upload_key
@@ -164,36 +162,17 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
             services.storage().delete(upload_file)
         raise
     try:
-        queue = generation_queue(generation.model)
-        queue.enqueue(
-            "jobs.generate.run", generation.id, job_id=generation.id, job_timeout=job_timeout,
-            result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600, on_failure=Callback("jobs.generate.on_failure"),
-            description=f"generation {generation.id} for user {user.id}")
+        lifecycle.enqueue(generation, job_timeout)
     except RedisError:
         log.exception("generation %s: could not enqueue", generation.id)
-        move_generation(generation.id, GenerationStatus.FAILED, (GenerationStatus.QUEUED,),
-                        error=QUEUE_DOWN, finished_at=utcnow())
+        lifecycle.fail(generation.id, QUEUE_DOWN, (GenerationStatus.QUEUED,), notify=False)  # the answer says so
         raise GenerationRefused(QUEUE_DOWN, status=503) from None
-    try:
-        place_fairly(queue, generation.id, user.id, generation.num_images)
-    except RedisError:  # it stays queued at the end: first come, first served
-        log.warning("generation %s: could not place it fairly", generation.id)
     return generation
 
 
 def cancel_generation(generation: Generation) -> None:
     """Cancel: a queued job never runs; a running one stops within a step (the worker marks it)."""
-    queued_cancel = move_generation(generation.id, GenerationStatus.CANCELED, (GenerationStatus.QUEUED,),
-                                    finished_at=utcnow(), error=None)
-    try:
-        progress.request_cancel(services.redis(), generation.id)
-        if queued_cancel:
-            try:
-                fetch_job(generation.id).cancel()
-            except NoSuchJobError:
-                pass
-    except RedisError:
-        log.warning("generation %s: Redis unreachable while canceling", generation.id)
+    lifecycle.cancel(generation.id)
     db.session.refresh(generation)
 
 

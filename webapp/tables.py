@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from flask import current_app
 from flask_login import UserMixin
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text, update
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -125,7 +124,7 @@ class GenerationStatus(enum.StrEnum):
 FINAL_STATUSES = frozenset({GenerationStatus.SUCCEEDED, GenerationStatus.FAILED, GenerationStatus.CANCELED})
 ACTIVE_STATUSES = frozenset({GenerationStatus.QUEUED, GenerationStatus.RUNNING})
 
-# Every move a generation's status may make; ``move_generation`` is the only writer of the column.
+# Every move a generation's status may make; ``webapp.lifecycle`` is the only writer of the column.
 TRANSITIONS: dict[GenerationStatus, frozenset[GenerationStatus]] = {
     # a worker takes it; canceled before it started; enqueueing failed, or it stalled, or its job was lost
     GenerationStatus.QUEUED: frozenset({GenerationStatus.RUNNING, GenerationStatus.CANCELED, GenerationStatus.FAILED}),
@@ -345,34 +344,3 @@ class BlockedTerm(db.Model):
     term: Mapped[str] = mapped_column(String(100), unique=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-
-
-def move_generation(generation_id: str, to: GenerationStatus, only_from: Iterable[GenerationStatus] | None = None,
-                    *, commit: bool = True, **values) -> bool:
-    """Move a generation to ``to`` by one conditional UPDATE, if its status allows that move.
-
-    Args:
-        generation_id: the row (and RQ job) id.
-        to: the new status.
-        only_from: the statuses it may leave (default: every status ``TRANSITIONS`` lets reach ``to``).
-        commit: commit at once; False leaves it in the caller's transaction (files first, then rows).
-        **values: other columns to set in the same UPDATE (times, error).
-
-    Returns:
-        True when the row moved; False when it was in another status (a cancel or a worker got there first).
-
-    Raises:
-        ValueError: ``only_from`` names a move the table does not allow.
-    """
-    allowed = {status for status, targets in TRANSITIONS.items() if to in targets}
-    sources = allowed if only_from is None else {GenerationStatus(status) for status in only_from}
-    if not sources <= allowed:
-        moves = ", ".join(f"{status} → {to}" for status in sorted(sources - allowed))
-        raise ValueError(f"not an allowed status move: {moves}")
-    moved = db.session.execute(
-        update(Generation).where(Generation.id == generation_id, Generation.status.in_(sorted(sources)))
-        .values(status=to, **values)
-    ).rowcount
-    if commit:
-        db.session.commit()
-    return bool(moved)

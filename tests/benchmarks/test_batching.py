@@ -103,7 +103,8 @@ def bare_rate(pipe, entry, batch: int, rounds: int = 4) -> float:
 
 
 def test_batching_throughput(app, live_server, make_user, workers, tmp_path):
-    from jobs.generate import configure_threads, pipeline_for
+    from jobs.generate import configure_threads
+    from jobs.pipelines import STATE
 
     model, worker_env = MODEL, {}
     if SD15:
@@ -121,7 +122,7 @@ def test_batching_throughput(app, live_server, make_user, workers, tmp_path):
 
         entry = services.catalog()[model]
         threads = configure_threads()  # the worker's thread count
-        pipe = pipeline_for(model)
+        pipe = STATE.warm(model).pipe
         bare = {f"bare_batch_{b}": round(bare_rate(pipe, entry, b), 3) for b in (1, 4)}
 
     results: dict = {"model": model, "device": str(pipe.device), "dtype": str(pipe.dtype), "torch_threads": threads,

@@ -48,10 +48,9 @@ def bare_once(pipe, steps: int, guidance: float, seed: int, callback=None) -> fl
 
 def progress_once(pipe, steps: int, guidance: float, seed: int) -> float:
     from jobs.generate import ProgressReporter
-    from jobs.preview import previewer_for
+    from jobs.preview import LatentPreviewer
 
-    previewer_for(pipe)
-    return bare_once(pipe, steps, guidance, seed, ProgressReporter(f"bench-{seed}", steps))
+    return bare_once(pipe, steps, guidance, seed, ProgressReporter(f"bench-{seed}", steps, LatentPreviewer(pipe.vae)))
 
 
 def per_request_once(steps: int, guidance: float, seed: int) -> float:

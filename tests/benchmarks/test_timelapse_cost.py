@@ -23,14 +23,15 @@ def once(pipe, steps: int, guidance: float, seed: int, timelapse: bool) -> float
     import torch
 
     from jobs.generate import ProgressReporter
-    from jobs.preview import previewer_for
+    from jobs.preview import LatentPreviewer
     from jobs.timelapse import TimelapseRecorder
 
     began = time.perf_counter()
-    recorder = TimelapseRecorder(1, previewer_for(pipe)) if timelapse else None
+    previewer = LatentPreviewer(pipe.vae)
+    recorder = TimelapseRecorder(1, previewer) if timelapse else None
     result = pipe(PROMPT, num_inference_steps=steps, guidance_scale=guidance, width=64, height=64,
                   generator=torch.Generator("cpu").manual_seed(seed),
-                  callback_on_step_end=ProgressReporter(f"bench-{seed}", steps, recorder))
+                  callback_on_step_end=ProgressReporter(f"bench-{seed}", steps, previewer, recorder))
     if recorder is not None:
         data = recorder.encode(0, result.images[0])
         assert data[:4] == b"RIFF"

@@ -1,4 +1,4 @@
-"""Cross-user batching (``jobs/batching.py``, ``jobs/generate_batch.py``) with real workers, Redis and files."""
+"""Cross-user batching (``jobs/batching.py``, ``jobs/generate.py``) with real workers, Redis and files."""
 from __future__ import annotations
 
 import io
@@ -187,12 +187,11 @@ def test_a_batch_shares_one_preview_budget(app):
 
     import pytest
 
-    from jobs.generate import PREVIEW_BUDGET, ProgressReporter
-    from jobs.generate_batch import BatchReporter
+    from jobs.generate import PREVIEW_BUDGET, BatchReporter, ProgressReporter
 
     with app.app_context():
-        alone = ProgressReporter("alone", 20)
-        members = [SimpleNamespace(reporter=ProgressReporter(f"member-{n}", 20)) for n in range(4)]
+        alone = ProgressReporter("alone", 20, previewer=None)
+        members = [SimpleNamespace(reporter=ProgressReporter(f"member-{n}", 20, previewer=None)) for n in range(4)]
         BatchReporter(members)
     assert alone.budget == PREVIEW_BUDGET
     assert sum(member.reporter.budget for member in members) == pytest.approx(PREVIEW_BUDGET)

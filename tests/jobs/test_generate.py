@@ -11,7 +11,7 @@ from redis import Redis
 from rq.job import Job
 from sqlalchemy import func, select
 
-from tests.support import point_redis_at, state, submit, submit_ok, wait_for, wait_running, wait_status
+from tests.support import point_redis_at, state, submit, submit_ok, wait_for, wait_running, wait_status, worker_report
 from webapp.extensions import db
 from webapp.queues import SERIALIZER
 from webapp.tables import Generation, Image
@@ -89,16 +89,14 @@ def test_same_seed_same_pixels_and_pipeline_loaded_once(app, signed_in, workers)
     first = submit_ok(client, seed=7)
     second = submit_ok(client, seed=7)
     third = submit_ok(client, seed=8)
-    workers.start()
+    proc = workers.start()
     results = [wait_status(client, gid, {"succeeded", "failed"}) for gid in (first, second, third)]
     assert [r["status"] for r in results] == ["succeeded"] * 3
     pixels = [png_pixels(client, r["images"][0]) for r in results]
     assert pixels[0] == pixels[1]
     assert pixels[0] != pixels[2]
-    redis = Redis.from_url(app.config["REDIS_URL"])
-    loads = [Job.fetch(gid, connection=redis, serializer=SERIALIZER).return_value()["pipeline_loads"]
-             for gid in (first, second, third)]
-    assert loads == [1, 1, 1]  # warm: loaded at start, never again
+    report = worker_report(app.config["REDIS_URL"], proc, calls=3)
+    assert (report["loads"], report["catalog_reads"]) == (1, 1)  # warm: loaded at start, never again
 
 
 def test_cancel_queued_never_runs(app, signed_in, workers):

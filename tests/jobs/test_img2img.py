@@ -6,13 +6,10 @@ import json
 
 import numpy as np
 from PIL import Image as PILImage
-from redis import Redis
-from rq.job import Job
 
 from tests.jobs.test_generate import fetch
-from tests.support import FIELDS, csrf_token, wait_status
+from tests.support import FIELDS, csrf_token, wait_status, worker_report
 from tests.support.tiny_pipelines import catalog_entry, save_tiny, save_tiny_lora
-from webapp.queues import SERIALIZER
 
 
 def submit_start(client, picture: PILImage.Image, **fields) -> str:
@@ -43,7 +40,7 @@ def test_strength_keeps_or_replaces_the_start_without_a_second_load(app, signed_
     made = signed_in.post("/generations", data={**FIELDS, "prompt": "a large yellow square in the center, green background",
                                                 "seed": "1", "steps": "20", "csrf_token": token})
     text_id = made.headers["Location"].rsplit("/", 1)[1]
-    workers.start()
+    proc = workers.start()
     source = wait_status(signed_in, text_id, {"succeeded", "failed"}, timeout=240)
     assert source["status"] == "succeeded", source
     start = result_png(signed_in, source).convert("RGB")
@@ -69,10 +66,7 @@ def test_strength_keeps_or_replaces_the_start_without_a_second_load(app, signed_
     assert params["lineage"] == [{"image_id": source["images"][0]["id"], "source": "image"}]
     assert "Denoising strength: 0.2" in near.text["parameters"]
     assert json.loads(far.text["easel"])["source"] == "upload"
-    redis = Redis.from_url(app.config["REDIS_URL"])
-    loads = [Job.fetch(gid, connection=redis, serializer=SERIALIZER).return_value()["pipeline_loads"]
-             for gid in (text_id, gentle, full)]
-    assert loads == [1, 1, 1]  # image-to-image reuses the warm pipeline's weights
+    assert worker_report(app.config["REDIS_URL"], proc, calls=3)["loads"] == 1  # image-to-image reuses the weights
 
 
 def test_cancel_and_a_deleted_start_on_image_to_image(app, signed_in, workers):
@@ -102,24 +96,22 @@ def test_cancel_and_a_deleted_start_on_image_to_image(app, signed_in, workers):
     assert failed["status"] == "failed" and "starting image is no longer there" in failed["error"]
 
 
-def test_the_image_to_image_twin_runs_with_the_scheduler_a_lora_sets(tmp_path):
+def test_the_image_to_image_twin_runs_with_the_scheduler_a_lora_sets(app, tmp_path):
     """An LCM-LoRA swaps the warm pipeline's scheduler; the twin made before must follow (variations keep LoRAs)."""
-    from jobs.generate import img2img_for
+    from jobs.pipelines import STATE, apply_to
     from models import loader
-    from models.lora import apply_loras
 
     folder = save_tiny("sd", tmp_path / "sd")
     save_tiny_lora(folder, tmp_path / "fast.safetensors")
     catalog = tmp_path / "catalog.toml"
     catalog.write_text(catalog_entry("tiny-sd", "sd", folder) + '\n[loras.fast]\npath = "fast.safetensors"\n'
                        'base_kinds = ["sd"]\nscheduler = "LCMScheduler"\n', encoding="utf-8")
+    app.config.update(EASEL_CATALOG=str(catalog), EASEL_DEVICE="cpu")
+    with app.app_context():
+        warm = STATE.warm("tiny-sd")
+        base = type(warm.img2img().scheduler)
+        apply_to(warm, [["fast", None]])
+        assert type(warm.img2img().scheduler).__name__ == "LCMScheduler"
+        apply_to(warm, [])
+        assert type(warm.img2img().scheduler) is base
     loader.unload_all()
-    try:
-        pipe = loader.get_pipeline("tiny-sd", device="cpu", catalog_path=catalog)
-        base = type(img2img_for(pipe).scheduler)
-        apply_loras(pipe, [("fast", None)], catalog_path=catalog)
-        assert type(img2img_for(pipe).scheduler).__name__ == "LCMScheduler"
-        apply_loras(pipe, [], catalog_path=catalog)
-        assert type(img2img_for(pipe).scheduler) is base
-    finally:
-        loader.unload_all()

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 import requests
 import webuiapi
@@ -19,7 +20,7 @@ from PIL import Image as PILImage
 from redis import Redis
 from rq.job import Job
 
-from tests.support import FIELDS, api_token, bearer, post, state, submit_ok, wait_for, wait_running, wait_status
+from tests.support import FIELDS, api_token, bearer, post, state, submit_ok, wait_for, wait_running, wait_status, worker_report
 from tests.support.tiny_pipelines import ARCHITECTURES, SIZE, catalog_entry, save_tiny, save_tiny_lora
 from webapp.queues import SERIALIZER
 
@@ -76,7 +77,7 @@ def png_of(client, image: dict) -> PILImage.Image:
 def test_architecture_runs_the_generation_loop(kind: str, app, signed_in, workers, redis_url) -> None:
     client, model = signed_in, f"tiny-{kind}"
     long_id = make(client, model, steps=900)  # the schedulers allow fewer than their 1000 training steps
-    workers.start(models=model)
+    proc = workers.start(models=model)
     first = wait_running(client, long_id, min_step=2, timeout=180)
     preview = wait_for(lambda: state(client, long_id)["preview_url"], timeout=30, message="a live preview")
     response = client.get(preview)
@@ -92,38 +93,38 @@ def test_architecture_runs_the_generation_loop(kind: str, app, signed_in, worker
     params = json.loads(png.text["easel"])
     assert png.size == (SIZE, SIZE)
     assert (params["model"], params["seed"], params["steps"], params["negative_prompt"]) == (model, 6, 3, "blurry")
-    assert job_result(redis_url, generation_id)["pipeline_loads"] == 1
+    assert worker_report(redis_url, proc, calls=2)["loads"] == 1
 
 
 def test_lora_switches_between_requests_without_reloading(app, signed_in, workers, redis_url, live_server) -> None:
     client = signed_in
-    workers.start(models="tiny-sd")
+    proc = workers.start(models="tiny-sd")
 
-    def pixels(generation_id: str) -> tuple[bytes, dict, dict]:
+    def pixels(generation_id: str) -> tuple[bytes, dict]:
         final = wait_status(client, generation_id, {"succeeded", "failed"})
         assert final["status"] == "succeeded", final
         png = png_of(client, final["images"][0])
-        return png.convert("RGB").tobytes(), json.loads(png.text["easel"]), job_result(redis_url, generation_id)
+        return png.convert("RGB").tobytes(), json.loads(png.text["easel"])
 
-    def from_form(**fields) -> tuple[bytes, dict, dict]:
+    def from_form(**fields) -> tuple[bytes, dict]:
         return pixels(make(client, steps=2, seed=9, **fields))
 
-    plain, _, first = from_form()
-    inked, params, inked_job = from_form(**{"loras-0-name": "ink"})
-    plain_again, _, _ = from_form()
+    plain, _ = from_form()
+    inked, params = from_form(**{"loras-0-name": "ink"})
+    plain_again, _ = from_form()
     # The same LoRA and scale through /api/v1 (webapp/api/v1/) and the studio form: the same picture.
     token = api_token(app, ada_id(app))
     created = requests.post(f"{live_server}/api/v1/generations", headers=bearer(token), timeout=10, json={
         "prompt": FIELDS["prompt"], "model": "tiny-sd", "width": SIZE, "height": SIZE, "steps": 2, "guidance": 2.0,
         "seed": 9, "loras": [{"name": "ink", "scale": 0.3}]})
     assert created.status_code == 201, created.text
-    from_api, api_params, _ = pixels(created.json()["id"])
-    lighter, lighter_params, last = from_form(**{"loras-0-name": "ink", "loras-0-scale": "0.3"})
+    from_api, api_params = pixels(created.json()["id"])
+    lighter, lighter_params = from_form(**{"loras-0-name": "ink", "loras-0-scale": "0.3"})
     assert params["loras"] == [["ink", 0.8]] and lighter_params["loras"] == api_params["loras"] == [["ink", 0.3]]
     assert inked != plain and lighter not in (plain, inked)
     assert plain_again == plain, "without the LoRA the base model's pictures come back exactly"
     assert from_api == lighter, "the API's LoRA is applied as the studio's"
-    assert first["pipeline_loads"] == inked_job["pipeline_loads"] == last["pipeline_loads"] == 1
+    assert worker_report(redis_url, proc, calls=5)["loads"] == 1
 
     # A1111's clients put the LoRA in the prompt (webapp/api/extra_networks.py): taken out, then applied alike.
     api = webuiapi.WebUIApi(host="127.0.0.1", port=urlsplit(live_server).port, username="ada@example.com",
@@ -133,6 +134,39 @@ def test_lora_switches_between_requests_without_reloading(app, signed_in, worker
                          cfg_scale=2.0)
     assert tagged.info["prompt"] == FIELDS["prompt"]
     assert tagged.image.convert("RGB").tobytes() == lighter, "the tag's LoRA is applied as the studio's"
+
+
+def test_a_lora_never_leaks_into_the_generations_batched_after_it(app, signed_in, workers, redis_url) -> None:
+    """A LoRA generation, then LoRA-free ones batched together, then LoRA ones batched together: each image is the
+    one the same seed makes alone (``jobs.pipelines.generate`` prepares every call, one or many)."""
+    client = signed_in
+    app.config["MAX_ACTIVE_PER_USER"] = 6
+    inked = make(client, steps=900, seed=1, **{"loras-0-name": "ink"})  # long: the others queue behind it
+    workers.start(models="tiny-sd", extra_env={"EASEL_BATCH_MAX": "4", "EASEL_BATCH_WAIT_MS": "0"})
+    wait_running(client, inked, 2, timeout=180)
+    plain = [{"prompt": "a red circle", "seed": 21}, {"prompt": "a green square", "seed": 22}]
+    batched = [make(client, steps=3, **fields) for fields in plain]
+    post(client, f"/generations/{inked}/cancel")
+    assert wait_status(client, inked, {"canceled", "succeeded", "failed"})["status"] == "canceled"
+    finals = [wait_status(client, gid, {"succeeded", "failed"}) for gid in batched]
+    assert [final["status"] for final in finals] == ["succeeded"] * 2, finals
+    assert [job_result(redis_url, gid)["batch"] for gid in batched] == [2, 2]  # one call for the two
+
+    def alone(**fields) -> dict:
+        final = wait_status(client, make(client, steps=3, **fields), {"succeeded", "failed"})
+        assert final["status"] == "succeeded", final
+        return final
+
+    for fields, together in zip(plain, finals, strict=True):
+        solo = alone(**fields)
+        difference = np.abs(pixels_of(client, solo) - pixels_of(client, together))
+        assert difference.max() <= 8 and difference.mean() < 0.5, (difference.max(), difference.mean())
+    inked_alone = alone(**plain[0], **{"loras-0-name": "ink"})
+    assert np.abs(pixels_of(client, inked_alone) - pixels_of(client, finals[0])).mean() > 2, "the LoRA shows"
+
+
+def pixels_of(client, final: dict) -> np.ndarray:
+    return np.asarray(png_of(client, final["images"][0]).convert("RGB"), dtype=np.int16)
 
 
 def ada_id(app) -> int:
@@ -179,7 +213,7 @@ def test_out_of_memory_is_explained_and_the_worker_carries_on(app, signed_in, wo
     fits = make(client, steps=2, num_images=1)
     assert wait_status(client, fits, {"succeeded", "failed"})["status"] == "succeeded"
     assert proc.poll() is None
-    assert job_result(redis_url, fits)["pipeline_loads"] == 1, "the same process, its pipeline still loaded"
+    assert worker_report(redis_url, proc, calls=2)["loads"] == 1, "the same process, its pipeline still loaded"
 
 
 # The choices, without a GPU: what each device gets, and what a failed call leaves behind
@@ -224,8 +258,7 @@ def test_prepare_applies_a_plan_once(monkeypatch) -> None:
 
     monkeypatch.setattr(torch, "compile", lambda module: f"compiled {module}")
     pipe = FakePipe()
-    prepare(pipe, plan_for("cuda", compile=True))
-    prepare(pipe, plan_for("cuda", compile=True))
+    prepare(pipe, plan_for("cuda", compile=True))  # once per loaded pipeline: WorkerState.warm calls it
     assert pipe.unet == "compiled the unet" and pipe.calls == []
     small = FakePipe()
     prepare(small, plan_for("cuda", offload=True))
@@ -240,7 +273,7 @@ def test_out_of_memory_frees_the_failed_call_before_raising() -> None:
 
     import torch
 
-    from jobs.pipelines import call
+    from jobs.pipelines import call, plan_for
 
     held: list[weakref.ref] = []
 
@@ -251,7 +284,7 @@ def test_out_of_memory_frees_the_failed_call_before_raising() -> None:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     with pytest.raises(torch.OutOfMemoryError, match=r"^The GPU ran out of memory \(CUDA out of memory"):
-        call(Exhausting(), prompt="a red star", negative_prompt="dropped: not accepted", guidance_scale=2.0)
+        call(Exhausting(), plan_for("cpu"), 1, prompt="a red star", negative_prompt="dropped: not accepted", guidance_scale=2.0)
     assert held and held[0]() is None, "the failed call's tensors are gone before the error reaches the job"
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from models.catalog import ModelError, ModelUnavailable, load_loras
+from models.lora import apply_loras
 from tests.support.tiny_pipelines import SIZE, catalog_entry, save_tiny_lora
 
 LORAS = """
@@ -75,11 +76,12 @@ def test_switching_adapters_does_not_reload(lora_catalog: Path, fresh_loader, mo
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(type(pipe), "load_lora_weights", counting)
-    base_scheduler = type(pipe.scheduler).__name__
+    base = pipe.scheduler
+    base_scheduler = type(base).__name__
     plain = picture(pipe)
 
     def apply(*requested):
-        return fresh_loader.apply_loras(pipe, list(requested), catalog_path=lora_catalog)
+        return apply_loras(pipe, list(requested), base_scheduler=base, catalog_path=lora_catalog)
 
     assert [lora.name for lora in apply(("ink", None))] == ["ink"]
     inked = picture(pipe)
@@ -102,7 +104,7 @@ def test_bad_requests_are_refused(lora_catalog: Path, fresh_loader) -> None:
     pipe = fresh_loader.get_pipeline("tiny-sd", device="cpu", catalog_path=lora_catalog)
 
     def apply(*requested):
-        return fresh_loader.apply_loras(pipe, list(requested), catalog_path=lora_catalog)
+        return apply_loras(pipe, list(requested), base_scheduler=pipe.scheduler, catalog_path=lora_catalog)
 
     with pytest.raises(ModelError, match="fits sdxl models, not this sd model"):
         apply(("xl-only", None))

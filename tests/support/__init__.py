@@ -149,6 +149,24 @@ class Workers:
             log.close()
 
 
+def worker_report(redis_url: str, proc, calls: int) -> dict:
+    """What a generation worker published about itself (``jobs.pipelines.publish``: pipeline loads, calls, catalog
+    reads), once it reports at least ``calls`` pipeline calls."""
+    import json
+
+    from redis import Redis
+
+    from webapp.worker_status import KEY
+
+    def report() -> dict | None:
+        with Redis.from_url(redis_url) as redis:
+            raw = redis.get(KEY.format(proc.worker_name))
+        found = json.loads(raw) if raw else None
+        return found if found and found.get("calls", 0) >= calls else None
+
+    return wait_for(report, timeout=30, message=f"worker {proc.worker_name} to report {calls} call(s)")
+
+
 def loaded_image_width(page, selector: str, timeout: float = 15000) -> int:
     """Wait until the image at ``selector`` has really loaded, and return its natural width."""
     page.wait_for_function(

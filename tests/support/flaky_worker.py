@@ -11,22 +11,22 @@ from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 
-from jobs import generate, generate_batch
+from jobs import generate
 from jobs.worker import exit_at_once, main
 
 _store = generate._store
 
 
-def flaky_store(generation, images, recorder=None) -> None:
+def flaky_store(generation, images, recorder=None, seen=None) -> None:
     """``_store``, failing once for each generation whose prompt contains "flaky"."""
     marker = Path(os.environ["TEST_FLAKY_DIR"]) / generation.id
     if "flaky" in generation.prompt and not marker.exists():
         marker.touch()
         raise OperationalError("UPDATE generations", {}, Exception("server closed the connection unexpectedly"))
-    _store(generation, images, recorder)
+    _store(generation, images, recorder, seen)
 
 
-generate._store = generate_batch._store = flaky_store
+generate._store = flaky_store
 
 if __name__ == "__main__":
     main()

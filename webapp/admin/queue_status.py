@@ -11,12 +11,12 @@ from rq.job import Job
 from rq.results import Result
 from sqlalchemy import func, select
 
-from .. import services
+from .. import lifecycle, services
 from ..extensions import db
 from ..generations import cancel_generation
 from ..moderation.audit import record
-from ..queues import SERIALIZER, chore_queue, fetch_job, generation_queues, is_generation_queue, place_fairly, retrying
-from ..tables import Generation, GenerationStatus, User, move_generation, utcnow
+from ..queues import SERIALIZER, chore_queue, fetch_job, generation_queues, retrying
+from ..tables import Generation, GenerationStatus, User, utcnow
 
 FAILED_SHOWN = 50
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -150,25 +150,13 @@ def retry_failed_job(admin: User, job_id: str) -> None:
 
 def _retry(admin: User, registry, job_id: str) -> None:
     generation = db.session.get(Generation, job_id)
-    previous_error = generation.error if generation is not None else None
-    if generation is not None:
-        # Committed before the requeue: a worker that takes the job at once must find the row queued.
-        moved = move_generation(job_id, GenerationStatus.QUEUED, (GenerationStatus.FAILED,),
-                                error=None, started_at=None, finished_at=None)
-        if not moved:
-            raise JobActionRefused(f"That generation is {generation.status}, not failed: discard the job instead.")
     try:
-        job = registry.requeue(job_id)
-    except BaseException as exc:
-        if generation is not None:
-            move_generation(job_id, GenerationStatus.FAILED, (GenerationStatus.QUEUED,),
-                            error=previous_error, finished_at=utcnow())
-        if isinstance(exc, NoSuchJobError | InvalidJobOperation):
-            raise JobActionRefused("That job is no longer in the failed list.") from None
-        raise
-    if generation is not None and is_generation_queue(job.origin):  # a fair place, as a new submission gets
-        place_fairly(Queue(job.origin, connection=services.redis(), serializer=SERIALIZER), job_id,
-                     generation.user_id, generation.num_images)
+        if generation is None:
+            job = registry.requeue(job_id)
+        elif (job := lifecycle.retry(generation, lambda: registry.requeue(job_id))) is None:
+            raise JobActionRefused(f"That generation is {generation.status}, not failed: discard the job instead.")
+    except (NoSuchJobError, InvalidJobOperation):
+        raise JobActionRefused("That job is no longer in the failed list.") from None
     record(admin, "job.retry", "job", job_id, f"{job.func_name} on {job.origin}")
     db.session.commit()
 
