@@ -131,7 +131,8 @@ def encode_png(image: PILImage.Image, parameters: dict) -> bytes:
     """PNG with the parameters in text chunks: ``parameters`` (readable, one line per part) and ``easel`` (JSON)."""
     info = PngImagePlugin.PngInfo()
     info.add_text("parameters", (
-        f"{one_line(parameters['prompt'])}\nNegative prompt: {one_line(parameters['negative_prompt'])}\n"
+        f"{one_line(parameters.get('model_prompt') or parameters['prompt'])}\n"
+        f"Negative prompt: {one_line(parameters['negative_prompt'])}\n"
         f"Steps: {parameters['steps']}, CFG scale: {parameters['guidance']}, Seed: {parameters['seed']}, "
         f"Size: {parameters['width']}x{parameters['height']}, Model: {parameters['model']}, Style: {parameters['style']}"
         + (f", Denoising strength: {parameters['strength']}" if parameters.get("strength") is not None else "")))
@@ -276,6 +277,8 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
                 "width": generation.width, "height": generation.height, "style": generation.style,
                 "generation_id": generation.id, "source": generation.source, "loras": generation.loras or [],
             }
+            if seen is not None:
+                parameters["model_prompt"] = seen  # the text the model saw: the readable line shows it
             if generation.source == Source.UPSCALE:
                 parameters.update(upscaler=generation.upscaler, upscale_factor=generation.upscale_factor)
             if generation.init_image_key:
@@ -296,7 +299,7 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
             rows.append(Image(id=new_id(), generation_id=generation.id, user_id=generation.user_id, index=index,
                               storage_key=key, thumbnail_key=thumb, timelapse_key=timelapse,
                               width=picture.width, height=picture.height))
-        if not lifecycle.succeed(generation.id, rows):  # canceled from the web at the last moment
+        if not lifecycle.succeed(generation.id, rows, model_prompt=seen):  # canceled from the web at the last moment
             raise Canceled()
     except BaseException:
         db.session.rollback()

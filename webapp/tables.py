@@ -146,6 +146,8 @@ class Generation(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(16), default=GenerationStatus.QUEUED, index=True)
     prompt: Mapped[str] = mapped_column(Text)
+    # The text the model saw: the prompt with the LoRAs' trigger words and the style's modifiers (set when it runs)
+    model_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
     negative_prompt: Mapped[str] = mapped_column(Text, default="")
     style: Mapped[str] = mapped_column(String(32), default="none")
     model: Mapped[str] = mapped_column(String(64))

@@ -1,12 +1,12 @@
-"""The reconciliation chores: rows whose job is over or gone end final, work in progress is left alone; the queue
-weights come back to a Redis that lost them."""
+"""The reconciliation chores: the row is the truth. Rows whose job Redis lost are queued again, running rows whose
+job is over end final, work in progress is left alone; the queue weights come back to a Redis that lost them."""
 from __future__ import annotations
 
 from datetime import timedelta
 
-from rq.job import Job, JobStatus
+from rq.job import JobStatus
 
-from jobs.chores import JOB_CANCELED, JOB_ENDED, JOB_LOST, reconcile_generations, restore_queue_weights
+from jobs.chores import JOB_ENDED, reconcile_generations, restore_queue_weights
 from tests.support import add_generation, sign_in, submit_ok
 from webapp import services
 from webapp.extensions import db
@@ -29,19 +29,22 @@ def _job(app, generation_id: str, status: JobStatus | None = None, later: bool =
             job.set_status(status)
 
 
-def test_rows_whose_job_is_over_or_gone_end_final(app, make_user):
+def test_rows_whose_job_is_over_end_final_and_lost_ones_are_queued_again(app, make_user):
     user = make_user()
     old = timedelta(minutes=5)
-    failed_queued = add_generation(app, user, "queued", age=old)  # the worker could not even mark it running
-    failed_running = add_generation(app, user, "running", age=old)  # nor mark itself failed
-    finished_running = add_generation(app, user, "running", age=old)  # retried after the row kept "running": skipped
+    retry_lost = add_generation(app, user, "queued", age=old)  # settled for a retry that Redis never recorded
+    failed_running = add_generation(app, user, "running", age=old)  # the worker could not mark itself failed
+    finished_running = add_generation(app, user, "running", age=old)  # retried after the row kept "running"
     stopped = add_generation(app, user, "running", age=old)
     canceled = add_generation(app, user, "queued", age=old)
-    lost = add_generation(app, user, "running", age=old)  # Redis lost the job (or it expired)
-    for generation_id, status in [(failed_queued, JobStatus.FAILED), (failed_running, JobStatus.FAILED),
+    lost = add_generation(app, user, "running", age=old)  # Redis lost the job, and no worker is at it
+    listless = add_generation(app, user, "queued", age=old)  # its job says queued, but is in no queue
+    for generation_id, status in [(retry_lost, JobStatus.FAILED), (failed_running, JobStatus.FAILED),
                                   (finished_running, JobStatus.FINISHED), (stopped, JobStatus.STOPPED),
-                                  (canceled, JobStatus.CANCELED)]:
+                                  (canceled, JobStatus.CANCELED), (listless, None)]:
         _job(app, generation_id, status)
+    with app.app_context():
+        generation_queue().connection.lrem(generation_queue().key, 0, listless)
 
     waiting = add_generation(app, user, "queued", age=old)
     retrying = add_generation(app, user, "queued", age=old)
@@ -56,20 +59,23 @@ def test_rows_whose_job_is_over_or_gone_end_final(app, make_user):
     _job(app, done, JobStatus.FAILED)
 
     with app.app_context():
-        assert reconcile_generations() == {"failed": 5, "canceled": 1}
+        assert reconcile_generations() == {"failed": 3, "canceled": 1, "resubmitted": 3}
         rows = {g.id: g for g in db.session.scalars(db.select(Generation))}
-    for generation_id in (failed_queued, failed_running, finished_running, stopped):
+        queued_again = set(generation_queue("easel-tiny").get_job_ids())
+    for generation_id in (failed_running, finished_running, stopped):
         assert (rows[generation_id].status, rows[generation_id].error) == ("failed", JOB_ENDED)
         assert rows[generation_id].finished_at is not None
-    assert (rows[canceled].status, rows[canceled].error) == ("canceled", JOB_CANCELED)
-    assert (rows[lost].status, rows[lost].error) == ("failed", JOB_LOST)
+    assert rows[canceled].status == "canceled"
+    for generation_id in (retry_lost, lost, listless):  # the same row, seed and settings, its job queued again
+        assert (rows[generation_id].status, rows[generation_id].error, rows[generation_id].seed) == ("queued", None, 7)
+    assert queued_again == {retry_lost, lost, listless}
     assert [rows[g].status for g in (waiting, retrying, taken, running, just_inserted, done)] == [
         "queued", "queued", "queued", "running", "queued", "succeeded"]
 
-    with app.app_context():  # a minute later the row that never got its job is settled too
-        assert reconcile_generations(now=utcnow() + timedelta(minutes=2)) == {"failed": 1}
-        assert db.session.get(Generation, just_inserted).error == JOB_LOST
+    with app.app_context():  # a minute later the row that never got its job is queued too, and only once
+        assert reconcile_generations(now=utcnow() + timedelta(minutes=2)) == {"resubmitted": 1}
         assert reconcile_generations(now=utcnow() + timedelta(minutes=2)) == {}
+        assert set(generation_queue("easel-tiny").get_job_ids()) == queued_again | {just_inserted}
 
 
 def test_reconciliation_is_scheduled(redis_url):
@@ -121,7 +127,7 @@ def test_a_generation_an_admin_is_retrying_is_left_alone(app, make_user):
             assert being_retried(generation_id)
             assert reconcile_generations() == {}
             queue = generation_queue()  # the retry's second step: the job is queued again
-            Job.fetch(generation_id, connection=queue.connection, serializer=queue.serializer).set_status(JobStatus.QUEUED)
+            queue.enqueue("jobs.generate.run", generation_id, job_id=generation_id)
         assert not being_retried(generation_id)
         assert reconcile_generations() == {}  # the job is queued again: nothing to settle
         assert db.session.get(Generation, generation_id).status == "queued"
