@@ -11,7 +11,6 @@ is dropped, its files never written), failure and email.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -19,7 +18,6 @@ from dataclasses import dataclass, field
 import torch
 from flask import current_app
 from PIL import Image as PILImage
-from PIL import PngImagePlugin
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Retry, get_current_job
@@ -35,7 +33,7 @@ from webapp.lineage import chain_from
 from webapp.storage import StorageError, image_key, thumbnail_key, timelapse_key
 from webapp.styles import postprocess
 from webapp.tables import Generation, GenerationStatus, Image, Source, new_id
-from webapp.uploads import fit_to
+from webapp.uploads import encode_png, fit_to
 
 from . import pipelines
 from .app_context import get_app, with_app
@@ -115,31 +113,6 @@ def readable_error(exc: BaseException) -> str:
     if isinstance(exc, TRANSIENT_ERRORS):
         return "A service the worker needs was unreachable. Please try again later."
     return f"The generation failed unexpectedly ({type(exc).__name__}). Please try again."
-
-
-# Every character str.splitlines() breaks on, written as an escape: a prompt cannot add lines to ``parameters``.
-LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"} | {
-    ord("\n"): "\\n", ord("\r"): "\\r"}
-
-
-def one_line(text: str) -> str:
-    """``text`` with its line breaks escaped (``\\n``, ``\\r``, ``\\u2028``…), so it stays on one line."""
-    return text.translate(LINE_BREAKS)
-
-
-def encode_png(image: PILImage.Image, parameters: dict) -> bytes:
-    """PNG with the parameters in text chunks: ``parameters`` (readable, one line per part) and ``easel`` (JSON)."""
-    info = PngImagePlugin.PngInfo()
-    info.add_text("parameters", (
-        f"{one_line(parameters.get('model_prompt') or parameters['prompt'])}\n"
-        f"Negative prompt: {one_line(parameters['negative_prompt'])}\n"
-        f"Steps: {parameters['steps']}, CFG scale: {parameters['guidance']}, Seed: {parameters['seed']}, "
-        f"Size: {parameters['width']}x{parameters['height']}, Model: {parameters['model']}, Style: {parameters['style']}"
-        + (f", Denoising strength: {parameters['strength']}" if parameters.get("strength") is not None else "")))
-    info.add_itxt("easel", json.dumps(parameters, ensure_ascii=False))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info, optimize=False, compress_level=6)
-    return buffer.getvalue()
 
 
 def encode_webp(image: PILImage.Image, size: int, quality: int = 85,

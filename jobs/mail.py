@@ -37,13 +37,6 @@ def _deliver(message: Message, what: str) -> None:
 
 
 @with_app
-def send_email(message: dict) -> str:
-    """Send a message rendered elsewhere (a job; ``message`` is ``Message.to_dict()``)."""
-    _deliver(Message.from_dict(message), "message")
-    return "sent"
-
-
-@with_app
 def send_generation_email(generation_id: str) -> str:
     """"Your art is ready" or "Your generation failed", if the person still wants these messages."""
     generation = db.session.get(Generation, generation_id)

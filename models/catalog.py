@@ -293,15 +293,10 @@ def load_loras(path: Path | str | None = None) -> dict[str, LoraEntry]:
     return {name: _lora(name, raw, path.parent) for name, raw in data.get("loras", {}).items()}
 
 
-def default_model_name(configured: str | None = None) -> str:
-    """The model used when none is asked for: the configured name (EASEL_MODEL), else easel-tiny."""
-    return configured or DEFAULT_MODEL
-
-
 def get_entry(name: str | None = None, catalog: dict[str, ModelEntry] | None = None,
               catalog_path: Path | str | None = None) -> ModelEntry:
     """The usable catalog entry for a name (default model when None); raises ModelNotFound/ModelUnavailable."""
-    name = name or default_model_name()
+    name = name or DEFAULT_MODEL
     catalog = catalog if catalog is not None else load_catalog(catalog_path)
     if name not in catalog:
         known = ", ".join(catalog) or "none"

@@ -169,13 +169,6 @@ def loaded_models() -> list[tuple[str, str]]:
         return list(_LOADED)
 
 
-def unload_all() -> None:
-    """Drop every warm pipeline (tests, and a worker told to serve other models)."""
-    with _LOCK:
-        while _LOADED:
-            _evict_lru()
-
-
 def img2img_from(pipe: DiffusionPipeline) -> DiffusionPipeline:
     """An image-to-image pipeline sharing the loaded weights (no second load)."""
     from diffusers import AutoPipelineForImage2Image

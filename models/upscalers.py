@@ -87,11 +87,6 @@ def load_upscalers(path: Path | None = None) -> dict[str, UpscalerEntry]:
     return {LANCZOS: BUILTIN, **listed}
 
 
-def available_upscalers(path: Path | None = None) -> dict[str, str | None]:
-    """Every upscaler with None (usable) or the reason it is unavailable, for the web forms."""
-    return {name: entry.unavailable_reason() for name, entry in load_upscalers(path).items()}
-
-
 def get_upscaler(name: str, path: Path | None = None) -> UpscalerEntry:
     """The usable entry for a name; raises UpscalerNotFound or UpscalerUnavailable."""
     upscalers = load_upscalers(path)

@@ -13,7 +13,7 @@ from models.lora import MAX_LORAS
 
 from .generations import MAX_SEED
 from .styles import STYLES
-from .tables import DEFAULT_STRENGTH, denoising_steps  # noqa: F401 (DEFAULT_STRENGTH: the rules' default, re-exported)
+from .tables import denoising_steps
 
 if TYPE_CHECKING:
     from models.upscalers import UpscalerEntry

@@ -119,5 +119,9 @@ def api_waiting() -> threading.BoundedSemaphore:
 
 
 def default_model() -> str:
-    """The site's default model name (``EASEL_MODEL``)."""
-    return current_app.config["EASEL_MODEL"]
+    """The site's default model: ``EASEL_MODEL`` if usable here, else the first usable catalog entry."""
+    models = catalog()
+    preferred = current_app.config["EASEL_MODEL"]
+    if preferred in models and models[preferred].unavailable_reason() is None:
+        return preferred
+    return next((name for name, entry in models.items() if entry.unavailable_reason() is None), preferred)

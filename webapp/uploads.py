@@ -7,11 +7,12 @@ form field, before a row or a file is written.
 from __future__ import annotations
 
 import io
+import json
 import threading
 import warnings
 
 from PIL import Image as PILImage
-from PIL import ImageOps
+from PIL import ImageOps, PngImagePlugin
 
 from .tables import new_id
 
@@ -86,10 +87,33 @@ def fit_to(image: PILImage.Image, size: tuple[int, int], mode: str) -> PILImage.
     return ImageOps.fit(image, size, PILImage.Resampling.LANCZOS)
 
 
-def encode_png(image: PILImage.Image) -> bytes:
-    """The re-encoded PNG that is stored (no metadata from the upload is kept)."""
+# Every character str.splitlines() breaks on, written as an escape: a prompt cannot add lines to ``parameters``.
+LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"} | {
+    ord("\n"): "\\n", ord("\r"): "\\r"}
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks escaped (``\\n``, ``\\r``, ``\\u2028``…), so it stays on one line."""
+    return text.translate(LINE_BREAKS)
+
+
+def encode_png(image: PILImage.Image, parameters: dict | None = None) -> bytes:
+    """The PNG that is stored; a generated image's carries its parameters in text chunks: ``parameters``
+    (readable, one line per part, the text the model saw first) and ``easel`` (JSON). An upload's carries
+    nothing (no metadata from the upload is kept)."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    if parameters is None:
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", (
+        f"{one_line(parameters.get('model_prompt') or parameters['prompt'])}\n"
+        f"Negative prompt: {one_line(parameters['negative_prompt'])}\n"
+        f"Steps: {parameters['steps']}, CFG scale: {parameters['guidance']}, Seed: {parameters['seed']}, "
+        f"Size: {parameters['width']}x{parameters['height']}, Model: {parameters['model']}, Style: {parameters['style']}"
+        + (f", Denoising strength: {parameters['strength']}" if parameters.get("strength") is not None else "")))
+    info.add_itxt("easel", json.dumps(parameters, ensure_ascii=False))
+    image.save(buffer, format="PNG", pnginfo=info, optimize=False, compress_level=6)
     return buffer.getvalue()
 
 

@@ -195,7 +195,7 @@ def _token(client, generation_id: str) -> str:
 
 
 def test_png_parameters_cannot_be_forged_with_line_breaks():
-    from jobs.generate import encode_png
+    from webapp.uploads import encode_png
 
     forged = "a cat\nSteps: 1, CFG scale: 1, Seed: 1, Size: 1x1, Model: stolen\r\nNegative prompt: x\u2028Seed: 9"
     parameters = {"prompt": forged, "negative_prompt": "blurry\nModel: fake", "steps": 8, "guidance": 5.0, "seed": 42,

@@ -49,9 +49,10 @@ def tiny_catalog(tiny_folders: dict[str, Path], tmp_path_factory: pytest.TempPat
 
 @pytest.fixture
 def fresh_loader() -> Iterator[object]:
-    """The loader with no warm pipelines before and after the test."""
+    """The loader with no warm pipelines before and after the test (the module read afresh: an empty cache)."""
+    import importlib
+
     from models import loader
 
-    loader.unload_all()
-    yield loader
-    loader.unload_all()
+    yield importlib.reload(loader)
+    importlib.reload(loader)

@@ -14,7 +14,6 @@ from models.catalog import (
     ModelError,
     ModelNotFound,
     ModelUnavailable,
-    default_model_name,
     get_entry,
     hf_snapshot,
     load_catalog,
@@ -109,7 +108,6 @@ def test_settings_come_from_the_web_config(tmp_path: Path, monkeypatch: pytest.M
 
 def test_settings_are_arguments(tmp_path: Path) -> None:
     path = write_catalog(tmp_path, CATALOG_PATH.read_text(encoding="utf-8").replace("[models.easel-tiny]", "[models.other]"))
-    assert default_model_name("other") == "other"
     assert "other" in load_catalog(path) and "easel-tiny" not in load_catalog(path)
     with pytest.raises(ModelUnavailable, match="model 'other'"):  # found in that file; its relative path is not here
         get_entry("other", catalog_path=path)

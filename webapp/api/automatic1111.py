@@ -24,12 +24,13 @@ from ..derived_images import upscale_upload, upscaler_menu
 from ..errors import register_api_errors
 from ..extensions import db
 from ..generations import GenerationRefused, cancel_generation, generation_state
+from ..services import default_model as default_model_name
 from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus
 from .a1111_fields import decode_image, number, read_body, read_png_text, whole_number
 from .extra_networks import lora_tags, refuse_tags_in_negative_prompt
 from .gate import Scheme, current_token, protect
 from .problems import ApiError, a1111_error
-from .submit import default_model_name, stored_png, submit, wait_until_final, waiting_place
+from .submit import stored_png, submit, wait_until_final, waiting_place
 
 bp = Blueprint("automatic1111", __name__, url_prefix="/sdapi/v1")
 protect(bp, Scheme.BASIC)

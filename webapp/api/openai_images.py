@@ -18,11 +18,12 @@ from PIL import Image as PILImage
 from .. import services
 from ..errors import register_api_errors
 from ..links.tokens import public_url, result_token
+from ..services import default_model as default_model_name
 from ..styles import styled_prompt
 from ..tables import Generation, GenerationStatus
 from .gate import Scheme, protect
 from .problems import ApiError, openai_error
-from .submit import decode_start_image, default_model_name, stored_png, submit, wait_until_final, waiting_place
+from .submit import decode_start_image, stored_png, submit, wait_until_final, waiting_place
 
 bp = Blueprint("openai_images", __name__, url_prefix="/v1")
 protect(bp, Scheme.BEARER)

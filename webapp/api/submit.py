@@ -16,8 +16,8 @@ from models.catalog import ModelEntry
 from .. import services
 from ..extensions import db
 from ..generation_rules import chosen_loras, problems
-from ..generations import DEFAULT_STRENGTH, GenerationRefused, PromptBlocked, create_generation
-from ..tables import Generation
+from ..generations import GenerationRefused, PromptBlocked, create_generation
+from ..tables import DEFAULT_STRENGTH, Generation
 from ..uploads import UploadRejected, decode_upload
 from .problems import ApiError
 
@@ -27,21 +27,12 @@ WAIT_INTERVAL = 0.25
 BUSY_RETRY_AFTER = 10
 
 
-def default_model_name() -> str:
-    """The site's default model: ``EASEL_MODEL`` if usable, else the first usable catalog entry."""
-    models = services.catalog()
-    preferred = services.default_model()
-    if preferred in models and models[preferred].unavailable_reason() is None:
-        return preferred
-    return next((name for name, e in models.items() if e.unavailable_reason() is None), preferred)
-
-
 def with_defaults(params: Mapping[str, Any]) -> dict:
     """Fill what the request left out from the chosen LoRAs (an LCM-LoRA's steps and guidance), the model's
     catalog entry (size, steps, guidance) and the site."""
     filled = {"negative_prompt": "", "seed": None, "num_images": 1, "style": "none", "loras": [], **{
         key: value for key, value in params.items() if value is not None}}
-    filled.setdefault("model", default_model_name())
+    filled.setdefault("model", services.default_model())
     for lora, _ in chosen_loras(services.loras(), filled["loras"]):
         if lora.default_steps is not None:
             filled.setdefault("steps", lora.default_steps)

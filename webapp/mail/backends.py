@@ -12,7 +12,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from email.utils import formatdate, make_msgid
@@ -42,16 +42,6 @@ class Message:
     text: str
     html: str
     headers: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        """Plain data for the job queue."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> Message:
-        """The message a job carried."""
-        return cls(to=data["to"], subject=data["subject"], text=data["text"], html=data["html"],
-                   headers=dict(data.get("headers") or {}))
 
 
 class Mailer(ABC):

@@ -25,10 +25,11 @@ from models.lora import MAX_LORAS
 
 from .. import generation_rules as rules
 from ..styles import STYLES
+from ..tables import DEFAULT_STRENGTH
 from ..uploads import RESIZE_MODES, UploadRejected, decode_upload
 
 # Kept importable from here for the image-page forms (studio/derived.py) and routes.
-MIN_STRENGTH, MAX_STRENGTH, DEFAULT_STRENGTH = rules.MIN_STRENGTH, rules.MAX_STRENGTH, rules.DEFAULT_STRENGTH
+MIN_STRENGTH, MAX_STRENGTH = rules.MIN_STRENGTH, rules.MAX_STRENGTH
 
 
 class AsciiIntegerField(IntegerField):

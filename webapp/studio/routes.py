@@ -17,8 +17,8 @@ from ..generation_rules import shown_reason
 from ..generations import GenerationRefused, PromptBlocked, cancel_generation, create_generation, generation_state
 from ..image_files import serve_file
 from ..styles import STYLES
-from ..tables import Generation, Source, Upload
-from .forms import DEFAULT_STRENGTH, GenerationForm
+from ..tables import DEFAULT_STRENGTH, Generation, Source, Upload
+from .forms import GenerationForm
 from .landing import landing_page, showcase_thumbnail
 
 bp = Blueprint("studio", __name__)

@@ -83,22 +83,23 @@ def test_mailgun_settings_are_required():
         create_mailer({"MAIL_BACKEND": "pigeon"})
 
 
-def test_chore_worker_retries_then_logs_a_failure(app, mailgun, workers):
+def test_chore_worker_retries_then_logs_a_failure(app, mailgun, workers, make_user):
+    user_id = make_user("ada@example.com")
     with app.app_context():
         mailgun.fail(2)
-        flaky = enqueue_email("jobs.mail.send_email", MESSAGE.to_dict(), description="test email")
+        flaky = enqueue_email("jobs.mail.send_password_changed", user_id, description="test email")
     worker = workers.start(queues="default")
     [delivered] = mailgun.wait_for_messages(1, timeout=60)
-    assert delivered["subject"] == "Hello ✓" and mailgun.requests == 3  # two 500s, then accepted
+    assert delivered["to"] == "ada@example.com" and mailgun.requests == 3  # two 500s, then accepted
     connection = Redis.from_url(app.config["REDIS_URL"])
     assert wait_for(lambda: Job.fetch(flaky.id, connection=connection).get_status() == "finished", timeout=10)
 
     with app.app_context():
         mailgun.fail(100)
-        doomed = enqueue_email("jobs.mail.send_email", MESSAGE.to_dict(), description="test email")
+        doomed = enqueue_email("jobs.mail.send_password_changed", user_id, description="test email")
     with app.app_context():
         registry = FailedJobRegistry(queue=chore_queue())
     wait_for(lambda: doomed.id in registry.get_job_ids(), timeout=60, message="the email job to fail for good")
     assert mailgun.requests == 6 and len(mailgun.messages) == 1  # 1 try + 2 retries, nothing delivered
     log = worker.log_path.read_text()
-    assert f"[{doomed.id}] email (message) failed for good: Mailgun answered 500" in log
+    assert f"[{doomed.id}] email (password changed for user {user_id}) failed for good: Mailgun answered 500" in log

@@ -9,8 +9,8 @@ from models.upscalers import load_upscalers
 
 from ... import services
 from ...generation_rules import shown_reason
+from ...services import default_model as default_model_name
 from ..gate import Scheme, protect
-from ..submit import default_model_name
 from .schemas import LoraSchema, ModelSchema, UpscalerSchema
 
 blp = Blueprint("api_models", __name__, url_prefix="/api/v1", description="Models, LoRAs and upscalers")

@@ -16,7 +16,7 @@ from models.upscalers import FACTORS, LANCZOS
 from ... import generation_rules as rules
 from ...generations import MAX_SEED
 from ...styles import STYLES
-from ...tables import GenerationStatus
+from ...tables import DEFAULT_STRENGTH, GenerationStatus
 from ...uploads import RESIZE_MODES
 
 
@@ -104,7 +104,7 @@ class GenerationFromImageSchema(GenerationCreateSchema):
                           validate=validate.Range(0, MAX_SEED, error=rules.SEED_OUT_OF_RANGE))
     num_images = fields.Integer(load_default=1,
                                 validate=validate.Range(1, rules.IMAGES_MAX, error=rules.IMAGES_OUT_OF_RANGE))
-    strength = fields.Float(load_default=rules.DEFAULT_STRENGTH, allow_nan=False,
+    strength = fields.Float(load_default=DEFAULT_STRENGTH, allow_nan=False,
                             validate=validate.Range(rules.MIN_STRENGTH, rules.MAX_STRENGTH,
                                                     error=rules.STRENGTH_OUT_OF_RANGE))
     resize_mode = fields.String(load_default="crop", validate=validate.OneOf(list(RESIZE_MODES)),
