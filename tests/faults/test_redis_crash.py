@@ -82,10 +82,13 @@ def test_every_accepted_generation_succeeds_after_redis_crashes_mid_batch(app, m
         time.sleep(DOWN_SECONDS)
         redis = start_redis(port, folder)
 
+        reconciled: dict[str, int] = {}
+
         def all_final() -> bool:
             with app.app_context():  # what ``rq cron`` runs every EASEL_REAPER_INTERVAL, here every second
                 reap_abandoned_generations()
-                reconcile_generations(now=utcnow() + timedelta(minutes=2))
+                for outcome, count in reconcile_generations(now=utcnow() + timedelta(minutes=2)).items():
+                    reconciled[outcome] = reconciled.get(outcome, 0) + count
             return all(row.status in FINAL_STATUSES for row in statuses(app, accepted).values())
 
         wait_for(all_final, timeout=300, interval=1, message="every accepted generation to be final")
@@ -94,6 +97,7 @@ def test_every_accepted_generation_succeeds_after_redis_crashes_mid_batch(app, m
             (row.status, row.error) for row in rows.values() if row.status != "succeeded"]
         with app.app_context():
             assert all(len(db.session.get(Generation, gid).images) == 1 for gid in accepted)
+        assert reconciled.get("resubmitted", 0) >= 1, reconciled  # the crash did lose work, which came back
     finally:
         redis.terminate()
         redis.wait(10)
