@@ -163,6 +163,12 @@ def test_a_lora_never_leaks_into_the_generations_batched_after_it(app, signed_in
         assert difference.max() <= 8 and difference.mean() < 0.5, (difference.max(), difference.mean())
     inked_alone = alone(**plain[0], **{"loras-0-name": "ink"})
     assert np.abs(pixels_of(client, inked_alone) - pixels_of(client, finals[0])).mean() > 1, "the LoRA shows"
+    # the text the model saw (the trigger word added) is kept, and shown where its owner sees the prompt
+    png = png_of(client, inked_alone["images"][0])
+    assert png.text["parameters"].startswith("a red circle, ink drawing\n")
+    assert json.loads(png.text["easel"])["prompt"] == "a red circle"
+    page = client.get(f"/images/{inked_alone['images'][0]['id']}").get_data(as_text=True)
+    assert '<td id="model-prompt">a red circle, ink drawing</td>' in page
 
 
 def pixels_of(client, final: dict) -> np.ndarray:

@@ -17,6 +17,7 @@ from webapp.cleanup import STALE_MESSAGE, delete_expired_images
 from webapp.config import ConfigError, cleanup_cron
 from webapp.extensions import db
 from webapp.generations import create_generation
+from webapp.queues import chore_queue
 from webapp.storage import create_storage, generation_prefix
 from webapp.tables import Generation, GenerationStatus, Image, Report, User, utcnow
 
@@ -114,6 +115,9 @@ def test_cleanup_spares_work_in_progress(app, make_user, make_image):
     assert report.orphan_files == [old_orphan] and report.expired_images == []
     assert report.stale_generations == [stale] and report.removed_generations == []
     assert {in_progress, young_orphan} <= stored_keys(app) and old_orphan not in stored_keys(app)
+    with app.app_context():  # a failure like any other (``webapp.lifecycle.fail``): its owner is told
+        mailed = [job.args[0] for job in chore_queue().get_jobs() if job.func_name == "jobs.mail.send_generation_email"]
+    assert mailed == [stale]
 
 
 def test_cleanup_command_and_chore(app, runner, make_user, make_image):
