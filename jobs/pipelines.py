@@ -134,6 +134,7 @@ class WorkerState:
         self._catalog: tuple[tuple, dict[str, ModelEntry], dict[str, LoraEntry]] | None = None
         self.catalog_reads = 0  # times the catalog file was read (the admin page, and the tests that prove it)
         self.calls = 0  # pipeline calls made
+        self.generations = 0  # generations those calls were for
 
     def catalog(self) -> tuple[dict[str, ModelEntry], dict[str, LoraEntry]]:
         """The catalog's models and LoRAs (``EASEL_CATALOG``), read again only when the file changed."""
@@ -210,6 +211,7 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
     """
     lead = generations[0]
     STATE.calls += 1
+    STATE.generations += len(generations)
     used = apply_to(warm, lead.loras)
     seen = {generation.id: model_prompt(generation.prompt, generation.style, used) for generation in generations}
     prompts, negatives, generators, images = [], [], [], []
@@ -281,4 +283,4 @@ def publish(worker_name: str, serves: list[str]) -> None:
     worker_status.publish(services.redis(), worker_name, {
         "serves": serves, "loaded": loaded, "device": plan.device, "memory": memory_bytes(plan.device),
         "max_loaded": current_app.config["EASEL_MAX_LOADED_MODELS"], "loads": loader.LOAD_COUNT,
-        "calls": STATE.calls, "catalog_reads": STATE.catalog_reads})
+        "calls": STATE.calls, "generations": STATE.generations, "catalog_reads": STATE.catalog_reads})

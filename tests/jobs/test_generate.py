@@ -95,7 +95,7 @@ def test_same_seed_same_pixels_and_pipeline_loaded_once(app, signed_in, workers)
     pixels = [png_pixels(client, r["images"][0]) for r in results]
     assert pixels[0] == pixels[1]
     assert pixels[0] != pixels[2]
-    report = worker_report(app.config["REDIS_URL"], proc, calls=3)
+    report = worker_report(app.config["REDIS_URL"], proc, generations=3)
     assert (report["loads"], report["catalog_reads"]) == (1, 1)  # warm: loaded at start, never again
 
 

@@ -67,7 +67,7 @@ def test_strength_keeps_or_replaces_the_start_without_a_second_load(app, signed_
     assert params["lineage"] == [{"image_id": source["images"][0]["id"], "source": "image"}]
     assert "Denoising strength: 0.2" in near.text["parameters"]
     assert json.loads(far.text["easel"])["source"] == "upload"
-    assert worker_report(app.config["REDIS_URL"], proc, calls=3)["loads"] == 1  # image-to-image reuses the weights
+    assert worker_report(app.config["REDIS_URL"], proc, generations=3)["loads"] == 1  # image-to-image reuses the weights
 
 
 def test_cancel_and_a_deleted_start_on_image_to_image(app, signed_in, workers):

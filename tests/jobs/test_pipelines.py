@@ -93,7 +93,7 @@ def test_architecture_runs_the_generation_loop(kind: str, app, signed_in, worker
     params = json.loads(png.text["easel"])
     assert png.size == (SIZE, SIZE)
     assert (params["model"], params["seed"], params["steps"], params["negative_prompt"]) == (model, 6, 3, "blurry")
-    assert worker_report(redis_url, proc, calls=2)["loads"] == 1
+    assert worker_report(redis_url, proc, generations=2)["loads"] == 1
 
 
 def test_lora_switches_between_requests_without_reloading(app, signed_in, workers, redis_url, live_server) -> None:
@@ -124,7 +124,7 @@ def test_lora_switches_between_requests_without_reloading(app, signed_in, worker
     assert inked != plain and lighter not in (plain, inked)
     assert plain_again == plain, "without the LoRA the base model's pictures come back exactly"
     assert from_api == lighter, "the API's LoRA is applied as the studio's"
-    assert worker_report(redis_url, proc, calls=5)["loads"] == 1
+    assert worker_report(redis_url, proc, generations=5)["loads"] == 1
 
     # A1111's clients put the LoRA in the prompt (webapp/api/extra_networks.py): taken out, then applied alike.
     api = webuiapi.WebUIApi(host="127.0.0.1", port=urlsplit(live_server).port, username="ada@example.com",
@@ -219,7 +219,7 @@ def test_out_of_memory_is_explained_and_the_worker_carries_on(app, signed_in, wo
     fits = make(client, steps=2, num_images=1)
     assert wait_status(client, fits, {"succeeded", "failed"})["status"] == "succeeded"
     assert proc.poll() is None
-    assert worker_report(redis_url, proc, calls=2)["loads"] == 1, "the same process, its pipeline still loaded"
+    assert worker_report(redis_url, proc, generations=2)["loads"] == 1, "the same process, its pipeline still loaded"
 
 
 # The choices, without a GPU: what each device gets, and what a failed call leaves behind

@@ -149,9 +149,9 @@ class Workers:
             log.close()
 
 
-def worker_report(redis_url: str, proc, calls: int) -> dict:
+def worker_report(redis_url: str, proc, generations: int) -> dict:
     """What a generation worker published about itself (``jobs.pipelines.publish``: pipeline loads, calls, catalog
-    reads), once it reports at least ``calls`` pipeline calls."""
+    reads), once its pipeline calls were for at least ``generations`` generations."""
     import json
 
     from redis import Redis
@@ -162,9 +162,9 @@ def worker_report(redis_url: str, proc, calls: int) -> dict:
         with Redis.from_url(redis_url) as redis:
             raw = redis.get(KEY.format(proc.worker_name))
         found = json.loads(raw) if raw else None
-        return found if found and found.get("calls", 0) >= calls else None
+        return found if found and found.get("generations", 0) >= generations else None
 
-    return wait_for(report, timeout=30, message=f"worker {proc.worker_name} to report {calls} call(s)")
+    return wait_for(report, timeout=30, message=f"worker {proc.worker_name} to report {generations} generation(s)")
 
 
 def loaded_image_width(page, selector: str, timeout: float = 15000) -> int:
