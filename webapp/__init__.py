@@ -39,10 +39,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_input_guard(app: Flask) -> None:
-    """Bad form bodies (not UTF-8, NUL characters) are refused before anything reads them."""
-    from .errors import register_input_guard as guard
+    """Every body is parsed and bounded before anything reads it (``webapp.inputs``)."""
+    from .inputs import register
 
-    guard(app)
+    register(app)
 
 
 def register_extensions(app: Flask) -> None:

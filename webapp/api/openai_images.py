@@ -17,6 +17,7 @@ from PIL import Image as PILImage
 
 from .. import services
 from ..errors import register_api_errors
+from ..inputs import ascii_float, ascii_int
 from ..links.tokens import public_url, result_token
 from ..styles import styled_prompt
 from ..tables import Generation, GenerationStatus
@@ -27,7 +28,7 @@ from .submit import decode_start_image, default_model_name, stored_png, submit, 
 bp = Blueprint("openai_images", __name__, url_prefix="/v1")
 protect(bp, Scheme.BEARER)
 
-SIZE_RE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
+SIZE_RE = re.compile(r"([0-9]{1,5})x([0-9]{1,5})")
 OUTPUT_FORMATS = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG"}
 # Our field names → the request's, so a refusal names the parameter the client sent.
 PARAMS = {"num_images": "n", "width": "size", "height": "size"}
@@ -43,7 +44,8 @@ class ImageGenerateSchema(Schema):
 
     prompt = fields.String(required=True)
     model = fields.String(load_default=None, allow_none=True)
-    n = fields.Integer(load_default=1, allow_none=True, strict=True)
+    n = fields.Integer(load_default=1, allow_none=True, strict=True,
+                       validate=validate.Range(1, 10, error="n must be from 1 to 10."))
     size = fields.String(load_default=None, allow_none=True)
     response_format = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(["b64_json", "url"]))
     output_format = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(list(OUTPUT_FORMATS)))
@@ -77,7 +79,7 @@ def _size(raw: str | None, model: str) -> tuple[int | None, int | None]:
     """``WxH`` (or ``auto``/absent: the model's default) → width, height; a size it does not make → 400."""
     if raw in (None, "", "auto"):
         return None, None
-    match = SIZE_RE.match(raw)
+    match = SIZE_RE.fullmatch(raw)
     entry = services.catalog().get(model)
     offered = ", ".join(f"{w}x{h}" for w, h in entry.sizes) if entry else ""
     if match is None or (entry and (int(match[1]), int(match[2])) not in set(entry.sizes)):
@@ -134,7 +136,7 @@ def _generate(args: dict, start: PILImage.Image | None = None):
     width, height = _size(args["size"], model)
     params = {"prompt": args["prompt"], "negative_prompt": args["negative_prompt"], "model": model, "width": width,
               "height": height, "steps": args["steps"], "guidance": args["guidance"], "seed": args["seed"],
-              "num_images": args["n"] or 1, "style": args["style"], "strength": args["strength"]}
+              "num_images": 1 if args["n"] is None else args["n"], "style": args["style"], "strength": args["strength"]}
     with waiting_place():
         try:
             generation = submit(params, start)
@@ -174,14 +176,18 @@ def edit():
 
 
 def _form_fields() -> dict:
-    """Multipart text fields as JSON-like values (numbers parsed, so the schema checks them as in JSON)."""
+    """Multipart text fields as JSON-like values (numbers in ASCII parsed, so the schema checks them as in JSON;
+    anything else stays text, which the schema refuses as not a number)."""
     values: dict = {}
     for key, value in request.form.items():
         if key in {"n", "steps", "seed"}:
-            values[key] = int(value) if value.lstrip("-").isdigit() else value
+            try:
+                values[key] = ascii_int(value)
+            except ValueError:
+                values[key] = value
         elif key in {"guidance", "strength"}:
             try:
-                values[key] = float(value)
+                values[key] = ascii_float(value)
             except ValueError:
                 values[key] = value
         elif key == "stream":

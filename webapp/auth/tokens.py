@@ -39,7 +39,7 @@ def create_token():
     return _page(ApiTokenForm(formdata=None), new_secret=issued.secret)
 
 
-@bp.post("/tokens/<int:token_id>/revoke")
+@bp.post("/tokens/<id:token_id>/revoke")
 @login_required
 def revoke(token_id: int):
     """Revoke one of my tokens; it stops working at once."""
