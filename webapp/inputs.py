@@ -136,9 +136,9 @@ def ascii_float(raw: str) -> float:
         ValueError: anything else (NaN, inf, "١٫٥", "").
     """
     text = raw.strip()
-    if not ASCII_FLOAT.fullmatch(text):
-        raise ValueError(f"{raw!a} is not a number")
-    return float(text)
+    if not ASCII_FLOAT.fullmatch(text) or not math.isfinite(value := float(text)):  # 1e999 reads as infinity
+        raise ValueError(f"{raw!a} is not a finite number")
+    return value
 
 
 class AsciiIntegerField(IntegerField):

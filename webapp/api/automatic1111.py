@@ -299,6 +299,9 @@ def extra_single_image():
     if not isinstance(upscaler, str) or upscaler.lower() == "none":
         raise ApiError(422, "Choose an upscaler as upscaler_1 (GET /sdapi/v1/upscalers lists them).",
                        errors={"upscaler_1": "Required."})
+    # A1111's clients send its own spelling (webuiapi's Upscaler.Lanczos is "Lanczos"): names match in any case.
+    upscaler = next((item["name"] for item in upscaler_menu() if item["name"].casefold() == upscaler.casefold()),
+                    upscaler)
     picture = decode_image(body.get("image"), "image")
     with waiting_place():
         try:

@@ -17,7 +17,7 @@ from PIL import Image as PILImage
 
 from .. import services
 from ..errors import register_api_errors
-from ..inputs import ascii_float, ascii_int
+from ..inputs import AsciiFloat, ascii_float, ascii_int
 from ..links.tokens import public_url, result_token
 from ..styles import styled_prompt
 from ..tables import Generation, GenerationStatus
@@ -52,9 +52,9 @@ class ImageGenerateSchema(Schema):
     stream = fields.Boolean(load_default=False, allow_none=True)
     negative_prompt = fields.String(load_default=None, allow_none=True)
     steps = fields.Integer(load_default=None, allow_none=True, strict=True)
-    guidance = fields.Float(load_default=None, allow_none=True, allow_nan=False)
+    guidance = AsciiFloat(load_default=None, allow_none=True, allow_nan=False)
     seed = fields.Integer(load_default=None, allow_none=True, strict=True)
-    strength = fields.Float(load_default=None, allow_none=True)
+    strength = AsciiFloat(load_default=None, allow_none=True, allow_nan=False)
     style = fields.String(load_default=None, allow_none=True)
 
 
