@@ -25,7 +25,7 @@ from types import SimpleNamespace
 from urllib.parse import quote_from_bytes
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from PIL import Image as PILImage
 from PIL.PngImagePlugin import PngInfo
@@ -35,6 +35,8 @@ from sqlalchemy import select
 from tests.support import api_token, csrf_token, sign_in
 
 EXAMPLES = 20  # per route in the default run; the slow variant runs many more
+# --hypothesis-profile=no-shrink: report the first failures found without minimising them (a quick count on old code)
+settings.register_profile("no-shrink", phases=[Phase.explicit, Phase.reuse, Phase.generate])
 VOLATILE_COLUMNS = {"last_used_at"}  # a token's use is stamped (once a minute): not a row or a change of data
 
 
