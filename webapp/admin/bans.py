@@ -5,10 +5,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import Select, func, or_, select, update
 
+from ..api_tokens import revoke_all_tokens
 from ..extensions import db
 from ..generations import cancel_generation
 from ..moderation.audit import record
-from ..tables import ACTIVE_STATUSES, ApiToken, Collection, Generation, Image, User, utcnow
+from ..tables import ACTIVE_STATUSES, Collection, Generation, Image, User
 
 
 class BanRefused(Exception):
@@ -63,8 +64,7 @@ def ban_user(admin: User, user: User, reason: str = "") -> BanResult:
         .values(is_public=False, published_at=None)
     ).rowcount
     # For good: an unban lets the person sign in again, but no token or link made before the ban works again.
-    revoked = db.session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-                                 .values(revoked_at=utcnow())).rowcount
+    revoked = revoke_all_tokens(user, commit=False)
     db.session.execute(update(Image).where(Image.user_id == user.id)
                        .values(link_version=func.coalesce(Image.link_version, 0) + 1))
     db.session.execute(update(Collection).where(Collection.user_id == user.id)

@@ -7,7 +7,7 @@ from flask import abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
-from ..api_tokens import issue_token, revoke_token, token_status, tokens_of
+from ..api_tokens import TooManyTokens, issue_token, revoke_token, token_status, tokens_of
 from ..extensions import db
 from ..tables import ApiToken
 from .forms import ApiTokenForm
@@ -35,7 +35,11 @@ def create_token():
     if not form.validate_on_submit():
         return _page(form, status=400)
     expires_at = datetime.combine(form.expires_on.data, time.min) if form.expires_on.data else None
-    issued = issue_token(current_user._get_current_object(), form.name.data, expires_at)
+    try:
+        issued = issue_token(current_user._get_current_object(), form.name.data, expires_at)
+    except TooManyTokens as exc:
+        form.name.errors = [*form.name.errors, str(exc)]
+        return _page(form, status=400)
     return _page(ApiTokenForm(formdata=None), new_secret=issued.secret)
 
 

@@ -201,8 +201,9 @@ def test_images_from_images_through_both_clients(app, live_server, workers, peop
 
     # A1111's extras: upscale an uploaded picture with a listed upscaler
     assert [u["name"] for u in api.get_upscalers()] == ["lanczos", "easel-compact-x4"]  # tests/catalog.toml
-    bigger = api.extra_single_image(image=PILImage.new("RGB", (40, 30), "green"), upscaler_1="lanczos",
-                                    upscaling_resize=2)
+    # webuiapi's own enum sends A1111's spelling, "Lanczos": names match in any case (it was a 422)
+    bigger = api.extra_single_image(image=PILImage.new("RGB", (40, 30), "green"),
+                                    upscaler_1=webuiapi.Upscaler.Lanczos, upscaling_resize=2)
     assert bigger.image.size == (80, 60)
     with pytest.raises(RuntimeError) as no_upscaler:
         api.extra_single_image(image=PILImage.new("RGB", (40, 30), "green"), upscaling_resize=2)  # upscaler_1 "None"
