@@ -59,9 +59,10 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
-    from .auth.session import load_user
+    from .auth.session import load_user, load_user_from_request
 
     login_manager.user_loader(load_user)
+    login_manager.request_loader(load_user_from_request)
 
 
 def register_services(app: Flask) -> None:

@@ -198,7 +198,7 @@ ROUTES = routes()
 def deployment(app, make_user, make_image) -> SimpleNamespace:
     """Ada (an admin) with an image, a token and a signed-in browser; Bob, whom she can weigh."""
     app.config.update(API_RATE_LIMIT="1000000 per minute", MAX_ACTIVE_PER_USER=100000, DAILY_IMAGE_QUOTA=100000,
-                      LOGIN_LIMIT="100000 per minute", LOGIN_IP_LIMIT="100000 per minute", OPENAI_WAIT_SECONDS=0)
+                      LOGIN_LIMIT="100000 per minute", LOGIN_IP_LIMIT="100000 per minute", API_WAIT_SECONDS=0)
     ada = make_user("ada@example.com", is_admin=True)
     bob = make_user("bob@example.com")
     image = make_image(ada)

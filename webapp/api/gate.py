@@ -16,7 +16,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user
 
 from ..api_tokens import TokenRejected, find_token, owner_of_public_id, public_id_of
-from ..extensions import csrf, limiter, login_manager
+from ..extensions import csrf, limiter
 from ..tables import ApiToken, User
 from .problems import ApiError
 
@@ -68,9 +68,9 @@ def authenticate(scheme: Scheme, allow_session: bool) -> None:
     email = g.pop("api_basic_email", None)
     if email is not None and email != token.user.email:
         raise _unauthorized(scheme, "The API token was refused: it belongs to another account.")
+    # The owner is the current user for this request only (Flask-Login's request loader reads it, see
+    # webapp.auth.session.load_user_from_request); nothing is written to the session.
     g.api_token = token
-    # The owner is the current user for this request only; nothing is written to the session.
-    login_manager._update_request_context_with_user(token.user)
 
 
 def current_token() -> ApiToken | None:

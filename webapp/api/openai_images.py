@@ -1,6 +1,6 @@
 """The OpenAI Images dialect: ``POST /v1/images/generations``, ``/v1/images/edits`` and ``GET /v1/models``.
 
-The call waits for the generation (``OPENAI_WAIT_SECONDS``); it is an ordinary generation, so it shows
+The call waits for the generation (``API_WAIT_SECONDS``); it is an ordinary generation, so it shows
 in the gallery even when the wait runs out. Easel's extras come as extension fields, as other
 self-hosted servers do: ``negative_prompt``, ``steps``, ``guidance``, ``seed``, ``style``.
 """
@@ -11,7 +11,7 @@ import io
 import re
 from calendar import timegm
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, jsonify, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from PIL import Image as PILImage
 
@@ -20,10 +20,10 @@ from ..errors import register_api_errors
 from ..inputs import AsciiFloat, ascii_float, ascii_int
 from ..links.tokens import public_url, result_token
 from ..styles import styled_prompt
-from ..tables import Generation, GenerationStatus
+from ..tables import Generation
 from .gate import Scheme, protect
 from .problems import ApiError, openai_error
-from .submit import decode_start_image, default_model_name, stored_png, submit, wait_until_final, waiting_place
+from .submit import decode_start_image, default_model_name, stored_png, submit, wait_for_images, waiting_place
 
 bp = Blueprint("openai_images", __name__, url_prefix="/v1")
 protect(bp, Scheme.BEARER)
@@ -112,17 +112,6 @@ def images_response(generation: Generation, response_format: str, output_format:
             "size": f"{generation.width}x{generation.height}", "output_format": output_format}
 
 
-def finished_or_error(generation: Generation) -> None:
-    """Wait for the generation; raise the OpenAI-shaped error when it does not succeed in time."""
-    wait = current_app.config["OPENAI_WAIT_SECONDS"]
-    if not wait_until_final(generation, wait):
-        raise ApiError(504, f"The image was not ready within {wait} seconds. It is still being made and will "
-                            f"appear in your gallery (generation {generation.id}).", kind="timeout", headers=NO_RETRY)
-    if generation.status != GenerationStatus.SUCCEEDED:
-        raise ApiError(500, f"The generation {generation.status}: {generation.error or 'no image was made'}",
-                       kind=f"generation_{generation.status}", headers=NO_RETRY)
-
-
 def _generate(args: dict, start: PILImage.Image | None = None):
     """Start the generation (from ``start`` when given), wait for it, answer with OpenAI's ``ImagesResponse``."""
     if args["stream"]:
@@ -145,7 +134,7 @@ def _generate(args: dict, start: PILImage.Image | None = None):
                 exc.extra_headers.setdefault("x-should-retry", "false")
             exc.param = PARAMS.get(exc.param or "", exc.param)
             raise
-        finished_or_error(generation)
+        wait_for_images(generation, NO_RETRY)
     return jsonify(images_response(generation, response_format, output_format))
 
 

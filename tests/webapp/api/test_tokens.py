@@ -204,3 +204,15 @@ def test_sign_out_everywhere_keeps_tokens_unless_asked_to_revoke_them(app, make_
     assert post(browser, "/auth/logout-everywhere", revoke_tokens="y").status_code == 302
     for secret in (kept, revoked):
         assert client.get("/api/v1/models", headers=bearer(secret)).status_code == 401
+
+
+def test_the_token_decides_who_calls_whatever_cookie_comes_with_it(app, make_user, make_image):
+    """Flask-Login's request loader makes the token's owner the caller, also over a signed-in browser's cookie,
+    and the browser stays Bob's afterwards (nothing of the token went into its session)."""
+    ada = make_user("ada@example.com")
+    make_user("bob@example.com")
+    make_image(ada, prompt="ada's fox")
+    browser = sign_in(app, "bob@example.com")
+    mine = browser.get("/api/v1/images", headers=bearer(api_token(app, ada))).get_json()
+    assert [item["prompt"] for item in mine["items"]] == ["ada's fox"]
+    assert browser.get("/api/v1/images").get_json()["items"] == []  # the cookie alone is still Bob

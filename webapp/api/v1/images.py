@@ -1,8 +1,6 @@
 """``/api/v1/images``: list mine (search by prompt words), get one, download, star/publish, variations, delete."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 from flask_login import current_user
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -11,11 +9,11 @@ from ...access import owned_image_or_404, viewable_image_or_404
 from ...derived_images import VARIATION_STRENGTH, start_upscale, start_variation
 from ...extensions import db
 from ...gallery.changes import PublishRefused, set_public, set_starred
-from ...generations import GenerationRefused
 from ...image_files import delete_image, download_name, serve_file
 from ...tables import Generation, Image
 from ..gate import Scheme, protect
 from ..problems import ApiError
+from ..submit import refusals_as_api_errors
 from .parsing import arguments_400
 from .schemas import (
     GenerationSchema,
@@ -83,17 +81,6 @@ def update(changes: dict, image_id: str):
     return image_dict(image)
 
 
-@contextmanager
-def refusals_as_problems(fields_: set[str] = frozenset()):
-    """A refused generation as a problem: its status, Retry-After, and (for a 400) the fields it names."""
-    try:
-        yield
-    except GenerationRefused as exc:
-        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
-        errors = {field: str(exc) for field in fields_} if exc.status == 400 else None
-        raise ApiError(exc.status, str(exc), headers=headers, errors=errors) from None
-
-
 @blp.post("/<image_id>/variations")
 @arguments_400(blp, VariationCreateSchema)
 @blp.response(201, GenerationSchema)
@@ -104,7 +91,7 @@ def variations(args: dict, image_id: str):
     """New images from an image I may see, at a low strength (an ordinary generation, its parent recorded)."""
     image = viewable_image_or_404(image_id)
     strength = VARIATION_STRENGTH if args["strength"] is None else args["strength"]
-    with refusals_as_problems({"strength"}):
+    with refusals_as_api_errors({"strength"}):
         generation = start_variation(current_user._get_current_object(), image, args["num_images"], strength)
     return created(generation)
 
@@ -117,7 +104,7 @@ def variations(args: dict, image_id: str):
 def upscale(args: dict, image_id: str):
     """A new image, ``factor`` times larger, from an image I may see (an ordinary generation, its parent recorded)."""
     image = viewable_image_or_404(image_id)
-    with refusals_as_problems({"factor", "upscaler"}):
+    with refusals_as_api_errors({"factor", "upscaler"}):
         generation = start_upscale(current_user._get_current_object(), image, args["factor"], args["upscaler"])
     return created(generation)
 
