@@ -7,9 +7,8 @@ from flask import abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
+from ..access import owned_token_or_404
 from ..api_tokens import TooManyTokens, issue_token, revoke_token, token_status, tokens_of
-from ..extensions import db
-from ..tables import ApiToken
 from .forms import ApiTokenForm
 from .routes import bp
 
@@ -47,9 +46,7 @@ def create_token():
 @login_required
 def revoke(token_id: int):
     """Revoke one of my tokens; it stops working at once."""
-    token = db.session.get(ApiToken, token_id)
-    if token is None or token.user_id != current_user.id:
-        abort(404)
+    token = owned_token_or_404(token_id)
     if not FlaskForm().validate_on_submit():
         abort(400)
     if revoke_token(token):
