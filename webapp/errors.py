@@ -64,6 +64,16 @@ def render_error(code: int, message: str | None = None, exc: Exception | None = 
     return make_response(render_template("errors/error.html", code=code, title=title, message=text), code)
 
 
+def http_error_response(exc: HTTPException):
+    """The answer to any HTTP error: the API's body under an API's prefix, else JSON or the error page."""
+    code = exc.code or 500
+    custom = exc.description if code in (400, 401) and exc.description != exc.__class__.description else None
+    response = render_error(code, custom, exc)
+    if code == 405 and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
 def register(app: Flask) -> None:
     """Attach the handlers to ``app``."""
 
@@ -72,14 +82,7 @@ def register(app: Flask) -> None:
         return render_error(400, "This form has expired or did not come from this site. Reload the page and try again.",
                             exc)
 
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        code = exc.code or 500
-        custom = exc.description if code in (400, 401) and exc.description != exc.__class__.description else None
-        response = render_error(code, custom, exc)
-        if code == 405 and exc.valid_methods:
-            response.headers["Allow"] = ", ".join(exc.valid_methods)
-        return response
+    app.register_error_handler(HTTPException, http_error_response)
 
     @app.errorhandler(InternalServerError)
     def server_error(exc):
