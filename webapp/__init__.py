@@ -39,10 +39,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_input_guard(app: Flask) -> None:
-    """Bad form bodies (not UTF-8, NUL characters) are refused before anything reads them."""
-    from .errors import register_input_guard as guard
+    """Every body is parsed and bounded before anything reads it (``webapp.inputs``)."""
+    from .inputs import register
 
-    guard(app)
+    register(app)
 
 
 def register_extensions(app: Flask) -> None:
@@ -59,9 +59,10 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
-    from .auth.session import load_user
+    from .auth.session import load_user, load_user_from_request
 
     login_manager.user_loader(load_user)
+    login_manager.request_loader(load_user_from_request)
 
 
 def register_services(app: Flask) -> None:

@@ -9,7 +9,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from .extensions import db
-from .tables import Generation, Image
+from .tables import ApiToken, Generation, Image
 
 Owned = TypeVar("Owned", Generation, Image)
 
@@ -34,6 +34,14 @@ def _owned_or_404(model: type[Owned], row_id: str) -> Owned:
     if row is None or not (current_user.is_authenticated and row.user_id == current_user.id):
         abort(404)
     return row
+
+
+def owned_token_or_404(token_id: int) -> ApiToken:
+    """One of the signed-in user's API tokens (admins revoke others' through the audited admin page)."""
+    token = db.session.get(ApiToken, token_id)
+    if token is None or not (current_user.is_authenticated and token.user_id == current_user.id):
+        abort(404)
+    return token
 
 
 def viewable_generation_or_404(generation_id: str) -> Generation:

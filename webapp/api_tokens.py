@@ -12,7 +12,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from flask import current_app
+from sqlalchemy import func, select, update
 
 from .extensions import db
 from .tables import ApiToken, User, utcnow
@@ -39,8 +40,27 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class TooManyTokens(Exception):
+    """The person already has ``MAX_TOKENS_PER_USER`` live tokens; the message says what to do."""
+
+
+def live_token_count(user: User) -> int:
+    """Tokens of ``user`` that work now (neither revoked nor expired)."""
+    return db.session.scalar(select(func.count()).select_from(ApiToken).where(
+        ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None),
+        (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > utcnow()))) or 0
+
+
 def issue_token(user: User, name: str, expires_at: datetime | None = None) -> IssuedToken:
-    """Create and commit a token for ``user``; the returned secret is the only copy."""
+    """Create and commit a token for ``user``; the returned secret is the only copy.
+
+    Raises:
+        TooManyTokens: ``user`` has ``MAX_TOKENS_PER_USER`` live tokens already.
+    """
+    cap = current_app.config.get("MAX_TOKENS_PER_USER", 10)
+    if live_token_count(user) >= cap:
+        raise TooManyTokens(f"You have {cap} working tokens, the most an account may have. Revoke one you no "
+                            f"longer use, then make this one.")
     public_id = secrets.token_hex(6)
     secret = f"{PREFIX}{public_id}_{secrets.token_urlsafe(32)}"
     row = ApiToken(user_id=user.id, name=name.strip()[:NAME_MAX], public_id=public_id, secret_hash=_hash(secret),
@@ -92,6 +112,11 @@ def public_id_of(secret: str) -> str | None:
     return body[len(PREFIX):].partition("_")[0][:16] or None
 
 
+def owner_of_public_id(public_id: str) -> int | None:
+    """The account id a token's public id belongs to (for per-account rate limits; no secret is checked)."""
+    return db.session.scalar(select(ApiToken.user_id).where(ApiToken.public_id == public_id))
+
+
 def tokens_of(user: User) -> list[ApiToken]:
     """A person's tokens, newest first (revoked ones included, so the list tells the story)."""
     return list(db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)
@@ -106,3 +131,12 @@ def revoke_token(token: ApiToken, commit: bool = True) -> bool:
     if commit:
         db.session.commit()
     return True
+
+
+def revoke_all_tokens(user: User, commit: bool = True) -> int:
+    """Revoke every live token of ``user`` at once; how many. ``commit=False`` leaves it in the caller's transaction."""
+    count = db.session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                               .values(revoked_at=utcnow())).rowcount
+    if commit:
+        db.session.commit()
+    return count

@@ -238,6 +238,7 @@ def from_environment() -> dict:
         "RETENTION_DAYS": _int("RETENTION_DAYS", 30),
         "PUBLIC_SHOWCASE": _bool(os.environ.get("PUBLIC_SHOWCASE")),
         "MAX_ACTIVE_PER_USER": _int("MAX_ACTIVE_PER_USER", 2),
+        "MAX_TOKENS_PER_USER": _int("MAX_TOKENS_PER_USER", 10),
         "DAILY_IMAGE_QUOTA": _int("DAILY_IMAGE_QUOTA", 200),
         "RESULT_LINK_DAYS": _int("RESULT_LINK_DAYS", 7),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
@@ -251,7 +252,8 @@ def from_environment() -> dict:
         "REMEMBER_COOKIE_DURATION": timedelta(days=remember_days),
         "PROXY_COUNT": _int("PROXY_COUNT", 0),
         "API_RATE_LIMIT": _rate("API_RATE_LIMIT", "120 per minute"),
-        "OPENAI_WAIT_SECONDS": _positive("OPENAI_WAIT_SECONDS", 300),
+        # How long an OpenAI or A1111 call waits for its images (OPENAI_WAIT_SECONDS: its former name).
+        "API_WAIT_SECONDS": _positive("API_WAIT_SECONDS", _positive("OPENAI_WAIT_SECONDS", 300)),
         # Requests of the waiting dialects (OpenAI, AUTOMATIC1111) each hold a web thread until their images are
         # made: at most this many per web process, so pages and polls keep the rest (gunicorn runs 4 threads).
         "API_MAX_WAITING": _positive("API_MAX_WAITING", 2),

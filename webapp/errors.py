@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from urllib.parse import unquote_to_bytes
 
 from flask import Flask, Response, current_app, g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
@@ -29,8 +28,6 @@ MESSAGES = {
 DATABASE_DOWN = ("The site cannot reach its database right now, so nothing was saved. "
                  "Please try again in a minute.")
 RETRY_AFTER = 60  # seconds, in the 503's Retry-After header
-
-NOT_UTF8 = "The form contained text that is not valid UTF-8. Please retype it."
 
 
 # An API's own error body: (status, title, message, the exception or None) -> response.
@@ -67,6 +64,16 @@ def render_error(code: int, message: str | None = None, exc: Exception | None = 
     return make_response(render_template("errors/error.html", code=code, title=title, message=text), code)
 
 
+def http_error_response(exc: HTTPException):
+    """The answer to any HTTP error: the API's body under an API's prefix, else JSON or the error page."""
+    code = exc.code or 500
+    custom = exc.description if code in (400, 401) and exc.description != exc.__class__.description else None
+    response = render_error(code, custom, exc)
+    if code == 405 and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
 def register(app: Flask) -> None:
     """Attach the handlers to ``app``."""
 
@@ -75,14 +82,7 @@ def register(app: Flask) -> None:
         return render_error(400, "This form has expired or did not come from this site. Reload the page and try again.",
                             exc)
 
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        code = exc.code or 500
-        custom = exc.description if code in (400, 401) and exc.description != exc.__class__.description else None
-        response = render_error(code, custom, exc)
-        if code == 405 and exc.valid_methods:
-            response.headers["Allow"] = ", ".join(exc.valid_methods)
-        return response
+    app.register_error_handler(HTTPException, http_error_response)
 
     @app.errorhandler(InternalServerError)
     def server_error(exc):
@@ -105,25 +105,3 @@ def register(app: Flask) -> None:
             response = render_error(503, DATABASE_DOWN)
         response.headers["Retry-After"] = str(RETRY_AFTER)
         return response
-
-
-def register_input_guard(app: Flask) -> None:
-    """Refuse undecodable form bodies; registered before CSRF so it sees the raw body first."""
-
-    @app.before_request
-    def refuse_undecodable_forms():
-        """A form whose text is not UTF-8, or holds NUL characters, is refused whole."""
-        if request.method != "POST":
-            return None
-        if request.mimetype == "application/x-www-form-urlencoded":
-            raw = unquote_to_bytes(request.get_data(cache=True).replace(b"+", b" "))
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return render_error(400, NOT_UTF8)
-            if "\x00" in text:
-                return render_error(400, NOT_UTF8)
-        elif request.mimetype == "multipart/form-data":
-            if any("\x00" in v or "\ufffd" in v for values in request.form.listvalues() for v in values):
-                return render_error(400, NOT_UTF8)
-        return None

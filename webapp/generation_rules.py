@@ -131,8 +131,8 @@ def seed_problem(seed: int | None) -> str | None:
 
 
 def style_problem(style: str | None) -> str | None:
-    """One of the style presets."""
-    if (style or "none") not in STYLES:
+    """One of the style presets (None: the default, ``none``); an empty name is not one."""
+    if style is not None and style not in STYLES:
         return STYLE_UNKNOWN
     return None
 

@@ -10,6 +10,8 @@ import io
 import json
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from PIL import Image as PILImage
 from PIL import ImageOps, PngImagePlugin
@@ -30,26 +32,55 @@ def upload_key(user_id: int, upload_id: str) -> str:
     return f"users/{int(user_id)}/uploads/{upload_id}.png"
 
 
-def _open_checked(data: bytes, max_pixels: int) -> PILImage.Image:
-    """Open and fully decode, with Pillow's decompression-bomb warning as an error for this call only."""
+DAMAGED = "This image file is damaged or incomplete."
+BOMB = "This file claims an enormous size (a decompression bomb), so it was refused."
+NOT_AN_IMAGE = "This is not a PNG, JPEG or WebP image."
+
+
+@contextmanager
+def _guarded() -> Iterator[None]:
+    """Pillow's bomb warning as an error for this call only, and every failure of decoding untrusted bytes
+    (in ``open``, ``load``, EXIF or conversion: a truncated JPEG or WebP, a PNG text chunk that inflates past
+    Pillow's limit, a corrupt header) as ``UploadRejected``."""
     with _WARNINGS_LOCK, warnings.catch_warnings():
         warnings.simplefilter("error", PILImage.DecompressionBombWarning)
         try:
-            image = PILImage.open(io.BytesIO(data), formats=FORMATS)
+            yield
+        except UploadRejected:
+            raise
         except (PILImage.DecompressionBombWarning, PILImage.DecompressionBombError) as exc:
-            raise UploadRejected("This file claims an enormous size (a decompression bomb), so it was refused.") from exc
+            raise UploadRejected(BOMB) from exc
         except PILImage.UnidentifiedImageError as exc:
-            raise UploadRejected("This is not a PNG, JPEG or WebP image.") from exc
-        if image.width * image.height > max_pixels:
-            raise UploadRejected(f"This image has {image.width}×{image.height} pixels; the limit is "
-                                 f"{max_pixels / 1_000_000:g} megapixels. Make it smaller and try again.")
-        if getattr(image, "is_animated", False) or getattr(image, "n_frames", 1) > 1:
-            raise UploadRejected("Animated images are not accepted; upload a single still picture.")
-        try:
-            image.load()
-        except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
-            raise UploadRejected("This image file is damaged or incomplete.") from exc
+            raise UploadRejected(NOT_AN_IMAGE) from exc
+        except MemoryError as exc:
+            raise UploadRejected(BOMB) from exc
+        except Exception as exc:  # any error of a decoder on bytes from outside means "damaged"
+            raise UploadRejected(DAMAGED) from exc
+
+
+def _open_checked(data: bytes, max_pixels: int) -> PILImage.Image:
+    """Open and fully decode (call inside ``_guarded``)."""
+    image = PILImage.open(io.BytesIO(data), formats=FORMATS)
+    if image.width * image.height > max_pixels:
+        raise UploadRejected(f"This image has {image.width}×{image.height} pixels; the limit is "
+                             f"{max_pixels / 1_000_000:g} megapixels. Make it smaller and try again.")
+    if getattr(image, "is_animated", False) or getattr(image, "n_frames", 1) > 1:
+        raise UploadRejected("Animated images are not accepted; upload a single still picture.")
+    image.load()
     return image
+
+
+def read_text_chunks(data: bytes) -> dict[str, str]:
+    """The text an image carries (PNG text chunks; no pixels are decoded).
+
+    Raises:
+        UploadRejected: empty, not PNG/JPEG/WebP, a bomb header, a text chunk past Pillow's limit, damaged.
+    """
+    if not data:
+        raise UploadRejected("The file is empty.")
+    with _guarded():
+        image = PILImage.open(io.BytesIO(data), formats=FORMATS)
+        return {key: value for key, value in image.info.items() if isinstance(value, str)}
 
 
 def to_rgb(image: PILImage.Image) -> PILImage.Image:
@@ -73,9 +104,9 @@ def decode_upload(data: bytes, max_pixels: int) -> PILImage.Image:
     """
     if not data:
         raise UploadRejected("The file is empty.")
-    image = _open_checked(data, max_pixels)
-    image = ImageOps.exif_transpose(image)
-    return to_rgb(image)
+    with _guarded():
+        image = _open_checked(data, max_pixels)
+        return to_rgb(ImageOps.exif_transpose(image))
 
 
 def fit_to(image: PILImage.Image, size: tuple[int, int], mode: str) -> PILImage.Image:

@@ -5,10 +5,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import Select, func, or_, select, update
 
+from ..api_tokens import revoke_all_tokens
 from ..extensions import db
 from ..generations import cancel_generation
 from ..moderation.audit import record
-from ..tables import ACTIVE_STATUSES, Generation, Image, User
+from ..tables import ACTIVE_STATUSES, Collection, Generation, Image, User
 
 
 class BanRefused(Exception):
@@ -45,7 +46,8 @@ def image_counts(user_ids: list[int]) -> dict[int, int]:
 
 
 def ban_user(admin: User, user: User, reason: str = "") -> BanResult:
-    """Ban: end every session, refuse sign-in and submissions, unpublish all images, cancel active work.
+    """Ban: end every session, refuse sign-in and submissions, unpublish all images, cancel active work, revoke
+    every API token, result link and collection share link for good (an unban restores none of them).
 
     The ban and its audit entry are committed first, so nothing new can start while the
     queued and running generations are being canceled.
@@ -61,9 +63,16 @@ def ban_user(admin: User, user: User, reason: str = "") -> BanResult:
         update(Image).where(Image.user_id == user.id, Image.is_public.is_(True))
         .values(is_public=False, published_at=None)
     ).rowcount
+    # For good: an unban lets the person sign in again, but no token or link made before the ban works again.
+    revoked = revoke_all_tokens(user, commit=False)
+    db.session.execute(update(Image).where(Image.user_id == user.id)
+                       .values(link_version=func.coalesce(Image.link_version, 0) + 1))
+    db.session.execute(update(Collection).where(Collection.user_id == user.id)
+                       .values(is_shared=False, link_version=func.coalesce(Collection.link_version, 0) + 1))
     active = list(db.session.scalars(select(Generation).where(
         Generation.user_id == user.id, Generation.status.in_(list(ACTIVE_STATUSES)))))
-    note = f"{user.email}; canceled {len(active)} generation(s), unpublished {unpublished} image(s)"
+    note = (f"{user.email}; canceled {len(active)} generation(s), unpublished {unpublished} image(s), "
+            f"revoked {revoked} API token(s) and every result and share link")
     record(admin, "user.ban", "user", user.id, f"{note}; reason: {reason.strip()}" if reason.strip() else note)
     db.session.commit()
     for generation in active:
@@ -72,7 +81,8 @@ def ban_user(admin: User, user: User, reason: str = "") -> BanResult:
 
 
 def unban_user(admin: User, user: User) -> None:
-    """Let the person sign in again; their images stay unpublished until they publish them."""
+    """Let the person sign in again. Nothing the ban ended comes back: images stay unpublished until they publish
+    them, revoked API tokens stay revoked (they make new ones), old result and share links stay dead."""
     user.is_banned = False
     record(admin, "user.unban", "user", user.id, user.email)
     db.session.commit()

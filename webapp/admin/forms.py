@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, FloatField, SelectField, StringField
+from wtforms import DateField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from ..inputs import AsciiFloatField
 from ..moderation.blocked_terms import TERM_MAX
 from ..moderation.review import ImageStatus, Resolution
 from ..queue_weights import WEIGHT_MAX, WEIGHT_MIN
@@ -61,7 +62,7 @@ WEIGHT_MESSAGE = f"A queue weight is a number from {WEIGHT_MIN:g} to {WEIGHT_MAX
 class QueueWeightForm(FlaskForm):
     """One account's share of the generation queue."""
 
-    weight = FloatField("Queue weight", invalid_value_message=WEIGHT_MESSAGE, validators=[
+    weight = AsciiFloatField("Queue weight", invalid_value_message=WEIGHT_MESSAGE, validators=[
         InputRequired(WEIGHT_MESSAGE), NumberRange(WEIGHT_MIN, WEIGHT_MAX, WEIGHT_MESSAGE)])
 
     def problem(self) -> str:

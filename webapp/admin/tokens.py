@@ -25,7 +25,7 @@ def tokens():
                            form=ActionForm())
 
 
-@bp.post("/tokens/<int:token_id>/revoke")
+@bp.post("/tokens/<id:token_id>/revoke")
 def revoke_token_of_anyone(token_id: int):
     """Revoke anyone's token; the audit entry is written in the same commit."""
     token = db.session.get(ApiToken, token_id)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
+import math
 
 from flask import request
 from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
 
+from ..uploads import UploadRejected, read_text_chunks
 from .problems import ApiError
 from .submit import decode_start_image
 
@@ -29,7 +29,7 @@ def whole_number(body: dict, key: str, default: int | None) -> int | None:
     value = body.get(key, default)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value != int(value):
         raise ApiError(422, f"{key} must be a whole number.", errors={key: "Must be a whole number."})
     return int(value)
 
@@ -39,7 +39,7 @@ def number(body: dict, key: str) -> float | None:
     value = body.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ApiError(422, f"{key} must be a number.", errors={key: "Must be a number."})
     return float(value)
 
@@ -56,18 +56,13 @@ def base64_bytes(data: object, field: str) -> bytes:
 
 
 def decode_image(data: object, field: str) -> PILImage.Image:
-    """A base64 starting image, checked as every upload is."""
-    try:
-        return decode_start_image(base64_bytes(data, field), field)
-    except ApiError as exc:
-        exc.code = 422
-        raise
+    """A base64 starting image, checked as every upload is (its 400 is answered as a 422 by ``a1111_error``)."""
+    return decode_start_image(base64_bytes(data, field), field)
 
 
 def read_png_text(data: object) -> dict[str, str]:
     """The text chunks of a base64 image (no pixels are decoded)."""
     try:
-        image = PILImage.open(io.BytesIO(base64_bytes(data, "image")))
-    except (UnidentifiedImageError, OSError):
-        raise ApiError(422, "image is not a PNG, JPEG or WebP image.", errors={"image": "Not an image."}) from None
-    return {key: value for key, value in image.info.items() if isinstance(value, str)}
+        return read_text_chunks(base64_bytes(data, "image"))
+    except UploadRejected as exc:
+        raise ApiError(422, f"image: {exc}", errors={"image": str(exc)}) from None

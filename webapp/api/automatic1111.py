@@ -11,7 +11,7 @@ import base64
 import io
 import json
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, jsonify, request
 from flask_login import current_user
 from PIL import Image as PILImage
 from redis.exceptions import RedisError
@@ -23,14 +23,14 @@ from .. import progress, services
 from ..derived_images import upscale_upload, upscaler_menu
 from ..errors import register_api_errors
 from ..extensions import db
-from ..generations import GenerationRefused, cancel_generation, generation_state
+from ..generations import cancel_generation, generation_state
 from ..services import default_model as default_model_name
 from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus
 from .a1111_fields import decode_image, number, read_body, read_png_text, whole_number
 from .extra_networks import lora_tags, refuse_tags_in_negative_prompt
 from .gate import Scheme, current_token, protect
 from .problems import ApiError, a1111_error
-from .submit import stored_png, submit, wait_until_final, waiting_place
+from .submit import refusals_as_api_errors, stored_png, submit, wait_for_images, waiting_place
 
 bp = Blueprint("automatic1111", __name__, url_prefix="/sdapi/v1")
 protect(bp, Scheme.BASIC)
@@ -108,29 +108,14 @@ RESIZE_MODES = {0: "crop", 1: "crop", 2: "fit", 3: "crop"}
 def _run(params: dict, body: dict, start: PILImage.Image | None = None):
     """Start the generation, wait for it, and answer in A1111's shape."""
     with waiting_place():
-        try:
-            generation = submit(params, start)
-        except ApiError as exc:
-            if exc.code == 400:
-                exc.code = 422  # FastAPI's status for an invalid request
-            raise
-        _wait(generation)
+        generation = submit(params, start)  # a 400 is answered as FastAPI's 422 by a1111_error
+        wait_for_images(generation)
     return jsonify(txt2img_response(generation, body))
-
-
-def _wait(generation: Generation) -> None:
-    """Wait for the generation (``OPENAI_WAIT_SECONDS``); an error when it is late or does not succeed."""
-    wait = current_app.config["OPENAI_WAIT_SECONDS"]
-    if not wait_until_final(generation, wait):
-        raise ApiError(504, f"The images were not ready within {wait} seconds; they will appear in your gallery "
-                            f"(generation {generation.id}).")
-    if generation.status != GenerationStatus.SUCCEEDED:
-        raise ApiError(500, f"The generation {generation.status}: {generation.error or 'no image was made'}")
 
 
 @bp.post("/txt2img")
 def txt2img():
-    """Text to image; waits for the images (``OPENAI_WAIT_SECONDS``)."""
+    """Text to image; waits for the images (``API_WAIT_SECONDS``)."""
     body = read_body()
     return _run(txt2img_params(body), body)
 
@@ -300,15 +285,15 @@ def extra_single_image():
     if not isinstance(upscaler, str) or upscaler.lower() == "none":
         raise ApiError(422, "Choose an upscaler as upscaler_1 (GET /sdapi/v1/upscalers lists them).",
                        errors={"upscaler_1": "Required."})
+    # A1111's clients send its own spelling (webuiapi's Upscaler.Lanczos is "Lanczos"): names match in any case.
+    upscaler = next((item["name"] for item in upscaler_menu() if item["name"].casefold() == upscaler.casefold()),
+                    upscaler)
     picture = decode_image(body.get("image"), "image")
     with waiting_place():
-        try:
+        with refusals_as_api_errors(["upscaler_1"]):
             generation = upscale_upload(current_user._get_current_object(), picture, int(factor), upscaler,
                                         token_model())
-        except GenerationRefused as exc:
-            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
-            raise ApiError(422 if exc.status == 400 else exc.status, str(exc), headers=headers) from None
-        _wait(generation)
+        wait_for_images(generation)
     png = stored_png(generation.images[0])
     return jsonify({"image": base64.b64encode(png).decode(),
                     "html_info": f"<p>Upscaled ×{generation.upscale_factor} with {generation.upscaler}</p>"})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from ..inputs import ascii_float
 from .problems import ApiError
 
 TAG = re.compile(r"<(\w+):([^>]+)>")
@@ -27,7 +28,7 @@ def _scale(tag: str, raw: str) -> float | None:
     if not raw.strip():
         return None
     try:
-        return float(raw)
+        return ascii_float(raw)
     except ValueError:
         raise _refuse(f"{tag}: the scale must be a number, as in <lora:NAME:0.8>.") from None
 

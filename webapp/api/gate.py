@@ -15,8 +15,8 @@ from flask import Blueprint, current_app, g, request
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 
-from ..api_tokens import TokenRejected, find_token, public_id_of
-from ..extensions import csrf, limiter, login_manager
+from ..api_tokens import TokenRejected, find_token, owner_of_public_id, public_id_of
+from ..extensions import csrf, limiter
 from ..tables import ApiToken, User
 from .problems import ApiError
 
@@ -68,9 +68,9 @@ def authenticate(scheme: Scheme, allow_session: bool) -> None:
     email = g.pop("api_basic_email", None)
     if email is not None and email != token.user.email:
         raise _unauthorized(scheme, "The API token was refused: it belongs to another account.")
+    # The owner is the current user for this request only (Flask-Login's request loader reads it, see
+    # webapp.auth.session.load_user_from_request); nothing is written to the session.
     g.api_token = token
-    # The owner is the current user for this request only; nothing is written to the session.
-    login_manager._update_request_context_with_user(token.user)
 
 
 def current_token() -> ApiToken | None:
@@ -79,7 +79,8 @@ def current_token() -> ApiToken | None:
 
 
 def rate_limit_key() -> str:
-    """Per token (its public id, read before the gate runs), else per signed-in person, else per address."""
+    """Per account, across all its tokens and its browser session (a token's owner is read by its public id,
+    before the gate runs); per address for a token that names no account, and for no token at all."""
     header = request.headers.get("Authorization", "")
     kind, _, value = header.partition(" ")
     secret = value.strip()
@@ -90,7 +91,8 @@ def rate_limit_key() -> str:
             secret = ""
     public_id = public_id_of(secret) if secret else None
     if public_id:
-        return f"api-token:{public_id}"
+        owner = owner_of_public_id(public_id)
+        return f"api-user:{owner}" if owner is not None else f"api-ip:{get_remote_address()}"
     if current_user.is_authenticated:
         return f"api-user:{current_user.id}"
     return f"api-ip:{get_remote_address()}"

@@ -1,6 +1,6 @@
 """The OpenAI Images dialect: ``POST /v1/images/generations``, ``/v1/images/edits`` and ``GET /v1/models``.
 
-The call waits for the generation (``OPENAI_WAIT_SECONDS``); it is an ordinary generation, so it shows
+The call waits for the generation (``API_WAIT_SECONDS``); it is an ordinary generation, so it shows
 in the gallery even when the wait runs out. Easel's extras come as extension fields, as other
 self-hosted servers do: ``negative_prompt``, ``steps``, ``guidance``, ``seed``, ``style``.
 """
@@ -11,24 +11,25 @@ import io
 import re
 from calendar import timegm
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, jsonify, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from PIL import Image as PILImage
 
 from .. import services
 from ..errors import register_api_errors
+from ..inputs import AsciiFloat, ascii_float, ascii_int
 from ..links.tokens import public_url, result_token
 from ..services import default_model as default_model_name
 from ..styles import styled_prompt
-from ..tables import Generation, GenerationStatus
+from ..tables import Generation
 from .gate import Scheme, protect
 from .problems import ApiError, openai_error
-from .submit import decode_start_image, stored_png, submit, wait_until_final, waiting_place
+from .submit import decode_start_image, stored_png, submit, wait_for_images, waiting_place
 
 bp = Blueprint("openai_images", __name__, url_prefix="/v1")
 protect(bp, Scheme.BEARER)
 
-SIZE_RE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
+SIZE_RE = re.compile(r"([0-9]{1,5})x([0-9]{1,5})")
 OUTPUT_FORMATS = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG"}
 # Our field names → the request's, so a refusal names the parameter the client sent.
 PARAMS = {"num_images": "n", "width": "size", "height": "size"}
@@ -44,16 +45,17 @@ class ImageGenerateSchema(Schema):
 
     prompt = fields.String(required=True)
     model = fields.String(load_default=None, allow_none=True)
-    n = fields.Integer(load_default=1, allow_none=True, strict=True)
+    n = fields.Integer(load_default=1, allow_none=True, strict=True,
+                       validate=validate.Range(1, 10, error="n must be from 1 to 10."))
     size = fields.String(load_default=None, allow_none=True)
     response_format = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(["b64_json", "url"]))
     output_format = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(list(OUTPUT_FORMATS)))
     stream = fields.Boolean(load_default=False, allow_none=True)
     negative_prompt = fields.String(load_default=None, allow_none=True)
     steps = fields.Integer(load_default=None, allow_none=True, strict=True)
-    guidance = fields.Float(load_default=None, allow_none=True, allow_nan=False)
+    guidance = AsciiFloat(load_default=None, allow_none=True, allow_nan=False)
     seed = fields.Integer(load_default=None, allow_none=True, strict=True)
-    strength = fields.Float(load_default=None, allow_none=True)
+    strength = AsciiFloat(load_default=None, allow_none=True, allow_nan=False)
     style = fields.String(load_default=None, allow_none=True)
 
 
@@ -78,7 +80,7 @@ def _size(raw: str | None, model: str) -> tuple[int | None, int | None]:
     """``WxH`` (or ``auto``/absent: the model's default) → width, height; a size it does not make → 400."""
     if raw in (None, "", "auto"):
         return None, None
-    match = SIZE_RE.match(raw)
+    match = SIZE_RE.fullmatch(raw)
     entry = services.catalog().get(model)
     offered = ", ".join(f"{w}x{h}" for w, h in entry.sizes) if entry else ""
     if match is None or (entry and (int(match[1]), int(match[2])) not in set(entry.sizes)):
@@ -111,17 +113,6 @@ def images_response(generation: Generation, response_format: str, output_format:
             "size": f"{generation.width}x{generation.height}", "output_format": output_format}
 
 
-def finished_or_error(generation: Generation) -> None:
-    """Wait for the generation; raise the OpenAI-shaped error when it does not succeed in time."""
-    wait = current_app.config["OPENAI_WAIT_SECONDS"]
-    if not wait_until_final(generation, wait):
-        raise ApiError(504, f"The image was not ready within {wait} seconds. It is still being made and will "
-                            f"appear in your gallery (generation {generation.id}).", kind="timeout", headers=NO_RETRY)
-    if generation.status != GenerationStatus.SUCCEEDED:
-        raise ApiError(500, f"The generation {generation.status}: {generation.error or 'no image was made'}",
-                       kind=f"generation_{generation.status}", headers=NO_RETRY)
-
-
 def _generate(args: dict, start: PILImage.Image | None = None):
     """Start the generation (from ``start`` when given), wait for it, answer with OpenAI's ``ImagesResponse``."""
     if args["stream"]:
@@ -135,7 +126,7 @@ def _generate(args: dict, start: PILImage.Image | None = None):
     width, height = _size(args["size"], model)
     params = {"prompt": args["prompt"], "negative_prompt": args["negative_prompt"], "model": model, "width": width,
               "height": height, "steps": args["steps"], "guidance": args["guidance"], "seed": args["seed"],
-              "num_images": args["n"] or 1, "style": args["style"], "strength": args["strength"]}
+              "num_images": 1 if args["n"] is None else args["n"], "style": args["style"], "strength": args["strength"]}
     with waiting_place():
         try:
             generation = submit(params, start)
@@ -144,7 +135,7 @@ def _generate(args: dict, start: PILImage.Image | None = None):
                 exc.extra_headers.setdefault("x-should-retry", "false")
             exc.param = PARAMS.get(exc.param or "", exc.param)
             raise
-        finished_or_error(generation)
+        wait_for_images(generation, NO_RETRY)
     return jsonify(images_response(generation, response_format, output_format))
 
 
@@ -175,14 +166,18 @@ def edit():
 
 
 def _form_fields() -> dict:
-    """Multipart text fields as JSON-like values (numbers parsed, so the schema checks them as in JSON)."""
+    """Multipart text fields as JSON-like values (numbers in ASCII parsed, so the schema checks them as in JSON;
+    anything else stays text, which the schema refuses as not a number)."""
     values: dict = {}
     for key, value in request.form.items():
         if key in {"n", "steps", "seed"}:
-            values[key] = int(value) if value.lstrip("-").isdigit() else value
+            try:
+                values[key] = ascii_int(value)
+            except ValueError:
+                values[key] = value
         elif key in {"guidance", "strength"}:
             try:
-                values[key] = float(value)
+                values[key] = ascii_float(value)
             except ValueError:
                 values[key] = value
         elif key == "stream":

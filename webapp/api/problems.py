@@ -80,7 +80,9 @@ def _message(text: str, exc: Exception | None) -> str:
 
 
 def _respond(body: dict, status: int, mimetype: str, exc: Exception | None) -> Response:
-    response = Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=mimetype)
+    # a lone surrogate a message repeats becomes its JSON escape instead of failing to encode
+    text = json.dumps(body, ensure_ascii=False).encode("utf-8", "backslashreplace")
+    response = Response(text, status=status, mimetype=mimetype)
     for name, value in error_headers(exc).items():
         response.headers[name] = value
     response.headers["Cache-Control"] = "no-store"
@@ -113,7 +115,7 @@ def openai_error(status: int, title: str, text: str, exc: Exception | None) -> R
 
 def a1111_error(status: int, title: str, text: str, exc: Exception | None) -> Response:
     """AUTOMATIC1111's (FastAPI's) shape: ``{"error", "detail", "body", "errors"}``."""
-    status = 422 if status == 400 and field_errors(exc) else status
+    status = 422 if status == 400 else status  # FastAPI's status for any request it cannot read
     message = _message(text, exc)
     body = {"error": title.replace(" ", ""), "detail": message, "body": "", "errors": message}
     return _respond(body, status, "application/json", exc)

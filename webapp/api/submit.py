@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,7 +17,7 @@ from .. import services
 from ..extensions import db
 from ..generation_rules import chosen_loras, problems
 from ..generations import GenerationRefused, PromptBlocked, create_generation
-from ..tables import DEFAULT_STRENGTH, Generation
+from ..tables import DEFAULT_STRENGTH, Generation, GenerationStatus
 from ..uploads import UploadRejected, decode_upload
 from .problems import ApiError
 
@@ -93,14 +93,24 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None) -> Ge
     columns["guidance"] = float(columns["guidance"])
     columns["loras"] = [[lora.name, scale] for lora, scale in chosen_loras(services.loras(), full["loras"])] or None
     entry = services.catalog()[columns["model"]]
-    try:
+    with refusals_as_api_errors():
         return create_generation(current_user._get_current_object(), columns, job_timeout=entry.job_timeout,
                                  upload=start)
+
+
+@contextmanager
+def refusals_as_api_errors(fields: Iterable[str] = ()) -> Iterator[None]:
+    """The one translation of a refused generation into an API error, whichever dialect answers it: a blocked
+    term (400 naming its field), a limit (its status and Retry-After), a wrong choice (400 naming ``fields``)."""
+    try:
+        yield
     except PromptBlocked as exc:
         raise ApiError(400, str(exc), errors={exc.field: str(exc)}, kind="content_policy_violation") from None
     except GenerationRefused as exc:
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
-        raise ApiError(exc.status, str(exc), headers=headers, kind="limit_reached") from None
+        errors = {field: str(exc) for field in fields} if exc.status == 400 else None
+        raise ApiError(exc.status, str(exc), headers=headers, errors=errors,
+                       kind="invalid_request" if exc.status == 400 else "limit_reached") from None
 
 
 @contextmanager
@@ -132,6 +142,22 @@ def wait_until_final(generation: Generation, timeout: float) -> bool:
             return False
         db.session.commit()  # end the read transaction, so the next refresh sees the worker's commit
         time.sleep(WAIT_INTERVAL)
+
+
+def wait_for_images(generation: Generation, headers: Mapping[str, str] | None = None) -> None:
+    """Wait up to ``API_WAIT_SECONDS`` for the images, for the dialects whose calls answer with them.
+
+    Raises:
+        ApiError: 504 when the wait runs out (the generation goes on into the gallery), 500 when it did not
+            succeed; both carry ``headers``.
+    """
+    wait = current_app.config["API_WAIT_SECONDS"]
+    if not wait_until_final(generation, wait):
+        raise ApiError(504, f"The images were not ready within {wait} seconds. They are still being made and will "
+                            f"appear in your gallery (generation {generation.id}).", kind="timeout", headers=headers)
+    if generation.status != GenerationStatus.SUCCEEDED:
+        raise ApiError(500, f"The generation {generation.status}: {generation.error or 'no image was made'}",
+                       kind=f"generation_{generation.status}", headers=headers)
 
 
 def stored_png(image) -> bytes:

@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..api_tokens import revoke_all_tokens
 from ..errors import render_error
 from ..extensions import db, limiter
 from ..mail.outbox import enqueue_email
@@ -101,11 +102,14 @@ def logout():
 @bp.post("/logout-everywhere")
 @login_required
 def logout_everywhere():
-    """Sign out every browser and device of this account, this one too."""
-    end_every_session(current_user._get_current_object())
+    """Sign out every browser and device of this account, this one too; with ``revoke_tokens`` ticked, revoke
+    every API token as well (a token is not a session: without it, scripts keep working)."""
+    user = current_user._get_current_object()
+    end_every_session(user)
+    revoked = revoke_all_tokens(user, commit=False) if request.form.get("revoke_tokens") else 0
     db.session.commit()
     end_session()
-    flash(SIGNED_OUT_EVERYWHERE, "info")
+    flash(SIGNED_OUT_EVERYWHERE + (f" Your {revoked} API token(s) are revoked." if revoked else ""), "info")
     return redirect(url_for("auth.login"))
 
 

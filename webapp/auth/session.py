@@ -19,7 +19,7 @@ import secrets
 import time
 from urllib.parse import urlsplit
 
-from flask import current_app, session
+from flask import current_app, g, session
 from flask_login import current_user, login_user, logout_user
 from redis.exceptions import RedisError
 
@@ -90,12 +90,21 @@ def end_every_session(user: User) -> None:
         log.warning("could not drop the session set of user %s", user.id)
 
 
+def load_user_from_request(_request) -> User | None:
+    """Flask-Login's request loader: the owner of the API token that the API gate accepted for this request."""
+    token = g.get("api_token")
+    return token.user if token is not None else None
+
+
 def load_user(user_id: str) -> User | None:
-    """Load the user named in the session, if that session has not been ended.
+    """Load the user named in the session, if that session has not been ended; on a request that the API gate
+    accepted a token for, that token's owner (the token decides, whatever cookie the client also sent).
 
     Args:
         user_id: ``"<id>:<session_version>:<session_id>"`` as written by ``User.get_id``.
     """
+    if g.get("api_token") is not None:
+        return load_user_from_request(None)
     raw_id, _, rest = user_id.partition(":")
     version, _, session_id = rest.partition(":")
     if not raw_id.isascii() or not raw_id.isdigit() or not version.isascii() or not version.isdigit():

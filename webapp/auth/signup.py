@@ -56,6 +56,11 @@ def take_pending(token: str) -> dict | None:
     return json.loads(raw) if raw else None
 
 
+def is_pending(token: str) -> bool:
+    """True while ``token`` is an unused, unexpired sign-up link (nothing is removed)."""
+    return bool(token) and len(token) <= MAX_TOKEN_LENGTH and bool(services.redis().exists(_key(token)))
+
+
 def forget_pending(token: str) -> None:
     """Drop a pending sign-up (its address already has an account)."""
     services.redis().delete(_key(token))
@@ -113,6 +118,12 @@ def _without_mail(email: str, token: str):
 def finish_signup(token: str):
     """The emailed link: GET shows a button (mail scanners open links), POST makes the account."""
     if request.method == "GET":
+        try:
+            pending = is_pending(token)
+        except RedisError:
+            return render_error(503, SESSIONS_DOWN)
+        if not pending:  # unknown, used or expired: say so before the page claims the address is confirmed
+            return bad_link("signup", expired=False)
         response = make_response(render_template("auth/finish_signup.html", token=token))
         response.headers["Referrer-Policy"] = "no-referrer"  # the token is in this page's URL
         return response

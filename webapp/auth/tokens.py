@@ -7,9 +7,8 @@ from flask import abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
-from ..api_tokens import issue_token, revoke_token, token_status, tokens_of
-from ..extensions import db
-from ..tables import ApiToken
+from ..access import owned_token_or_404
+from ..api_tokens import TooManyTokens, issue_token, revoke_token, token_status, tokens_of
 from .forms import ApiTokenForm
 from .routes import bp
 
@@ -35,17 +34,19 @@ def create_token():
     if not form.validate_on_submit():
         return _page(form, status=400)
     expires_at = datetime.combine(form.expires_on.data, time.min) if form.expires_on.data else None
-    issued = issue_token(current_user._get_current_object(), form.name.data, expires_at)
+    try:
+        issued = issue_token(current_user._get_current_object(), form.name.data, expires_at)
+    except TooManyTokens as exc:
+        form.name.errors = [*form.name.errors, str(exc)]
+        return _page(form, status=400)
     return _page(ApiTokenForm(formdata=None), new_secret=issued.secret)
 
 
-@bp.post("/tokens/<int:token_id>/revoke")
+@bp.post("/tokens/<id:token_id>/revoke")
 @login_required
 def revoke(token_id: int):
     """Revoke one of my tokens; it stops working at once."""
-    token = db.session.get(ApiToken, token_id)
-    if token is None or token.user_id != current_user.id:
-        abort(404)
+    token = owned_token_or_404(token_id)
     if not FlaskForm().validate_on_submit():
         abort(400)
     if revoke_token(token):

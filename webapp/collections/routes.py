@@ -23,8 +23,9 @@ bp = Blueprint("collections", __name__)
 class CollectionForm(FlaskForm):
     """A new collection's name."""
 
-    name = StringField("Name", validators=[DataRequired("Give the collection a name."),
-                                           Length(max=store.NAME_MAX, message="Keep the name short.")])
+    name = StringField("Name", filters=[lambda text: text.strip() if isinstance(text, str) else text],
+                       validators=[DataRequired("Give the collection a name."),
+                                   Length(max=store.NAME_MAX, message=store.NAME_TOO_LONG)])
 
 
 def _mine_or_404(collection_id: str) -> Collection:
@@ -112,6 +113,9 @@ def change_images():
         return redirect(back, 303)
     if not images:
         flash("Tick at least one of your images first.", "warning")
+        return redirect(back, 303)
+    if len(new_name) > store.NAME_MAX:  # refused, never cut
+        flash(store.NAME_TOO_LONG, "warning")
         return redirect(back, 303)
     if new_name:
         collection = store.create_collection(current_user.id, new_name)

@@ -13,6 +13,7 @@ from ..tables import Collection, CollectionImage, Image, User
 
 COLLECTION_LINK = "collection-link"
 NAME_MAX = 80
+NAME_TOO_LONG = f"Keep the collection's name to {NAME_MAX} characters."
 
 
 def collections_of(user_id: int) -> list[Collection]:
@@ -49,8 +50,15 @@ def owned_collection(collection_id: str, user_id: int) -> Collection | None:
 
 
 def create_collection(user_id: int, name: str) -> Collection:
-    """A new, private collection."""
-    collection = Collection(user_id=user_id, name=name.strip()[:NAME_MAX])
+    """A new, private collection.
+
+    Raises:
+        ValueError: the name is empty or longer than ``NAME_MAX`` (it is never cut).
+    """
+    name = name.strip()
+    if not name or len(name) > NAME_MAX:
+        raise ValueError(NAME_TOO_LONG if name else "Give the collection a name.")
+    collection = Collection(user_id=user_id, name=name)
     db.session.add(collection)
     db.session.commit()
     return collection

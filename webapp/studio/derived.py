@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import flash, redirect, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from wtforms import FloatField, IntegerField, SelectField
+from wtforms import SelectField
 from wtforms.validators import InputRequired, NumberRange
 
 from models.upscalers import FACTORS
@@ -15,6 +15,7 @@ from models.upscalers import FACTORS
 from ..access import viewable_image_or_404
 from ..derived_images import VARIATION_STRENGTH, start_upscale, start_variation, upscaler_menu
 from ..generations import GenerationRefused
+from ..inputs import AsciiFloatField, AsciiIntegerField
 from ..tables import Image
 from .forms import MAX_STRENGTH, MIN_STRENGTH
 from .routes import bp
@@ -23,9 +24,9 @@ from .routes import bp
 class VariationForm(FlaskForm):
     """Fields of ``POST /images/<id>/variations``."""
 
-    num_images = IntegerField("Images", default=2, validators=[
+    num_images = AsciiIntegerField("Images", default=2, validators=[
         InputRequired("Choose how many images."), NumberRange(1, 4, "Choose 1 to 4 images.")])
-    strength = FloatField("Strength", default=VARIATION_STRENGTH, validators=[
+    strength = AsciiFloatField("Strength", default=VARIATION_STRENGTH, validators=[
         InputRequired("Choose a strength."),
         NumberRange(MIN_STRENGTH, MAX_STRENGTH, f"Use a strength from {MIN_STRENGTH} to {MAX_STRENGTH:g}.")])
 
@@ -33,7 +34,7 @@ class VariationForm(FlaskForm):
 class UpscaleForm(FlaskForm):
     """Fields of ``POST /images/<id>/upscale``."""
 
-    factor = IntegerField("Factor", validators=[InputRequired("Choose ×2 or ×4."),
+    factor = AsciiIntegerField("Factor", validators=[InputRequired("Choose ×2 or ×4."),
                                                 NumberRange(min(FACTORS), max(FACTORS), "Choose ×2 or ×4.")])
     upscaler = SelectField("Upscaler", validate_choice=False)
 

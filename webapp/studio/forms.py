@@ -7,11 +7,9 @@ from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     FieldList,
-    FloatField,
     Form,
     FormField,
     HiddenField,
-    IntegerField,
     SelectField,
     StringField,
     TextAreaField,
@@ -24,22 +22,14 @@ from models.catalog import LoraEntry, ModelEntry
 from models.lora import MAX_LORAS
 
 from .. import generation_rules as rules
+from ..inputs import AsciiFloatField, AsciiIntegerField
 from ..styles import STYLES
 from ..tables import DEFAULT_STRENGTH
 from ..uploads import RESIZE_MODES, UploadRejected, decode_upload
 
 # Kept importable from here for the image-page forms (studio/derived.py) and routes.
 MIN_STRENGTH, MAX_STRENGTH = rules.MIN_STRENGTH, rules.MAX_STRENGTH
-
-
-class AsciiIntegerField(IntegerField):
-    """A whole number in ASCII digits only: ``int()`` would also read "٣" or "１２" and store 3 or 12."""
-
-    def process_formdata(self, valuelist: list[str]) -> None:
-        if valuelist and valuelist[0].strip() and not valuelist[0].strip().lstrip("-").isascii():
-            self.data = None
-            raise ValueError(self.gettext("Not a valid integer value."))
-        super().process_formdata(valuelist)
+GUIDANCE_NOT_A_NUMBER = "Use a number for the guidance, like 7.5."
 
 
 def model_choices(catalog: dict[str, ModelEntry]) -> list[SelectChoice]:
@@ -61,7 +51,7 @@ class LoraPick(Form):
     """One LoRA: a catalog name (blank: none) and its scale (blank: the catalog's default)."""
 
     name = SelectField("LoRA", validate_choice=False)
-    scale = FloatField("Scale", validators=[Optional(), NumberRange(rules.MIN_LORA_SCALE, rules.MAX_LORA_SCALE,
+    scale = AsciiFloatField("Scale", validators=[Optional(), NumberRange(rules.MIN_LORA_SCALE, rules.MAX_LORA_SCALE,
                                                                     rules.LORA_SCALE_OUT_OF_RANGE)])
 
 
@@ -74,7 +64,8 @@ class GenerationForm(FlaskForm):
     width = AsciiIntegerField("Width", validators=[InputRequired("Choose a size.")])
     height = AsciiIntegerField("Height", validators=[InputRequired("Choose a size.")])
     steps = AsciiIntegerField("Steps", validators=[InputRequired("Choose the number of steps.")])
-    guidance = FloatField("Guidance", validators=[InputRequired("Choose the guidance scale.")])
+    guidance = AsciiFloatField("Guidance", invalid_value_message=GUIDANCE_NOT_A_NUMBER,
+                               validators=[InputRequired("Choose the guidance scale.")])
     seed = StringField("Seed", validators=[Optional(), Length(max=12, message="Use a whole number.")])
     num_images = AsciiIntegerField("Images", validators=[InputRequired("Choose how many images.")])
     style = SelectField("Style", choices=[SelectChoice(s.name, s.label) for s in STYLES.values()],
@@ -82,7 +73,7 @@ class GenerationForm(FlaskForm):
     init_image = FileField("Starting image (optional)")
     init_image_id = HiddenField()
     upload_id = HiddenField()
-    strength = FloatField("Strength", default=DEFAULT_STRENGTH, validators=[Optional()])
+    strength = AsciiFloatField("Strength", default=DEFAULT_STRENGTH, validators=[Optional()])
     resize_mode = SelectField("Resize the starting image", default="crop",
                               choices=[SelectChoice(mode, label) for mode, label in RESIZE_MODES.items()])
     timelapse = BooleanField("Make a timelapse")
@@ -112,7 +103,7 @@ class GenerationForm(FlaskForm):
         except UploadRejected as exc:
             raise ValidationError(str(exc)) from None
 
-    def validate_strength(self, field: FloatField) -> None:
+    def validate_strength(self, field: AsciiFloatField) -> None:
         if not self.has_start or field.data is None or self.steps.data is None:
             return
         self._raise(rules.strength_problem(field.data, self.steps.data))
@@ -157,19 +148,19 @@ class GenerationForm(FlaskForm):
     def validate_model(self, field: SelectField) -> None:
         self._raise(rules.model_problem(self.catalog, field.data))
 
-    def validate_width(self, field: IntegerField) -> None:
+    def validate_width(self, field: AsciiIntegerField) -> None:
         if self.entry and field.data is not None and self.height.data is not None:
             self._raise(rules.size_problem(self.entry, field.data, self.height.data))
 
-    def validate_steps(self, field: IntegerField) -> None:
+    def validate_steps(self, field: AsciiIntegerField) -> None:
         if self.entry and field.data is not None:
             self._raise(rules.steps_problem(self.entry, field.data, self.chosen_loras()))
 
-    def validate_guidance(self, field: FloatField) -> None:
+    def validate_guidance(self, field: AsciiFloatField) -> None:
         if self.entry and field.data is not None:
             self._raise(rules.guidance_problem(self.entry, field.data))
 
-    def validate_num_images(self, field: IntegerField) -> None:
+    def validate_num_images(self, field: AsciiIntegerField) -> None:
         if field.data is not None:
             self._raise(rules.num_images_problem(self.entry, field.data))
 

@@ -43,12 +43,12 @@ def people(app, make_user):
 def test_openai_client_makes_images_into_the_gallery(app, live_server, workers, people):
     client = openai.OpenAI(base_url=f"{live_server}/v1", api_key=people["ada"], max_retries=0, timeout=120)
     # No worker yet: the wait runs out with a clear error, and the generation still finishes later.
-    app.config["OPENAI_WAIT_SECONDS"] = 1
+    app.config["API_WAIT_SECONDS"] = 1
     with pytest.raises(openai.APIStatusError) as timed_out:
         client.images.generate(model="easel-tiny", prompt="a green star", extra_body=EXTRAS)
     assert timed_out.value.status_code == 504 and "gallery" in timed_out.value.message
     late_id = timed_out.value.body["message"].rsplit("generation ", 1)[1].rstrip(").")
-    app.config["OPENAI_WAIT_SECONDS"] = 120
+    app.config["API_WAIT_SECONDS"] = 120
     workers.start()
     wait_for(lambda: _generation(live_server, people["ada"], late_id).json()["status"] == "succeeded", timeout=120,
              message="the timed-out generation to finish into the gallery")
@@ -201,8 +201,9 @@ def test_images_from_images_through_both_clients(app, live_server, workers, peop
 
     # A1111's extras: upscale an uploaded picture with a listed upscaler
     assert [u["name"] for u in api.get_upscalers()] == ["lanczos", "easel-compact-x4"]  # tests/catalog.toml
-    bigger = api.extra_single_image(image=PILImage.new("RGB", (40, 30), "green"), upscaler_1="lanczos",
-                                    upscaling_resize=2)
+    # webuiapi's own enum sends A1111's spelling, "Lanczos": names match in any case (it was a 422)
+    bigger = api.extra_single_image(image=PILImage.new("RGB", (40, 30), "green"),
+                                    upscaler_1=webuiapi.Upscaler.Lanczos, upscaling_resize=2)
     assert bigger.image.size == (80, 60)
     with pytest.raises(RuntimeError) as no_upscaler:
         api.extra_single_image(image=PILImage.new("RGB", (40, 30), "green"), upscaling_resize=2)  # upscaler_1 "None"
@@ -229,7 +230,7 @@ def _generations(app) -> int:
 
 def test_requests_that_wait_for_images_are_bounded_per_web_process(app, live_server, people):
     """Each waiting OpenAI or A1111 call holds a web thread: past API_MAX_WAITING they are turned away at once."""
-    app.config.update(API_MAX_WAITING=1, OPENAI_WAIT_SECONDS=4)
+    app.config.update(API_MAX_WAITING=1, API_WAIT_SECONDS=4)
     client = openai.OpenAI(base_url=f"{live_server}/v1", api_key=people["ada"], max_retries=0, timeout=30)
     first: list[BaseException] = []
 
@@ -259,7 +260,7 @@ def test_requests_that_wait_for_images_are_bounded_per_web_process(app, live_ser
 
     waiting.join(30)
     assert first and first[0].status_code == 504
-    app.config["OPENAI_WAIT_SECONDS"] = 1  # the place is free again: the next call waits (504), not 503
+    app.config["API_WAIT_SECONDS"] = 1  # the place is free again: the next call waits (504), not 503
     with pytest.raises(openai.APIStatusError) as late:
         client.images.generate(model="easel-tiny", prompt="a red circle", extra_body=EXTRAS)
     assert late.value.status_code == 504

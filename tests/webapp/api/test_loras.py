@@ -190,7 +190,7 @@ def test_tags_easel_cannot_honour_are_refused(prompt):
 
 
 def test_a1111_prompt_tags_are_queued_as_loras(app, client, ada):
-    app.config["OPENAI_WAIT_SECONDS"] = 0  # no worker: the wait runs out at once, the generation stays queued
+    app.config["API_WAIT_SECONDS"] = 0  # no worker: the wait runs out at once, the generation stays queued
     response = client.post("/sdapi/v1/txt2img", auth=ada["basic"], json={
         "prompt": "a red circle <lora:ink:0.5>, <lora:lcm>", "steps": 4, "width": 64, "height": 64})
     assert response.status_code == 504 and set(response.get_json()) == A1111_ERROR_KEYS
@@ -216,7 +216,7 @@ def test_a1111_refuses_bad_tags_in_its_own_error_shape(app, client, ada, redis_u
 
 
 def test_a1111_img2img_reads_the_tags_too(app, client, ada):
-    app.config["OPENAI_WAIT_SECONDS"] = 0
+    app.config["API_WAIT_SECONDS"] = 0
     picture = base64.b64encode(_png().getvalue()).decode()
     response = client.post("/sdapi/v1/img2img", auth=ada["basic"], json={
         "prompt": "<lora:ink:0.25> a red circle", "init_images": [picture], "steps": 8, "width": 64, "height": 64})

@@ -150,10 +150,11 @@ def tight_rate_limit(app_env, monkeypatch):
     monkeypatch.setenv("API_RATE_LIMIT", "3 per minute")
 
 
-def test_per_token_rate_limit_gives_429_with_retry_after(tight_rate_limit, app, client, make_user):
+def test_per_account_rate_limit_gives_429_with_retry_after(tight_rate_limit, app, client, make_user):
     assert app.config["API_RATE_LIMIT"] == "3 per minute"
     user_id = make_user("ada@example.com")
     first, second = api_token(app, user_id), api_token(app, user_id)
+    bobs = api_token(app, make_user("bob@example.com"))
     for _ in range(3):
         assert client.get("/api/v1/models", headers=bearer(first)).status_code == 200
     limited = client.get("/api/v1/models", headers=bearer(first))
@@ -161,4 +162,57 @@ def test_per_token_rate_limit_gives_429_with_retry_after(tight_rate_limit, app, 
     assert int(limited.headers["Retry-After"]) > 0
     openai_limited = client.get("/v1/models", headers=bearer(first))
     assert openai_limited.status_code == 429 and "error" in openai_limited.get_json()
-    assert client.get("/api/v1/models", headers=bearer(second)).status_code == 200  # per token
+    # per account: Ada's second token shares her limit (more tokens are not more calls); Bob has his own
+    assert client.get("/api/v1/models", headers=bearer(second)).status_code == 429
+    basic = {"Authorization": "Basic " + base64.b64encode(f"ada@example.com:{second}".encode()).decode()}
+    assert client.get("/sdapi/v1/sd-models", headers=basic).status_code == 429
+    assert client.get("/api/v1/models", headers=bearer(bobs)).status_code == 200
+
+
+def test_live_tokens_are_capped_per_account(app, signed_in):
+    app.config["MAX_TOKENS_PER_USER"] = 3
+    page = "/auth/tokens"
+    for number in range(3):
+        response = signed_in.post(page, data={"name": f"script {number}", "csrf_token": csrf_token(signed_in, page)})
+        assert response.status_code == 200
+    refused = signed_in.post(page, data={"name": "one too many", "csrf_token": csrf_token(signed_in, page)})
+    assert refused.status_code == 400 and "the most an account may have" in refused.get_data(as_text=True)
+    from webapp.extensions import db
+    from webapp.tables import ApiToken
+
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(ApiToken)) == 3
+        first_id = db.session.scalar(db.select(ApiToken.id).order_by(ApiToken.id))
+    assert post(signed_in, f"/auth/tokens/{first_id}/revoke", page).status_code == 303
+    again = signed_in.post(page, data={"name": "one too many", "csrf_token": csrf_token(signed_in, page)})
+    assert again.status_code == 200 and NEW_TOKEN.search(again.get_data(as_text=True))  # a revoked one frees a place
+
+
+def test_sign_out_everywhere_keeps_tokens_unless_asked_to_revoke_them(app, make_user):
+    user_id = make_user("ada@example.com")
+    kept, revoked = api_token(app, user_id, "kept"), None
+    browser = sign_in(app, "ada@example.com")
+    page = browser.get("/auth/account").get_data(as_text=True)
+    assert 'name="revoke_tokens"' in page and "and revoke my API tokens" in page
+    assert post(browser, "/auth/logout-everywhere").status_code == 302
+    assert browser.get("/auth/account").status_code == 302  # signed out
+    client = app.test_client()
+    assert client.get("/api/v1/models", headers=bearer(kept)).status_code == 200  # tokens are not sessions
+
+    revoked = api_token(app, user_id, "second")
+    browser = sign_in(app, "ada@example.com")
+    assert post(browser, "/auth/logout-everywhere", revoke_tokens="y").status_code == 302
+    for secret in (kept, revoked):
+        assert client.get("/api/v1/models", headers=bearer(secret)).status_code == 401
+
+
+def test_the_token_decides_who_calls_whatever_cookie_comes_with_it(app, make_user, make_image):
+    """Flask-Login's request loader makes the token's owner the caller, also over a signed-in browser's cookie,
+    and the browser stays Bob's afterwards (nothing of the token went into its session)."""
+    ada = make_user("ada@example.com")
+    make_user("bob@example.com")
+    make_image(ada, prompt="ada's fox")
+    browser = sign_in(app, "bob@example.com")
+    mine = browser.get("/api/v1/images", headers=bearer(api_token(app, ada))).get_json()
+    assert [item["prompt"] for item in mine["items"]] == ["ada's fox"]
+    assert browser.get("/api/v1/images").get_json()["items"] == []  # the cookie alone is still Bob

@@ -60,9 +60,14 @@ def test_the_emailed_link_makes_the_account_once(app, app_env, client, auth):
     assert done.status_code == 303 and done.headers["Location"] == "/"
     assert "Welcome, grace" in client.get("/").get_data(as_text=True)
     other = app.test_client()
-    again = other.post(path, data={"csrf_token": csrf_token(other, path)})
+    again = other.post(path, data={"csrf_token": csrf_token(other, "/auth/login")})
     assert again.status_code == 404 and "sign-up link does not work" in again.get_data(as_text=True)
     assert user_count(app) == 1
+    # a used link, and one that never existed, say so at once (they used to say "Your address is confirmed")
+    for dead in (path, "/auth/welcome/no-such-token", "/auth/welcome/" + "x" * 500):
+        shown = other.get(dead)
+        text = shown.get_data(as_text=True)
+        assert shown.status_code == 404 and "sign-up link does not work" in text and "is confirmed" not in text
 
 
 def test_register_limit_is_a_setting(app):

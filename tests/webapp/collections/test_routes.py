@@ -186,3 +186,18 @@ def test_deleting_an_image_takes_it_out_of_its_collections(app, people):
     add(ada, shown, [people["fox"], people["owl"]])
     post(ada, f"/images/{people['fox']}/delete")
     assert members(app, shown) == {people["owl"]}
+
+
+def test_names_over_80_characters_are_refused_not_cut(app, people):
+    ada = sign_in(app, "ada@example.com")
+    refused = post(ada, "/collections", name="n" * 81)
+    assert refused.status_code == 400 and "80 characters" in refused.get_data(as_text=True)
+    from_gallery = add(ada, "", [people["fox"]], new_collection="g" * 81)
+    assert from_gallery.status_code == 303
+    assert "80 characters" in ada.get(from_gallery.headers["Location"]).get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Collection)) == 0
+        assert db.session.scalar(select(func.count()).select_from(CollectionImage)) == 0
+    new_collection(ada, "  " + "n" * 80 + "  ")  # 80 once trimmed: taken whole
+    with app.app_context():
+        assert db.session.scalar(select(Collection.name)) == "n" * 80

@@ -130,3 +130,31 @@ def test_blocked_terms_refuse_prompts(app, admin, make_user, usable_model, redis
         assert find_blocked_term("a blood bath") is None
     assert [e[:3] for e in audit_entries(app)] == [("term.add", "term", str(term_id)),
                                                    ("term.remove", "term", str(term_id))]
+
+
+def test_unbanning_revives_no_token_result_link_or_share_link(app, admin, make_user, make_image):
+    """A ban ends tokens and links for good: the unbanned person signs in again, and makes new ones."""
+    from tests.support import api_token, bearer, result_token
+    from webapp.collections import store
+
+    ada = make_user("ada@example.com")
+    image_id = make_image(ada)
+    secret = api_token(app, ada)
+    link = result_token(app, image_id)
+    with app.app_context():
+        collection = store.create_collection(ada, "Lighthouses")
+        share = store.share(collection)
+    client = app.test_client()
+    assert client.get("/api/v1/models", headers=bearer(secret)).status_code == 200
+    assert client.get(f"/s/{link}").status_code == 200 and client.get(f"/c/{share}").status_code == 200
+
+    assert post(admin, f"/admin/users/{ada}/ban", "/admin/users", reason="spam").status_code == 303
+    assert post(admin, f"/admin/users/{ada}/unban", "/admin/users").status_code == 303
+    assert client.get("/api/v1/models", headers=bearer(secret)).status_code == 401
+    assert client.get(f"/s/{link}").status_code == 404
+    assert client.get(f"/c/{share}").status_code == 404
+    with app.app_context():
+        assert db.session.get(User, ada).is_banned is False
+    assert sign_in(app, "ada@example.com").get("/auth/tokens").status_code == 200  # back in; new tokens work
+    assert client.get("/api/v1/models", headers=bearer(api_token(app, ada, "new"))).status_code == 200
+    assert client.get(f"/s/{result_token(app, image_id)}").status_code == 200

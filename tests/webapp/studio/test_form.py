@@ -56,7 +56,9 @@ def test_studio_prefilled_from_catalog(signed_in):
     ("steps", "0", "Use 1 to 50 steps"),
     ("steps", "51", "Use 1 to 50 steps"),
     ("guidance", "-1", "Use a guidance from 0 to 15"),
-    ("guidance", "nan", "Use a guidance from 0 to 15"),
+    ("guidance", "nan", "Use a number for the guidance"),
+    ("guidance", "inf", "Use a number for the guidance"),
+    ("guidance", "٧", "Use a number for the guidance"),  # Arabic-Indic seven: float() reads it as 7.0
     ("num_images", "5", "Choose 1 to 4 images."),
     ("seed", "-3", "The seed is a whole number"),
     ("seed", "99999999999", "The seed is a whole number"),
@@ -64,6 +66,7 @@ def test_studio_prefilled_from_catalog(signed_in):
     ("seed", "٣", "The seed is a whole number"),  # Arabic-Indic three: was stored as 3
     ("seed", "１２", "The seed is a whole number"),  # full-width twelve: was stored as 12
     ("style", "gothic", "Choose one of the styles"),
+    ("style", "", "Choose one of the styles"),  # passed, then failed the worker with KeyError
     ("steps", "٣", "Not a valid integer value."),  # Arabic-Indic three: was run as 3 steps
     ("width", "６４", "Not a valid integer value."),  # full-width 64: was taken as 64
 ])

@@ -9,7 +9,7 @@ from flask import Flask
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
-from ...errors import register_api_errors
+from ...errors import http_error_response, register_api_errors
 from ..problems import PROBLEM_JSON, problem_response
 from .schemas import ProblemSchema
 
@@ -17,15 +17,19 @@ PREFIX = "/api/v1"
 
 
 class EaselApi(Api):
-    """flask-smorest's Api, with its errors left to ``webapp.errors`` (problem details) and documented as such."""
+    """flask-smorest's Api, with its errors answered by ``webapp.errors`` (problem details) and documented as such."""
 
     ERROR_SCHEMA = ProblemSchema
 
-    def _register_error_handlers(self) -> None:
-        """The app's handlers answer API paths with problem details; smorest's app-wide handler would not."""
+    def handle_http_exception(self, error):
+        """flask-smorest's public hook for the HTTP errors it handles: the app's own answer (problem details under
+        API paths, the site's page elsewhere), so registering the Api changes no error anywhere."""
+        return http_error_response(error)
 
     def _register_responses(self) -> None:
         """Every error status documented as an ``application/problem+json`` ProblemSchema."""
+        # flask-smorest offers no public way to give its error responses another content type than the API's
+        # default, so this one hook of its own stays overridden.
         spec: APISpec = self.spec
         for status in http.HTTPStatus:
             response = {"description": status.phrase}

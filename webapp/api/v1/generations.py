@@ -1,6 +1,8 @@
 """``/api/v1/generations``: create, list mine, get one, cancel, the live preview."""
 from __future__ import annotations
 
+import uuid
+
 from flask import Response
 from flask_login import current_user
 from redis.exceptions import RedisError
@@ -64,34 +66,34 @@ def list_mine(args: dict):
     return page_dict(page, [generation_dict(g) for g in page.items])
 
 
-@blp.get("/<generation_id>")
+@blp.get("/<uuid:generation_id>")
 @blp.response(200, GenerationSchema)
 @blp.alt_response(404, response="NOT_FOUND")
-def get(generation_id: str):
+def get(generation_id: uuid.UUID):
     """One of my generations: status, queue position, step, total, ETA, preview, images, error."""
-    return generation_dict(owned_generation_or_404(generation_id))
+    return generation_dict(owned_generation_or_404(str(generation_id)))
 
 
-@blp.post("/<generation_id>/cancel")
+@blp.post("/<uuid:generation_id>/cancel")
 @blp.response(200, GenerationSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT")
-def cancel(generation_id: str):
+def cancel(generation_id: uuid.UUID):
     """Stop a queued or running generation (a running one stops within a step)."""
-    generation = owned_generation_or_404(generation_id)
+    generation = owned_generation_or_404(str(generation_id))
     if generation.is_final:
         raise ApiError(409, f"This generation has already {generation.status}.")
     cancel_generation(generation)
     return generation_dict(generation)
 
 
-@blp.get("/<generation_id>/preview")
+@blp.get("/<uuid:generation_id>/preview")
 @blp.doc(responses={200: {"description": "the latest preview, WebP",
                           "content": {"image/webp": {"schema": {"type": "string", "format": "binary"}}}}})
 @blp.alt_response(404, response="NOT_FOUND")
-def preview(generation_id: str):
+def preview(generation_id: uuid.UUID):
     """The latest live preview of a running generation (404 when there is none)."""
-    generation = owned_generation_or_404(generation_id)
+    generation = owned_generation_or_404(str(generation_id))
     try:
         data = progress.read_preview(services.redis(), generation.id)
     except RedisError:

@@ -1,7 +1,7 @@
 """``/api/v1/images``: list mine (search by prompt words), get one, download, star/publish, variations, delete."""
 from __future__ import annotations
 
-from contextlib import contextmanager
+import uuid
 
 from flask_login import current_user
 from flask_smorest import Blueprint
@@ -11,11 +11,11 @@ from ...access import owned_image_or_404, viewable_image_or_404
 from ...derived_images import VARIATION_STRENGTH, start_upscale, start_variation
 from ...extensions import db
 from ...gallery.changes import PublishRefused, set_public, set_starred
-from ...generations import GenerationRefused
 from ...image_files import delete_image, download_name, serve_file
 from ...tables import Generation, Image
 from ..gate import Scheme, protect
 from ..problems import ApiError
+from ..submit import refusals_as_api_errors
 from .parsing import arguments_400
 from .schemas import (
     GenerationSchema,
@@ -47,32 +47,32 @@ def list_mine(args: dict):
     return page_dict(page, [image_dict(image) for image in page.items])
 
 
-@blp.get("/<image_id>")
+@blp.get("/<uuid:image_id>")
 @blp.response(200, ImageSchema)
 @blp.alt_response(404, response="NOT_FOUND")
-def get(image_id: str):
+def get(image_id: uuid.UUID):
     """An image I may see (mine, or a public one)."""
-    return image_dict(viewable_image_or_404(image_id))
+    return image_dict(viewable_image_or_404(str(image_id)))
 
 
-@blp.get("/<image_id>/file")
+@blp.get("/<uuid:image_id>/file")
 @blp.doc(responses={200: {"description": "the PNG, its parameters in text chunks",
                           "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}})
 @blp.alt_response(404, response="NOT_FOUND")
-def image_file(image_id: str):
+def image_file(image_id: uuid.UUID):
     """Download the PNG."""
-    image = viewable_image_or_404(image_id)
+    image = viewable_image_or_404(str(image_id))
     return serve_file(image.storage_key, "image/png", download_name(image, image.generation))
 
 
-@blp.patch("/<image_id>")
+@blp.patch("/<uuid:image_id>")
 @arguments_400(blp, ImageUpdateSchema)
 @blp.response(200, ImageSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT")
-def update(changes: dict, image_id: str):
+def update(changes: dict, image_id: uuid.UUID):
     """Star (kept from cleanup) and/or publish to Explore."""
-    image = owned_image_or_404(image_id)
+    image = owned_image_or_404(str(image_id))
     if "starred" in changes:
         set_starred(image, changes["starred"])
     if "public" in changes:
@@ -83,49 +83,38 @@ def update(changes: dict, image_id: str):
     return image_dict(image)
 
 
-@contextmanager
-def refusals_as_problems(fields_: set[str] = frozenset()):
-    """A refused generation as a problem: its status, Retry-After, and (for a 400) the fields it names."""
-    try:
-        yield
-    except GenerationRefused as exc:
-        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
-        errors = {field: str(exc) for field in fields_} if exc.status == 400 else None
-        raise ApiError(exc.status, str(exc), headers=headers, errors=errors) from None
-
-
-@blp.post("/<image_id>/variations")
+@blp.post("/<uuid:image_id>/variations")
 @arguments_400(blp, VariationCreateSchema)
 @blp.response(201, GenerationSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
-def variations(args: dict, image_id: str):
+def variations(args: dict, image_id: uuid.UUID):
     """New images from an image I may see, at a low strength (an ordinary generation, its parent recorded)."""
-    image = viewable_image_or_404(image_id)
+    image = viewable_image_or_404(str(image_id))
     strength = VARIATION_STRENGTH if args["strength"] is None else args["strength"]
-    with refusals_as_problems({"strength"}):
+    with refusals_as_api_errors({"strength"}):
         generation = start_variation(current_user._get_current_object(), image, args["num_images"], strength)
     return created(generation)
 
 
-@blp.post("/<image_id>/upscale")
+@blp.post("/<uuid:image_id>/upscale")
 @arguments_400(blp, UpscaleCreateSchema)
 @blp.response(201, GenerationSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
-def upscale(args: dict, image_id: str):
+def upscale(args: dict, image_id: uuid.UUID):
     """A new image, ``factor`` times larger, from an image I may see (an ordinary generation, its parent recorded)."""
-    image = viewable_image_or_404(image_id)
-    with refusals_as_problems({"factor", "upscaler"}):
+    image = viewable_image_or_404(str(image_id))
+    with refusals_as_api_errors({"factor", "upscaler"}):
         generation = start_upscale(current_user._get_current_object(), image, args["factor"], args["upscaler"])
     return created(generation)
 
 
-@blp.delete("/<image_id>")
+@blp.delete("/<uuid:image_id>")
 @blp.response(204)
 @blp.alt_response(404, response="NOT_FOUND")
-def delete(image_id: str):
+def delete(image_id: uuid.UUID):
     """Delete the image and its files."""
-    delete_image(owned_image_or_404(image_id))
+    delete_image(owned_image_or_404(str(image_id)))
     return ""

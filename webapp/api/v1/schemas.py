@@ -5,8 +5,6 @@ against the model's catalog entry, the same rules the studio form uses.
 """
 from __future__ import annotations
 
-import json
-
 from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
@@ -15,6 +13,7 @@ from models.upscalers import FACTORS, LANCZOS
 
 from ... import generation_rules as rules
 from ...generations import MAX_SEED
+from ...inputs import AsciiFloat, AsciiInteger, json_text
 from ...styles import STYLES
 from ...tables import DEFAULT_STRENGTH, GenerationStatus
 from ...uploads import RESIZE_MODES
@@ -36,7 +35,7 @@ class LoraPickSchema(Schema):
 
     name = fields.String(required=True, validate=validate.Length(min=1, max=100),
                          metadata={"description": "a catalog name (GET /api/v1/loras)"})
-    scale = fields.Float(load_default=None, allow_none=True, allow_nan=False,
+    scale = AsciiFloat(load_default=None, allow_none=True, allow_nan=False,
                          validate=validate.Range(rules.MIN_LORA_SCALE, rules.MAX_LORA_SCALE,
                                                  error=rules.LORA_SCALE_OUT_OF_RANGE),
                          metadata={"description": "how strongly it applies; null or left out: the LoRA's default"})
@@ -60,9 +59,10 @@ class JsonPartList(fields.List):
                 if not text.strip():
                     continue
                 try:
-                    parsed = json.loads(text)
-                except ValueError:
-                    raise ValidationError(f'Send {attr} as JSON text, e.g. [{{"name": "…", "scale": 0.8}}].') from None
+                    parsed = json_text(text, attr)
+                except ValidationError as exc:
+                    raise ValidationError(f'Send {attr} as JSON text, e.g. [{{"name": "…", "scale": 0.8}}]: '
+                                          f'{" ".join(exc.messages)}') from None
                 items.extend(parsed if isinstance(parsed, list) else [parsed])
             value = items
         return super()._deserialize(value, attr, data, **kwargs)
@@ -85,7 +85,7 @@ class GenerationCreateSchema(Schema):
     width = fields.Integer(load_default=None, strict=True)
     height = fields.Integer(load_default=None, strict=True)
     steps = fields.Integer(load_default=None, strict=True)
-    guidance = fields.Float(load_default=None, allow_nan=False)
+    guidance = AsciiFloat(load_default=None, allow_nan=False)
     seed = fields.Integer(load_default=None, allow_none=True, strict=True,
                           validate=validate.Range(0, MAX_SEED, error=rules.SEED_OUT_OF_RANGE))
     num_images = fields.Integer(load_default=1, strict=True,
@@ -97,14 +97,14 @@ class GenerationCreateSchema(Schema):
 class GenerationFromImageSchema(GenerationCreateSchema):
     """``multipart/form-data``: the same fields (as text), plus how far to move from the starting image."""
 
-    width = fields.Integer(load_default=None)
-    height = fields.Integer(load_default=None)
-    steps = fields.Integer(load_default=None)
-    seed = fields.Integer(load_default=None, allow_none=True,
+    width = AsciiInteger(load_default=None)
+    height = AsciiInteger(load_default=None)
+    steps = AsciiInteger(load_default=None)
+    seed = AsciiInteger(load_default=None, allow_none=True,
                           validate=validate.Range(0, MAX_SEED, error=rules.SEED_OUT_OF_RANGE))
-    num_images = fields.Integer(load_default=1,
+    num_images = AsciiInteger(load_default=1,
                                 validate=validate.Range(1, rules.IMAGES_MAX, error=rules.IMAGES_OUT_OF_RANGE))
-    strength = fields.Float(load_default=DEFAULT_STRENGTH, allow_nan=False,
+    strength = AsciiFloat(load_default=DEFAULT_STRENGTH, allow_nan=False,
                             validate=validate.Range(rules.MIN_STRENGTH, rules.MAX_STRENGTH,
                                                     error=rules.STRENGTH_OUT_OF_RANGE))
     resize_mode = fields.String(load_default="crop", validate=validate.OneOf(list(RESIZE_MODES)),
@@ -166,8 +166,8 @@ class GenerationSchema(Schema):
 class PageQuerySchema(Schema):
     """``?page=&per_page=``."""
 
-    page = fields.Integer(load_default=1, validate=validate.Range(1, 10_000))
-    per_page = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+    page = AsciiInteger(load_default=1, validate=validate.Range(1, 10_000))
+    per_page = AsciiInteger(load_default=20, validate=validate.Range(1, 100))
 
 
 class GenerationListQuerySchema(PageQuerySchema):
