@@ -95,6 +95,29 @@ $(function () {
     $('#studio-error').text(message).prop('hidden', false);
   }
 
+  // A starting image: choosing another file clears the refusal shown for the last one, and the chosen picture
+  // shows as a thumbnail (a local blob: URL; the server still judges the file by decoding it).
+  var ACCEPTED = ['image/png', 'image/jpeg', 'image/webp'];
+  var thumbUrl = null;
+  $('#init_image').on('change', function () {
+    var $field = $(this);
+    var $box = $field.closest('.mb-3');
+    $field.removeClass('is-invalid').removeAttr('aria-invalid');
+    $box.find('.invalid-feedback').remove();
+    $box.find('#init-image-thumb').remove();
+    if (thumbUrl) { URL.revokeObjectURL(thumbUrl); thumbUrl = null; }
+    var file = this.files && this.files[0];
+    if (!file) { return; }
+    if (ACCEPTED.indexOf(file.type) < 0) {
+      $field.addClass('is-invalid').attr('aria-invalid', 'true');
+      $('<div class="invalid-feedback d-block">').text('Choose a PNG, JPEG or WebP picture.').appendTo($box);
+      return;
+    }
+    thumbUrl = URL.createObjectURL(file);
+    $('<img id="init-image-thumb" class="d-block mt-2 border rounded" width="64" height="64">')
+      .attr({src: thumbUrl, alt: 'The chosen starting image: ' + file.name}).insertAfter($field);
+  });
+
   $form.on('submit', function (e) {
     e.preventDefault();
     clearErrors();
