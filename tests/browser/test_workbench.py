@@ -55,7 +55,7 @@ def test_two_tries_beside_the_form_across_a_reload_then_seed_and_settings_back(p
     assert page.get_by_label("Prompt", exact=True).input_value() == "a quick red sun"
     assert page.get_by_label("Steps").input_value() == "6"
     assert page.get_by_label("Seed", exact=True).input_value() == "1234"
-    assert page.get_by_label("Fixed").is_checked()
+    assert not page.get_by_label("Random", exact=True).is_checked()
     assert page.url == studio_url and same_document(page)
     page.wait_for_function(
         "() => [...document.querySelectorAll('#queue .queue-status')].some(e => e.innerText.startsWith('Painting'))",
@@ -77,11 +77,11 @@ def test_two_tries_beside_the_form_across_a_reload_then_seed_and_settings_back(p
 
     # "Use seed" from a result, then "reuse all settings" of another, without a page load.
     mark_page(page)
-    page.get_by_label("Random each time").check()
+    page.get_by_label("Random", exact=True).check()
     assert page.get_by_label("Seed", exact=True).input_value() == ""
     red.get_by_role("button", name="Use seed 1234 in the form").click()
     assert page.get_by_label("Seed", exact=True).input_value() == "1234"
-    assert page.get_by_label("Fixed").is_checked()
+    assert not page.get_by_label("Random", exact=True).is_checked()
     green = try_card(page, "a slow green field")
     green_seed = green.locator(".use-seed").inner_text().removeprefix("Use seed ")
     green.locator(".reuse-settings").click()
