@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 
 from flask import current_app
 from rq.job import Job
@@ -92,16 +93,23 @@ def claim_companions(lead: Job, queue: Queue, wait: bool = True) -> list[Job]:
         return []
     room = batch_limit(generation.model) - generation.num_images
     claimed: list[Job] = []
+    running = Counter({generation.user_id: 1})  # one call runs at most MAX_ACTIVE_PER_USER of a person's generations
     try:
-        _claim_into(claimed, lead, queue, key, room, current_app.config["EASEL_BATCH_WAIT_MS"] / 1000 if wait else 0)
+        _claim_into(claimed, lead, queue, key, room, current_app.config["EASEL_BATCH_WAIT_MS"] / 1000 if wait else 0,
+                    running)
     except Exception:  # what was claimed runs; the rest stays queued for later
         log.warning("looking for company for %s stopped early", lead.id, exc_info=True)
     db.session.rollback()  # end the read transaction: the rows are read again when the batch runs
     return claimed
 
 
-def _claim_into(claimed: list[Job], lead: Job, queue: Queue, key: tuple, room: int, wait: float) -> None:
-    """Claim compatible queued jobs into ``claimed`` until ``room`` images are taken or ``wait`` seconds are over."""
+def _claim_into(claimed: list[Job], lead: Job, queue: Queue, key: tuple, room: int, wait: float,
+                running: Counter) -> None:
+    """Claim compatible queued jobs into ``claimed`` until ``room`` images are taken or ``wait`` seconds are over.
+
+    ``running`` counts the call's generations per person; a person's beyond ``MAX_ACTIVE_PER_USER`` stay queued.
+    """
+    per_person = current_app.config["MAX_ACTIVE_PER_USER"]
     deadline = time.monotonic() + wait
     seen: set[str] = {lead.id}
     while room > 0:
@@ -116,8 +124,11 @@ def _claim_into(claimed: list[Job], lead: Job, queue: Queue, key: tuple, room: i
             row, job = rows.get(job_id), jobs.get(job_id)
             if row is None or job is None or job.func_name != BATCHED_FUNCTION or list(job.args) != [job_id]:
                 continue
+            if running[row.user_id] >= per_person:
+                continue
             if row.num_images <= room and batch_key(row) == key and claim(queue, job_id):
                 claimed.append(job)
+                running[row.user_id] += 1
                 taken += 1
                 room -= row.num_images
                 if room <= 0:

@@ -237,7 +237,9 @@ def from_environment() -> dict:
         "PUBLIC_BASE_URL": public_base_url,
         "RETENTION_DAYS": _int("RETENTION_DAYS", 30),
         "PUBLIC_SHOWCASE": _bool(os.environ.get("PUBLIC_SHOWCASE")),
-        "MAX_ACTIVE_PER_USER": _int("MAX_ACTIVE_PER_USER", 2),
+        # A person's generations: at most MAX_ACTIVE_PER_USER run at once, at most MAX_QUEUED_PER_USER wait.
+        "MAX_ACTIVE_PER_USER": max(1, _int("MAX_ACTIVE_PER_USER", 2)),
+        "MAX_QUEUED_PER_USER": _int("MAX_QUEUED_PER_USER", 10),
         "MAX_TOKENS_PER_USER": _int("MAX_TOKENS_PER_USER", 10),
         "DAILY_IMAGE_QUOTA": _int("DAILY_IMAGE_QUOTA", 200),
         "RESULT_LINK_DAYS": _int("RESULT_LINK_DAYS", 7),

@@ -18,7 +18,6 @@ from .extensions import db
 from .moderation.blocked_terms import find_blocked_term
 from .queues import SERIALIZER, model_queue_name, queued_eta
 from .tables import (
-    ACTIVE_STATUSES,
     DEFAULT_STRENGTH,
     Generation,
     GenerationStatus,
@@ -78,14 +77,20 @@ def lock_user(user_id: int) -> None:
 
 
 def check_limits(user: User, num_images: int) -> None:
-    """Refuse a new generation past ``MAX_ACTIVE_PER_USER`` or the daily image quota (call under ``lock_user``)."""
-    active = db.session.scalar(select(func.count()).select_from(Generation).where(
-        Generation.user_id == user.id, Generation.status.in_(list(ACTIVE_STATUSES))))
-    limit = current_app.config["MAX_ACTIVE_PER_USER"]
-    if active >= limit:
+    """Refuse a new generation past ``MAX_QUEUED_PER_USER`` waiting ones or the daily image quota (call under
+    ``lock_user``).
+
+    Waiting and running are limited apart: at most ``MAX_ACTIVE_PER_USER`` of a person's generations run at once
+    (a worker's pipeline call takes no more of them; see ``jobs.batching``), the rest wait in the fair queue, where
+    they delay nobody else's turn, up to ``MAX_QUEUED_PER_USER`` of them.
+    """
+    waiting = db.session.scalar(select(func.count()).select_from(Generation).where(
+        Generation.user_id == user.id, Generation.status == GenerationStatus.QUEUED))
+    limit = current_app.config["MAX_QUEUED_PER_USER"]
+    if waiting >= limit:
         raise GenerationRefused(
-            f"You already have {active} generation{'s' if active != 1 else ''} waiting or running "
-            f"(the limit is {limit}). Wait for one to finish, or cancel one.", retry_after=ACTIVE_RETRY_SECONDS)
+            f"You already have {waiting} generation{'s' if waiting != 1 else ''} waiting in the queue "
+            f"(the limit is {limit}). Wait for one to start, or cancel one.", retry_after=ACTIVE_RETRY_SECONDS)
     quota = current_app.config["DAILY_IMAGE_QUOTA"]
     since = utcnow() - timedelta(days=1)
     counted = (Generation.user_id == user.id, Generation.created_at >= since,

@@ -9,19 +9,24 @@ $(function () {
   var queueUrl = $bench.data('queue-url');
   var tries = {};  // generation id -> {$card, stop}
   var queueTimer = null;
+  var STAGE = 256;  // the longest side of a try's preview and pictures, in CSS pixels
 
   function describe(params) {
     return params.model + ' · ' + params.width + '×' + params.height + ' · ' + params.steps + ' steps · guidance ' +
       params.guidance + ' · seed ' + params.seed;
   }
 
+  // A picture takes the place and size its live preview had (a small one at a whole multiple, pixelated).
   function resultFigure(state, img) {
     var prompt = state.params.prompt;
-    var $figure = $('<figure class="card mb-0 result">').attr('data-image-id', img.id);
-    $('<a>').attr('href', img.page_url).append(
-      $('<img class="card-img-top">').attr({src: img.thumbnail_url, alt: prompt, width: img.width, height: img.height})
+    var size = Easel.shownSize(img.width, img.height, STAGE);
+    var small = Math.max(img.width, img.height) <= Easel.SMALL_PICTURE;
+    var $figure = $('<figure class="m-0 result">').attr('data-image-id', img.id);
+    $('<a class="d-block">').attr('href', img.page_url).append(
+      $('<img>').attr({src: small ? img.url : img.thumbnail_url, alt: prompt, width: size.width, height: size.height})
+        .toggleClass('pixelated', size.pixelated)
     ).appendTo($figure);
-    var $actions = $('<figcaption class="card-body p-2 d-grid gap-1">').appendTo($figure);
+    var $actions = $('<figcaption class="pt-2 d-grid gap-1">').appendTo($figure);
     $('<button type="button" class="btn btn-sm btn-outline-secondary use-seed">')
       .text('Use seed ' + img.seed).attr('aria-label', 'Use seed ' + img.seed + ' in the form')
       .on('click', function () { Easel.useSeed(img.seed); }).appendTo($actions);
@@ -36,14 +41,21 @@ $(function () {
     var $body = $('<div class="card-body">').appendTo($card);
     $('<h3 class="h6 mb-1 text-truncate try-prompt">').text(state.params.prompt).attr('title', state.params.prompt).appendTo($body);
     $('<p class="small text-body-secondary mb-2">').text(describe(state.params)).appendTo($body);
+    // The preview and the pictures share one place (.try-stage holds both in one grid cell), reserved from the start
+    // and above the status lines, which change while it runs.
+    var size = Easel.shownSize(state.width, state.height, STAGE);
+    var $stage = $('<div class="try-stage mb-2">').appendTo($body);
+    $('<div class="try-preview-box">').css({width: size.width + 'px', height: size.height + 'px'}).append(
+      $('<img class="try-preview pixelated" hidden>').attr({alt: 'Preview of: ' + state.params.prompt,
+                                                            width: size.width, height: size.height})
+    ).appendTo($stage);
+    $('<div class="try-images">').appendTo($stage);
     $('<p class="mb-2 try-status" aria-live="polite">').appendTo($body);
     $('<div class="progress mb-2" role="progressbar" aria-valuemin="0" aria-valuemax="100">')
       .attr('aria-label', 'Progress of ' + state.params.prompt)
       .append($('<div class="progress-bar progress-bar-striped progress-bar-animated"></div>').css('width', '0%')).appendTo($body);
     $('<p class="small text-body-secondary try-notice" hidden>').appendTo($body);
     $('<div class="alert alert-danger py-2 try-error" role="alert" hidden>').appendTo($body);
-    $('<img class="art try-preview mb-2" width="128" height="128" hidden>').attr('alt', 'Preview of: ' + state.params.prompt).appendTo($body);
-    $('<div class="thumb-grid try-images">').appendTo($body);
     $('<a class="small">').attr('href', state.page_url).text('Progress page').appendTo($body);
     return $card;
   }
@@ -65,10 +77,14 @@ $(function () {
       if ($preview.attr('src') !== state.preview_url) { $preview.attr('src', state.preview_url); }
       $preview.prop('hidden', false);
     }
-    if (final) { $preview.prop('hidden', true).removeAttr('src'); }
+    if (final) {
+      $preview.prop('hidden', true).removeAttr('src');
+      $card.find('.try-preview-box').prop('hidden', true);
+    }
     var $images = $card.find('.try-images');
     if (state.status === 'succeeded' && !$images.children().length) {
       $.each(state.images, function (i, img) { $images.append(resultFigure(state, img)); });
+      if (Easel.board) { Easel.board.addGeneration(state); }
     }
     renderQueueItem(state);
   }

@@ -8,46 +8,74 @@ $(function () {
   var info = JSON.parse($('#model-info').text() || '{}');
   var MAX_SEED = 4294967295;
 
+  // Width and height as one menu of the model's sizes (each with its shape); the two number fields stay behind it
+  // and are what is sent. A size the menu lacks (say, from an old picture's settings) shows the numbers again.
+  function gcd(a, b) { return b ? gcd(b, a % b) : a; }
+  function sizeLabel(w, h) {
+    var d = gcd(w, h);
+    var shape = w === h ? 'square' : (w > h ? 'landscape ' : 'portrait ') + (w / d) + ':' + (h / d);
+    return w + ' × ' + h + ' (' + shape + ')';
+  }
+  function offerSizes(m) {
+    var $size = $('#size').empty();
+    $.each(m.sizes || [], function (i, pair) {
+      $('<option>').val(pair[0] + 'x' + pair[1]).text(sizeLabel(pair[0], pair[1])).appendTo($size);
+    });
+  }
+  function syncSize() {
+    var wanted = $('#width').val() + 'x' + $('#height').val();
+    var listed = $('#size option').filter(function () { return this.value === wanted; }).length > 0;
+    if (listed) { $('#size').val(wanted); }
+    var invalid = $('#width, #height').hasClass('is-invalid');
+    $('#size-box').prop('hidden', !listed || invalid);
+    $('.size-number').prop('hidden', listed && !invalid);
+  }
+  $('#size').on('change', function () {
+    var pair = this.value.split('x');
+    $('#width').val(pair[0]);
+    $('#height').val(pair[1]);
+  });
+
   // The model's defaults and limits, when a person picks another model.
   function applyModel(name, fillDefaults) {
     var m = info[name];
     if (!m) { return; }
+    offerSizes(m);
     if (fillDefaults) {
       $('#width').val(m.width);
       $('#height').val(m.height);
       $('#steps').val(m.steps);
       $('#guidance').val(m.guidance);
     }
+    syncSize();
     $('#steps').attr({min: m.min_steps, max: m.max_steps});
     $('#guidance').attr({min: 0, max: m.max_guidance});
     $('#num_images').attr('max', m.max_images);
     $('#model-description').text(m.unavailable ? 'Not available: ' + m.unavailable : m.description);
   }
   $('#model').on('change', function () { applyModel($(this).val(), true); });
+  if (info[$('#model').val()]) { offerSizes(info[$('#model').val()]); }
+  syncSize();
 
-  // Seed: random each time (the field stays blank, so the server picks one) or fixed (the field keeps its number).
+  // Seed: "Random" on leaves the field blank, so the server picks a new one each time; a number in the field is
+  // used as it is. Typing a number turns Random off, emptying the field turns it on; turning it off keeps a seed.
   var $seed = $('#seed');
-  function setSeedMode(mode) {
-    $('#seed-' + mode).prop('checked', true);
-    if (mode === 'random') {
-      $seed.val('').prop('readonly', true);
-    } else {
-      $seed.prop('readonly', false);
-      if (!$seed.val()) { $seed.val(Math.floor(Math.random() * (MAX_SEED + 1))); }
-    }
+  var $random = $('#seed-random');
+  function setRandom(on) {
+    $random.prop('checked', on);
+    if (on) { $seed.val(''); }
+    else if (!$seed.val()) { $seed.val(Math.floor(Math.random() * (MAX_SEED + 1))); }
   }
   $('#seed-mode').prop('hidden', false);
-  setSeedMode($seed.val() ? 'fixed' : 'random');
-  $('input[name=seed_mode]').on('change', function () { setSeedMode(this.value); });
-  $seed.on('click keydown', function (e) {  // typing or clicking in a random seed makes it fixed
-    if ($seed.prop('readonly') && (e.type === 'click' || /^[0-9]$/.test(e.key))) { setSeedMode('fixed'); }
-  });
+  $random.prop('checked', !$seed.val());
+  $random.on('change', function () { setRandom(this.checked); });
+  $seed.on('input', function () { $random.prop('checked', $.trim($seed.val()) === ''); });
 
   function openSettings() { $form.find('details').prop('open', true); }
 
   Easel.useSeed = function (seed) {
     $seed.val(seed);
-    setSeedMode('fixed');
+    $random.prop('checked', false);
     openSettings();
   };
 
@@ -64,6 +92,7 @@ $(function () {
       else if (!field.nodeName) { field.value = String(value); }  // a group of radio buttons
       else { $(field).val(String(value)); }
     });
+    syncSize();
     Easel.useSeed(seed === undefined ? params.seed : seed);
     $('#prompt').trigger('focus');
   };
@@ -72,6 +101,7 @@ $(function () {
   function clearErrors() {
     $form.find('.is-invalid').removeClass('is-invalid').removeAttr('aria-invalid');
     $form.find('.invalid-feedback').remove();
+    syncSize();
     $('#studio-error').prop('hidden', true).text('');
   }
   function showErrors(errors) {
@@ -86,6 +116,7 @@ $(function () {
       });
       if (!first) { first = field; }
     });
+    syncSize();  // a refused width or height shows the numbers with their message
     if (first) {
       if ($(first).closest('details').length) { openSettings(); }
       first.focus();
@@ -94,6 +125,29 @@ $(function () {
   function showRefusal(message) {
     $('#studio-error').text(message).prop('hidden', false);
   }
+
+  // A starting image: choosing another file clears the refusal shown for the last one, and the chosen picture
+  // shows as a thumbnail (a local blob: URL; the server still judges the file by decoding it).
+  var ACCEPTED = ['image/png', 'image/jpeg', 'image/webp'];
+  var thumbUrl = null;
+  $('#init_image').on('change', function () {
+    var $field = $(this);
+    var $box = $field.closest('.mb-3');
+    $field.removeClass('is-invalid').removeAttr('aria-invalid');
+    $box.find('.invalid-feedback').remove();
+    $box.find('#init-image-thumb').remove();
+    if (thumbUrl) { URL.revokeObjectURL(thumbUrl); thumbUrl = null; }
+    var file = this.files && this.files[0];
+    if (!file) { return; }
+    if (ACCEPTED.indexOf(file.type) < 0) {
+      $field.addClass('is-invalid').attr('aria-invalid', 'true');
+      $('<div class="invalid-feedback d-block">').text('Choose a PNG, JPEG or WebP picture.').appendTo($box);
+      return;
+    }
+    thumbUrl = URL.createObjectURL(file);
+    $('<img id="init-image-thumb" class="d-block mt-2 border rounded" width="64" height="64">')
+      .attr({src: thumbUrl, alt: 'The chosen starting image: ' + file.name}).insertAfter($field);
+  });
 
   $form.on('submit', function (e) {
     e.preventDefault();

@@ -55,7 +55,7 @@ def test_two_tries_beside_the_form_across_a_reload_then_seed_and_settings_back(p
     assert page.get_by_label("Prompt", exact=True).input_value() == "a quick red sun"
     assert page.get_by_label("Steps").input_value() == "6"
     assert page.get_by_label("Seed", exact=True).input_value() == "1234"
-    assert page.get_by_label("Fixed").is_checked()
+    assert not page.get_by_label("Random", exact=True).is_checked()
     assert page.url == studio_url and same_document(page)
     page.wait_for_function(
         "() => [...document.querySelectorAll('#queue .queue-status')].some(e => e.innerText.startsWith('Painting'))",
@@ -77,11 +77,11 @@ def test_two_tries_beside_the_form_across_a_reload_then_seed_and_settings_back(p
 
     # "Use seed" from a result, then "reuse all settings" of another, without a page load.
     mark_page(page)
-    page.get_by_label("Random each time").check()
+    page.get_by_label("Random", exact=True).check()
     assert page.get_by_label("Seed", exact=True).input_value() == ""
     red.get_by_role("button", name="Use seed 1234 in the form").click()
     assert page.get_by_label("Seed", exact=True).input_value() == "1234"
-    assert page.get_by_label("Fixed").is_checked()
+    assert not page.get_by_label("Random", exact=True).is_checked()
     green = try_card(page, "a slow green field")
     green_seed = green.locator(".use-seed").inner_text().removeprefix("Use seed ")
     green.locator(".reuse-settings").click()
@@ -92,7 +92,8 @@ def test_two_tries_beside_the_form_across_a_reload_then_seed_and_settings_back(p
     assert same_document(page)
 
 
-def test_refusals_and_errors_shown_in_the_page(page, live_server, make_user):
+def test_refusals_and_errors_shown_in_the_page(app, page, live_server, make_user):
+    app.config["MAX_QUEUED_PER_USER"] = 2
     make_user("ada@example.com")
     sign_in(page, live_server)
     mark_page(page)
@@ -110,14 +111,42 @@ def test_refusals_and_errors_shown_in_the_page(page, live_server, make_user):
         page.get_by_role("button", name="Create").click()
     page.locator("#queue .queue-item").nth(1).wait_for()
     assert page.locator(".invalid-feedback").count() == 0
-    page.get_by_role("button", name="Create").click()  # over MAX_ACTIVE_PER_USER: the server's message
+    page.get_by_role("button", name="Create").click()  # over MAX_QUEUED_PER_USER: the server's message
     page.wait_for_selector("#studio-error:not([hidden])")
-    assert "You already have 2 generations" in page.locator("#studio-error").inner_text()
+    assert "You already have 2 generations waiting" in page.locator("#studio-error").inner_text()
     # Cancel from the queue panel.
     page.locator("#queue").get_by_role("button", name="Cancel: a calm sea").first.click()
     page.wait_for_function("() => document.querySelectorAll('#queue .queue-item').length === 1")
     page.wait_for_selector(".try[data-status=canceled]")
     assert same_document(page)
+
+
+def test_six_quick_creates_all_wait_in_my_queue_and_the_eleventh_waiting_is_refused(app, page, live_server,
+                                                                                    make_user):
+    # The site's own limits: MAX_ACTIVE_PER_USER (2) runs at once, MAX_QUEUED_PER_USER (10) wait. No worker runs
+    # here, so every try waits.
+    assert (app.config["MAX_ACTIVE_PER_USER"], app.config["MAX_QUEUED_PER_USER"]) == (2, 10)
+    make_user("ada@example.com")
+    sign_in(page, live_server)
+    mark_page(page)
+    fill(page, "a blue circle", steps=5, model="easel-tiny")
+    create = page.get_by_role("button", name="Create")
+    queue = page.locator("#queue .queue-item")
+    for n in range(6):
+        create.click()
+        queue.nth(n).wait_for()
+    page.wait_for_function("() => [...document.querySelectorAll('#queue .queue-status')]"
+                           ".every((el, i) => el.textContent.startsWith('Waiting in the queue: position ' + (i + 1)))")
+    assert page.locator("#studio-error").is_hidden()
+    for n in range(6, 10):
+        create.click()
+        queue.nth(n).wait_for()
+    assert page.locator("#studio-error").is_hidden()
+    create.click()
+    page.wait_for_selector("#studio-error:not([hidden])")
+    assert "You already have 10 generations waiting in the queue (the limit is 10)" in \
+        page.locator("#studio-error").inner_text()
+    assert queue.count() == 10 and same_document(page)
 
 
 def test_prompt_history_offered_as_i_type(page, live_server, make_user, make_image):

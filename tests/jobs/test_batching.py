@@ -16,7 +16,7 @@ from webapp.extensions import db
 from webapp.queues import SERIALIZER, model_queue_name
 from webapp.tables import Generation, Image
 
-BATCH = {"EASEL_BATCH_MAX": "4", "EASEL_BATCH_WAIT_MS": "0"}
+BATCH = {"EASEL_BATCH_MAX": "4", "EASEL_BATCH_WAIT_MS": "0", "MAX_ACTIVE_PER_USER": "10"}
 DONE = {"succeeded", "failed", "canceled"}
 
 
@@ -151,7 +151,7 @@ def test_cancel_and_storage_failure_stay_with_their_generation(app, signed_in, w
 
 def test_two_workers_never_run_one_job_twice(app, signed_in, workers, make_user):
     client = signed_in
-    app.config["MAX_ACTIVE_PER_USER"] = 20
+    app.config.update(MAX_ACTIVE_PER_USER=20, MAX_QUEUED_PER_USER=20)
     ids = [submit_ok(client, prompt=f"picture {n}", seed=n) for n in range(12)]
     first = workers.start(extra_env=BATCH)
     second = workers.start(extra_env=BATCH)
@@ -167,7 +167,7 @@ def test_two_workers_never_run_one_job_twice(app, signed_in, workers, make_user)
 
 
 def test_a_late_person_waits_about_two_batches_not_behind_twenty(app, signed_in, workers, make_user):
-    app.config["MAX_ACTIVE_PER_USER"] = 25
+    app.config.update(MAX_ACTIVE_PER_USER=25, MAX_QUEUED_PER_USER=25)
     make_user("bob@example.com")
     bob = sign_in(app, "bob@example.com")
     workers.start(extra_env=BATCH)
@@ -223,6 +223,27 @@ def test_waiting_for_company_only_after_a_call_that_had_some(app, signed_in):
         claimed = claim_companions(lead, queue, wait=True)
         later.join()
     assert [job.id for job in claimed] == arrived and 2.9 < time.monotonic() - began < 5  # then room for more
+
+
+def test_one_call_runs_at_most_max_active_per_user_of_a_persons_generations(app, signed_in, make_user):
+    """Past MAX_ACTIVE_PER_USER a person's compatible generations stay queued; someone else's join the call."""
+    from jobs.batching import claim_companions
+
+    app.config.update(EASEL_BATCH_MAX=8, MAX_ACTIVE_PER_USER=2, MAX_QUEUED_PER_USER=10)
+    make_user("bob@example.com")
+    bob = sign_in(app, "bob@example.com")
+    redis = Redis.from_url(app.config["REDIS_URL"])
+    queue = Queue(model_queue_name("easel-tiny"), connection=redis, serializer=SERIALIZER)
+    lead_id = submit_ok(signed_in, prompt="the lead")
+    ada_more = [submit_ok(signed_in, prompt=f"ada {n}", seed=n) for n in range(3)]
+    bob_ids = [submit_ok(bob, prompt=f"bob {n}", seed=n) for n in range(3)]
+    queue.remove(lead_id)  # a worker's dequeue took it
+    lead = Job.fetch(lead_id, connection=redis, serializer=SERIALIZER)
+    with app.app_context():
+        claimed = {job.id for job in claim_companions(lead, queue, wait=False)}
+    assert len(claimed & set(ada_more)) == 1  # the lead and one more of Ada's
+    assert len(claimed & set(bob_ids)) == 2  # and two of Bob's
+    assert set(queue.get_job_ids()) == (set(ada_more) | set(bob_ids)) - claimed  # the rest still wait
 
 
 def test_a_lone_persons_images_do_not_wait_for_company(app, signed_in, workers):

@@ -95,14 +95,14 @@ def test_derived_generations_obey_limits_and_blocked_terms(app, signed_in, make_
     with app.app_context():
         ada = db.session.query(User).filter_by(email="ada@example.com").one().id
     own = make_image(ada, prompt="a red circle")
-    app.config["MAX_ACTIVE_PER_USER"] = 1
+    app.config["MAX_QUEUED_PER_USER"] = 1
     submit_ok(signed_in)  # one queued: the limit is reached
     for path, fields in ((f"/images/{own}/variations", {"num_images": "1", "strength": "0.5"}),
                          (f"/images/{own}/upscale", {"factor": "2", "upscaler": "lanczos"})):
         response = post(signed_in, path, token_page="/", **fields)
         assert response.headers["Location"] == f"/images/{own}"
-        assert "waiting or running" in signed_in.get(f"/images/{own}").get_data(as_text=True)
-    app.config["MAX_ACTIVE_PER_USER"] = 5
+        assert "waiting in the queue" in signed_in.get(f"/images/{own}").get_data(as_text=True)
+    app.config["MAX_QUEUED_PER_USER"] = 5
     with app.app_context():
         db.session.add(BlockedTerm(term="circle"))
         db.session.commit()

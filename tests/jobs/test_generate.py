@@ -177,8 +177,8 @@ def test_queue_down_marks_row_failed(app, signed_in):
         assert generation.status == "failed" and "not reachable" in generation.error
 
 
-def test_active_limit(app, signed_in):
-    app.config["MAX_ACTIVE_PER_USER"] = 2
+def test_queued_limit(app, signed_in):
+    app.config["MAX_QUEUED_PER_USER"] = 2
     submit_ok(signed_in)
     submit_ok(signed_in)
     response = submit(signed_in)

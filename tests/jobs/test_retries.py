@@ -68,7 +68,7 @@ def test_one_transient_error_in_a_batch_retries_that_generation_alone(app, signe
     make_user("bob@example.com")
     bob = sign_in(app, "bob@example.com")
     blocker = submit_ok(signed_in, steps=1000, **SLOW)
-    flaky_worker(workers, tmp_path, EASEL_BATCH_MAX="4", EASEL_BATCH_WAIT_MS="0")
+    flaky_worker(workers, tmp_path, EASEL_BATCH_MAX="4", EASEL_BATCH_WAIT_MS="0", MAX_ACTIVE_PER_USER="10")
     wait_running(signed_in, blocker, 1, timeout=180)
     flaky = submit_ok(signed_in, prompt="a flaky lighthouse", steps=20, **SLOW)
     others = [submit_ok(bob, prompt=f"picture {n}", steps=20, seed=n, **SLOW) for n in range(2)]

@@ -119,7 +119,7 @@ class Submitter(Person):
     def make_a_picture(self) -> None:
         data = {**FORM, "csrf_token": self.csrf("/")}
         with self.client.post("/generations", data=data, allow_redirects=False, catch_response=True) as response:
-            if response.status_code == 429:  # over the active limit or the quota: a clear refusal, not a failure
+            if response.status_code == 429:  # over the queued limit or the quota: a clear refusal, not a failure
                 response.success()
                 return
             if response.status_code != 303:

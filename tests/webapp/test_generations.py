@@ -20,8 +20,8 @@ def generation_rows(app) -> list[tuple[str, str]]:
 
 @pytest.mark.db
 @pytest.mark.parametrize("setting, limit, message", [
-    ({"MAX_ACTIVE_PER_USER": 2}, 2, "waiting or running (the limit is 2)"),
-    ({"DAILY_IMAGE_QUOTA": 3, "MAX_ACTIVE_PER_USER": 100}, 3, "today's limit of 3 images"),
+    ({"MAX_QUEUED_PER_USER": 2}, 2, "waiting in the queue (the limit is 2)"),
+    ({"DAILY_IMAGE_QUOTA": 3, "MAX_QUEUED_PER_USER": 100}, 3, "today's limit of 3 images"),
 ])
 def test_twenty_simultaneous_submits_accept_exactly_the_limit(app, live_server, make_user, redis_url, setting, limit,
                                                               message):

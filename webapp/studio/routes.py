@@ -4,7 +4,6 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from redis.exceptions import RedisError
-from sqlalchemy import select
 
 from models.capabilities import pipeline_capabilities
 from models.catalog import LoraEntry, ModelEntry
@@ -17,13 +16,12 @@ from ..generation_rules import shown_reason
 from ..generations import GenerationRefused, PromptBlocked, cancel_generation, create_generation, generation_state
 from ..image_files import serve_file
 from ..styles import STYLES
-from ..tables import DEFAULT_STRENGTH, Generation, Source, Upload
+from ..tables import DEFAULT_STRENGTH, Source, Upload
+from .board import board
 from .forms import GenerationForm
 from .landing import landing_page, showcase_thumbnail
 
 bp = Blueprint("studio", __name__)
-
-RECENT = 8
 
 
 def default_entry(models: dict[str, ModelEntry]) -> ModelEntry:
@@ -69,12 +67,10 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
                "loras": [lora.name for lora in form.lora_catalog.values() if lora.fits(e)]}
         for name, e in models.items()
     }
-    recent = db.session.scalars(select(Generation).where(Generation.user_id == current_user.id)
-                                .order_by(Generation.created_at.desc()).limit(RECENT)).all()
     entry = form.entry or default_entry(models)
     return render_template("studio/studio.html", form=form, entry=entry, model_info=model_info,
                            lora_info=lora_info(form.lora_catalog), capabilities=capability_info(entry),
-                           styles=STYLES.values(), recent=recent, error=error, start=start_preview(form)), status
+                           styles=STYLES.values(), recent=board(current_user.id), error=error, start=start_preview(form)), status
 
 
 def capability_info(entry: ModelEntry) -> dict:

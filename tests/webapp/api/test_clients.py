@@ -144,7 +144,7 @@ def test_webuiapi_client_txt2img_progress_models_and_options(app, live_server, w
         api.txt2img(prompt="a blue square")  # webuiapi's default 512x512 is not offered by this model
     assert bad.value.args[0] == 422 and "64×64" in bad.value.args[1]
 
-    app.config["MAX_ACTIVE_PER_USER"] = 0
+    app.config["MAX_QUEUED_PER_USER"] = 0
     with pytest.raises(RuntimeError) as limited:
         api.txt2img(prompt="a blue square", width=64, height=64)
     assert limited.value.args[0] == 429

@@ -113,7 +113,7 @@ def test_invalid_requests_are_400_problems_with_per_field_messages(client, ada):
 
 def test_limits_give_429_with_retry_after(app, client, ada):
     _, auth = ada
-    for _ in range(app.config["MAX_ACTIVE_PER_USER"]):
+    for _ in range(app.config["MAX_QUEUED_PER_USER"]):
         assert client.post("/api/v1/generations", json={"prompt": "a red circle"}, headers=auth).status_code == 201
     refused = client.post("/api/v1/generations", json={"prompt": "a red circle"}, headers=auth)
     assert refused.status_code == 429 and refused.content_type == PROBLEM
@@ -181,6 +181,7 @@ def test_docs_page_is_swagger_ui_from_our_own_static_files(client):
 
 def test_variations_of_an_image_i_may_see(app, client, ada, make_user, make_image):
     user_id, auth = ada
+    app.config["MAX_QUEUED_PER_USER"] = 2
     mine = make_image(user_id, prompt="a red circle")
     created = client.post(f"/api/v1/images/{mine}/variations", json={"num_images": 2, "strength": 0.4}, headers=auth)
     assert created.status_code == 201, created.get_json()
@@ -198,7 +199,7 @@ def test_variations_of_an_image_i_may_see(app, client, ada, make_user, make_imag
     private, public = make_image(bob), make_image(bob, is_public=True)
     assert client.post(f"/api/v1/images/{private}/variations", json={}, headers=auth).status_code == 404
     assert client.post(f"/api/v1/images/{public}/variations", json={"num_images": 1}, headers=auth).status_code == 201
-    limited = client.post(f"/api/v1/images/{public}/variations", json={}, headers=auth)  # MAX_ACTIVE_PER_USER
+    limited = client.post(f"/api/v1/images/{public}/variations", json={}, headers=auth)  # MAX_QUEUED_PER_USER
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
 
 

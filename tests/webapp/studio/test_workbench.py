@@ -53,11 +53,12 @@ def test_json_submit_errors_per_field(app, signed_in):
 
 
 def test_json_submit_over_the_limit_is_429_with_the_message(app, signed_in):
-    for _ in range(2):  # MAX_ACTIVE_PER_USER is 2
+    app.config["MAX_QUEUED_PER_USER"] = 2
+    for _ in range(2):
         assert submit_json(signed_in).status_code == 202
     response = submit_json(signed_in)
     assert response.status_code == 429
-    assert "You already have 2 generations waiting or running" in response.get_json()["error"]
+    assert "You already have 2 generations waiting in the queue" in response.get_json()["error"]
 
 
 def test_json_submit_with_a_stale_csrf_token_is_json(signed_in):
