@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 
 from . import progress, services
 from .extensions import db
+from .groups.limits import choices_refusal, limits_refusal
 from .moderation.blocked_terms import find_blocked_term
 from .queues import SERIALIZER, fetch_job, generation_queue, model_queue_name, place_fairly, queued_eta
 from .tables import (
@@ -80,11 +81,17 @@ def lock_user(user_id: int) -> None:
 
 
 def check_limits(user: User, num_images: int) -> None:
-    """Refuse a new generation past ``MAX_ACTIVE_PER_USER`` or the daily image quota (call under ``lock_user``)."""
+    """Refuse a new generation past ``MAX_ACTIVE_PER_USER`` or the daily image quota (call under ``lock_user``).
+
+    A person's groups may set their own limits instead (webapp/groups/limits.py); the refusal then names the group.
+    """
+    refusal, replaced = limits_refusal(user.id, num_images)
+    if refusal is not None:
+        raise GenerationRefused(refusal.message, status=refusal.status, retry_after=refusal.retry_after)
     active = db.session.scalar(select(func.count()).select_from(Generation).where(
         Generation.user_id == user.id, Generation.status.in_(list(ACTIVE_STATUSES))))
     limit = current_app.config["MAX_ACTIVE_PER_USER"]
-    if active >= limit:
+    if "max_active" not in replaced and active >= limit:
         raise GenerationRefused(
             f"You already have {active} generation{'s' if active != 1 else ''} waiting or running "
             f"(the limit is {limit}). Wait for one to finish, or cancel one.", retry_after=ACTIVE_RETRY_SECONDS)
@@ -93,7 +100,7 @@ def check_limits(user: User, num_images: int) -> None:
     counted = (Generation.user_id == user.id, Generation.created_at >= since,
                Generation.status.notin_([GenerationStatus.FAILED, GenerationStatus.CANCELED]))
     used = db.session.scalar(select(func.coalesce(func.sum(Generation.num_images), 0)).where(*counted)) or 0
-    if used + num_images > quota:
+    if "daily_images" not in replaced and used + num_images > quota:
         oldest = db.session.scalar(select(func.min(Generation.created_at)).where(*counted))
         frees_in = (oldest + timedelta(days=1) - utcnow()).total_seconds() if oldest else 86400
         raise GenerationRefused(f"You have reached today's limit of {quota} images. Try again tomorrow.",
@@ -139,6 +146,8 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
     if user.is_banned:
         raise GenerationRefused("This account has been suspended, so it cannot make images.", status=403)
     check_prompt(params["prompt"])
+    if (refusal := choices_refusal(user.id, params)) is not None:  # a model, LoRA or upscaler outside its groups'
+        raise GenerationRefused(refusal.message, status=refusal.status)
     if params.get("seed") is None:
         params = {**params, "seed": new_seed()}
     # The checks and the insert are one transaction under the person's lock: simultaneous submits cannot
