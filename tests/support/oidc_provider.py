@@ -105,8 +105,8 @@ class Code(AuthorizationCodeMixin):
 class OIDCProvider:
     """The provider: ``start()``, then ``issuer``; ``register(client_id, secret, redirect_uri)``; ``person``."""
 
-    def __init__(self):
-        self.port = free_port()
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.key = RSAKey.generate_key(2048, parameters={"kid": "test-key", "use": "sig", "alg": "RS256"})
         self.clients: dict[str, Client] = {}
