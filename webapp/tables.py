@@ -430,3 +430,24 @@ class UserIdentity(db.Model):
     email: Mapped[str] = mapped_column(String(254), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class BoardAccess(db.Model):
+    """A collection shared as a team board: one person's or one group's role on it (``editor`` or ``viewer``)."""
+
+    __tablename__ = "board_access"
+    __table_args__ = (
+        Index("uq_board_access_user", "collection_id", "user_id", unique=True),
+        Index("uq_board_access_group", "collection_id", "group_id", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), nullable=True,
+                                                 index=True)
+    role: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    user: Mapped[User | None] = relationship()
+    group: Mapped[Group | None] = relationship()
