@@ -225,3 +225,4 @@ class OIDCProvider:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server = None

@@ -163,3 +163,11 @@ def test_settings_are_checked_at_start_up(monkeypatch, env, message):
         monkeypatch.setenv(key, value)
     with pytest.raises(ConfigError, match=message):
         oidc_settings()
+
+
+def test_a_provider_that_does_not_answer_is_a_clear_503(app, site, provider):
+    provider.stop()
+    browser = requests.Session()
+    down = browser.get(site + "/auth/oidc/local")
+    assert down.status_code == 503 and "School account does not answer right now" in down.text
+    assert not signed_in(browser, site) and accounts(app) == []
