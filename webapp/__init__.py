@@ -82,6 +82,7 @@ def register_blueprints(app: Flask) -> None:
     from .auth import bp as auth_bp
     from .collections import bp as collections_bp
     from .gallery import bp as gallery_bp
+    from .groups.routes import bp as groups_bp
     from .links import bp as links_bp
     from .studio import bp as studio_bp
 
@@ -92,6 +93,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(links_bp)
     app.register_blueprint(collections_bp)
+    app.register_blueprint(groups_bp, url_prefix="/groups")
     register_apis(app)
 
 

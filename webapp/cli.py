@@ -12,6 +12,7 @@ from .auth.passwords import password_problem
 from .cleanup import delete_expired_images
 from .config import admin_password_from
 from .extensions import db
+from .groups.cli import groups_cli
 from .queue_weights import WEIGHT_MAX, WEIGHT_MIN, set_queue_weight
 from .tables import User
 
@@ -99,3 +100,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(cleanup)
     app.cli.add_command(queue_weight)
     app.cli.add_command(models_cli)
+    app.cli.add_command(groups_cli)

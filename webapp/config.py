@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -89,6 +90,41 @@ def model_settings() -> dict:
         "EASEL_COMPILE": _bool(os.environ.get("EASEL_COMPILE")),
         "EASEL_OFFLOAD": _bool(os.environ.get("EASEL_OFFLOAD")),
     }
+
+
+OIDC_NAME_RULE = "lower-case letters, digits and '_' (at most 32)"
+
+
+def oidc_settings() -> dict:
+    """``OIDC_PROVIDERS`` and each provider's ``OIDC_<NAME>_ISSUER``, ``_CLIENT_ID``, ``_CLIENT_SECRET``, ``_LABEL``
+    (and optional ``_SCOPE``), ``OIDC_ALLOWED_DOMAINS`` and ``OIDC_ONLY``, checked at start-up."""
+    providers = {}
+    for raw in os.environ.get("OIDC_PROVIDERS", "").split(","):
+        name = raw.strip().lower()
+        if not name:
+            continue
+        if not re.fullmatch(r"[a-z0-9_]{1,32}", name):
+            raise ConfigError(f"OIDC_PROVIDERS names are {OIDC_NAME_RULE}, got {raw.strip()!r}")
+        prefix = f"OIDC_{name.upper()}_"
+        issuer = os.environ.get(prefix + "ISSUER", "").strip().rstrip("/")
+        client_id = os.environ.get(prefix + "CLIENT_ID", "").strip()
+        secret = os.environ.get(prefix + "CLIENT_SECRET", "")
+        missing = [prefix + key for key, value in (("ISSUER", issuer), ("CLIENT_ID", client_id),
+                                                    ("CLIENT_SECRET", secret)) if not value]
+        if missing:
+            raise ConfigError(f"OIDC_PROVIDERS lists {name}, so set {', '.join(missing)}")
+        if not issuer.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ConfigError(f"{prefix}ISSUER must be an https:// URL (http only on this machine), got {issuer!r}")
+        providers[name] = {"issuer": issuer, "client_id": client_id, "client_secret": secret,
+                           "label": os.environ.get(prefix + "LABEL", "").strip() or name.capitalize(),
+                           "scope": os.environ.get(prefix + "SCOPE", "").strip() or "openid email profile"}
+    domains = [part.strip().lower().lstrip("@") for part in os.environ.get("OIDC_ALLOWED_DOMAINS", "").split(",")
+               if part.strip()]
+    only = _bool(os.environ.get("OIDC_ONLY"))
+    if only and not providers:
+        raise ConfigError("OIDC_ONLY=1 turns password sign-up off: name at least one provider in OIDC_PROVIDERS")
+    return {"OIDC_PROVIDERS": providers, "OIDC_ALLOWED_DOMAINS": domains, "OIDC_ONLY": only,
+            "OIDC_TIMEOUT": _positive("OIDC_TIMEOUT", 10)}
 
 
 def reaper_interval() -> int:
@@ -218,6 +254,7 @@ def from_environment() -> dict:
         "EASEL_TORCH_THREADS": _int("EASEL_TORCH_THREADS", max(1, (os.cpu_count() or 2) - 1)),
         "EASEL_HEARTBEAT_TTL": _int("EASEL_HEARTBEAT_TTL", 30),
         **model_settings(),
+        **oidc_settings(),
         "EASEL_BATCH_MAX": max(1, _int("EASEL_BATCH_MAX", 4)),
         "EASEL_BATCH_WAIT_MS": max(0, _int("EASEL_BATCH_WAIT_MS", 100)),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "") or "INFO",

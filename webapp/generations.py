@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 
 from . import lifecycle, progress, services
 from .extensions import db
+from .groups.limits import choices_refusal, limits_refusal
 from .moderation.blocked_terms import find_blocked_term
 from .queues import SERIALIZER, model_queue_name, queued_eta
 from .tables import (
@@ -82,12 +83,16 @@ def check_limits(user: User, num_images: int) -> None:
 
     Waiting and running are limited apart: at most ``MAX_ACTIVE_PER_USER`` of a person's generations run at once
     (a worker's pipeline call takes no more of them; see ``jobs.batching``), the rest wait in the fair queue, where
-    they delay nobody else's turn, up to ``MAX_QUEUED_PER_USER`` of them.
+    they delay nobody else's turn, up to ``MAX_QUEUED_PER_USER`` of them. A person's groups may set their own
+    limits instead (webapp/groups/limits.py); the refusal then names the group.
     """
+    refusal, replaced = limits_refusal(user.id, num_images)
+    if refusal is not None:
+        raise GenerationRefused(refusal.message, status=refusal.status, retry_after=refusal.retry_after)
     waiting = db.session.scalar(select(func.count()).select_from(Generation).where(
         Generation.user_id == user.id, Generation.status == GenerationStatus.QUEUED))
     limit = current_app.config["MAX_QUEUED_PER_USER"]
-    if waiting >= limit:
+    if "max_queued" not in replaced and waiting >= limit:
         raise GenerationRefused(
             f"You already have {waiting} generation{'s' if waiting != 1 else ''} waiting in the queue "
             f"(the limit is {limit}). Wait for one to start, or cancel one.", retry_after=ACTIVE_RETRY_SECONDS)
@@ -96,7 +101,7 @@ def check_limits(user: User, num_images: int) -> None:
     counted = (Generation.user_id == user.id, Generation.created_at >= since,
                Generation.status.notin_([GenerationStatus.FAILED, GenerationStatus.CANCELED]))
     used = db.session.scalar(select(func.coalesce(func.sum(Generation.num_images), 0)).where(*counted)) or 0
-    if used + num_images > quota:
+    if "daily_images" not in replaced and used + num_images > quota:
         oldest = db.session.scalar(select(func.min(Generation.created_at)).where(*counted))
         frees_in = (oldest + timedelta(days=1) - utcnow()).total_seconds() if oldest else 86400
         raise GenerationRefused(f"You have reached today's limit of {quota} images. Try again tomorrow.",
@@ -142,6 +147,8 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
     if user.is_banned:
         raise GenerationRefused("This account has been suspended, so it cannot make images.", status=403)
     check_prompt(params["prompt"])
+    if (refusal := choices_refusal(user.id, params)) is not None:  # a model, LoRA or upscaler outside its groups'
+        raise GenerationRefused(refusal.message, status=refusal.status)
     if params.get("seed") is None:
         params = {**params, "seed": new_seed()}
     # The checks and the insert are one transaction under the person's lock: simultaneous submits cannot

@@ -4,6 +4,9 @@ The users table holds each weight (``User.queue_weight``, 1 by default) and is t
 ``webapp.queues.FAIR_WEIGHTS`` holds the copy that the fair queue's Lua script reads. Every change writes the
 row first, then the copy; ``restore_queue_weights`` (a chore every ``EASEL_REAPER_INTERVAL``) makes the copy
 match the rows again after Redis lost its data or missed a write.
+
+A group may give its members a weight too (``Group.queue_weight``): the copy holds each person's most
+generous weight, their own or any of their groups' (``effective_weights``).
 """
 from __future__ import annotations
 
@@ -12,13 +15,13 @@ import math
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError, WatchError
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, func, select, update
 
 from . import services
 from .extensions import db
 from .moderation.audit import record
 from .queues import FAIR_WEIGHTS, set_weights
-from .tables import User
+from .tables import Group, GroupMember, User
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +63,39 @@ def check_weight(weight: float) -> float:
     return round(float(weight), 2)
 
 
-def _copy(user_ids: list[int], weight: float) -> bool:
-    """Write the Redis copy after the commit; False (logged) when Redis does not answer."""
+def effective_weights(user_ids: list[int] | None = None) -> dict[int, float]:
+    """Each person's weight in the queue: their own, or their most generous group's when that is larger.
+
+    Args:
+        user_ids: these people (None: everyone whose weight is not the default).
+    """
+    own = select(User.id, User.queue_weight)
+    groups = (select(GroupMember.user_id, func.max(Group.queue_weight)).join(Group)
+              .where(Group.queue_weight.is_not(None)).group_by(GroupMember.user_id))
+    if user_ids is None:
+        own = own.where(User.queue_weight != DEFAULT_WEIGHT)
+    elif len(user_ids) <= UPDATE_CHUNK:  # a few people: ask for them; many: two reads of everyone beat many INs
+        own, groups = own.where(User.id.in_(user_ids)), groups.where(GroupMember.user_id.in_(user_ids))
+    weights: dict[int, float] = {}
+    for user_id, weight in [*db.session.execute(own), *db.session.execute(groups)]:
+        weights[user_id] = max(weights.get(user_id, weight), weight)
+    if user_ids is not None:
+        weights = {user_id: weights.get(user_id, DEFAULT_WEIGHT) for user_id in user_ids}
+    return weights
+
+
+def copy_weights(user_ids: list[int]) -> bool:
+    """Write the Redis copy of these people's effective weights after the commit; False (logged) when Redis
+    does not answer."""
     try:
-        set_weights(user_ids, weight)
+        by_weight: dict[float, list[int]] = {}
+        for user_id, effective in effective_weights(user_ids).items():
+            by_weight.setdefault(effective, []).append(user_id)
+        db.session.rollback()  # hold no read transaction (SQLite locks)
+        for effective, ids in by_weight.items():
+            set_weights(ids, effective)
     except RedisError as exc:
-        log.warning("queue weight %g of %d account(s) saved, not yet copied to Redis: %s", weight, len(user_ids), exc)
+        log.warning("queue weights of %d account(s) saved, not yet copied to Redis: %s", len(user_ids), exc)
         return False
     return True
 
@@ -89,7 +119,7 @@ def set_queue_weight(user: User, weight: float, admin: User | None = None) -> We
         if admin is not None:
             record(admin, "user.queue_weight", "user", user.id, f"{user.email}: {before:g} → {weight:g}")
         db.session.commit()
-    return WeightChange(weight=weight, matched=1, changed=int(changed), copied=_copy([user.id], weight))
+    return WeightChange(weight=weight, matched=1, changed=int(changed), copied=copy_weights([user.id]))
 
 
 def set_group_queue_weight(admin: User, accounts: Select, weight: float, described: str) -> WeightChange:
@@ -118,7 +148,7 @@ def set_group_queue_weight(admin: User, accounts: Select, weight: float, describ
                f"{len(ids)} of {len(rows)} account(s) matching {described}: weight {weight:g}")
         db.session.commit()
     # Every matched account gets the copy, the unchanged ones too: it costs nothing and heals a lost copy.
-    copied = _copy([row.id for row in rows], weight)
+    copied = copy_weights([row.id for row in rows])
     return WeightChange(weight=weight, matched=len(rows), changed=len(ids), copied=copied)
 
 
@@ -146,8 +176,7 @@ def restore_queue_weights() -> int:
         copied = pipe.hgetall(FAIR_WEIGHTS)
         have = {int(key): _as_weight(value) for key, value in copied.items() if key.isdigit()}
         stray = [key for key in copied if not key.isdigit()]
-        want = {user_id: weight for user_id, weight in db.session.execute(
-            select(User.id, User.queue_weight).where(User.queue_weight != DEFAULT_WEIGHT))}
+        want = {user_id: weight for user_id, weight in effective_weights().items() if weight != DEFAULT_WEIGHT}
         db.session.rollback()  # hold no read transaction (SQLite locks)
         wrong = {user_id: weight for user_id, weight in want.items() if have.get(user_id) != weight}
         gone = [user_id for user_id in have if user_id not in want] + stray

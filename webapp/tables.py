@@ -346,3 +346,78 @@ class BlockedTerm(db.Model):
     term: Mapped[str] = mapped_column(String(100), unique=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Group(db.Model):
+    """A class or a team: its members and managers, and settings that replace the site's for them.
+
+    A setting left empty (None) is the site's. ``models``, ``loras`` and ``upscalers`` are lists of catalog
+    names (None: every one the site offers). See webapp/groups/limits.py for how several groups combine.
+    """
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    daily_images: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_active: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_queued: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    queue_weight: Mapped[float | None] = mapped_column(Float, nullable=True)
+    models: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    loras: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    upscalers: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    members: Mapped[list[GroupMember]] = relationship(back_populates="group", cascade="all, delete-orphan",
+                                                      passive_deletes=True)
+
+
+class GroupMember(db.Model):
+    """One person in one group; a manager (a teacher) sees the group's members, usage and pictures."""
+
+    __tablename__ = "group_members"
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    is_manager: Mapped[bool] = mapped_column(Boolean, default=False)
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    group: Mapped[Group] = relationship(back_populates="members")
+    user: Mapped[User] = relationship()
+
+
+class UserIdentity(db.Model):
+    """An account at an OpenID Connect provider that signs a person in: the issuer's subject, never the email."""
+
+    __tablename__ = "user_identities"
+    __table_args__ = (Index("uq_user_identities_subject", "provider", "subject", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))  # the OIDC_PROVIDERS name
+    issuer: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str] = mapped_column(String(254), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class BoardAccess(db.Model):
+    """A collection shared as a team board: one person's or one group's role on it (``editor`` or ``viewer``)."""
+
+    __tablename__ = "board_access"
+    __table_args__ = (
+        Index("uq_board_access_user", "collection_id", "user_id", unique=True),
+        Index("uq_board_access_group", "collection_id", "group_id", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), nullable=True,
+                                                 index=True)
+    role: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    user: Mapped[User | None] = relationship()
+    group: Mapped[Group | None] = relationship()

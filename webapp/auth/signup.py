@@ -85,6 +85,8 @@ def register():
     """Ask for an account: the same "check your email" page whether or not the address is taken."""
     if current_user.is_authenticated:
         return redirect(url_for("studio.index"))
+    if current_app.config.get("OIDC_ONLY"):
+        return sign_up_through_providers()
     form = RegisterForm()
     if form.validate_on_submit():
         email = User.normalize_email(form.email.data)
@@ -102,6 +104,12 @@ def register():
     return render_template("auth/register.html", form=form), status
 
 
+def sign_up_through_providers():
+    """``OIDC_ONLY=1``: no password sign-up; accounts are made by signing in with a provider (nothing is stored)."""
+    flash("Accounts here are made by signing in with your organisation's account.", "info")
+    return redirect(url_for("auth.login"), 303)
+
+
 def _without_mail(email: str, token: str):
     """A site with no mail server (``MAIL_BACKEND=console``) cannot email the link, so it shows it.
 
@@ -117,6 +125,8 @@ def _without_mail(email: str, token: str):
 @bp.route("/welcome/<token>", methods=["GET", "POST"])
 def finish_signup(token: str):
     """The emailed link: GET shows a button (mail scanners open links), POST makes the account."""
+    if current_app.config.get("OIDC_ONLY"):
+        return sign_up_through_providers()
     if request.method == "GET":
         try:
             pending = is_pending(token)

@@ -64,12 +64,14 @@ def create_collection(user_id: int, name: str) -> Collection:
     return collection
 
 
-def add_images(collection: Collection, images: Iterable[Image]) -> tuple[int, int]:
-    """Put the owner's ``images`` in the collection; returns how many were added and how many were in it already.
+def add_images(collection: Collection, images: Iterable[Image], by_user_id: int | None = None) -> tuple[int, int]:
+    """Put ``images`` of the one adding (the owner, or an editor of a board: ``by_user_id``) in the collection;
+    returns how many were added and how many were in it already. The files are never copied.
 
     Idempotent under races: a row another request adds meanwhile counts as already there, not as an error.
     """
-    wanted = {image.id for image in images if image.user_id == collection.user_id}
+    adder = collection.user_id if by_user_id is None else by_user_id
+    wanted = {image.id for image in images if image.user_id == adder}
     lost_races = 0
     while True:
         present = set(db.session.scalars(select(CollectionImage.image_id).where(

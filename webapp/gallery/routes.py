@@ -8,7 +8,8 @@ from sqlalchemy import update
 from wtforms.fields.choices import SelectChoice
 
 from ..access import can_view_image, owned_image_or_404, viewable_image_or_404
-from ..collections.store import collections_of, collections_with
+from ..collections.boards import fillable
+from ..collections.store import collections_with
 from ..derived_images import VARIATION_STRENGTH, upscaler_menu
 from ..extensions import db
 from ..image_files import delete_image, download_name, expires_at, serve_file
@@ -31,7 +32,7 @@ def mine():
     page = db.paginate(query, page=page_number(), per_page=PER_PAGE, error_out=False)
     args = {key: value for key, value in request.args.items() if key != "page" and value}
     return render_template("gallery/mine.html", page=page, filters=filters, args=args, expires_at=expires_at,
-                           collections=collections_of(current_user.id), form=FlaskForm())
+                           collections=fillable(current_user), form=FlaskForm())
 
 
 @bp.get("/images/<image_id>")
@@ -44,7 +45,7 @@ def image_detail(image_id: str):
     parent = parent_of(image)
     return render_template("gallery/image.html", image=image, generation=generation, style=STYLES.get(generation.style),
                            expires_at=expires_at(image), is_owner=is_owner, form=FlaskForm(),
-                           collections=collections_of(current_user.id) if is_owner else [],
+                           collections=fillable(current_user) if is_owner else [],
                            in_collections=collections_with(image.id, current_user.id) if is_owner else [],
                            parent=parent if parent and can_view_image(parent) else None,
                            children=children_of(image, current_user), source_label=SOURCE_LABELS.get(generation.source),

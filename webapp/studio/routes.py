@@ -14,11 +14,12 @@ from ..errors import render_error, wants_json
 from ..extensions import db
 from ..generation_rules import shown_reason
 from ..generations import GenerationRefused, PromptBlocked, cancel_generation, create_generation, generation_state
+from ..groups.limits import visible
 from ..image_files import serve_file
 from ..styles import STYLES
 from ..tables import DEFAULT_STRENGTH, Source, Upload
 from .board import board
-from .forms import GenerationForm
+from .forms import GenerationForm, lora_choices, model_choices
 from .landing import landing_page, showcase_thumbnail
 
 bp = Blueprint("studio", __name__)
@@ -57,19 +58,26 @@ def start_preview(form: GenerationForm) -> dict | None:
 
 
 def render_studio(form: GenerationForm, status: int = 200, error: str | None = None):
-    """The studio page with the form, the models' defaults for the script, and recent work."""
-    models = form.catalog
+    """The studio page with the form, the models' defaults for the script, and recent work.
+
+    The menus list only the models and LoRAs that the person's groups allow (the others are refused anyway).
+    """
+    models = visible(current_user.id, form.catalog) or form.catalog  # a list of models all gone: refused on submit
+    loras = visible(current_user.id, form.lora_catalog, "loras")
+    form.model.choices = model_choices(models)
+    for pick in form.loras:
+        pick.form.name.choices = lora_choices(loras)
     model_info = {
         name: {"width": e.default_width, "height": e.default_height, "steps": e.default_steps,
                "guidance": e.default_guidance, "sizes": e.sizes, "min_steps": e.min_steps, "max_steps": e.max_steps,
                "max_guidance": e.max_guidance, "max_images": e.max_images, "description": e.description,
                "unavailable": shown_reason(e), "takes": capability_info(e),
-               "loras": [lora.name for lora in form.lora_catalog.values() if lora.fits(e)]}
+               "loras": [lora.name for lora in loras.values() if lora.fits(e)]}
         for name, e in models.items()
     }
     entry = form.entry or default_entry(models)
     return render_template("studio/studio.html", form=form, entry=entry, model_info=model_info,
-                           lora_info=lora_info(form.lora_catalog), capabilities=capability_info(entry),
+                           lora_info=lora_info(loras), capabilities=capability_info(entry),
                            styles=STYLES.values(), recent=board(current_user.id), error=error, start=start_preview(form)), status
 
 
@@ -92,7 +100,7 @@ def index():
     """The studio for a signed-in person (pre-filled from the model, or from a remix); else the landing page."""
     if not current_user.is_authenticated:
         return landing_page()
-    models = services.catalog()
+    models = visible(current_user.id, services.catalog()) or services.catalog()
     form = GenerationForm(models, formdata=None, lora_catalog=services.loras())
     remix_id = request.args.get("remix")
     if remix_id:

@@ -1,0 +1,51 @@
+"""Forms of the group pages: a group's settings, adding a person."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, FloatField, IntegerField, StringField
+from wtforms.validators import DataRequired, Email, Length, Optional
+
+from ..tables import Group
+from .store import CHOICE_KINDS, NUMBERS
+
+
+class GroupSettingsForm(FlaskForm):
+    """A group's settings; an empty field is the site's (or, for the lists, every one the site offers)."""
+
+    daily_images = IntegerField("Images a day", validators=[Optional()])
+    max_active = IntegerField("Generations at once", validators=[Optional()])
+    max_queued = IntegerField("Generations waiting", validators=[Optional()])
+    queue_weight = FloatField("Queue weight", validators=[Optional()])
+    models = StringField("Models", validators=[Optional(), Length(max=2000)])
+    loras = StringField("LoRAs", validators=[Optional(), Length(max=2000)])
+    upscalers = StringField("Upscalers", validators=[Optional(), Length(max=2000)])
+
+    def settings(self) -> dict:
+        """The fields as ``webapp.groups.store`` settings."""
+        found: dict = {name: getattr(self, name).data for name in (*NUMBERS, "queue_weight")}
+        for kind in CHOICE_KINDS:
+            raw = (getattr(self, kind).data or "").strip()
+            found[kind] = [name for name in raw.split(",") if name.strip()] if raw else None
+        return found
+
+    def fill(self, group: Group) -> None:
+        """Show the group's settings."""
+        for name in (*NUMBERS, "queue_weight"):
+            getattr(self, name).data = getattr(group, name)
+        for kind in CHOICE_KINDS:
+            names = getattr(group, kind)
+            getattr(self, kind).data = ",".join(names) if names is not None else ""
+
+
+class NewGroupForm(GroupSettingsForm):
+    """A new group: its name and settings."""
+
+    name = StringField("Name", validators=[DataRequired("Give the group a name."), Length(max=64)])
+
+
+class MemberForm(FlaskForm):
+    """Add a person by email, as a member or a manager."""
+
+    email = StringField("Email", validators=[DataRequired("Type the person's email."),
+                                             Email("Type an email address.", check_deliverability=False), Length(max=254)])
+    manager = BooleanField("Manager (sees the group's members, usage and pictures)")
