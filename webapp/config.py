@@ -281,7 +281,7 @@ def from_environment() -> dict:
         "API_RATE_LIMIT": _rate("API_RATE_LIMIT", "120 per minute"),
         "OPENAI_WAIT_SECONDS": _positive("OPENAI_WAIT_SECONDS", 300),
         # Requests of the waiting dialects (OpenAI, AUTOMATIC1111) each hold a web thread until their images are
-        # made: at most this many per web process, so pages and polls keep the rest (gunicorn runs 4 threads).
+        # made: at most this many per web process, so pages and polls keep the rest (waitress runs WEB_THREADS, 8).
         "API_MAX_WAITING": _positive("API_MAX_WAITING", 2),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "")
         or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),

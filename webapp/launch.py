@@ -104,7 +104,7 @@ def main() -> int:
         redis_argv, os.environ["REDIS_URL"] = embedded_redis(instance_dir, settings.embedded_redis_port)
     upgrade_database()
     bin_dir = Path(sys.executable).parent
-    # The Procfile says `python`, `gunicorn`, `rq`: this virtualenv's.
+    # The Procfile says `python`, `waitress-serve`, `rq`: this virtualenv's.
     os.environ["PATH"] = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
     os.environ["HOST"], os.environ["PORT"] = settings.host, str(settings.port)
     # Links are built by the web and by the workers (emails): fixed here, every process says the same address.

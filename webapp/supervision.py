@@ -66,7 +66,7 @@ def _program(argv: list[str], priority: int, restart_tries: int, directory: Path
         "autorestart": "true",
         "startsecs": START_SECONDS,
         "startretries": restart_tries,
-        # Each program gets its own process group: gunicorn's workers and RQ's scheduler go with it.
+        # Each program gets its own process group: RQ's work horses and scheduler go with it.
         "stopasgroup": "true",
         "killasgroup": "true",
         "stopwaitsecs": STOP_SECONDS,

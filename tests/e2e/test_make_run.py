@@ -1,5 +1,5 @@
 """The site as a newcomer starts it: ``python -m webapp.launch`` (what ``make run`` runs) on a port other than
-5000, with a fresh instance folder, the embedded Redis, gunicorn, the real workers and scheduler, and mail
+5000, with a fresh instance folder, the embedded Redis, waitress, the real workers and scheduler, and mail
 written to files. A person signs up through the emailed link, makes a picture, follows every link the site
 emails, shows or returns, and each one carries the site's real address and works.
 
@@ -11,8 +11,10 @@ import email
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -210,3 +212,47 @@ def test_openai_url_results_carry_the_port_and_work(site, person):
     assert item.url.startswith(site.url + "/s/"), item.url
     picture = requests.get(item.url, timeout=10)  # the url works without the token or a session
     assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")
+
+
+def slow_clients(site: Site, count: int) -> list[socket.socket]:
+    """``count`` connections that hold the server's attention: idle, half a request line, half the headers, or
+    all headers and a tenth of the announced body; then nothing more."""
+    host, port = site.url.removeprefix("http://").split(":")
+    starts = [b"", b"GET /auth/lo", b"GET /auth/login HTTP/1.1\r\nHost: " + host.encode() + b"\r\nUser-Agent: slow",
+              b"POST /auth/login HTTP/1.1\r\nHost: " + host.encode() + b"\r\nContent-Type: application/x-www-form-"
+              b"urlencoded\r\nContent-Length: 1000\r\n\r\nemail=a%40example.com&password="]
+    connections = []
+    for number in range(count):
+        conn = socket.create_connection((host, int(port)), timeout=5)
+        conn.sendall(starts[number % len(starts)])
+        connections.append(conn)
+    return connections
+
+
+def closed_by_server(conn: socket.socket) -> bool:
+    conn.setblocking(False)
+    try:
+        return conn.recv(65536) == b""  # an answer (408, 400) before the close is fine too
+    except BlockingIOError:
+        return False
+    except OSError:  # reset
+        return True
+
+
+def test_fifty_slow_clients_do_not_stall_the_login_page(site):
+    connections = slow_clients(site, 50)
+    try:
+        time.sleep(1)  # the server has accepted them and is waiting on each
+        for _ in range(5):
+            started = time.monotonic()
+            page = requests.get(site.url + "/auth/login", timeout=10)
+            took = time.monotonic() - started
+            assert page.status_code == 200 and "Sign in" in page.text
+            assert took < 1.0, f"the login page took {took:.2f} s beside 50 slow clients"
+        # Read timeouts: the server hangs up on every one of them, at the latest after WEB_IDLE_TIMEOUT plus
+        # the sweep interval (15 + 5 s by default).
+        wait_for(lambda: all(closed_by_server(conn) for conn in connections), timeout=30, interval=1,
+                 message="the server to close the slow connections")
+    finally:
+        for conn in connections:
+            conn.close()
