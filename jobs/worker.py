@@ -255,6 +255,11 @@ def main(argv: list[str] | None = None) -> None:
     serves = served_models(app, args.models) if generating else []
     queues = queue_names(queues, serves, requested=bool(args.models))
     name = args.name or f"{socket.gethostname()}.{os.getpid()}"
+    if not generating:
+        # Chores run every few seconds: RQ's lines for each (started, OK, result kept) would fill an idle
+        # console. The chores themselves log what they changed; RQ's warnings and errors still show.
+        logging.getLogger("rq.worker").setLevel(logging.WARNING)
+        log.info("chore worker starting on %s (RQ logs only its warnings)", ", ".join(queues))
     if generating:
         from . import pipelines
         from .generate import warm_up

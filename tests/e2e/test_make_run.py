@@ -31,6 +31,7 @@ PASSWORD = "correct horse battery"
 FIELDS = {"prompt": "a red circle on a blue background", "negative_prompt": "", "model": "easel-tiny",
           "width": "64", "height": "64", "steps": "4", "guidance": "2.0", "seed": "7", "num_images": "1",
           "style": "none"}
+CHORE_SECONDS = 4  # the scheduler's chores come this often (30 s by default), so a short wait sees several
 # What a newcomer's shell does not have: the test run's own deployment settings.
 NOT_INHERITED = ("EASEL_", "MAIL", "REDIS_URL", "DATABASE_URL", "SECRET_KEY", "MEDIA_DIR", "PUBLIC_BASE_URL",
                  "STORAGE", "S3_", "HOST", "PORT", "RATELIMIT_")
@@ -85,7 +86,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(NOT_INHERITED)}
     # A fresh checkout's `make run`, but its files in a temp folder, mail in files, one torch thread.
     env.update(PORT=str(port), EASEL_REDIS_PORT=str(free_port()), EASEL_INSTANCE_DIR=str(tmp / "instance"),
-               MAIL_BACKEND="file", EASEL_TORCH_THREADS="1", HF_HUB_OFFLINE="1")
+               MAIL_BACKEND="file", EASEL_TORCH_THREADS="1", HF_HUB_OFFLINE="1",
+               EASEL_REAPER_INTERVAL=str(CHORE_SECONDS))
     log = tmp / "console.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "webapp.launch"], cwd=ROOT, env=env, stdout=out,
@@ -151,6 +153,18 @@ def notify_box(site: Site) -> str:
 def test_the_site_says_its_real_address(site):
     assert f"Easel is starting at {site.url}/" in site.log_text()
     assert ":5000" not in site.url
+
+
+def test_one_banner_when_everything_is_up_then_a_quiet_console(site):
+    text = wait_for(lambda: "Easel is ready" in (t := site.log_text()) and t, timeout=60, message="the banner")
+    assert text.count("Easel is ready") == 1
+    banner = text[text.index("Easel is ready"):]
+    assert f"open {site.url}/" in banner and "Create an account there (" in banner
+    assert "make admin EMAIL=" in banner
+    time.sleep(3 * CHORE_SECONDS + 1)  # idle: the scheduler and the chore worker run three rounds meanwhile
+    text = site.log_text()
+    after = text[text.index("Ctrl-C here stops everything."):].splitlines()[2:]  # past the banner's last rule
+    assert len(after) <= 2, "an idle console printed after the banner:\n" + "\n".join(after)
 
 
 def test_emailed_result_and_unsubscribe_links_carry_the_port_and_work(site, person):
