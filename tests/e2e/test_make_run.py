@@ -94,7 +94,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     site = Site(proc, f"http://127.0.0.1:{port}", log, tmp / "instance")
     try:
-        wait_for(lambda: "Listening on generate" in site.log_text() or proc.poll() is not None, timeout=120,
+        wait_for(lambda: "Listening on generate" in site.log_text() or proc.poll() is not None, timeout=180,
                  message="the generation worker")
         assert proc.poll() is None, site.log_text()[-3000:]
         site.seen |= descendants(proc.pid)
