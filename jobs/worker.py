@@ -50,6 +50,19 @@ class JobIdFilter(logging.Filter):
         return True
 
 
+class OneLinePerJobEnd(logging.Filter):
+    """RQ reports each finished job in three INFO lines: only "Job OK (<id>)" is kept (the job itself says what
+    it made, in how long).
+
+    Matched on RQ 3.0's wording: should it change, the lines come back, nothing is lost.
+    """
+
+    ENDINGS = ("Successfully completed", "result is kept for")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not any(words in record.getMessage() for words in self.ENDINGS)
+
+
 def configure_logging(level: str) -> None:
     """Log to stderr at ``LOG_LEVEL``, each line carrying the job id."""
     handler = logging.StreamHandler()
@@ -255,6 +268,12 @@ def main(argv: list[str] | None = None) -> None:
     serves = served_models(app, args.models) if generating else []
     queues = queue_names(queues, serves, requested=bool(args.models))
     name = args.name or f"{socket.gethostname()}.{os.getpid()}"
+    logging.getLogger("rq.worker").addFilter(OneLinePerJobEnd())
+    if not generating:
+        # Chores run every few seconds: RQ's lines for each (started, OK, result kept) would fill an idle
+        # console. The chores themselves log what they changed; RQ's warnings and errors still show.
+        logging.getLogger("rq.worker").setLevel(logging.WARNING)
+        log.info("chore worker starting on %s (RQ logs only its warnings)", ", ".join(queues))
     if generating:
         from . import pipelines
         from .generate import warm_up

@@ -157,6 +157,34 @@ def launch_settings() -> LaunchSettings:
     )
 
 
+def base_url_for(host: str, port: int) -> str:
+    """The address a browser on this machine uses for a server listening on ``host``:``port``.
+
+    A wildcard address (``0.0.0.0``, ``::``) is reached as the loopback one; an IPv6 literal gets brackets.
+    """
+    host = host.strip() or "127.0.0.1"
+    if host in {"0.0.0.0", "*"}:  # noqa: S104 (read, not bound)
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def public_base_url() -> str:
+    """``PUBLIC_BASE_URL`` when set, else the address that ``HOST`` and ``PORT`` serve on.
+
+    Workers build the links in emails and API answers without a request, so every process must see the same
+    value: ``make run`` sets it once for all the processes it starts. Behind a proxy or a domain name, set it.
+    """
+    explicit = os.environ.get("PUBLIC_BASE_URL", "").strip()
+    if explicit:
+        return explicit.rstrip("/")
+    settings = launch_settings()
+    return base_url_for(settings.host, settings.port)
+
+
 def _intervals(name: str, default: str) -> list[int]:
     """A comma-separated list of whole seconds, e.g. ``30,120,600``."""
     raw = os.environ.get(name) or default
@@ -236,8 +264,8 @@ def from_environment() -> dict:
             )
         secret = _development_secret(instance_dir)
     cleanup_cron()  # read by the scheduler (jobs.cron); checked here so a malformed CLEANUP_AT stops every process
-    public_base_url = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
-    https = public_base_url.startswith("https://")
+    base_url = public_base_url()
+    https = base_url.startswith("https://")
     remember_days = _int("REMEMBER_DAYS", 30)
     if remember_days < 1:
         raise ConfigError(f"REMEMBER_DAYS must be at least 1, got {remember_days}")
@@ -271,7 +299,7 @@ def from_environment() -> dict:
         "MAIL_FROM": os.environ.get("MAIL_FROM", "Easel <easel@localhost>"),
         "MAIL_RETRY_INTERVALS": _intervals("MAIL_RETRY_INTERVALS", "30,120,600,1800"),
         "RESET_LIMIT": os.environ.get("RESET_LIMIT", "5 per hour"),
-        "PUBLIC_BASE_URL": public_base_url,
+        "PUBLIC_BASE_URL": base_url,
         "RETENTION_DAYS": _int("RETENTION_DAYS", 30),
         "PUBLIC_SHOWCASE": _bool(os.environ.get("PUBLIC_SHOWCASE")),
         # A person's generations: at most MAX_ACTIVE_PER_USER run at once, at most MAX_QUEUED_PER_USER wait.
@@ -294,7 +322,7 @@ def from_environment() -> dict:
         # How long an OpenAI or A1111 call waits for its images (OPENAI_WAIT_SECONDS: its former name).
         "API_WAIT_SECONDS": _positive("API_WAIT_SECONDS", _positive("OPENAI_WAIT_SECONDS", 300)),
         # Requests of the waiting dialects (OpenAI, AUTOMATIC1111) each hold a web thread until their images are
-        # made: at most this many per web process, so pages and polls keep the rest (gunicorn runs 4 threads).
+        # made: at most this many per web process, so pages and polls keep the rest (waitress runs WEB_THREADS, 8).
         "API_MAX_WAITING": _positive("API_MAX_WAITING", 2),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "")
         or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),

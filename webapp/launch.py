@@ -104,14 +104,16 @@ def main() -> int:
         redis_argv, os.environ["REDIS_URL"] = embedded_redis(instance_dir, settings.embedded_redis_port)
     upgrade_database()
     bin_dir = Path(sys.executable).parent
-    # The Procfile says `python`, `gunicorn`, `rq`: this virtualenv's.
+    # The Procfile says `python`, `waitress-serve`, `rq`: this virtualenv's.
     os.environ["PATH"] = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
     os.environ["HOST"], os.environ["PORT"] = settings.host, str(settings.port)
+    # Links are built by the web and by the workers (emails): fixed here, every process says the same address.
+    os.environ["PUBLIC_BASE_URL"] = config.public_base_url()
     conf = instance_dir / "supervisord.conf"
     write_private(conf, supervisord_config(read_procfile(PROCFILE), instance_dir=instance_dir, root=ROOT,
                                            python=sys.executable, restart_tries=settings.restart_tries,
                                            redis_argv=redis_argv))
-    print(f"\n  Easel is starting at http://{settings.host}:{settings.port}/  (Ctrl-C stops it)\n", flush=True)
+    print(f"\n  Easel is starting at {os.environ['PUBLIC_BASE_URL']}/  (Ctrl-C stops it)\n", flush=True)
     supervisord = bin_dir / "supervisord"
     # exec, not a child: signals to make reach supervisord itself, and the parent-death signal carries over.
     os.execv(supervisord, [str(supervisord), "--configuration", str(conf)])  # noqa: S606

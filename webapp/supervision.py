@@ -4,7 +4,9 @@ supervisord restarts a process that dies: at once when it had been running, afte
 when it keeps dying within ``START_SECONDS`` of starting (``EASEL_RESTART_TRIES`` times, then it is
 left stopped with a "gave up" line). It logs why each one died ("exited: worker (terminated by
 SIGKILL; not expected)"). Each process's output reaches the console through ``python -m
-webapp.supervision``, an event listener that puts the process's name in front of every line.
+webapp.supervision``, an event listener that puts the process's name in front of every line, and prints
+one banner (where to open the site, how to begin) once the site answers and the generation worker waits
+for work.
 """
 from __future__ import annotations
 
@@ -14,6 +16,11 @@ import os
 import shlex
 import signal
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -24,6 +31,9 @@ START_SECONDS = 3  # a process that dies sooner counts as a failed start and is 
 STOP_SECONDS = 10  # then SIGKILL: a generation worker finishing a long job must not hold up Ctrl-C for ever
 GROUP = "easel"
 PR_SET_PDEATHSIG = 1
+# RQ's line when the generation worker has loaded its models and waits for jobs.
+WORKER_READY = "Listening on generate"
+BANNER_WAIT_SECONDS = 300  # the web must answer within this long of the worker being ready
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,7 @@ def _program(argv: list[str], priority: int, restart_tries: int, directory: Path
         "autorestart": "true",
         "startsecs": START_SECONDS,
         "startretries": restart_tries,
-        # Each program gets its own process group: gunicorn's workers and RQ's scheduler go with it.
+        # Each program gets its own process group: RQ's work horses and scheduler go with it.
         "stopasgroup": "true",
         "killasgroup": "true",
         "stopwaitsecs": STOP_SECONDS,
@@ -134,8 +144,66 @@ def _headers(line: str) -> dict[str, str]:
     return dict(token.split(":", 1) for token in line.split())
 
 
-def print_output(stdin: TextIO, stdout: TextIO, console: TextIO) -> None:
-    """Copy every PROCESS_LOG event to ``console`` as ``name | line`` until supervisord goes away."""
+def banner(url: str, mail_backend: str, mail_dir: str = "") -> str:
+    """What ``make run`` shows once everything is up: the address, and the first two steps."""
+    if mail_backend == "console":
+        how = "the sign-up link appears on the page while no mail server is set"
+    elif mail_backend == "file":
+        how = f"the sign-up email is written to {mail_dir}"
+    else:
+        how = "the sign-up link comes by email"
+    rule = "-" * 78
+    return "\n".join(["", rule, f"  Easel is ready: open {url}/ in your browser.",
+                      f"  Create an account there ({how}).",
+                      "  Make yourself an admin in another terminal: make admin EMAIL=you@example.com",
+                      "  Ctrl-C here stops everything.", rule, "", ""])
+
+
+def answers(url: str) -> bool:
+    """True when the web server answers ``url`` with anything but a server error."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own http address)
+            return response.status < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except (OSError, ValueError):
+        return False
+
+
+class Banner:
+    """Prints the banner once: after the generation worker's ready line, when the web answers and the
+    processes have printed nothing for ``QUIET_SECONDS`` (so that it stays the last thing on screen)."""
+
+    QUIET_SECONDS = 1.0
+
+    def __init__(self, text: str, probe_url: str, write: Callable[[str], None], probe=answers):
+        self.text, self.probe_url, self.write, self.probe = text, probe_url, write, probe
+        self.started = False
+        self.last_line = time.monotonic()
+
+    def see(self, name: str, line: str) -> None:
+        self.last_line = time.monotonic()
+        if not self.started and name == "worker" and WORKER_READY in line:
+            self.started = True
+            threading.Thread(target=self._show, daemon=True).start()
+
+    def _show(self) -> None:
+        deadline, answered = time.monotonic() + BANNER_WAIT_SECONDS, False
+        while time.monotonic() < deadline:
+            answered = answered or self.probe(self.probe_url)
+            if answered and time.monotonic() - self.last_line >= self.QUIET_SECONDS:
+                self.write(self.text)
+                return
+            time.sleep(0.2)
+
+
+def print_output(stdin: TextIO, stdout: TextIO, console: TextIO, lock: threading.Lock | None = None,
+                 watch: Callable[[str, str], None] | None = None) -> None:
+    """Copy every PROCESS_LOG event to ``console`` as ``name | line`` until supervisord goes away.
+
+    ``watch(name, line)`` sees each line after it is printed; ``lock`` is held while writing.
+    """
+    lock = lock or threading.Lock()
     partial: dict[str, str] = {}
     while True:
         stdout.write("READY\n")
@@ -153,8 +221,12 @@ def print_output(stdin: TextIO, stdout: TextIO, console: TextIO) -> None:
                 rest = ""
             if rest:
                 partial[name] = rest
-            console.write("".join(f"{name:<7}| {line}\n" for line in lines))
-            console.flush()
+            with lock:
+                console.write("".join(f"{name:<7}| {line}\n" for line in lines))
+                console.flush()
+            for line in lines:
+                if watch:
+                    watch(name, line)
         stdout.write("RESULT 2\nOK")
         stdout.flush()
 
@@ -164,5 +236,23 @@ def _utf8(stream: BinaryIO, mode: str) -> TextIO:
     return io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="", write_through=mode == "w")
 
 
+def main() -> None:
+    from . import config
+
+    console, lock = _utf8(sys.stderr.buffer, "w"), threading.Lock()
+
+    def write(text: str) -> None:
+        with lock:
+            console.write(text)
+            console.flush()
+
+    settings = config.launch_settings()
+    backend = os.environ.get("MAIL_BACKEND", "console").strip().lower() or "console"
+    mail_dir = os.environ.get("MAIL_FILE_DIR", "") or str(config.INSTANCE_DIR / "mail")
+    shown = Banner(banner(config.public_base_url(), backend, mail_dir),
+                   config.base_url_for(settings.host, settings.port) + "/", write)
+    print_output(_utf8(sys.stdin.buffer, "r"), _utf8(sys.stdout.buffer, "w"), console, lock, shown.see)
+
+
 if __name__ == "__main__":
-    print_output(_utf8(sys.stdin.buffer, "r"), _utf8(sys.stdout.buffer, "w"), _utf8(sys.stderr.buffer, "w"))
+    main()

@@ -1,6 +1,6 @@
 """``make loadtest``: start a real site on 127.0.0.1, sign people up, load it with Locust, judge it.
 
-The site is what ``make run`` starts (gunicorn web, a generation worker, the chore worker, the scheduler,
+The site is what ``make run`` starts (the Procfile's web line, a generation worker, the chore worker, the scheduler,
 a private Redis) on free ports, with a temporary instance folder and the bundled model (tests/catalog.toml).
 Locust then runs headless: 50 people polling their status JSON once a second and 10 making pictures,
 for a minute. It fails (exit 1) when the status p95 is over 50 ms, when any request gets a 5xx, or when
@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support import TEST_CATALOG, free_port, wait_for_port  # noqa: E402
+from webapp.supervision import read_procfile  # noqa: E402
 
 PASSWORD = "load-test-password"
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
@@ -67,8 +68,9 @@ class Site:
         wait_for_port(self.redis_port)
         subprocess.run([str(bin_dir / "flask"), "--app", "wsgi:app", "db", "upgrade"], cwd=ROOT, env=self.env,
                        check=True, capture_output=True)
-        self.start("web", [str(bin_dir / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
-                           "--threads", "4", "--no-control-socket", "wsgi:app"])
+        [web] = [p.command for p in read_procfile(ROOT / "Procfile") if p.name == "web"]
+        self.env.update(HOST="127.0.0.1", PORT=str(self.port), PATH=os.pathsep.join([str(bin_dir), os.environ["PATH"]]))
+        self.start("web", ["/bin/sh", "-c", f"exec {web}"])  # the web server exactly as make run starts it
         self.start("worker", [python, "-m", "jobs.worker", "--queues", "generate"])
         self.start("chores", [python, "-m", "jobs.worker", "--queues", "default"])
         self.start("cron", [str(bin_dir / "rq"), "cron", "--url", self.env["REDIS_URL"], "jobs.cron"])

@@ -81,6 +81,22 @@ def test_https_public_url_makes_cookies_secure(monkeypatch):
     assert settings["PUBLIC_BASE_URL"] == "https://art.example.org"
 
 
+@pytest.mark.parametrize(("host", "port", "expected"), [
+    ("127.0.0.1", "5102", "http://127.0.0.1:5102"),
+    ("0.0.0.0", "8000", "http://127.0.0.1:8000"),  # noqa: S104 (a wildcard is reached on the loopback address)
+    ("::", "8001", "http://[::1]:8001"),
+    ("::1", "8002", "http://[::1]:8002"),
+    ("art.local", "80", "http://art.local:80"),
+])
+def test_public_url_follows_host_and_port_when_unset(monkeypatch, host, port, expected):
+    monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
+    monkeypatch.setenv("HOST", host)
+    monkeypatch.setenv("PORT", port)
+    assert config.from_environment()["PUBLIC_BASE_URL"] == expected
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://art.example.org")  # the explicit address wins
+    assert config.from_environment()["PUBLIC_BASE_URL"] == "https://art.example.org"
+
+
 @pytest.mark.db
 def test_create_admin_from_env(app, runner, monkeypatch):
     monkeypatch.setenv("EASEL_ADMIN_PASSWORD", "admin password")

@@ -57,7 +57,7 @@ def test_run_serves_and_stops_cleanly(tmp_path):
         wait_for(lambda: "Listening on generate" in (tmp_path / "run.log").read_text(), timeout=90,
                  message="the generation worker")
         family = descendants(proc.pid)
-        assert len(family) >= 5  # redis, gunicorn (+ its workers), worker, chores, cron
+        assert len(family) >= 5  # redis, waitress, worker, chores, cron
         assert (tmp_path / "instance" / "redis").is_dir()
 
         # A second copy on the same port refuses to start and says why.
