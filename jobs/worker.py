@@ -269,8 +269,10 @@ def main(argv: list[str] | None = None) -> None:
         connection = services.redis()
 
     def make_worker() -> WarmWorker:
-        worker = WarmWorker(queues, connection=connection, name=name,
-                            serializer=SERIALIZER)  # JSON: a job that is a pickle is refused, never unpickled
+        # JSON: a job that is a pickle is refused, never unpickled. An idle worker beats every EASEL_HEARTBEAT_TTL
+        # seconds (RQ's blocking wait is worker_ttl - 15), so /readyz sees a killed one within a minute.
+        worker = WarmWorker(queues, connection=connection, name=name, serializer=SERIALIZER,
+                            worker_ttl=app.config["EASEL_HEARTBEAT_TTL"] + 15)
         worker.heartbeat_ttl = app.config["EASEL_HEARTBEAT_TTL"]
         if generating:
             worker.after_job = lambda: pipelines.publish(name, serves)

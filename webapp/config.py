@@ -250,6 +250,11 @@ def from_environment() -> dict:
         "REMEMBER_DAYS": remember_days,
         "REMEMBER_COOKIE_DURATION": timedelta(days=remember_days),
         "PROXY_COUNT": _int("PROXY_COUNT", 0),
+        # GET /metrics: a scraper with this Bearer token, or from these networks; everyone else gets 404.
+        "METRICS_TOKEN": os.environ.get("METRICS_TOKEN", ""),
+        "METRICS_ALLOWED_NETWORKS": _networks("METRICS_ALLOWED_NETWORKS"),
+        # GET /readyz: a generation worker counts as alive while its last heartbeat is this recent.
+        "READY_WORKER_SECONDS": _positive("READY_WORKER_SECONDS", 60),
         "API_RATE_LIMIT": _rate("API_RATE_LIMIT", "120 per minute"),
         "OPENAI_WAIT_SECONDS": _positive("OPENAI_WAIT_SECONDS", 300),
         # Requests of the waiting dialects (OpenAI, AUTOMATIC1111) each hold a web thread until their images are

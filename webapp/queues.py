@@ -16,7 +16,7 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from . import services
+from . import metrics, services
 
 # Jobs are stored as JSON, never pickles: whoever can write to Redis cannot make a worker run code by unpickling.
 # Every Queue, Job and Worker in the web, the workers and the scheduler uses it.
@@ -151,6 +151,7 @@ ETA_CALLS = 50  # the last calls a queued generation's ETA is measured from
 
 def record_batch(redis, generations: int, seconds: float) -> None:
     """Note one pipeline call of a generation worker (the admin charts, the ETA of queued generations)."""
+    metrics.batch_made(generations)
     with redis.pipeline(transaction=False) as pipe:
         pipe.lpush(BATCH_LOG, f"{time.time():.0f}:{generations}:{seconds:.3f}")
         pipe.ltrim(BATCH_LOG, 0, BATCH_LOG_LENGTH - 1)

@@ -12,6 +12,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, I
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import metrics
 from .config import PASSWORD_METHOD
 from .extensions import db
 from .prompt_search import add_prompt_index
@@ -373,6 +374,8 @@ def move_generation(generation_id: str, to: GenerationStatus, only_from: Iterabl
         update(Generation).where(Generation.id == generation_id, Generation.status.in_(sorted(sources)))
         .values(status=to, **values)
     ).rowcount
+    if moved:
+        metrics.generation_moved(db.session, generation_id, str(to))
     if commit:
         db.session.commit()
     return bool(moved)
