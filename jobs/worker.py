@@ -79,6 +79,9 @@ class WarmWorker(SimpleWorker):
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Run the job here, with the queued jobs that can share its pipeline call, beating every third of the TTL."""
+        # Busy from the moment the job is taken: a SIGTERM while companions are claimed waits for the batch
+        # (RQ's warm shutdown) instead of stopping the worker between taking jobs and running them.
+        self.set_state(WorkerStatus.BUSY)
         members = [(job, self.prepare_execution(job))]
         done = threading.Event()
 
