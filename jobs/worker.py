@@ -29,7 +29,7 @@ from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import DequeueStrategy, WorkerStatus
 
-from webapp import services
+from webapp import metrics, services
 from webapp.queues import CHORE_QUEUE, GENERATE_QUEUE, SERIALIZER, is_generation_queue, model_queue_name, record_batch
 from webapp.supervision import die_with_parent
 
@@ -266,6 +266,9 @@ def main(argv: list[str] | None = None) -> None:
         warm_up(serves)
         with app.app_context():
             pipelines.publish(name, serves)
+    if app.config["WORKER_METRICS_PORT"]:
+        metrics.serve(app.config["WORKER_METRICS_PORT"], app.config["WORKER_METRICS_HOST"],
+                      app.config["METRICS_TOKEN"], app.config["METRICS_ALLOWED_NETWORKS"])
     # RQ forks its scheduler: it must end with this worker, even when the worker is SIGKILLed.
     os.register_at_fork(after_in_child=die_with_parent)
     with app.app_context():

@@ -253,6 +253,9 @@ def from_environment() -> dict:
         # GET /metrics: a scraper with this Bearer token, or from these networks; everyone else gets 404.
         "METRICS_TOKEN": os.environ.get("METRICS_TOKEN", ""),
         "METRICS_ALLOWED_NETWORKS": _networks("METRICS_ALLOWED_NETWORKS"),
+        # A worker on a machine of its own serves its counts here (0: off; on one machine the web's /metrics has them).
+        "WORKER_METRICS_PORT": _int("WORKER_METRICS_PORT", 0),
+        "WORKER_METRICS_HOST": os.environ.get("WORKER_METRICS_HOST", "") or "0.0.0.0",  # noqa: S104 (a container's port)
         # GET /readyz: a generation worker counts as alive while its last heartbeat is this recent.
         "READY_WORKER_SECONDS": _positive("READY_WORKER_SECONDS", 60),
         "API_RATE_LIMIT": _rate("API_RATE_LIMIT", "120 per minute"),

@@ -12,12 +12,16 @@ live workers) is read from Redis at scrape time by ``webapp.monitoring``, never 
 """
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 import os
+import socket
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, make_wsgi_app, values
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -29,6 +33,10 @@ log = logging.getLogger(__name__)
 
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # each metric's values open their files there when made
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+    # Files named by host and pid, not pid alone: containers sharing one directory (a Compose volume) each
+    # have their own pid 1. (prometheus_client's documented hook: a process identifier distinct per process.)
+    _HOST = socket.gethostname().replace("_", "-")
+    values.ValueClass = values.MultiProcessValue(process_identifier=lambda: f"{_HOST}-{os.getpid()}")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 FINAL = ("succeeded", "failed", "canceled")
@@ -140,3 +148,48 @@ def exposition(*collectors: Collector) -> bytes:
     for collector in collectors:
         registry.register(collector)
     return generate_latest(registry)
+
+
+def allowed(authorization: str, remote_addr: str | None, token: str, networks: list) -> bool:
+    """A scraper holding ``Authorization: Bearer <token>`` (when a token is set), or one from ``networks``."""
+    if token and authorization.startswith("Bearer ") and hmac.compare_digest(
+            authorization[7:].strip().encode(), token.encode()):
+        return True
+    if networks and remote_addr:
+        try:
+            address = ipaddress.ip_address(remote_addr)
+        except ValueError:
+            return False
+        return any(address in network for network in networks)
+    return False
+
+
+def serve(port: int, host: str, token: str, networks: list) -> threading.Thread:
+    """Serve this process's metrics on ``host:port`` in a thread (a worker on a machine of its own).
+
+    The same rule as the web's ``/metrics``: the token or an allowed network, else 404.
+    """
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args) -> None:
+            pass
+
+    registry = CollectorRegistry(auto_describe=False)
+    if multiprocess():
+        MultiProcessCollector(registry)
+    else:
+        registry.register(_ThisProcess())
+    exported = make_wsgi_app(registry)
+
+    def app(environ, start_response):
+        if environ.get("PATH_INFO") != "/metrics" or not allowed(
+                environ.get("HTTP_AUTHORIZATION", ""), environ.get("REMOTE_ADDR"), token, networks):
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"Not Found\n"]
+        return exported(environ, start_response)
+
+    server = make_server(host, port, app, handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, name="easel-metrics", daemon=True)
+    thread.start()
+    return thread

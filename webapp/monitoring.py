@@ -6,8 +6,6 @@ anyone, and its JSON names each check, whether it passed and how long it took: n
 """
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import time
 from collections.abc import Callable, Iterable
 
@@ -27,18 +25,9 @@ bp = Blueprint("monitoring", __name__)
 
 def scraper_allowed() -> bool:
     """The request holds the metrics token, or comes from an allowed network."""
-    token = current_app.config.get("METRICS_TOKEN") or ""
-    header = request.headers.get("Authorization", "")
-    if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip().encode(), token.encode()):
-        return True
-    networks = current_app.config.get("METRICS_ALLOWED_NETWORKS") or []
-    if networks and request.remote_addr:
-        try:
-            address = ipaddress.ip_address(request.remote_addr)
-        except ValueError:
-            return False
-        return any(address in network for network in networks)
-    return False
+    return metrics.allowed(request.headers.get("Authorization", ""), request.remote_addr,
+                           current_app.config.get("METRICS_TOKEN") or "",
+                           current_app.config.get("METRICS_ALLOWED_NETWORKS") or [])
 
 
 class LiveCollector(Collector):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support import ROOT, free_port, http_session, point_redis_at, submit_ok, wait_for, wait_status
+from tests.support import ROOT, Auth, free_port, http_session, point_redis_at, submit_ok, wait_for, wait_status
 
 
 def test_metrics_are_404_without_the_token_or_an_allowed_network(app, client):
@@ -34,7 +34,7 @@ def test_metrics_are_404_without_the_token_or_an_allowed_network(app, client):
     assert client.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 200
 
 
-def test_health_and_readiness_follow_the_worker_and_redis(app, client, workers, app_env):
+def test_health_and_readiness_follow_the_worker_and_redis(app, client, workers, app_env, make_user):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     response = client.get("/readyz")
     assert response.status_code == 503
@@ -44,9 +44,20 @@ def test_health_and_readiness_follow_the_worker_and_redis(app, client, workers, 
     assert all(isinstance(check["seconds"], float) for check in checks.values())
 
     chores = workers.start(queues="default")  # a chore worker is not a generation worker
-    proc = workers.start()
+    port = free_port()  # a worker on a machine of its own serves its own counts
+    proc = workers.start(extra_env={"WORKER_METRICS_PORT": str(port), "METRICS_TOKEN": "w-tok"})
     wait_for(lambda: client.get("/readyz").status_code == 200, timeout=120, message="the worker to be ready")
     assert client.get("/readyz").get_json()["checks"]["generation_workers"]["count"] == 1
+    make_user("ada@example.com")
+    Auth(client).login()
+    generation_id = submit_ok(client, steps="2")
+    assert wait_status(client, generation_id, {"succeeded", "failed"})["status"] == "succeeded"
+    worker_metrics = f"http://127.0.0.1:{port}/metrics"
+    assert requests.get(worker_metrics, timeout=10).status_code == 404
+    assert requests.get(worker_metrics, headers={"Authorization": "Bearer nope"}, timeout=10).status_code == 404
+    text = requests.get(worker_metrics, headers={"Authorization": "Bearer w-tok"}, timeout=10).text
+    assert _sample(text, "easel_generations_total", status="succeeded", model="easel-tiny") == 1
+    assert _sample(text, "easel_images_total", model="easel-tiny") == 1
     proc.send_signal(signal.SIGTERM)  # a worker told to stop leaves the registry at once
     assert proc.wait(60) == 0
     assert client.get("/readyz").status_code == 503
