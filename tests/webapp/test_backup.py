@@ -44,7 +44,7 @@ def databases(backend: str, tmp_path: Path) -> Iterator:
                     conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
-def site(database_url: str, media: Path, revision: str = "head"):
+def site(database_url: str, media: Path, revision: str = "head", **settings):
     """A site as ``make run`` makes it: its database built by the migrations, its own media directory."""
     from flask_migrate import upgrade
 
@@ -54,7 +54,7 @@ def site(database_url: str, media: Path, revision: str = "head"):
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     app = create_app({**config.from_environment(), "TESTING": True, "SQLALCHEMY_DATABASE_URI": url,
-                      "MEDIA_DIR": str(media)})
+                      "MEDIA_DIR": str(media), **settings})
     with app.app_context():
         upgrade(revision=revision)
     return app
@@ -204,3 +204,57 @@ def test_an_archive_of_an_older_schema_is_brought_forward(database_backend, app_
         for app in (old, target):
             with app.app_context():
                 db.engine.dispose()
+
+
+def test_a_local_sites_archive_restores_into_an_s3_site(app_env, s3_bucket, tmp_path):
+    import io
+
+    from PIL import Image as PILImage
+
+    from tests.support import bucket_keys
+    from webapp.extensions import db
+    from webapp.storage import create_storage, image_key, thumbnail_key
+    from webapp.tables import Generation, Image, User
+
+    source_media = tmp_path / "media"
+    source = site(f"sqlite:///{tmp_path / 'local.db'}", source_media, STORAGE="local")
+    with source.app_context():
+        user = User(email="ada@example.com")
+        user.set_password("correct horse")
+        db.session.add(user)
+        db.session.flush()
+        generation = Generation(user_id=user.id, status="succeeded", prompt="a red circle", model="easel-tiny",
+                                width=64, height=64, steps=4, guidance=5.0, seed=1, num_images=1)
+        db.session.add(generation)
+        db.session.flush()
+        storage = create_storage(source.config)
+        png = io.BytesIO()
+        PILImage.new("RGB", (64, 64), "red").save(png, "PNG")
+        key, thumb = image_key(user.id, generation.id, 0), thumbnail_key(user.id, generation.id, 0)
+        storage.save(key, png.getvalue(), "image/png")
+        storage.save(thumb, b"RIFF-not-really-webp", "image/webp")
+        db.session.add(Image(generation_id=generation.id, user_id=user.id, index=0, storage_key=key,
+                             thumbnail_key=thumb, width=64, height=64))
+        db.session.commit()
+        db.session.remove()
+    archive = tmp_path / "local.tar.gz"
+    assert backup(source, "create", str(archive)).exit_code == 0
+    target = site(f"sqlite:///{tmp_path / 's3.db'}", tmp_path / "unused")  # STORAGE=s3 from the environment
+    assert target.config["STORAGE"] == "s3"
+    result = backup(target, "restore", str(archive))
+    assert result.exit_code == 0, result.output
+    prefix = s3_bucket.prefix + "/"
+    assert sorted(k.removeprefix(prefix) for k in bucket_keys(s3_bucket)) == sorted([key, thumb])
+    body = s3_bucket.client.get_object(Bucket=s3_bucket.name, Key=prefix + key)["Body"].read()
+    assert body == png.getvalue()
+    assert rows(target) == rows(source)
+    # and back: the S3 site's archive restores into a local one
+    again = tmp_path / "s3.tar"
+    assert backup(target, "create", str(again)).exit_code == 0
+    local_media = tmp_path / "media-again"
+    local = site(f"sqlite:///{tmp_path / 'again.db'}", local_media, STORAGE="local")
+    assert backup(local, "restore", str(again)).exit_code == 0
+    assert files(local_media) == files(source_media)
+    for one in (source, target, local):
+        with one.app_context():
+            db.engine.dispose()
