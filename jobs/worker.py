@@ -21,7 +21,7 @@ from collections.abc import Callable
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq import SimpleWorker, get_current_job
+from rq import SimpleWorker
 from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
@@ -29,33 +29,20 @@ from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import DequeueStrategy, WorkerStatus
 
-from webapp import metrics, services
+from webapp import logs, metrics, services, telemetry
 from webapp.queues import CHORE_QUEUE, GENERATE_QUEUE, SERIALIZER, is_generation_queue, model_queue_name, record_batch
 from webapp.supervision import die_with_parent
 
 from .app_context import get_app
 
 RECONNECT_MAX_WAIT = 30.0  # seconds between tries at most while Redis is away
-LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s [%(job_id)s] %(message)s"
 
 log = logging.getLogger(__name__)
 
 
-class JobIdFilter(logging.Filter):
-    """Stamp every log record with the id of the job being run (``-`` outside a job)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        job = get_current_job()
-        record.job_id = job.id if job else "-"
-        return True
-
-
-def configure_logging(level: str) -> None:
-    """Log to stderr at ``LOG_LEVEL``, each line carrying the job id."""
-    handler = logging.StreamHandler()
-    handler.addFilter(JobIdFilter())
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Log to stderr at ``LOG_LEVEL``, each line carrying the job id (JSON lines with ``LOG_FORMAT=json``)."""
+    logs.configure(level, log_format)
 
 
 class WarmWorker(SimpleWorker):
@@ -98,10 +85,11 @@ class WarmWorker(SimpleWorker):
         try:
             members.extend((companion, self.prepare_execution(companion)) for companion in self.companions(job, queue))
             began = time.perf_counter()
-            if len(members) == 1:
-                self.perform_job(job, queue, members[0][1])
-            else:
-                self.perform_batch(members, queue)
+            with telemetry.job_span(job, is_generation_queue(queue.name), companions=len(members) - 1):
+                if len(members) == 1:
+                    self.perform_job(job, queue, members[0][1])
+                else:
+                    self.perform_batch(members, queue)
             if is_generation_queue(queue.name):
                 self.company_lately = len(members) > 1
                 try:
@@ -251,8 +239,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--burst", action="store_true", help="stop when the queues are empty")
     parser.add_argument("--name", default=None, help="worker name (default: host.pid)")
     args = parser.parse_args(argv)
+    telemetry.setup("easel-worker")  # before the app, whose Flask instrumentation would name it the web
     app = get_app()
-    configure_logging(app.config["LOG_LEVEL"])
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
     generating = GENERATE_QUEUE in queues
     serves = served_models(app, args.models) if generating else []
@@ -294,6 +283,7 @@ def exit_at_once(code: int = 0) -> None:
     thousands of modules torch, diffusers and transformers bring takes about two more seconds, which
     a supervisor's restart, Ctrl-C and every test that stops a worker would wait for. Logs are flushed first.
     """
+    telemetry.flush()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -154,6 +154,14 @@ def _development_secret(instance_dir: Path) -> str:
     return key
 
 
+def _log_format() -> str:
+    """``LOG_FORMAT``: ``text`` (default) or ``json`` (one object per line, with the request or job id)."""
+    value = (os.environ.get("LOG_FORMAT", "") or "text").strip().lower()
+    if value not in {"text", "json"}:
+        raise ConfigError(f"LOG_FORMAT must be text or json, got {value!r}")
+    return value
+
+
 def _mail_backend() -> str:
     """MAIL_BACKEND, checked at start-up: a misconfigured mailer should stop the site, not every email."""
     kind = os.environ.get("MAIL_BACKEND", "console").strip().lower() or "console"
@@ -221,6 +229,7 @@ def from_environment() -> dict:
         "EASEL_BATCH_MAX": max(1, _int("EASEL_BATCH_MAX", 4)),
         "EASEL_BATCH_WAIT_MS": max(0, _int("EASEL_BATCH_WAIT_MS", 100)),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "") or "INFO",
+        "LOG_FORMAT": _log_format(),
         "STORAGE": os.environ.get("STORAGE", "local"),
         "MEDIA_DIR": os.environ.get("MEDIA_DIR", str(instance_dir / "media")),
         "S3_BUCKET": os.environ.get("S3_BUCKET", ""),

@@ -144,8 +144,13 @@ def readyz() -> Response:
 
 
 def register(app: Flask) -> None:
-    """The three routes, and the timing of every request for ``easel_http_request_duration_seconds``."""
+    """The three routes, the timing of every request (``easel_http_request_duration_seconds``), request ids and
+    JSON logs (``LOG_FORMAT``), and traces when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set."""
     app.register_blueprint(bp)
+    from . import logs, telemetry
+
+    logs.register(app)
+    telemetry.instrument_app(app)
 
     @app.before_request
     def start_clock() -> None:
