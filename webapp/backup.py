@@ -34,6 +34,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import URL, make_url
 
 from . import services
+from .config import child_environment
 from .extensions import db
 from .queues import FAIR_WEIGHTS
 
@@ -79,9 +80,7 @@ def _pg_command(binary: str) -> tuple[list[str], dict[str, str]]:
     argv = [path, "--host", url.host or "127.0.0.1", "--port", str(url.port or 5432), "--dbname", url.database or ""]
     if url.username:
         argv += ["--username", url.username]
-    env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
-    if url.password:
-        env["PGPASSWORD"] = str(url.password)
+    env = child_environment(PGCONNECT_TIMEOUT="10", **({"PGPASSWORD": str(url.password)} if url.password else {}))
     return argv, env
 
 

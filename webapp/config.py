@@ -99,6 +99,29 @@ def reaper_interval() -> int:
     return seconds
 
 
+def metrics_dir() -> str:
+    """``PROMETHEUS_MULTIPROC_DIR``: where every process of a host writes its counts ("" : each counts alone).
+
+    Read by ``prometheus_client`` itself too, when it is first imported, so it is set before a process starts.
+    """
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+
+
+def tracing_endpoint() -> str:
+    """``OTEL_EXPORTER_OTLP_ENDPOINT``: traces are on when it is set (the exporter reads its other OTEL_* itself)."""
+    return os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+
+
+def tracing_service(default: str) -> str:
+    """``OTEL_SERVICE_NAME``, else ``default`` (easel-web, easel-worker)."""
+    return os.environ.get("OTEL_SERVICE_NAME", "") or default
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    """The environment for a helper program (``pg_dump``, ``psql``): this process's, plus ``extra``."""
+    return {**os.environ, **extra}
+
+
 @dataclass(frozen=True)
 class LaunchSettings:
     """What ``make run`` needs before the app exists: where to listen and whether to embed Redis."""

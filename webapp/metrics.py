@@ -27,12 +27,13 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from . import config
 from .extensions import db
 
 log = logging.getLogger(__name__)
 
-if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # each metric's values open their files there when made
-    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+if config.metrics_dir():  # each metric's values open their files there when made
+    os.makedirs(config.metrics_dir(), exist_ok=True)
     # Files named by host and pid, not pid alone: containers sharing one directory (a Compose volume) each
     # have their own pid 1. (prometheus_client's documented hook: a process identifier distinct per process.)
     _HOST = socket.gethostname().replace("_", "-")
@@ -58,7 +59,7 @@ BATCH_SIZE = Histogram("easel_batch_size", "Generations made by one pipeline cal
 
 def multiprocess() -> bool:
     """True when this process counts into ``PROMETHEUS_MULTIPROC_DIR`` with the site's other processes."""
-    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    return bool(config.metrics_dir())
 
 
 def generation_finished(model: str, status: str, seconds: float | None, images: int) -> None:

@@ -8,12 +8,13 @@ OpenTelemetry's own variables (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_
 """
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from flask import Flask
+
+from . import config
 
 _lock = threading.Lock()
 _ready = False
@@ -21,7 +22,7 @@ _ready = False
 
 def enabled() -> bool:
     """True when an OTLP endpoint is set."""
-    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    return bool(config.tracing_endpoint())
 
 
 def setup(service: str) -> bool:
@@ -39,7 +40,7 @@ def setup(service: str) -> bool:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        name = os.environ.get("OTEL_SERVICE_NAME") or service
+        name = config.tracing_service(service)
         provider = TracerProvider(resource=Resource.create({"service.name": name}))
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(provider)
