@@ -9,7 +9,7 @@ import logging
 from rq import get_current_job
 from sqlalchemy import select
 
-from webapp import services
+from webapp import metrics, services
 from webapp.auth import signup
 from webapp.extensions import db
 from webapp.mail import messages
@@ -28,11 +28,13 @@ def _deliver(message: Message, what: str) -> None:
         services.mailer().send(message)
     except MailError as exc:
         left = job.retries_left if job else None
+        metrics.email_result("retry" if left else "failed")
         if left:
             log.warning("email (%s): %s; %d more tr%s", what, exc, left, "y" if left == 1 else "ies")
         else:
             log.error("email (%s) failed for good: %s", what, exc)
         raise
+    metrics.email_result("sent")
     log.info("email (%s): sent", what)
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq import SimpleWorker, get_current_job
+from rq import SimpleWorker
 from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
@@ -29,25 +29,15 @@ from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import DequeueStrategy, WorkerStatus
 
-from webapp import services
+from webapp import logs, metrics, services, telemetry
 from webapp.queues import CHORE_QUEUE, GENERATE_QUEUE, SERIALIZER, is_generation_queue, model_queue_name, record_batch
 from webapp.supervision import die_with_parent
 
 from .app_context import get_app
 
 RECONNECT_MAX_WAIT = 30.0  # seconds between tries at most while Redis is away
-LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s [%(job_id)s] %(message)s"
 
 log = logging.getLogger(__name__)
-
-
-class JobIdFilter(logging.Filter):
-    """Stamp every log record with the id of the job being run (``-`` outside a job)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        job = get_current_job()
-        record.job_id = job.id if job else "-"
-        return True
 
 
 class OneLinePerJobEnd(logging.Filter):
@@ -63,12 +53,11 @@ class OneLinePerJobEnd(logging.Filter):
         return record.levelno > logging.INFO or not any(words in record.getMessage() for words in self.ENDINGS)
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr at ``LOG_LEVEL``, each line carrying the job id."""
-    handler = logging.StreamHandler()
-    handler.addFilter(JobIdFilter())
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Log to stderr at ``LOG_LEVEL``, each line carrying the job id (JSON lines with ``LOG_FORMAT=json``)."""
+    logs.configure(level, log_format)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(OneLinePerJobEnd())
 
 
 class WarmWorker(SimpleWorker):
@@ -92,6 +81,9 @@ class WarmWorker(SimpleWorker):
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Run the job here, with the queued jobs that can share its pipeline call, beating every third of the TTL."""
+        # Busy from the moment the job is taken: a SIGTERM while companions are claimed waits for the batch
+        # (RQ's warm shutdown) instead of stopping the worker between taking jobs and running them.
+        self.set_state(WorkerStatus.BUSY)
         members = [(job, self.prepare_execution(job))]
         done = threading.Event()
 
@@ -108,10 +100,11 @@ class WarmWorker(SimpleWorker):
         try:
             members.extend((companion, self.prepare_execution(companion)) for companion in self.companions(job, queue))
             began = time.perf_counter()
-            if len(members) == 1:
-                self.perform_job(job, queue, members[0][1])
-            else:
-                self.perform_batch(members, queue)
+            with telemetry.job_span(job, is_generation_queue(queue.name), companions=len(members) - 1):
+                if len(members) == 1:
+                    self.perform_job(job, queue, members[0][1])
+                else:
+                    self.perform_batch(members, queue)
             if is_generation_queue(queue.name):
                 self.company_lately = len(members) > 1
                 try:
@@ -261,8 +254,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--burst", action="store_true", help="stop when the queues are empty")
     parser.add_argument("--name", default=None, help="worker name (default: host.pid)")
     args = parser.parse_args(argv)
+    telemetry.setup("easel-worker")  # before the app, whose Flask instrumentation would name it the web
     app = get_app()
-    configure_logging(app.config["LOG_LEVEL"])
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
     generating = GENERATE_QUEUE in queues
     serves = served_models(app, args.models) if generating else []
@@ -282,14 +276,19 @@ def main(argv: list[str] | None = None) -> None:
         warm_up(serves)
         with app.app_context():
             pipelines.publish(name, serves)
+    if app.config["WORKER_METRICS_PORT"]:
+        metrics.serve(app.config["WORKER_METRICS_PORT"], app.config["WORKER_METRICS_HOST"],
+                      app.config["METRICS_TOKEN"], app.config["METRICS_ALLOWED_NETWORKS"])
     # RQ forks its scheduler: it must end with this worker, even when the worker is SIGKILLed.
     os.register_at_fork(after_in_child=die_with_parent)
     with app.app_context():
         connection = services.redis()
 
     def make_worker() -> WarmWorker:
-        worker = WarmWorker(queues, connection=connection, name=name,
-                            serializer=SERIALIZER)  # JSON: a job that is a pickle is refused, never unpickled
+        # JSON: a job that is a pickle is refused, never unpickled. An idle worker beats every EASEL_HEARTBEAT_TTL
+        # seconds (RQ's blocking wait is worker_ttl - 15), so /readyz sees a killed one within a minute.
+        worker = WarmWorker(queues, connection=connection, name=name, serializer=SERIALIZER,
+                            worker_ttl=app.config["EASEL_HEARTBEAT_TTL"] + 15)
         worker.heartbeat_ttl = app.config["EASEL_HEARTBEAT_TTL"]
         if generating:
             worker.after_job = lambda: pipelines.publish(name, serves)
@@ -305,6 +304,7 @@ def exit_at_once(code: int = 0) -> None:
     thousands of modules torch, diffusers and transformers bring takes about two more seconds, which
     a supervisor's restart, Ctrl-C and every test that stops a worker would wait for. Logs are flushed first.
     """
+    telemetry.flush()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

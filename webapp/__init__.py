@@ -28,6 +28,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(config.from_environment() if test_config is None else {})
     if test_config is not None:
         app.config.from_mapping(test_config)
+    register_monitoring(app)
     register_input_guard(app)
     register_extensions(app)
     register_services(app)
@@ -36,6 +37,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_commands(app)
     register_hooks(app)
     return app
+
+
+def register_monitoring(app: Flask) -> None:
+    """``/metrics``, ``/healthz``, ``/readyz`` and the request timing (first, so its clock starts first)."""
+    from .monitoring import register
+
+    register(app)
 
 
 def register_input_guard(app: Flask) -> None:

@@ -94,6 +94,55 @@ def models_add(path: Path, name: str, convert: bool, config_dir: Path | None, mo
                f"{added.table}")
 
 
+backup_cli = AppGroup("backup", help="Back up the site into one archive, check one, restore one.")
+
+
+def _backup_call(action) -> None:
+    """Run a backup action; its refusal becomes a clean error (exit status 1), its report is printed."""
+    from .backup import BackupError
+
+    try:
+        report = action()
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for line in report.lines:
+        click.echo(line)
+
+
+@backup_cli.command("create")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@with_appcontext
+def backup_create(path: Path) -> None:
+    """Write PATH: the database, every stored file, the queue weights and a manifest (safe while the site runs)."""
+    from . import backup
+
+    _backup_call(lambda: backup.create(path, echo=click.echo))
+    click.echo(f"Backup written to {path}.")
+
+
+@backup_cli.command("verify")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@with_appcontext
+def backup_verify(path: Path) -> None:
+    """Check every checksum and the schema revision of PATH without restoring anything."""
+    from . import backup
+
+    _backup_call(lambda: backup.verify(path))
+    click.echo(f"{path} is intact.")
+
+
+@backup_cli.command("restore")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a site that has accounts or generations already.")
+@with_appcontext
+def backup_restore(path: Path, force: bool) -> None:
+    """Restore PATH into this (empty) site, then run the migrations forward; prints what it restored."""
+    from . import backup
+
+    _backup_call(lambda: backup.restore(path, force=force, echo=click.echo))
+    click.echo(f"Restored from {path}.")
+
+
 def register(app: Flask) -> None:
     """Add the commands to ``app.cli``."""
     app.cli.add_command(create_admin)
@@ -101,3 +150,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(queue_weight)
     app.cli.add_command(models_cli)
     app.cli.add_command(groups_cli)
+    app.cli.add_command(backup_cli)

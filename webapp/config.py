@@ -135,6 +135,29 @@ def reaper_interval() -> int:
     return seconds
 
 
+def metrics_dir() -> str:
+    """``PROMETHEUS_MULTIPROC_DIR``: where every process of a host writes its counts ("" : each counts alone).
+
+    Read by ``prometheus_client`` itself too, when it is first imported, so it is set before a process starts.
+    """
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+
+
+def tracing_endpoint() -> str:
+    """``OTEL_EXPORTER_OTLP_ENDPOINT``: traces are on when it is set (the exporter reads its other OTEL_* itself)."""
+    return os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+
+
+def tracing_service(default: str) -> str:
+    """``OTEL_SERVICE_NAME``, else ``default`` (easel-web, easel-worker)."""
+    return os.environ.get("OTEL_SERVICE_NAME", "") or default
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    """The environment for a helper program (``pg_dump``, ``psql``): this process's, plus ``extra``."""
+    return {**os.environ, **extra}
+
+
 @dataclass(frozen=True)
 class LaunchSettings:
     """What ``make run`` needs before the app exists: where to listen and whether to embed Redis."""
@@ -218,6 +241,14 @@ def _development_secret(instance_dir: Path) -> str:
     return key
 
 
+def _log_format() -> str:
+    """``LOG_FORMAT``: ``text`` (default) or ``json`` (one object per line, with the request or job id)."""
+    value = (os.environ.get("LOG_FORMAT", "") or "text").strip().lower()
+    if value not in {"text", "json"}:
+        raise ConfigError(f"LOG_FORMAT must be text or json, got {value!r}")
+    return value
+
+
 def _mail_backend() -> str:
     """MAIL_BACKEND, checked at start-up: a misconfigured mailer should stop the site, not every email."""
     kind = os.environ.get("MAIL_BACKEND", "console").strip().lower() or "console"
@@ -286,6 +317,7 @@ def from_environment() -> dict:
         "EASEL_BATCH_MAX": max(1, _int("EASEL_BATCH_MAX", 4)),
         "EASEL_BATCH_WAIT_MS": max(0, _int("EASEL_BATCH_WAIT_MS", 100)),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "") or "INFO",
+        "LOG_FORMAT": _log_format(),
         "STORAGE": os.environ.get("STORAGE", "local"),
         "MEDIA_DIR": os.environ.get("MEDIA_DIR", str(instance_dir / "media")),
         "S3_BUCKET": os.environ.get("S3_BUCKET", ""),
@@ -318,6 +350,14 @@ def from_environment() -> dict:
         "REMEMBER_DAYS": remember_days,
         "REMEMBER_COOKIE_DURATION": timedelta(days=remember_days),
         "PROXY_COUNT": _int("PROXY_COUNT", 0),
+        # GET /metrics: a scraper with this Bearer token, or from these networks; everyone else gets 404.
+        "METRICS_TOKEN": os.environ.get("METRICS_TOKEN", ""),
+        "METRICS_ALLOWED_NETWORKS": _networks("METRICS_ALLOWED_NETWORKS"),
+        # A worker on a machine of its own serves its counts here (0: off; on one machine the web's /metrics has them).
+        "WORKER_METRICS_PORT": _int("WORKER_METRICS_PORT", 0),
+        "WORKER_METRICS_HOST": os.environ.get("WORKER_METRICS_HOST", "") or "0.0.0.0",  # noqa: S104 (a container's port)
+        # GET /readyz: a generation worker counts as alive while its last heartbeat is this recent.
+        "READY_WORKER_SECONDS": _positive("READY_WORKER_SECONDS", 60),
         "API_RATE_LIMIT": _rate("API_RATE_LIMIT", "120 per minute"),
         # How long an OpenAI or A1111 call waits for its images (OPENAI_WAIT_SECONDS: its former name).
         "API_WAIT_SECONDS": _positive("API_WAIT_SECONDS", _positive("OPENAI_WAIT_SECONDS", 300)),

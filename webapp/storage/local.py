@@ -51,7 +51,8 @@ class LocalStorage(Storage):
 
     def list(self, prefix: str = "") -> Iterator[tuple[str, float]]:
         base = self.root / prefix if prefix else self.root
-        start = base if base.is_dir() else base.parent
+        # a prefix may end mid-name (``users/1/ab``): walk its folder; never above the root (no MEDIA_DIR yet)
+        start = base if base.is_dir() or not prefix else base.parent
         if not start.exists():
             return
         for path in start.rglob("*"):
