@@ -1,6 +1,10 @@
 """Shared fixtures: a real Redis, a temp database (SQLite, and PostgreSQL when it answers), the app, a live
 HTTP server, worker processes, a Chromium browser, S3 and Mailgun servers and user factories.
 
+Every database is built by the migrations, as ``make run`` builds it (``webapp.launch.upgrade_database``):
+once per session (per xdist worker) into a SQLite file that each test gets a copy of, and into the session's
+PostgreSQL database, emptied before each test. No test creates tables from the models.
+
 Helpers that tests import live in ``tests/support``."""
 from __future__ import annotations
 
@@ -10,12 +14,13 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from .support import TEST_CATALOG, Auth, Workers, free_port, wait_for_port
+from .support import TEST_CATALOG, Auth, Workers, free_port, migrate, wait_for_port
 from .support.mailgun_server import MailgunServer
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -85,12 +90,9 @@ def redis_url(redis_server: str) -> str:
     return redis_server
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str | None]:
-    """One throw-away PostgreSQL database for the session, when PostgreSQL answers."""
-    if not POSTGRES:
-        yield None
-        return
+@contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards."""
     import psycopg
 
     name = f"easel_test_{uuid.uuid4().hex[:12]}"
@@ -104,10 +106,40 @@ def postgres_database() -> Iterator[str | None]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def postgres_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
+    """One throw-away PostgreSQL database for the session, migrated to the head, when PostgreSQL answers."""
+    if not POSTGRES:
+        yield None
+        return
+    with throwaway_postgres() as url:
+        migrate(url, tmp_path_factory.mktemp("postgres-instance"))
+        yield url
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated to the head once per session; each test works on a copy of the file."""
+    instance = tmp_path_factory.mktemp("sqlite-template")
+    path = instance / "easel.db"
+    migrate(f"sqlite:///{path}", instance)
+    return path
+
+
 @pytest.fixture
 def database_backend(request: pytest.FixtureRequest) -> str:
     """``sqlite`` unless the test is marked ``db`` and parametrized over PostgreSQL."""
     return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def empty_database(database_backend: str, tmp_path: Path) -> Iterator[str]:
+    """The ``DATABASE_URL`` of a new database with nothing in it, for tests that run the migrations themselves."""
+    if database_backend == "postgresql":
+        with throwaway_postgres() as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
 
 
 @pytest.fixture(scope="session")
@@ -165,14 +197,15 @@ def deployment_env(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 @pytest.fixture
-def app_env(tmp_path: Path, redis_url: str, database_backend: str, postgres_database: str | None,
+def app_env(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str, database_backend: str,
             deployment_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The environment of this test's deployment; worker processes inherit it."""
+    """The environment of this test's deployment, on a migrated database; worker processes inherit it."""
     instance = tmp_path / "instance"
     instance.mkdir()
     if database_backend == "postgresql":
-        database_url = postgres_database
+        database_url = request.getfixturevalue("postgres_database")
     else:
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), instance / "easel.db")
         database_url = f"sqlite:///{instance / 'easel.db'}"
     env = {
         "EASEL_ENV": "test",
@@ -198,13 +231,12 @@ def app_env(tmp_path: Path, redis_url: str, database_backend: str, postgres_data
 
 @pytest.fixture
 def app(app_env: dict[str, str]):
-    """The real app on this test's database, with tables created."""
+    """The real app on this test's migrated database (SQLite: a fresh copy; PostgreSQL: the session's, emptied)."""
     from webapp import config, create_app
     from webapp.extensions import db
 
     flask_app = create_app({**config.from_environment(), "TESTING": True})
     with flask_app.app_context():
-        db.create_all()  # SQLite: a new file per test; PostgreSQL: the session's database, tables made once
         if flask_app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
             # emptying is ten times faster than dropping and creating the tables for every test
             names = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)

@@ -41,6 +41,22 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
     raise TimeoutError(f"nothing listened on port {port} within {timeout}s")
 
 
+def migrate(database_url: str, instance: Path, revision: str = "head") -> None:
+    """Build or bring up a database as ``make run`` does, in a process of its own (no test settings leak in).
+
+    ``head`` runs ``webapp.launch.upgrade_database`` itself; another revision runs ``flask db upgrade REVISION``.
+    """
+    env = {**os.environ, "EASEL_ENV": "test", "SECRET_KEY": "migrations", "EASEL_INSTANCE_DIR": str(instance),
+           "DATABASE_URL": database_url, "HF_HUB_OFFLINE": "1"}
+    if revision == "head":
+        argv = [sys.executable, "-c", "from webapp.launch import upgrade_database; upgrade_database()"]
+    else:
+        argv = [sys.executable, "-m", "flask", "--app", "wsgi:app", "db", "upgrade", revision]
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"the migrations failed on {database_url}:\n{done.stderr[-4000:]}")
+
+
 def point_redis_at(app, url: str) -> None:
     """Make ``app`` use another Redis from now on (its clients are made anew on next use)."""
     app.config["REDIS_URL"] = url

@@ -118,26 +118,6 @@ def test_create_admin_prompts_and_validates(app, runner, monkeypatch):
     assert runner.invoke(args=["create-admin", "not-an-email"]).exit_code != 0
 
 
-@pytest.mark.db
-@pytest.mark.db
-def test_migrations_match_models(app):
-    """``flask db upgrade`` builds exactly the schema the models describe (the full-text index aside)."""
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-    from flask_migrate import upgrade
-
-    from webapp.prompt_search import include_name
-
-    with app.app_context():
-        db.drop_all()
-        upgrade()
-        with db.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"include_name": include_name}), db.metadata)
-        assert diff == []
-        with db.engine.begin() as conn:
-            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-
-
 def test_proxy_headers_trusted_only_when_configured(app, client, make_user):
     from tests.support import Auth, csrf_token
 

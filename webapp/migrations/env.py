@@ -92,14 +92,36 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=get_metadata(),
-            **conf_args
-        )
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite's batch mode rebuilds a table by copying it and dropping the old one; with foreign keys on
+            # (the app turns them on for every connection), DROP TABLE first deletes every row and the cascades
+            # go with it: images with their generations, everything with users. Off while migrating, as
+            # Alembic's documentation advises, then checked.
+            sqlite_foreign_keys(connection, "OFF")
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=get_metadata(),
+                **conf_args
+            )
 
-        with context.begin_transaction():
-            context.run_migrations()
+            with context.begin_transaction():
+                context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"the migrations left rows that refer to missing rows: {broken[:10]}")
+        finally:
+            if sqlite:
+                sqlite_foreign_keys(connection, "ON")  # the connection goes back to the app's pool
+
+
+def sqlite_foreign_keys(connection, state):
+    """``PRAGMA foreign_keys``, which does nothing inside a transaction: none is open around it."""
+    connection.rollback()
+    connection.exec_driver_sql(f"PRAGMA foreign_keys={state}")
+    connection.rollback()
 
 
 if context.is_offline_mode():

@@ -52,8 +52,7 @@ from webapp import create_app, config
 from webapp.extensions import db
 from webapp.tables import User
 app = create_app({**config.from_environment(), "TESTING": True, "WTF_CSRF_ENABLED": False})
-with app.app_context():
-    db.create_all()
+with app.app_context():  # the database is the migrated copy that app_env made
     user = User(email="root@example.com", is_admin=True)
     user.set_password("correct horse")
     db.session.add(user)

@@ -8,6 +8,8 @@ Create Date: 2026-11-23 08:20:00
 from alembic import op
 import sqlalchemy as sa
 
+from webapp.migrations.rebuild import rebuild_table
+
 
 # revision identifiers, used by Alembic.
 revision = '3c1f0a2b9d44'
@@ -22,11 +24,11 @@ def upgrade():
     # Older duplicates (possible before this index) are closed, keeping each person's first open report.
     op.execute("UPDATE reports SET status = 'resolved', resolution = 'dismiss' WHERE status = 'open' AND id NOT IN "
                "(SELECT MIN(id) FROM reports WHERE status = 'open' GROUP BY image_id, reporter_id)")
-    with op.batch_alter_table('reports', schema=None) as batch_op:
+    with rebuild_table('reports', schema=None) as batch_op:
         batch_op.create_index('uq_reports_open_per_reporter', ['image_id', 'reporter_id'], unique=True,
                               sqlite_where=OPEN, postgresql_where=OPEN)
 
 
 def downgrade():
-    with op.batch_alter_table('reports', schema=None) as batch_op:
+    with rebuild_table('reports', schema=None) as batch_op:
         batch_op.drop_index('uq_reports_open_per_reporter', sqlite_where=OPEN, postgresql_where=OPEN)

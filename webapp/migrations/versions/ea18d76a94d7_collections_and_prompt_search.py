@@ -2,7 +2,8 @@
 
 The index statements are frozen here (not imported from webapp.prompt_search) so this file keeps
 meaning what it meant. On SQLite, a later migration that rebuilds ``generations`` (batch mode) drops
-the triggers and renumbers rowids: it must run SQLITE_CREATE's triggers again and the 'rebuild'.
+the triggers and renumbers rowids: it alters the table through ``webapp.migrations.rebuild.rebuild_table``,
+which creates the triggers again and runs the 'rebuild'.
 
 Revision ID: ea18d76a94d7
 Revises: 3c1f0a2b9d44
