@@ -130,7 +130,8 @@ def encode_png(image: PILImage.Image, parameters: dict) -> bytes:
         f"{one_line(parameters['prompt'])}\nNegative prompt: {one_line(parameters['negative_prompt'])}\n"
         f"Steps: {parameters['steps']}, CFG scale: {parameters['guidance']}, Seed: {parameters['seed']}, "
         f"Size: {parameters['width']}x{parameters['height']}, Model: {parameters['model']}, Style: {parameters['style']}"
-        + (f", Denoising strength: {parameters['strength']}" if parameters.get("strength") is not None else "")))
+        + (f", Denoising strength: {parameters['strength']}" if parameters.get("strength") is not None else "")
+        + (f", Precision: {parameters['precision']}" if parameters.get("precision") else "")))
     info.add_itxt("easel", json.dumps(parameters, ensure_ascii=False))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info, optimize=False, compress_level=6)
@@ -248,6 +249,8 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
     saved: list[str] = []
     rows = []
     lineage = chain_from(generation)
+    if generation.source != Source.UPSCALE:
+        generation.precision = pipelines.precision_of(generation.model)  # what its warm pipeline computes in
     try:
         for index, picture in enumerate(images):
             parameters = {
@@ -262,6 +265,8 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
                 parameters.update(strength=generation.strength, resize_mode=generation.resize_mode)
             if lineage:
                 parameters["lineage"] = lineage
+            if generation.precision:
+                parameters["precision"] = generation.precision
             key = image_key(generation.user_id, generation.id, index)
             thumb = thumbnail_key(generation.user_id, generation.id, index)
             storage.save(key, encode_png(picture, parameters), "image/png")

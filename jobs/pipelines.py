@@ -97,12 +97,19 @@ def pipeline_for(name: str) -> DiffusionPipeline:
     began = time.perf_counter()
     pipe = loader.get_pipeline(name, device=plan.device, max_loaded=config["EASEL_MAX_LOADED_MODELS"],
                                memory_headroom=config["EASEL_GPU_HEADROOM_MB"] << 20,
-                               catalog_path=config["EASEL_CATALOG"])
+                               catalog_path=config["EASEL_CATALOG"],
+                               configured_precision=config["EASEL_PRECISION"])
     if loader.LOAD_COUNT != loads:
         LOAD_SECONDS[name] = round(time.perf_counter() - began, 2)
-        log.info("loaded %s on %s in %.1f s", name, plan.device, LOAD_SECONDS[name])
+        log.info("loaded %s on %s in %s in %.1f s", name, plan.device, loader.precision_of(pipe),
+                 LOAD_SECONDS[name])
     prepare(pipe, plan)
     return pipe
+
+
+def precision_of(name: str) -> str | None:
+    """fp32, bf16 or fp16: what this worker's warm pipeline of a model computes in (None when not loaded)."""
+    return loader.loaded_precision(name, _plan().device)
 
 
 def ready(generation: Generation) -> tuple[DiffusionPipeline, str, list[LoraEntry]]:
@@ -161,7 +168,8 @@ def memory_bytes(device: str) -> dict[str, int]:
 def publish(worker_name: str, serves: list[str]) -> None:
     """Tell the admin pages which models this worker serves and holds warm, their load times and memory."""
     plan = _plan()
-    loaded = [{"name": name, "device": device, "load_seconds": LOAD_SECONDS.get(name)}
+    loaded = [{"name": name, "device": device, "load_seconds": LOAD_SECONDS.get(name),
+               "precision": loader.loaded_precision(name, device)}
               for name, device in loader.loaded_models()]
     worker_status.publish(services.redis(), worker_name, {
         "serves": serves, "loaded": loaded, "device": plan.device, "memory": memory_bytes(plan.device),

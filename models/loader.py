@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from models.catalog import PIPELINE_CLASSES, ModelEntry, ModelError, ModelUnavailable, get_entry, hf_snapshot
 from models.lora import apply_loras  # noqa: F401  (the worker switches adapters through the loader)
+from models.precision import choose as choose_precision
+from models.precision import dtype_of, name_of
 
 if TYPE_CHECKING:
     import torch
@@ -43,13 +45,44 @@ def pick_device(preference: str = "auto", configured: str | None = None) -> str:
     return choice
 
 
-def pick_dtype(device: str) -> torch.dtype:
-    """bf16 (or fp16) on CUDA, fp16 on MPS, fp32 on CPU."""
+def pick_dtype(device: str, precision: str | None = None, configured: str | None = None) -> torch.dtype:
+    """The dtype for a catalog precision (default auto) and a worker's EASEL_PRECISION on a device.
+
+    Auto: bf16 (or fp16) on CUDA, fp16 on MPS, bf16 on a CPU with AVX-512 BF16 or AMX, else fp32.
+    """
+    return dtype_of(choose_precision(precision, configured, device))
+
+
+def precision_of(pipe: DiffusionPipeline) -> str:
+    """fp32, bf16 or fp16: what a loaded pipeline's denoiser computes in."""
+    return getattr(pipe, "_easel_precision", None) or name_of(pipe.dtype)
+
+
+def _cast_inputs_to_fp32(module: torch.nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: the module back in fp32 if a pipeline cast its VAE (SDXL's img2img does), inputs as fp32."""
     import torch
 
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float16 if device == "mps" else torch.float32
+    if next(module.parameters()).dtype != torch.float32:
+        module.float()
+    return tuple(a.float() if getattr(a, "is_floating_point", lambda: False)() else a for a in args)
+
+
+def decode_in_fp32(pipe: DiffusionPipeline) -> None:
+    """Keep the VAE's decoder (and its post-quantisation conv) in fp32 beside a bf16 pipeline.
+
+    A bf16 decoder bands smooth gradients (docs/precision.md has the measurement); it is a small part of a
+    picture's time. Its inputs are cast by forward pre-hooks, so any pipeline's ``vae.decode`` works unchanged.
+    """
+    vae = getattr(pipe, "vae", None)
+    if vae is None:
+        return
+    hooked = getattr(vae, "_easel_fp32_decode", False)
+    for part in (getattr(vae, "post_quant_conv", None), getattr(vae, "decoder", None)):
+        if part is not None:
+            part.float()  # again after from_pipe, which casts every component to the pipeline's dtype
+            if not hooked:
+                part.register_forward_pre_hook(_cast_inputs_to_fp32)
+    vae._easel_fp32_decode = True
 
 
 def _source(entry: ModelEntry) -> str:
@@ -86,8 +119,12 @@ def _from_files(entry: ModelEntry, dtype: torch.dtype) -> DiffusionPipeline:
     return cls.from_pretrained(source, use_safetensors=True, **_left_out(source), **local)
 
 
-def load_pipeline(entry: ModelEntry, device: str | None = None, dtype: torch.dtype | None = None) -> DiffusionPipeline:
-    """Load an entry's pipeline from local safetensors only, on device (default pick_device()), ready to call."""
+def load_pipeline(entry: ModelEntry, device: str | None = None, dtype: torch.dtype | None = None,
+                  configured_precision: str | None = None) -> DiffusionPipeline:
+    """Load an entry's pipeline from local safetensors only, on device (default pick_device()), ready to call.
+
+    The dtype, unless given, follows the entry's precision or the worker's EASEL_PRECISION (configured_precision).
+    """
     global LOAD_COUNT
     import diffusers
 
@@ -95,7 +132,7 @@ def load_pipeline(entry: ModelEntry, device: str | None = None, dtype: torch.dty
     if reason:
         raise ModelUnavailable(reason)
     device = pick_device(device or "auto")
-    dtype = dtype or pick_dtype(device)
+    dtype = dtype or pick_dtype(device, entry.precision, configured_precision)
     try:
         pipe = _from_files(entry, dtype)
     except (OSError, ValueError) as exc:
@@ -113,6 +150,9 @@ def load_pipeline(entry: ModelEntry, device: str | None = None, dtype: torch.dty
         pipe.unet.set_attn_processor(AttnProcessor2_0())
     pipe.set_progress_bar_config(disable=True)
     pipe = pipe.to(device)
+    pipe._easel_precision = name_of(dtype)
+    if pipe._easel_precision == "bf16":
+        decode_in_fp32(pipe)
     LOAD_COUNT += 1
     return pipe
 
@@ -142,7 +182,7 @@ def _evict_lru() -> None:
 
 def get_pipeline(name: str | None = None, device: str | None = None, max_loaded: int = DEFAULT_MAX_LOADED,
                  memory_headroom: int = 0, catalog_path: Path | str | None = None,
-                 configured_device: str | None = None) -> DiffusionPipeline:
+                 configured_device: str | None = None, configured_precision: str | None = None) -> DiffusionPipeline:
     """The pipeline for a catalog name (default model when None), loaded on first use and kept warm.
 
     At most max_loaded pipelines stay loaded, the least recently used going first; on CUDA, older ones
@@ -160,7 +200,7 @@ def get_pipeline(name: str | None = None, device: str | None = None, max_loaded:
         if device.startswith("cuda") and memory_headroom:
             while _LOADED and _cuda_free_bytes(device) < memory_headroom:
                 _evict_lru()
-        _LOADED[key] = load_pipeline(entry, device)
+        _LOADED[key] = load_pipeline(entry, device, configured_precision=configured_precision)
         return _LOADED[key]
 
 
@@ -168,6 +208,13 @@ def loaded_models() -> list[tuple[str, str]]:
     """(name, device) of the warm pipelines, least recently used first."""
     with _LOCK:
         return list(_LOADED)
+
+
+def loaded_precision(name: str, device: str) -> str | None:
+    """fp32, bf16 or fp16 of a warm pipeline, or None when it is not loaded."""
+    with _LOCK:
+        pipe = _LOADED.get((name, device))
+    return precision_of(pipe) if pipe is not None else None
 
 
 def unload_all() -> None:
@@ -183,4 +230,7 @@ def img2img_from(pipe: DiffusionPipeline) -> DiffusionPipeline:
 
     img2img = AutoPipelineForImage2Image.from_pipe(pipe)
     img2img.set_progress_bar_config(disable=True)
+    img2img._easel_precision = precision_of(pipe)
+    if img2img._easel_precision == "bf16":
+        decode_in_fp32(img2img)
     return img2img
