@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -103,9 +104,64 @@ def _left_out(folder: str) -> dict[str, None]:
     return empty
 
 
+WEIGHT_FILE = re.compile(r"(diffusion_pytorch_model|model)(-\d+-of-\d+)?\.safetensors")  # no variants (.fp16)
+SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+                      "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+
+
+def _streamed(path: Path, dtype: torch.dtype, wanted: set[str]) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors named in wanted, floating ones converted to dtype one at a time.
+
+    Plain reads, not a memory map: the fp32 file never becomes resident as a whole, so a worker's peak
+    memory is the converted weights plus one tensor (a mapped file's touched pages count as resident).
+    """
+    import torch
+
+    found: dict[str, torch.Tensor] = {}
+    with open(path, "rb") as fh:
+        size = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(size))
+        start = 8 + size
+        for name, spec in header.items():
+            if name == "__metadata__" or name not in wanted or spec["dtype"] not in SAFETENSORS_DTYPES:
+                continue
+            begin, end = spec["data_offsets"]
+            fh.seek(start + begin)
+            buffer = bytearray(end - begin)
+            fh.readinto(buffer)
+            stored = getattr(torch, SAFETENSORS_DTYPES[spec["dtype"]])
+            tensor = (torch.frombuffer(buffer, dtype=stored) if buffer else torch.empty(0, dtype=stored))
+            tensor = tensor.reshape(spec["shape"])
+            found[name] = tensor.to(dtype) if tensor.is_floating_point() else tensor.clone()
+    return found
+
+
+def _convert_streaming(pipe: DiffusionPipeline, folder: str, dtype: torch.dtype) -> None:
+    """Give each component of an fp32-loaded folder pipeline its weights in dtype, read from the files tensor by tensor.
+
+    diffusers maps fp32 safetensors lazily; casting in place would touch (and keep resident) every mapped
+    page beside the converted copy, which made a bf16 worker's peak memory larger than an fp32 one's.
+    """
+    import torch
+
+    for name, module in pipe.components.items():
+        if not isinstance(module, torch.nn.Module):
+            continue
+        files = sorted(f for f in (Path(folder) / name).glob("*.safetensors") if WEIGHT_FILE.fullmatch(f.name))
+        wanted = set(module.state_dict())
+        for path in files:
+            module.load_state_dict(_streamed(path, dtype, wanted), strict=False, assign=True)
+        module.to(dtype)  # whatever the files did not hold (buffers made at construction)
+    gc.collect()
+
+
 def _from_files(entry: ModelEntry, dtype: torch.dtype) -> DiffusionPipeline:
-    """Read the entry's weights: a single safetensors file with local configs, or a diffusers folder."""
+    """Read the entry's weights: a single safetensors file with local configs, or a diffusers folder.
+
+    A folder read into a narrower dtype than fp32 is loaded lazily in fp32, then converted file by file.
+    """
     import diffusers
+    import torch
 
     local = {"dtype": dtype, "local_files_only": True}
     if entry.single_file:
@@ -116,7 +172,11 @@ def _from_files(entry: ModelEntry, dtype: torch.dtype) -> DiffusionPipeline:
     source = _source(entry)
     cls = diffusers.AutoPipelineForText2Image if entry.kind == "auto" else getattr(
         diffusers, PIPELINE_CLASSES[entry.architecture])
-    return cls.from_pretrained(source, use_safetensors=True, **_left_out(source), **local)
+    if dtype == torch.float32:
+        return cls.from_pretrained(source, use_safetensors=True, **_left_out(source), **local)
+    pipe = cls.from_pretrained(source, use_safetensors=True, **_left_out(source), **{**local, "dtype": torch.float32})
+    _convert_streaming(pipe, source, dtype)
+    return pipe
 
 
 def load_pipeline(entry: ModelEntry, device: str | None = None, dtype: torch.dtype | None = None,
