@@ -78,7 +78,7 @@ def decode_in_fp32(pipe: DiffusionPipeline) -> None:
     if vae is None:
         return
     hooked = getattr(vae, "_easel_fp32_decode", False)
-    for part in (getattr(vae, "post_quant_conv", None), getattr(vae, "decoder", None)):
+    for part in (getattr(vae, name, None) for name in FP32_DECODE):
         if part is not None:
             part.float()  # again after from_pipe, which casts every component to the pipeline's dtype
             if not hooked:
@@ -104,13 +104,14 @@ def _left_out(folder: str) -> dict[str, None]:
     return empty
 
 
+FP32_DECODE = ("post_quant_conv", "decoder")  # the VAE parts that decode in fp32 beside bf16
 WEIGHT_FILE = re.compile(r"(diffusion_pytorch_model|model)(-\d+-of-\d+)?\.safetensors")  # no variants (.fp16)
 SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
                       "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
 
 
-def _streamed(path: Path, dtype: torch.dtype, wanted: set[str]) -> dict[str, torch.Tensor]:
-    """A safetensors file's tensors named in wanted, floating ones converted to dtype one at a time.
+def _streamed(path: Path, dtype: torch.dtype, wanted: set[str], keep: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors named in wanted, floating ones converted to dtype (fp32 if under keep) one at a time.
 
     Plain reads, not a memory map: the fp32 file never becomes resident as a whole, so a worker's peak
     memory is the converted weights plus one tensor (a mapped file's touched pages count as resident).
@@ -132,7 +133,10 @@ def _streamed(path: Path, dtype: torch.dtype, wanted: set[str]) -> dict[str, tor
             stored = getattr(torch, SAFETENSORS_DTYPES[spec["dtype"]])
             tensor = (torch.frombuffer(buffer, dtype=stored) if buffer else torch.empty(0, dtype=stored))
             tensor = tensor.reshape(spec["shape"])
-            found[name] = tensor.to(dtype) if tensor.is_floating_point() else tensor.clone()
+            if tensor.is_floating_point():
+                found[name] = tensor.float() if name.startswith(keep) else tensor.to(dtype)
+            else:
+                found[name] = tensor.clone()
     return found
 
 
@@ -149,16 +153,24 @@ def _convert_streaming(pipe: DiffusionPipeline, folder: str, dtype: torch.dtype)
             continue
         files = sorted(f for f in (Path(folder) / name).glob("*.safetensors") if WEIGHT_FILE.fullmatch(f.name))
         wanted = set(module.state_dict())
+        # beside bf16, the VAE decodes in fp32 (decode_in_fp32): its decoder keeps the file's full precision
+        keep = FP32_DECODE if name == "vae" and dtype == torch.bfloat16 else ()
         for path in files:
-            module.load_state_dict(_streamed(path, dtype, wanted), strict=False, assign=True)
-        module.to(dtype)  # whatever the files did not hold (buffers made at construction)
+            module.load_state_dict(_streamed(path, dtype, wanted, tuple(f"{k}." for k in keep)), strict=False,
+                                   assign=True)
+        for child_name, child in module.named_children():  # what the files did not hold (buffers made at init)
+            child.to(torch.float32 if child_name in keep else dtype)
+        keep = getattr(module, "_keep_in_fp32_modules", None) or ()  # T5's "wo", as from_pretrained keeps them
+        for sub_name, sub in module.named_modules():
+            if any(k in sub_name.split(".") for k in keep):
+                sub.float()
     gc.collect()
 
 
-def _from_files(entry: ModelEntry, dtype: torch.dtype) -> DiffusionPipeline:
+def _from_files(entry: ModelEntry, dtype: torch.dtype, stream: bool = False) -> DiffusionPipeline:
     """Read the entry's weights: a single safetensors file with local configs, or a diffusers folder.
 
-    A folder read into a narrower dtype than fp32 is loaded lazily in fp32, then converted file by file.
+    With stream (bf16 on the CPU), a folder is loaded lazily in fp32, then converted tensor by tensor.
     """
     import diffusers
     import torch
@@ -172,7 +184,7 @@ def _from_files(entry: ModelEntry, dtype: torch.dtype) -> DiffusionPipeline:
     source = _source(entry)
     cls = diffusers.AutoPipelineForText2Image if entry.kind == "auto" else getattr(
         diffusers, PIPELINE_CLASSES[entry.architecture])
-    if dtype == torch.float32:
+    if not stream or dtype == torch.float32:
         return cls.from_pretrained(source, use_safetensors=True, **_left_out(source), **local)
     pipe = cls.from_pretrained(source, use_safetensors=True, **_left_out(source), **{**local, "dtype": torch.float32})
     _convert_streaming(pipe, source, dtype)
@@ -194,7 +206,7 @@ def load_pipeline(entry: ModelEntry, device: str | None = None, dtype: torch.dty
     device = pick_device(device or "auto")
     dtype = dtype or pick_dtype(device, entry.precision, configured_precision)
     try:
-        pipe = _from_files(entry, dtype)
+        pipe = _from_files(entry, dtype, stream=device == "cpu")
     except (OSError, ValueError) as exc:
         raise ModelUnavailable(f"model {entry.name!r} could not be loaded from local safetensors files "
                                f"(pickled .bin/.ckpt weights are refused): {exc}") from exc
