@@ -242,6 +242,8 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
     saved: list[str] = []
     rows = []
     lineage = chain_from(generation)
+    if generation.source != Source.UPSCALE:
+        generation.precision = pipelines.precision_of(generation.model)  # what its warm pipeline computes in
     try:
         for index, picture in enumerate(images):
             parameters = {
@@ -258,6 +260,8 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
                 parameters.update(strength=generation.strength, resize_mode=generation.resize_mode)
             if lineage:
                 parameters["lineage"] = lineage
+            if generation.precision:
+                parameters["precision"] = generation.precision
             key = image_key(generation.user_id, generation.id, index)
             thumb = thumbnail_key(generation.user_id, generation.id, index)
             storage.save(key, encode_png(picture, parameters), "image/png")

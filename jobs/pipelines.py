@@ -157,12 +157,13 @@ class WorkerState:
         loads = loader.LOAD_COUNT
         began = time.perf_counter()
         pipe = loader.get_pipeline(name, device=plan.device, max_loaded=config["EASEL_MAX_LOADED_MODELS"],
-                                   memory_headroom=config["EASEL_GPU_HEADROOM_MB"] << 20, catalog=models)
+                                   memory_headroom=config["EASEL_GPU_HEADROOM_MB"] << 20, catalog=models,
+                                   configured_precision=config["EASEL_PRECISION"])
         warm = self.models.get(name)
         if warm is None or warm.pipe is not pipe:
             seconds = round(time.perf_counter() - began, 2) if loader.LOAD_COUNT != loads else None
             if seconds is not None:
-                log.info("loaded %s on %s in %.1f s", name, plan.device, seconds)
+                log.info("loaded %s on %s in %s in %.1f s", name, plan.device, loader.precision_of(pipe), seconds)
             prepare(pipe, plan)
             warm = Warm(name, pipe, plan, seconds, base_scheduler=pipe.scheduler)
         self.models = {held: self.models[held] for held, _ in loader.loaded_models() if held in self.models}
@@ -171,6 +172,11 @@ class WorkerState:
 
 
 STATE = WorkerState()  # this process's; a worker runs one job (or one batch) at a time
+
+
+def precision_of(name: str) -> str | None:
+    """fp32, bf16 or fp16: what this worker's warm pipeline of a model computes in (None when not loaded)."""
+    return loader.loaded_precision(name, _plan().device)
 
 
 def apply_to(warm: Warm, loras: list | None) -> list[LoraEntry]:
@@ -278,7 +284,8 @@ def publish(worker_name: str, serves: list[str]) -> None:
     """Tell the admin pages which models this worker serves and holds warm, their load times and memory."""
     plan = _plan()
     loaded = [{"name": name, "device": device,
-               "load_seconds": STATE.models[name].load_seconds if name in STATE.models else None}
+               "load_seconds": STATE.models[name].load_seconds if name in STATE.models else None,
+               "precision": loader.loaded_precision(name, device)}
               for name, device in loader.loaded_models()]
     worker_status.publish(services.redis(), worker_name, {
         "serves": serves, "loaded": loaded, "device": plan.device, "memory": memory_bytes(plan.device),

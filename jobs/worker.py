@@ -236,6 +236,18 @@ def served_models(app, requested: str | None) -> list[str]:
     return usable
 
 
+def precisions(app, serves: list[str]) -> str:
+    """The worker's start line's list: each served model with the precision it runs in on this worker's device."""
+    from models.loader import pick_device
+    from models.precision import choose
+
+    with app.app_context():
+        catalog = services.catalog()
+    device = pick_device(app.config["EASEL_DEVICE"])
+    return ", ".join(f"{name} ({choose(catalog[name].precision, app.config['EASEL_PRECISION'], device)} on {device})"
+                     for name in serves)
+
+
 def queue_names(queues: list[str], serves: list[str], requested: bool) -> list[str]:
     """The RQ queues to listen to: ``generate`` becomes one queue per served model (plus the plain one if all)."""
     if GENERATE_QUEUE not in queues:
@@ -272,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
         from . import pipelines
         from .generate import warm_up
 
-        log.info("serving models: %s", ", ".join(serves) or "none")
+        log.info("serving models: %s", precisions(app, serves) or "none")
         warm_up(serves)
         with app.app_context():
             pipelines.publish(name, serves)

@@ -11,6 +11,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.precision import PrecisionError
+from models.precision import check as check_precision
+
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 DEFAULT_MODEL = "easel-tiny"
 KINDS = ("auto", "sd", "sdxl", "sd3", "sd-single-file", "sdxl-single-file")
@@ -127,6 +130,7 @@ class ModelEntry:
     config: Path | None = None  # single files: the local diffusers folder whose configs describe them
     hf_cache: Path | None = None  # where cached hub snapshots are looked for (None: huggingface_hub's default)
     batch_max: int | None = None  # images one pipeline call may make across people (None: EASEL_BATCH_MAX)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (models/precision.py); EASEL_PRECISION overrides it
 
     @property
     def architecture(self) -> str | None:
@@ -233,7 +237,10 @@ def _entry(name: str, raw: dict, base: Path, hf_cache: Path | None) -> ModelEntr
             description=str(raw.get("description", "")).strip(),
             config=(base / config).resolve() if config else None, hf_cache=hf_cache,
             batch_max=int(raw["batch_max"]) if "batch_max" in raw else None,
+            precision=check_precision(raw.get("precision", "auto"), f"catalog entry {name!r}"),
         )
+    except PrecisionError as exc:
+        raise ModelError(str(exc)) from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"catalog entry {name!r} is malformed: {exc!r}") from exc
     if entry.kind not in KINDS:

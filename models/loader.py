@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models.catalog import PIPELINE_CLASSES, ModelEntry, ModelError, ModelUnavailable, get_entry, hf_snapshot
+from models.precision import choose as choose_precision
+from models.precision import dtype_of, name_of
 
 if TYPE_CHECKING:
     import torch
@@ -42,13 +45,44 @@ def pick_device(preference: str = "auto", configured: str | None = None) -> str:
     return choice
 
 
-def pick_dtype(device: str) -> torch.dtype:
-    """bf16 (or fp16) on CUDA, fp16 on MPS, fp32 on CPU."""
+def pick_dtype(device: str, precision: str | None = None, configured: str | None = None) -> torch.dtype:
+    """The dtype for a catalog precision (default auto) and a worker's EASEL_PRECISION on a device.
+
+    Auto: bf16 (or fp16) on CUDA, fp16 on MPS, bf16 on a CPU with AVX-512 BF16 or AMX, else fp32.
+    """
+    return dtype_of(choose_precision(precision, configured, device))
+
+
+def precision_of(pipe: DiffusionPipeline) -> str:
+    """fp32, bf16 or fp16: what a loaded pipeline's denoiser computes in."""
+    return getattr(pipe, "_easel_precision", None) or name_of(pipe.dtype)
+
+
+def _cast_inputs_to_fp32(module: torch.nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: the module back in fp32 if a pipeline cast its VAE (SDXL's img2img does), inputs as fp32."""
     import torch
 
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float16 if device == "mps" else torch.float32
+    if next(module.parameters()).dtype != torch.float32:
+        module.float()
+    return tuple(a.float() if getattr(a, "is_floating_point", lambda: False)() else a for a in args)
+
+
+def decode_in_fp32(pipe: DiffusionPipeline) -> None:
+    """Keep the VAE's decoder (and its post-quantisation conv) in fp32 beside a bf16 pipeline.
+
+    A bf16 decoder bands smooth gradients (docs/precision.md has the measurement); it is a small part of a
+    picture's time. Its inputs are cast by forward pre-hooks, so any pipeline's ``vae.decode`` works unchanged.
+    """
+    vae = getattr(pipe, "vae", None)
+    if vae is None:
+        return
+    hooked = getattr(vae, "_easel_fp32_decode", False)
+    for part in (getattr(vae, name, None) for name in FP32_DECODE):
+        if part is not None:
+            part.float()  # again after from_pipe, which casts every component to the pipeline's dtype
+            if not hooked:
+                part.register_forward_pre_hook(_cast_inputs_to_fp32)
+    vae._easel_fp32_decode = True
 
 
 def _source(entry: ModelEntry) -> str:
@@ -69,9 +103,76 @@ def _left_out(folder: str) -> dict[str, None]:
     return empty
 
 
-def _from_files(entry: ModelEntry, dtype: torch.dtype) -> DiffusionPipeline:
-    """Read the entry's weights: a single safetensors file with local configs, or a diffusers folder."""
+FP32_DECODE = ("post_quant_conv", "decoder")  # the VAE parts that decode in fp32 beside bf16
+WEIGHT_FILE = re.compile(r"(diffusion_pytorch_model|model)(-\d+-of-\d+)?\.safetensors")  # no variants (.fp16)
+SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+                      "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+
+
+def _streamed(path: Path, dtype: torch.dtype, wanted: set[str], keep: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors named in wanted, floating ones converted to dtype (fp32 if under keep) one at a time.
+
+    Plain reads, not a memory map: the fp32 file never becomes resident as a whole, so a worker's peak
+    memory is the converted weights plus one tensor (a mapped file's touched pages count as resident).
+    """
+    import torch
+
+    found: dict[str, torch.Tensor] = {}
+    with open(path, "rb") as fh:
+        size = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(size))
+        start = 8 + size
+        for name, spec in header.items():
+            if name == "__metadata__" or name not in wanted or spec["dtype"] not in SAFETENSORS_DTYPES:
+                continue
+            begin, end = spec["data_offsets"]
+            fh.seek(start + begin)
+            buffer = bytearray(end - begin)
+            fh.readinto(buffer)
+            stored = getattr(torch, SAFETENSORS_DTYPES[spec["dtype"]])
+            tensor = (torch.frombuffer(buffer, dtype=stored) if buffer else torch.empty(0, dtype=stored))
+            tensor = tensor.reshape(spec["shape"])
+            if tensor.is_floating_point():
+                found[name] = tensor.float() if name.startswith(keep) else tensor.to(dtype)
+            else:
+                found[name] = tensor.clone()
+    return found
+
+
+def _convert_streaming(pipe: DiffusionPipeline, folder: str, dtype: torch.dtype) -> None:
+    """Give each component of an fp32-loaded folder pipeline its weights in dtype, read from the files tensor by tensor.
+
+    diffusers maps fp32 safetensors lazily; casting in place would touch (and keep resident) every mapped
+    page beside the converted copy, which made a bf16 worker's peak memory larger than an fp32 one's.
+    """
+    import torch
+
+    for name, module in pipe.components.items():
+        if not isinstance(module, torch.nn.Module):
+            continue
+        files = sorted(f for f in (Path(folder) / name).glob("*.safetensors") if WEIGHT_FILE.fullmatch(f.name))
+        wanted = set(module.state_dict())
+        # beside bf16, the VAE decodes in fp32 (decode_in_fp32): its decoder keeps the file's full precision
+        keep = FP32_DECODE if name == "vae" and dtype == torch.bfloat16 else ()
+        for path in files:
+            module.load_state_dict(_streamed(path, dtype, wanted, tuple(f"{k}." for k in keep)), strict=False,
+                                   assign=True)
+        for child_name, child in module.named_children():  # what the files did not hold (buffers made at init)
+            child.to(torch.float32 if child_name in keep else dtype)
+        keep = getattr(module, "_keep_in_fp32_modules", None) or ()  # T5's "wo", as from_pretrained keeps them
+        for sub_name, sub in module.named_modules():
+            if any(k in sub_name.split(".") for k in keep):
+                sub.float()
+    gc.collect()
+
+
+def _from_files(entry: ModelEntry, dtype: torch.dtype, stream: bool = False) -> DiffusionPipeline:
+    """Read the entry's weights: a single safetensors file with local configs, or a diffusers folder.
+
+    With stream (bf16 on the CPU), a folder is loaded lazily in fp32, then converted tensor by tensor.
+    """
     import diffusers
+    import torch
 
     local = {"dtype": dtype, "local_files_only": True}
     if entry.single_file:
@@ -82,11 +183,19 @@ def _from_files(entry: ModelEntry, dtype: torch.dtype) -> DiffusionPipeline:
     source = _source(entry)
     cls = diffusers.AutoPipelineForText2Image if entry.kind == "auto" else getattr(
         diffusers, PIPELINE_CLASSES[entry.architecture])
-    return cls.from_pretrained(source, use_safetensors=True, **_left_out(source), **local)
+    if not stream or dtype == torch.float32:
+        return cls.from_pretrained(source, use_safetensors=True, **_left_out(source), **local)
+    pipe = cls.from_pretrained(source, use_safetensors=True, **_left_out(source), **{**local, "dtype": torch.float32})
+    _convert_streaming(pipe, source, dtype)
+    return pipe
 
 
-def load_pipeline(entry: ModelEntry, device: str | None = None, dtype: torch.dtype | None = None) -> DiffusionPipeline:
-    """Load an entry's pipeline from local safetensors only, on device (default pick_device()), ready to call."""
+def load_pipeline(entry: ModelEntry, device: str | None = None, dtype: torch.dtype | None = None,
+                  configured_precision: str | None = None) -> DiffusionPipeline:
+    """Load an entry's pipeline from local safetensors only, on device (default pick_device()), ready to call.
+
+    The dtype, unless given, follows the entry's precision or the worker's EASEL_PRECISION (configured_precision).
+    """
     global LOAD_COUNT
     import diffusers
 
@@ -94,9 +203,9 @@ def load_pipeline(entry: ModelEntry, device: str | None = None, dtype: torch.dty
     if reason:
         raise ModelUnavailable(reason)
     device = pick_device(device or "auto")
-    dtype = dtype or pick_dtype(device)
+    dtype = dtype or pick_dtype(device, entry.precision, configured_precision)
     try:
-        pipe = _from_files(entry, dtype)
+        pipe = _from_files(entry, dtype, stream=device == "cpu")
     except (OSError, ValueError) as exc:
         raise ModelUnavailable(f"model {entry.name!r} could not be loaded from local safetensors files "
                                f"(pickled .bin/.ckpt weights are refused): {exc}") from exc
@@ -112,6 +221,9 @@ def load_pipeline(entry: ModelEntry, device: str | None = None, dtype: torch.dty
         pipe.unet.set_attn_processor(AttnProcessor2_0())
     pipe.set_progress_bar_config(disable=True)
     pipe = pipe.to(device)
+    pipe._easel_precision = name_of(dtype)
+    if pipe._easel_precision == "bf16":
+        decode_in_fp32(pipe)
     LOAD_COUNT += 1
     return pipe
 
@@ -141,7 +253,8 @@ def _evict_lru() -> None:
 
 def get_pipeline(name: str | None = None, device: str | None = None, max_loaded: int = DEFAULT_MAX_LOADED,
                  memory_headroom: int = 0, catalog_path: Path | str | None = None,
-                 configured_device: str | None = None, catalog: dict[str, ModelEntry] | None = None) -> DiffusionPipeline:
+                 configured_device: str | None = None, catalog: dict[str, ModelEntry] | None = None,
+                 configured_precision: str | None = None) -> DiffusionPipeline:
     """The pipeline for a catalog name (default model when None), loaded on first use and kept warm.
 
     At most max_loaded pipelines stay loaded, the least recently used going first; on CUDA, older ones
@@ -159,7 +272,7 @@ def get_pipeline(name: str | None = None, device: str | None = None, max_loaded:
         if device.startswith("cuda") and memory_headroom:
             while _LOADED and _cuda_free_bytes(device) < memory_headroom:
                 _evict_lru()
-        _LOADED[key] = load_pipeline(entry, device)
+        _LOADED[key] = load_pipeline(entry, device, configured_precision=configured_precision)
         return _LOADED[key]
 
 
@@ -169,10 +282,20 @@ def loaded_models() -> list[tuple[str, str]]:
         return list(_LOADED)
 
 
+def loaded_precision(name: str, device: str) -> str | None:
+    """fp32, bf16 or fp16 of a warm pipeline, or None when it is not loaded."""
+    with _LOCK:
+        pipe = _LOADED.get((name, device))
+    return precision_of(pipe) if pipe is not None else None
+
+
 def img2img_from(pipe: DiffusionPipeline) -> DiffusionPipeline:
     """An image-to-image pipeline sharing the loaded weights (no second load)."""
     from diffusers import AutoPipelineForImage2Image
 
     img2img = AutoPipelineForImage2Image.from_pipe(pipe)
     img2img.set_progress_bar_config(disable=True)
+    img2img._easel_precision = precision_of(pipe)
+    if img2img._easel_precision == "bf16":
+        decode_in_fp32(img2img)
     return img2img

@@ -13,6 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from models.catalog import CATALOG_PATH, DEFAULT_MODEL
+from models.precision import PrecisionError
+from models.precision import check as check_precision
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = Path(os.environ.get("EASEL_INSTANCE_DIR", ROOT / "instance"))
@@ -79,12 +81,24 @@ def admin_password_from(name: str) -> str | None:
     return os.environ.get(name)
 
 
+def precision_setting() -> str:
+    """``EASEL_PRECISION``: auto, fp32, bf16 or fp16 for every model this worker runs; empty: each catalog entry's."""
+    raw = os.environ.get("EASEL_PRECISION", "").strip()
+    if not raw:
+        return ""
+    try:
+        return check_precision(raw, "EASEL_PRECISION")
+    except PrecisionError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def model_settings() -> dict:
-    """How a generation worker holds its models: how many stay warm, GPU headroom, compile, offload."""
+    """How a generation worker holds its models: how many stay warm, GPU headroom, compile, offload, precision."""
     loaded = _int("EASEL_MAX_LOADED_MODELS", 2)
     if loaded < 1:
         raise ConfigError(f"EASEL_MAX_LOADED_MODELS must be at least 1, got {loaded}")
     return {
+        "EASEL_PRECISION": precision_setting(),
         "EASEL_MAX_LOADED_MODELS": loaded,
         "EASEL_GPU_HEADROOM_MB": _int("EASEL_GPU_HEADROOM_MB", 6144),
         "EASEL_COMPILE": _bool(os.environ.get("EASEL_COMPILE")),

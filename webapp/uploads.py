@@ -142,7 +142,8 @@ def encode_png(image: PILImage.Image, parameters: dict | None = None) -> bytes:
         f"Negative prompt: {one_line(parameters['negative_prompt'])}\n"
         f"Steps: {parameters['steps']}, CFG scale: {parameters['guidance']}, Seed: {parameters['seed']}, "
         f"Size: {parameters['width']}x{parameters['height']}, Model: {parameters['model']}, Style: {parameters['style']}"
-        + (f", Denoising strength: {parameters['strength']}" if parameters.get("strength") is not None else "")))
+        + (f", Denoising strength: {parameters['strength']}" if parameters.get("strength") is not None else "")
+        + (f", Precision: {parameters['precision']}" if parameters.get("precision") else "")))
     info.add_itxt("easel", json.dumps(parameters, ensure_ascii=False))
     image.save(buffer, format="PNG", pnginfo=info, optimize=False, compress_level=6)
     return buffer.getvalue()

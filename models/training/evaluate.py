@@ -1,7 +1,8 @@
 """Score the bundled model on held-out prompts by image analysis; save a labelled grid and eval.json.
 
-Run: python -m models.training.evaluate            (scores at catalog defaults and at 50 steps / 7.5)
-     python -m models.training.evaluate --speed    (timings on this machine's CPU)
+Run: python -m models.training.evaluate              (scores at catalog defaults and at 50 steps / 7.5)
+     python -m models.training.evaluate --speed      (timings on this machine's CPU)
+     python -m models.training.evaluate --precision  (bf16 against fp32: PSNR of same-seed pictures, scores, VAE)
 """
 
 from __future__ import annotations
@@ -86,6 +87,62 @@ def speed(pipe, steps: int, guidance: float) -> dict[str, float]:
             "threads": torch.get_num_threads()}
 
 
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    """Peak signal-to-noise ratio of two 8-bit RGB pictures, in dB (99 when identical)."""
+    import numpy as np
+
+    mse = ((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2).mean()
+    return 99.0 if mse == 0 else round(float(10 * np.log10(255 ** 2 / mse)), 2)
+
+
+def vae_decode_check(vae) -> dict[str, float | int]:
+    """A smooth two-colour gradient through the VAE, decoded by its decoder in fp32 and in bf16.
+
+    Banding shows as fewer distinct levels along the gradient and as a lower PSNR against the fp32 decode.
+    """
+    import copy
+
+    import numpy as np
+
+    ramp = torch.linspace(-0.9, 0.9, 256)
+    picture = torch.stack([ramp[None, :].expand(256, 256), ramp[:, None].expand(256, 256) * 0.5,
+                           -ramp[None, :].expand(256, 256) * 0.7])[None]
+    with torch.inference_mode():
+        vae32 = copy.deepcopy(vae).float()
+        latents = vae32.encode(picture).latent_dist.mean
+        decoded = {"fp32": vae32.decode(latents).sample,
+                   "bf16": copy.deepcopy(vae32).to(torch.bfloat16).decode(latents.to(torch.bfloat16)).sample.float()}
+    pictures = {k: Image.fromarray(((v[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
+                for k, v in decoded.items()}
+    levels = {k: len(np.unique(np.asarray(v)[128, :, 0])) for k, v in pictures.items()}
+    colours = {k: len(v.getcolors(maxcolors=1 << 20)) for k, v in pictures.items()}
+    return {"psnr_bf16_vs_fp32": psnr(pictures["bf16"], pictures["fp32"]),
+            "red_levels_along_row_fp32": levels["fp32"], "red_levels_along_row_bf16": levels["bf16"],
+            "distinct_colours_fp32": colours["fp32"], "distinct_colours_bf16": colours["bf16"]}
+
+
+def precision_check(entry, scenes: list[Scene], batch: int) -> dict:
+    """bf16 (auto's choice on a CPU with AVX-512 BF16 or AMX) against fp32 at the catalog defaults, same seeds."""
+    from models.loader import load_pipeline
+
+    steps, guidance = entry.default_steps, entry.default_guidance
+    out: dict = {"steps": steps, "guidance": guidance, "prompts": len(scenes)}
+    images = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        pipe = load_pipeline(entry, device="cpu", dtype=dtype)  # bf16: the UNet and text encoder, VAE decode in fp32
+        began = time.perf_counter()
+        images[name] = generate(pipe, scenes, steps, guidance, batch)
+        out[f"seconds_{name}"] = round(time.perf_counter() - began, 1)
+        out[name] = score([read_image(im) for im in images[name]], scenes)
+        if name == "bf16":
+            out["vae_decode"] = vae_decode_check(pipe.vae)
+    values = sorted(psnr(a, b) for a, b in zip(images["fp32"], images["bf16"], strict=True))
+    out["psnr_db"] = {"min": values[0], "median": statistics.median(values),
+                      "mean": round(statistics.fmean(values), 2), "below_30": sum(v < 30 for v in values)}
+    out["score_drop_points"] = {m: round(100 * (out["fp32"][m] - out["bf16"][m]), 2) for m in MEASURES}
+    return out
+
+
 def weights_digest(folder: Path) -> str:
     """A short fingerprint of a pipeline folder's weights, so results of older weights are not kept."""
     h = hashlib.sha256()
@@ -121,6 +178,7 @@ def main() -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--speed", action="store_true", help="measure CPU speed instead of scores")
+    p.add_argument("--precision", action="store_true", help="compare bf16 with fp32 instead of scoring")
     p.add_argument("--limit", type=int, default=252, help="score only the first N held-out prompts")
     p.add_argument("--default-only", action="store_true", help="score only the catalog default settings")
     p.add_argument("--extra", default="", help="more settings to score, e.g. '20:3,20:7.5'")
@@ -134,6 +192,10 @@ def main() -> None:
         pipe = load_pipeline(entry, device="cpu")
         results["speed_cpu"] = speed(pipe, entry.default_steps, entry.default_guidance)
         print(json.dumps(results["speed_cpu"], indent=2))
+    elif args.precision:
+        torch.set_num_threads(os.cpu_count() or 1)
+        results["precision_cpu"] = precision_check(entry, eval_scenes()[: args.limit], args.batch)
+        print(json.dumps(results["precision_cpu"], indent=2))
     else:
         pipe = load_pipeline(entry, device=args.device, dtype=torch.float32)  # score as the CPU runs it
         results["measure_check"] = check_measures()

@@ -11,6 +11,7 @@ from redis import Redis
 from rq.job import Job
 from sqlalchemy import func, select
 
+from models import precision
 from tests.support import point_redis_at, state, submit, submit_ok, wait_for, wait_running, wait_status, worker_report
 from webapp.extensions import db
 from webapp.queues import SERIALIZER
@@ -62,6 +63,8 @@ def test_submit_run_succeed_download(app, signed_in, workers):
     assert params["prompt"] == "a red circle on a blue background"
     assert (params["seed"], params["steps"], params["style"], params["model"]) == (42, 150, "pixel-art", "easel-tiny-slow")
     assert "Seed: 42" in png.text["parameters"]
+    auto = precision.resolve("auto", "cpu")  # bf16 on a CPU with AVX-512 BF16 or AMX, else fp32
+    assert params["precision"] == auto and f", Precision: {auto}" in png.text["parameters"]
     assert len(png.convert("RGB").getcolors(maxcolors=4096)) <= 16  # pixel art: reduced palette
 
     thumb = fetch(client, image["thumbnail_url"])
@@ -74,8 +77,10 @@ def test_submit_run_succeed_download(app, signed_in, workers):
     assert all(img["id"] in gallery for img in final["images"])
     detail = client.get(f"/images/{image['id']}").get_data(as_text=True)
     assert "a red circle on a blue background" in detail and ">42<" in detail
+    assert f'<td id="precision">{auto}</td>' in detail
 
     with app.app_context():
+        assert db.session.get(Generation, generation_id).precision == auto
         rows = db.session.scalars(select(Image).where(Image.generation_id == generation_id)).all()
         media = app.config["MEDIA_DIR"]
         for row in rows:

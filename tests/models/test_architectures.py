@@ -139,7 +139,7 @@ def test_cuda_headroom_evicts_until_enough_memory_is_free(tiny_catalog: Path, fr
     """On CUDA, older pipelines go until memory_headroom is free (simulated: 10 GB, 4 GB per pipeline)."""
     emptied: list[bool] = []
     monkeypatch.setattr(fresh_loader, "pick_device", lambda preference="auto", configured=None: "cuda")
-    monkeypatch.setattr(fresh_loader, "load_pipeline", lambda entry, device: object())
+    monkeypatch.setattr(fresh_loader, "load_pipeline", lambda entry, device, **settings: object())
     monkeypatch.setattr(fresh_loader, "_cuda_free_bytes", lambda device: (10 - 4 * len(fresh_loader._LOADED)) << 30)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
 

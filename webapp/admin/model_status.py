@@ -21,6 +21,7 @@ class ModelRow:
     label: str
     kind: str
     reason: str | None  # None: its files are here
+    precision: str = "auto"  # the catalog's setting; what each worker runs it in is in its loaded items
     waiting: int = 0
     running: int = 0
     served_by: list[str] = field(default_factory=list)
@@ -60,7 +61,7 @@ class WorkerRow:
     state: str
     serves: list[str]
     device: str | None = None
-    loaded: list[dict] = field(default_factory=list)  # name, device, load_seconds
+    loaded: list[dict] = field(default_factory=list)  # name, device, load_seconds, precision
     peak_rss: int | None = None
     cuda_allocated: int | None = None
 
@@ -106,9 +107,10 @@ def models_overview() -> ModelsOverview:
         caps = pipeline_capabilities(entry)
         models.append(ModelRow(
             name=name, label=entry.label, kind=entry.kind, reason=entry.unavailable_reason(),
-            waiting=queue.count, running=queue.started_job_registry.count,
+            precision=entry.precision, waiting=queue.count, running=queue.started_job_registry.count,
             served_by=[w.name for w in Worker.all(queue=queue)],
-            warm_on=[w.name for w in workers if any(item["name"] == name for item in w.loaded)],
+            warm_on=[f"{w.name} ({item['precision']})" if item.get("precision") else w.name
+                     for w in workers for item in w.loaded if item["name"] == name],
             no_negative_prompt=not caps.negative_prompt, no_guidance=not caps.guidance))
     lora_rows = [LoraRow(name=name, label=lora.label, base_kinds=lora.base_kinds, reason=lora.unavailable_reason(),
                          trigger_words=lora.trigger_words, scheduler=lora.scheduler,

@@ -14,7 +14,7 @@ def test_models_page_shows_availability_workers_and_waiting_jobs(app, make_user,
     make_user(ADMIN, is_admin=True)
     admin = sign_in(app, ADMIN)
     submit_ok(admin, model="easel-tiny-slow", steps=4)  # no worker serves it: it waits
-    proc = workers.start(models="easel-tiny")
+    proc = workers.start(models="easel-tiny", extra_env={"EASEL_PRECISION": "fp32"})  # overrides the catalog's auto
 
     def page() -> str:
         return admin.get("/admin/models").get_data(as_text=True)
@@ -23,7 +23,8 @@ def test_models_page_shows_availability_workers_and_waiting_jobs(app, make_user,
                     message="the worker on the Models page")
     tiny = html.split('id="model-easel-tiny"')[1].split("</tr>")[0]
     assert proc.worker_name in tiny.split('class="small text-break served-by"')[1]
-    assert proc.worker_name in tiny.split('class="small text-break warm-on"')[1]
+    assert f"{proc.worker_name} (fp32)" in tiny.split('class="small text-break warm-on"')[1]
+    assert '<td class="precision">auto</td>' in tiny  # the catalog's setting
     slow = html.split('id="model-easel-tiny-slow"')[1].split("</tr>")[0]
     assert '<td class="waiting">1</td>' in slow and "no worker" in slow
     missing = html.split('id="model-missing-model"')[1].split("</tr>")[0]
@@ -32,7 +33,8 @@ def test_models_page_shows_availability_workers_and_waiting_jobs(app, make_user,
     assert "weights file" in upscaler and "is missing" in upscaler
     assert "yes" in html.split('id="upscaler-lanczos"')[1].split("</tr>")[0]
     worker = html.split(f'id="worker-{proc.worker_name}"')[1].split("</tr>")[0]
-    assert "easel-tiny (" in worker and " s)" in worker and "GiB RAM" in worker and ">cpu<" in worker
+    assert "easel-tiny (" in worker and " s) in fp32" in worker and "GiB RAM" in worker and ">cpu<" in worker
+    assert "serving models: easel-tiny (fp32 on cpu)" in proc.log_path.read_text()  # the worker's start line
 
 
 def test_models_page_is_for_admins_only(app, make_user) -> None:

@@ -1,7 +1,7 @@
 """groups and sign-in identities
 
 Revision ID: 9042ae934725
-Revises: b7d2e4f6a8c1
+Revises: b7e3f2a9c150
 Create Date: 2026-12-06 22:01:15.094324
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '9042ae934725'
-down_revision = 'b7d2e4f6a8c1'
+down_revision = 'b7e3f2a9c150'
 branch_labels = None
 depends_on = None
 

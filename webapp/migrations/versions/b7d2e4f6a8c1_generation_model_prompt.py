@@ -1,17 +1,19 @@
 """generations.model_prompt: the text the model saw (trigger words and style added)
 
 Revision ID: b7d2e4f6a8c1
-Revises: 1d49fd47d259
+Revises: 5e0c9a7b2d14
 Create Date: 2026-12-06 22:10:00.000000
 
 """
 from alembic import op
 import sqlalchemy as sa
 
+from webapp.migrations.rebuild import rebuild_table
+
 
 # revision identifiers, used by Alembic.
 revision = 'b7d2e4f6a8c1'
-down_revision = '1d49fd47d259'
+down_revision = '5e0c9a7b2d14'
 branch_labels = None
 depends_on = None
 
@@ -23,5 +25,5 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('generations', schema=None) as batch_op:
+    with rebuild_table('generations', schema=None) as batch_op:  # keeps the full-text triggers
         batch_op.drop_column('model_prompt')

@@ -1,0 +1,120 @@
+"""Precision per device: auto from PyTorch's CPU capability check, the catalog key, EASEL_PRECISION, fp32 VAE decode."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models import loader, precision
+from models.catalog import ModelError, load_catalog
+
+ENTRY = """[models.{name}]
+path = "{path}"
+default_width = 64
+default_height = 64
+default_steps = 4
+default_guidance = 2.0
+{extra}
+"""
+TINY = Path(__file__).resolve().parents[2] / "models" / "easel-tiny"
+
+
+def _catalog(tmp_path: Path, extra: str = "", name: str = "tiny") -> Path:
+    path = tmp_path / "catalog.toml"
+    path.write_text(ENTRY.format(name=name, path=TINY, extra=extra), encoding="utf-8")
+    return path
+
+
+def test_auto_reads_the_cpu_capability_check() -> None:
+    """On this CPU (AVX-512 BF16) auto is bf16; the answer comes from torch.cpu.get_capabilities()."""
+    capabilities = torch.cpu.get_capabilities()
+    has_bf16 = bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+    assert precision.resolve("auto", "cpu") == ("bf16" if has_bf16 else "fp32")
+    if not has_bf16:
+        pytest.skip("this CPU lacks AVX-512 BF16 and AMX: auto is fp32 here")
+    assert loader.pick_dtype("cpu") == torch.bfloat16
+
+
+def test_auto_is_fp32_when_the_capability_check_says_no(monkeypatch) -> None:
+    monkeypatch.setattr(precision, "cpu_bf16_capability", lambda: None)
+    assert precision.resolve("auto", "cpu") == "fp32"
+    assert loader.pick_dtype("cpu") == torch.float32
+    assert precision.resolve("bf16", "cpu") == "bf16"  # asked for by name, it is honoured
+
+
+def test_setting_overrides_the_catalog_and_names_are_checked() -> None:
+    assert precision.choose("fp32", "bf16", "cpu") == "bf16"  # EASEL_PRECISION wins
+    assert precision.choose("fp32", "", "cpu") == "fp32"  # unset: the entry's own
+    assert precision.choose(None, None, "mps") == "fp16"
+    with pytest.raises(precision.PrecisionError, match=r"EASEL_PRECISION: precision 'half' is not one of auto, fp32"):
+        precision.check("half", "EASEL_PRECISION")
+
+
+def test_catalog_precision_key(tmp_path: Path) -> None:
+    assert load_catalog(_catalog(tmp_path))["tiny"].precision == "auto"
+    assert load_catalog(_catalog(tmp_path, 'precision = "FP32"'))["tiny"].precision == "fp32"
+
+
+@pytest.mark.parametrize("value", ['"fp8"', '"bfloat"', "16", '""'])
+def test_catalog_refuses_an_unknown_precision(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ModelError, match=r"catalog entry 'tiny': precision .* is not one of auto, fp32, bf16, fp16"):
+        load_catalog(_catalog(tmp_path, f"precision = {value}"))
+
+
+def test_environment_setting(monkeypatch) -> None:
+    from webapp.config import ConfigError, model_settings
+
+    monkeypatch.setenv("EASEL_PRECISION", " BF16 ")
+    assert model_settings()["EASEL_PRECISION"] == "bf16"
+    monkeypatch.setenv("EASEL_PRECISION", "")
+    assert model_settings()["EASEL_PRECISION"] == ""
+    monkeypatch.setenv("EASEL_PRECISION", "double")
+    with pytest.raises(ConfigError, match=r"EASEL_PRECISION: precision 'double' is not one of"):
+        model_settings()
+
+
+def test_bf16_pipeline_decodes_in_fp32(tmp_path: Path, fresh_loader) -> None:
+    """The denoiser runs in bf16, the VAE's decoder in fp32, also in the image-to-image twin; fp32 stays fp32."""
+    catalog = _catalog(tmp_path, 'precision = "bf16"')
+    pipe = fresh_loader.get_pipeline("tiny", device="cpu", catalog_path=catalog)
+    assert fresh_loader.precision_of(pipe) == "bf16"
+    assert pipe.unet.dtype == pipe.text_encoder.dtype == torch.bfloat16
+    assert pipe.vae.encoder.conv_in.weight.dtype == torch.bfloat16
+    decoded: list[torch.dtype] = []
+    pipe.vae.decoder.conv_out.register_forward_hook(lambda module, args, out: decoded.append(out.dtype))
+    image = pipe("a red star", num_inference_steps=2, guidance_scale=2.0,
+                 generator=torch.Generator("cpu").manual_seed(0)).images[0]
+    assert decoded == [torch.float32] and image.size == (64, 64)
+    twin = fresh_loader.img2img_from(pipe)
+    assert fresh_loader.precision_of(twin) == "bf16" and pipe.vae.decoder.conv_in.weight.dtype == torch.float32
+    twin("a red star", image=image, strength=0.5, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+    assert decoded == [torch.float32] * 2
+    assert fresh_loader.loaded_precision("tiny", "cpu") == "bf16"
+
+    importlib.reload(fresh_loader)  # an empty cache: the next load is a fresh one
+    fp32 = fresh_loader.get_pipeline("tiny", device="cpu", catalog_path=catalog, configured_precision="fp32")
+    assert fresh_loader.precision_of(fp32) == "fp32" and fp32.unet.dtype == torch.float32
+    same = np.asarray(fp32("a red star", num_inference_steps=2, guidance_scale=2.0,
+                           generator=torch.Generator("cpu").manual_seed(0)).images[0], dtype=float)
+    mse = ((np.asarray(image, dtype=float) - same) ** 2).mean()
+    assert 10 * np.log10(255 ** 2 / max(mse, 1e-9)) >= 30  # the same seed, the same picture to the eye
+
+
+def test_streamed_bf16_weights_match_diffusers_cast(tmp_path: Path, fresh_loader) -> None:
+    """The tensor-by-tensor bf16 read (low peak memory) gives exactly the weights of a cast of the fp32 load."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = fresh_loader.load_pipeline(load_catalog(_catalog(tmp_path, 'precision = "bf16"'))["tiny"], device="cpu")
+    full = StableDiffusionPipeline.from_pretrained(str(TINY), dtype=torch.float32, local_files_only=True)
+    for name in ("unet", "text_encoder", "vae"):
+        ours, fp32 = getattr(pipe, name).state_dict(), getattr(full, name).state_dict()
+        assert ours.keys() == fp32.keys()
+        for key, tensor in fp32.items():
+            # the decoder keeps the file's full precision, not bf16-rounded weights cast back
+            keep = (name == "vae" and key.startswith(("decoder.", "post_quant_conv."))) or not tensor.is_floating_point()
+            expected = tensor if keep else tensor.to(torch.bfloat16)
+            assert ours[key].dtype == expected.dtype and torch.equal(ours[key], expected), (name, key)
