@@ -124,17 +124,16 @@ def test_every_migration_keeps_prompt_search_working(app_env, empty_database, mo
             db.engine.dispose()
 
 
+REPAIRS_SEARCH = "5e0c9a7b2d14"  # gives back prompt search to installs that lost it
+
+
 @pytest.fixture
-def lost_search(app_env: dict[str, str], tmp_path) -> None:
+def lost_search(app_env: dict[str, str]) -> None:
     """This test's SQLite database as an install that ran 8d5dae4e0a4f before it kept the full-text triggers:
-    at the revision before 5e0c9a7b2d14, the triggers gone and the index empty."""
+    the triggers gone and the index empty (the test then takes it back to before 5e0c9a7b2d14)."""
     path = app_env["DATABASE_URL"].removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (HEAD,)
-    previous = SCRIPTS.get_revision(HEAD).down_revision
-    (tmp_path / "instance" / "easel.db").unlink()
-    migrate(app_env["DATABASE_URL"], tmp_path / "instance", previous)
-    with sqlite3.connect(path) as conn:
         for name in TRIGGERS:
             conn.execute(f"DROP TRIGGER {name}")
         conn.execute("INSERT INTO generations_fts(generations_fts) VALUES ('delete-all')")
@@ -151,6 +150,9 @@ def test_the_upgrade_makes_search_find_what_an_install_that_lost_it_holds(lost_s
     client = sign_in(app, "ada@example.com")
     assert octopus not in gallery_page(client, "octopus")  # what such an install shows: nothing
     with app.app_context():
+        db.engine.dispose()
+        # the install as it was before the repair (the later revisions' columns and tables set aside, rows kept)
+        downgrade(revision=SCRIPTS.get_revision(REPAIRS_SEARCH).down_revision)
         db.engine.dispose()
     migrate(app_env["DATABASE_URL"], tmp_path / "instance")  # `make run` after updating Easel
     assert octopus in gallery_page(client, "octopus")
