@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from models import loader
 from models.catalog import ModelError
-from webapp import progress, services
+from webapp import progress, safety, services
 from webapp.extensions import db
 from webapp.lineage import chain_from
 from webapp.mail.outbox import notify_generation_finished
@@ -275,7 +275,7 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
                 saved.append(timelapse)
             rows.append(Image(id=new_id(), generation_id=generation.id, user_id=generation.user_id, index=index,
                               storage_key=key, thumbnail_key=thumb, timelapse_key=timelapse,
-                              width=picture.width, height=picture.height))
+                              width=picture.width, height=picture.height, **safety.check(picture).columns()))
         db.session.add_all(rows)
         moved = move_generation(generation.id, GenerationStatus.SUCCEEDED, (GenerationStatus.RUNNING,), commit=False,
                                 finished_at=utcnow(), error=None)
