@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flask import current_app
 from PIL import Image as PILImage
@@ -28,15 +28,18 @@ _detector_lock = threading.Lock()
 
 @dataclass
 class Verdict:
-    """What the check says of one picture: held or not, why, and the detector's [label, score] pairs."""
+    """What the check says of one picture: held or not, why, and the detector's [label, score] pairs.
+
+    ``labels`` is None when the detector did not look (the check is off, or it failed), ``[]`` when it found nothing.
+    """
 
     held: bool = False
     reason: str | None = None
-    labels: list[list] = field(default_factory=list)
+    labels: list[list] | None = None
 
     def columns(self) -> dict:
         """The Image columns that record this verdict."""
-        return {"is_held": self.held, "held_reason": self.reason, "safety_labels": self.labels or None}
+        return {"is_held": self.held, "held_reason": self.reason, "safety_labels": self.labels}
 
 
 def _nude_detector():
