@@ -20,6 +20,7 @@ $(function () {
     var $figure = $('<figure class="card mb-0 result">').attr('data-image-id', img.id);
     $('<a>').attr('href', img.page_url).append(
       $('<img class="card-img-top">').attr({src: img.thumbnail_url, alt: prompt, width: img.width, height: img.height})
+        .toggleClass('held', !!img.held).attr('title', img.held_reason || null)
     ).appendTo($figure);
     var $actions = $('<figcaption class="card-body p-2 d-grid gap-1">').appendTo($figure);
     $('<button type="button" class="btn btn-sm btn-outline-secondary use-seed">')

@@ -79,6 +79,8 @@ def test_a_flagged_picture_is_held_until_released(app, school, monkeypatch):
     detail = ada.get(f"/images/{held_id}").get_data(as_text=True)
     assert 'id="held-reason"' in detail and "female breast exposed" in detail and " held\" alt=" in detail
     assert "held for review" in ada.get("/gallery").get_data(as_text=True)
+    shown = ada.get(f"/api/generations/{held.generation_id}").get_json()["images"][0]
+    assert shown["held"] is True and "female breast exposed" in shown["held_reason"]  # the studio blurs it too
     refused = post(ada, f"/images/{held_id}/publish", public="1")
     assert refused.status_code == 303
     assert "cannot be published" in ada.get(refused.headers["Location"]).get_data(as_text=True)
