@@ -11,7 +11,7 @@ from rq.job import Job
 from rq.queue import Queue
 from sqlalchemy import func, select
 
-from tests.support import FIELDS, csrf_token, sign_in, submit_ok, wait_running, wait_status
+from tests.support import FIELDS, csrf_token, sign_in, submit_ok, wait_for, wait_running, wait_status
 from webapp.extensions import db
 from webapp.queues import SERIALIZER, model_queue_name
 from webapp.tables import Generation, Image
@@ -34,7 +34,9 @@ def cancel(client, generation_id: str) -> None:
 
 
 def result(redis: Redis, job_id: str) -> dict:
-    return Job.fetch(job_id, connection=redis, serializer=SERIALIZER).return_value()
+    """The job's return value; the worker writes it just after the generation's row says succeeded."""
+    return wait_for(lambda: Job.fetch(job_id, connection=redis, serializer=SERIALIZER).return_value(), timeout=30,
+                    message=f"job {job_id}'s result")
 
 
 def queue_behind_blocker(client, many: list[dict], workers, extra_env: dict | None = None) -> list[str]:

@@ -24,6 +24,11 @@ def job(app, generation_id: str) -> Job:
     return Job.fetch(generation_id, connection=Redis.from_url(app.config["REDIS_URL"]), serializer=SERIALIZER)
 
 
+def returned(app, generation_id: str) -> dict:
+    """The job's return value; the worker writes it just after the generation's row says succeeded."""
+    return wait_for(lambda: job(app, generation_id).return_value(), timeout=30, message=f"{generation_id}'s result")
+
+
 def assert_retried_once(app, generation_id: str) -> None:
     """The job finished after one retry, and no RQ registry still holds it anywhere else."""
     retried = job(app, generation_id)
@@ -73,9 +78,9 @@ def test_one_transient_error_in_a_batch_retries_that_generation_alone(app, signe
 
     for gid in others:
         assert wait_status(bob, gid, DONE, timeout=120)["status"] == "succeeded"
-        assert job(app, gid).return_value()["batch"] == 3  # the three shared one call
+        assert returned(app, gid)["batch"] == 3  # the three shared one call
     final = wait_status(signed_in, flaky, DONE, timeout=120)
     assert final["status"] == "succeeded" and len(final["images"]) == 1, final
     assert (tmp_path / flaky).exists()
-    assert "batch" not in job(app, flaky).return_value()  # the retry ran alone, later (a lone job)
+    assert "batch" not in returned(app, flaky)  # the retry ran alone, later (a lone job)
     assert_retried_once(app, flaky)
