@@ -27,7 +27,7 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy.exc import OperationalError
 
 from models.catalog import ModelError
-from webapp import lifecycle, progress, services
+from webapp import lifecycle, progress, safety, services
 from webapp.extensions import db
 from webapp.lineage import chain_from
 from webapp.storage import StorageError, image_key, thumbnail_key, timelapse_key
@@ -275,7 +275,7 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
                 saved.append(timelapse)
             rows.append(Image(id=new_id(), generation_id=generation.id, user_id=generation.user_id, index=index,
                               storage_key=key, thumbnail_key=thumb, timelapse_key=timelapse,
-                              width=picture.width, height=picture.height))
+                              width=picture.width, height=picture.height, **safety.check(picture).columns()))
         if not lifecycle.succeed(generation.id, rows, model_prompt=seen):  # canceled from the web at the last moment
             raise Canceled()
     except BaseException:

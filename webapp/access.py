@@ -63,10 +63,10 @@ def owned_image_or_404(image_id: str) -> Image:
 
 
 def can_view_image(image: Image) -> bool:
-    """Owner, admin, or anyone signed in when the image is public and not hidden."""
+    """Owner, admin, or anyone signed in when the image is public, not hidden and not held."""
     if _is_owner_or_admin(image):
         return True
-    return current_user.is_authenticated and image.is_public and not image.is_hidden
+    return current_user.is_authenticated and image.is_public and not image.is_hidden and not image.is_held
 
 
 def viewable_image_or_404(image_id: str) -> Image:

@@ -106,6 +106,18 @@ def model_settings() -> dict:
     }
 
 
+def safety_settings() -> dict:
+    """``SAFETY_CHECK`` (on unless set to 0) and ``SAFETY_THRESHOLD`` (a detector score from 0 to 1)."""
+    raw = os.environ.get("SAFETY_THRESHOLD", "") or "0.6"
+    try:
+        threshold = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"SAFETY_THRESHOLD must be a number between 0 and 1, got {raw!r}") from exc
+    if not 0 < threshold <= 1:
+        raise ConfigError(f"SAFETY_THRESHOLD must be a number between 0 and 1, got {raw!r}")
+    return {"SAFETY_CHECK": _bool(os.environ.get("SAFETY_CHECK"), True), "SAFETY_THRESHOLD": threshold}
+
+
 OIDC_NAME_RULE = "lower-case letters, digits and '_' (at most 32)"
 
 
@@ -328,6 +340,7 @@ def from_environment() -> dict:
         "EASEL_HEARTBEAT_TTL": _int("EASEL_HEARTBEAT_TTL", 30),
         **model_settings(),
         **oidc_settings(),
+        **safety_settings(),
         "EASEL_BATCH_MAX": max(1, _int("EASEL_BATCH_MAX", 4)),
         "EASEL_BATCH_WAIT_MS": max(0, _int("EASEL_BATCH_WAIT_MS", 100)),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "") or "INFO",

@@ -251,6 +251,8 @@ def image_json(image: Image) -> dict:
         "page_url": url_for("gallery.image_detail", image_id=image.id),
         "width": image.width,
         "height": image.height,
+        "held": image.is_held,  # by the safety check: shown blurred, with the reason
+        "held_reason": image.held_reason,
     }
 
 

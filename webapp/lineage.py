@@ -27,7 +27,8 @@ def visible_to(viewer: User | None):
         return false()
     if viewer.is_admin:
         return Image.id.isnot(None)
-    return or_(Image.user_id == viewer.id, Image.is_public.is_(True) & Image.is_hidden.is_(False))
+    return or_(Image.user_id == viewer.id, Image.is_public.is_(True) & Image.is_hidden.is_(False)
+               & Image.is_held.is_(False))
 
 
 def children_of(image: Image, viewer: User | None, limit: int = 48) -> list[Image]:

@@ -227,6 +227,11 @@ class Image(db.Model):
     published_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     # Signed into every emailed result link; bumped on hide and on "revoke links", so older links die for good.
     link_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Held by the safety check (webapp/safety.py) until an admin or the owner's group manager releases it:
+    # blurred for its owner, not publishable, no links. The reason and the detector's [label, score] pairs stay.
+    is_held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"), index=True)
+    held_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    safety_labels: Mapped[list | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
     generation: Mapped[Generation] = relationship(back_populates="images")

@@ -69,7 +69,8 @@ $(function () {
     if (s.status === 'succeeded' && shownImages === 0) {
       $('#preview-box').prop('hidden', true);
       $.each(s.images, function (i, img) {
-        var $img = $('<img class="card-img-top">').attr({src: img.thumbnail_url, alt: prompt});
+        var $img = $('<img class="card-img-top">').attr({src: img.thumbnail_url, alt: prompt})
+          .toggleClass('held', !!img.held).attr('title', img.held_reason || null);
         $('<a class="card">').attr('href', img.page_url).append($img).appendTo('#images');
       });
       shownImages = s.images.length;

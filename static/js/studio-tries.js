@@ -25,6 +25,7 @@ $(function () {
     $('<a class="d-block">').attr('href', img.page_url).append(
       $('<img>').attr({src: small ? img.url : img.thumbnail_url, alt: prompt, width: size.width, height: size.height})
         .toggleClass('pixelated', size.pixelated)
+        .toggleClass('held', !!img.held).attr('title', img.held_reason || null)
     ).appendTo($figure);
     var $actions = $('<figcaption class="pt-2 d-grid gap-1">').appendTo($figure);
     $('<button type="button" class="btn btn-sm btn-outline-secondary use-seed">')

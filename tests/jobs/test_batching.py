@@ -34,9 +34,9 @@ def cancel(client, generation_id: str) -> None:
 
 
 def result(redis: Redis, job_id: str) -> dict:
-    """What the job returned, once RQ has stored it (the row is final a moment before)."""
-    job = Job.fetch(job_id, connection=redis, serializer=SERIALIZER)
-    return wait_for(job.return_value, timeout=15, message=f"the result of job {job_id}")
+    """The job's return value; the worker writes it just after the generation's row says succeeded."""
+    return wait_for(lambda: Job.fetch(job_id, connection=redis, serializer=SERIALIZER).return_value(), timeout=30,
+                    message=f"job {job_id}'s result")
 
 
 def queue_behind_blocker(client, many: list[dict], workers, extra_env: dict | None = None) -> list[str]:

@@ -25,8 +25,8 @@ def job(app, generation_id: str) -> Job:
 
 
 def returned(app, generation_id: str) -> dict:
-    """What the job returned, once RQ has stored it (the row is final a moment before)."""
-    return wait_for(job(app, generation_id).return_value, timeout=15, message=f"the result of {generation_id}")
+    """The job's return value; the worker writes it just after the generation's row says succeeded."""
+    return wait_for(lambda: job(app, generation_id).return_value(), timeout=30, message=f"{generation_id}'s result")
 
 
 def assert_retried_once(app, generation_id: str) -> None:

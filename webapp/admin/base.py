@@ -7,6 +7,7 @@ from werkzeug.wrappers import Response
 
 from ..auth.session import safe_next
 from ..extensions import csrf
+from ..moderation.held import held_count
 from ..moderation.reports import open_report_count
 from ..tables import User
 
@@ -29,7 +30,7 @@ def admins_only() -> None:
 @bp.context_processor
 def admin_navigation() -> dict:
     """The open report count for the admin menu's badge."""
-    return {"open_reports": open_report_count()}
+    return {"open_reports": open_report_count() + held_count()}
 
 
 def acting_admin() -> User:

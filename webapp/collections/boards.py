@@ -141,7 +141,7 @@ def board_image(collection: Collection, image_id: str, user: User) -> Image | No
     image = db.session.get(Image, image_id) if len(image_id or "") == 36 else None
     if image is None or db.session.get(CollectionImage, (collection.id, image.id)) is None:
         return None
-    if image.is_hidden and image.user_id != user.id:
+    if (image.is_hidden or image.is_held) and image.user_id != user.id:
         return None
     return image
 

@@ -87,7 +87,7 @@ def detail(collection_id: str):
 def _detail(collection: Collection, role: Role, share_form: ShareBoardForm | None = None, status: int = 200,
             error: str | None = None):
     # everyone but the owner sees the board without the pictures an admin or a manager hid (their own excepted)
-    query = store.collection_images(collection)
+    query = store.collection_images(collection).where(Image.is_held.is_(False) | (Image.user_id == current_user.id))
     if role != Role.OWNER:
         query = query.where(Image.is_hidden.is_(False) | (Image.user_id == current_user.id))
     page = db.paginate(query, page=page_number(), per_page=PER_PAGE, error_out=False)
@@ -246,7 +246,7 @@ def _shared_or_bad_link(token: str) -> Collection:
 def _shared_image(collection: Collection, image_id: str) -> Image:
     image = db.session.get(Image, image_id) if len(image_id) == 36 else None
     held = image is not None and db.session.get(CollectionImage, (collection.id, image.id)) is not None
-    if not held or image.is_hidden:
+    if not held or image.is_hidden or image.is_held:
         abort(404)
     return image
 

@@ -99,11 +99,11 @@ def remove_images(collection: Collection, image_ids: Iterable[str]) -> int:
 
 
 def collection_images(collection: Collection, public: bool = False) -> Select:
-    """The collection's images, last added first; ``public`` leaves out images an admin has hidden."""
+    """The collection's images, last added first; ``public`` leaves out hidden and held images."""
     query = (select(Image).join(CollectionImage, CollectionImage.image_id == Image.id)
              .where(CollectionImage.collection_id == collection.id)
              .order_by(CollectionImage.added_at.desc(), Image.created_at.desc(), Image.id))
-    return query.where(Image.is_hidden.is_(False)) if public else query
+    return query.where(Image.is_hidden.is_(False), Image.is_held.is_(False)) if public else query
 
 
 def share(collection: Collection) -> str:

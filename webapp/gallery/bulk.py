@@ -41,7 +41,7 @@ def apply_action(images: list[Image], action: str) -> int:
         if action in ("star", "unstar") and image.is_starred != (action == "star"):
             image.is_starred = action == "star"
             changed += 1
-        elif action == "publish" and not image.is_public and not image.is_hidden:
+        elif action == "publish" and not image.is_public and not image.is_hidden and not image.is_held:
             image.is_public, image.published_at = True, utcnow()
             changed += 1
         elif action == "unpublish" and image.is_public:

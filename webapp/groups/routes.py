@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..image_files import serve_file
+from ..moderation.held import release
 from ..tables import ACTIVE_STATUSES, Generation, Group, GroupMember, Image, User
 from .limits import start_of_day
 from .store import find_group, hide_member_image, managed_groups, role
@@ -104,6 +105,21 @@ def hide(name: str, image_id: str):
         flash("The picture is hidden: only its owner and the admins see it now.", "success")
     else:
         flash("That picture was already hidden.", "info")
+    return redirect(url_for("groups.group_page", name=group.name, page=request.args.get("page", 1)), 303)
+
+
+@bp.post("/<name>/images/<image_id>/release")
+@login_required
+def release_held(name: str, image_id: str):
+    """Release a member's picture the safety check holds (audited), so its owner may publish and share it."""
+    group = managed_group_or_404(name)
+    image = member_image_or_404(group, image_id)
+    if not HideForm().validate_on_submit():
+        abort(400)
+    if release(current_user._get_current_object(), image, f"as manager of group {group.name}"):
+        flash("Released: its owner may publish and share it.", "success")
+    else:
+        flash("That picture was not held.", "info")
     return redirect(url_for("groups.group_page", name=group.name, page=request.args.get("page", 1)), 303)
 
 

@@ -87,7 +87,7 @@ def image_for_result_token(token: str) -> Image:
     except ValueError as exc:
         raise BadLink() from exc
     image = db.session.get(Image, image_id)
-    if image is None or image.is_hidden or image.user is None or image.user.is_banned:
+    if image is None or image.is_hidden or image.is_held or image.user is None or image.user.is_banned:
         raise BadLink()
     if payload.get("v", 0) != (image.link_version or 0):  # links made before the versions existed are version 0
         raise BadLink()

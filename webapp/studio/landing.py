@@ -18,7 +18,7 @@ SHOWCASE_SIZE = 12
 def showcase_query():
     """Published, not hidden images of accounts in good standing, newest published first (as Explore)."""
     return (select(Image).join(User, Image.user_id == User.id)
-            .where(Image.is_public.is_(True), Image.is_hidden.is_(False), User.is_banned.is_(False))
+            .where(Image.is_public.is_(True), Image.is_hidden.is_(False), Image.is_held.is_(False), User.is_banned.is_(False))
             .order_by(Image.published_at.desc().nulls_last(), Image.created_at.desc(), Image.id))
 
 

@@ -126,6 +126,8 @@ class ImageSchema(Schema):
     starred = fields.Boolean(required=True)
     public = fields.Boolean(required=True)
     hidden = fields.Boolean(required=True)
+    held = fields.Boolean(required=True, metadata={"description": "held by the safety check until released"})
+    held_reason = fields.String(allow_none=True, metadata={"description": "why it is held"})
     created_at = fields.AwareDateTime(required=True)
     download_url = fields.String(required=True)
 

@@ -21,6 +21,7 @@ def image_dict(image: Image) -> dict:
         "id": image.id, "generation_id": image.generation_id, "index": image.index, "width": image.width,
         "height": image.height, "prompt": generation.prompt, "seed": generation.seed + image.index,
         "starred": image.is_starred, "public": image.is_public, "hidden": image.is_hidden,
+        "held": image.is_held, "held_reason": image.held_reason,
         "created_at": utc(image.created_at), "download_url": url_for("api_images.image_file", image_id=image.id),
     }
 
