@@ -1,5 +1,5 @@
 """Request ids and JSON logs (``LOG_FORMAT=json``), and OpenTelemetry traces from the web request into the worker's
-span, exported over OTLP/HTTP to a collector stand-in (the protocol boundary) by real gunicorn and worker processes."""
+span, exported over OTLP/HTTP to a collector stand-in (the protocol boundary) by a real web server and worker processes."""
 from __future__ import annotations
 
 import io
@@ -86,12 +86,12 @@ def test_a_generation_is_one_trace_from_the_request_to_the_worker(app, app_env, 
     worker = workers.start(extra_env=tracing)
     port = free_port()
     log = open(tmp_path / "web.log", "wb")
-    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+    web = subprocess.Popen([sys.executable, "-m", "waitress", "--host=127.0.0.1", f"--port={port}",
                             "wsgi:app"], cwd=ROOT, env={**os.environ, **app_env, **tracing}, stdout=log,
                            stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _answers(base), timeout=60, message="gunicorn to answer")
+        wait_for(lambda: _answers(base), timeout=60, message="the web server to answer")
         session, token = http_session(base, "ada@example.com")
         client = _Client(session, base, token)
         generation_id = submit_ok(client, steps="2")

@@ -86,14 +86,14 @@ def _sample(text: str, name: str, **labels) -> float:
 
 
 def test_a_running_site_counts_pictures_from_every_process(tmp_path):
-    """``make run``'s launcher with METRICS_TOKEN: the gunicorn processes and the worker count into one scrape."""
+    """``make run``'s launcher with METRICS_TOKEN: the web process and the worker count into one scrape."""
     port, redis_port = free_port(), free_port()
     instance = tmp_path / "instance"
     env = {k: v for k, v in os.environ.items()
            if k not in {"REDIS_URL", "DATABASE_URL", "SECRET_KEY", "MEDIA_DIR", "PROMETHEUS_MULTIPROC_DIR"}}
     env.update(EASEL_INSTANCE_DIR=str(instance), PORT=str(port), EASEL_REDIS_PORT=str(redis_port),
                EASEL_ENV="development", EASEL_CATALOG=str(ROOT / "tests" / "catalog.toml"), METRICS_TOKEN="tok-123",
-               EASEL_MODEL="easel-tiny", WEB_CONCURRENCY="2")
+               EASEL_MODEL="easel-tiny")
     stale = instance / "metrics" / "counter_1.db"  # left by an earlier run: emptied at start
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"junk")
@@ -135,7 +135,7 @@ def test_a_running_site_counts_pictures_from_every_process(tmp_path):
             assert _sample(after, "easel_images_total", model="easel-tiny") == 2 * made
             assert _sample(after, "easel_generation_seconds_count", model="easel-tiny") == made
             assert _sample(after, "easel_batch_size_count") == made
-        # requests served by both gunicorn processes are in one histogram (each counts into its own file)
+        # the web's and the worker's histograms are added up (each process counts into its own file)
         pids = {path.name.split("_")[-1] for path in (instance / "metrics").glob("histogram_*.db")}
         assert len(pids) >= 2
         assert _sample(after, "easel_http_request_duration_seconds_count", route="/generations", status="303") == 2
