@@ -1,6 +1,6 @@
 """Prometheus metrics: what web processes and workers count, and the text ``GET /metrics`` serves.
 
-Every process of a site (each gunicorn process, each worker) counts into its own files under
+Every process of a site (each web process, each worker) counts into its own files under
 ``PROMETHEUS_MULTIPROC_DIR`` (``prometheus_client``'s multiprocess mode), and the scrape adds them up.
 ``make run`` sets the directory (``instance/metrics``) and empties it at start; without it each process
 counts alone, which suits tests and a single process. The setting is read when ``prometheus_client``
