@@ -157,13 +157,25 @@ def _convert_streaming(pipe: DiffusionPipeline, folder: str, dtype: torch.dtype)
         for path in files:
             module.load_state_dict(_streamed(path, dtype, wanted, tuple(f"{k}." for k in keep)), strict=False,
                                    assign=True)
-        for child_name, child in module.named_children():  # what the files did not hold (buffers made at init)
-            child.to(torch.float32 if child_name in keep else dtype)
-        keep = getattr(module, "_keep_in_fp32_modules", None) or ()  # T5's "wo", as from_pretrained keeps them
-        for sub_name, sub in module.named_modules():
-            if any(k in sub_name.split(".") for k in keep):
-                sub.float()
+    _cast_loaded(pipe, dtype)  # what the files did not hold (buffers made at init), T5's fp32 "wo"
     gc.collect()
+
+
+def _cast_loaded(pipe: DiffusionPipeline, dtype: torch.dtype) -> None:
+    """Give each component of an fp32-loaded pipeline dtype as ``_convert_streaming`` does: beside bf16 the VAE's
+    decoder keeps its full fp32 weights, and the modules a model keeps in fp32 stay so."""
+    import torch
+
+    for name, module in pipe.components.items():
+        if not isinstance(module, torch.nn.Module):
+            continue
+        keep = FP32_DECODE if name == "vae" and dtype == torch.bfloat16 else ()
+        for child_name, child in module.named_children():
+            child.to(torch.float32 if child_name in keep else dtype)
+        kept = getattr(module, "_keep_in_fp32_modules", None) or ()
+        for sub_name, sub in module.named_modules():
+            if any(k in sub_name.split(".") for k in kept):
+                sub.float()
 
 
 def _from_files(entry: ModelEntry, dtype: torch.dtype, stream: bool = False) -> DiffusionPipeline:
@@ -179,7 +191,13 @@ def _from_files(entry: ModelEntry, dtype: torch.dtype, stream: bool = False) -> 
         cls = getattr(diffusers, PIPELINE_CLASSES[entry.architecture])
         extra = {"safety_checker": None, "requires_safety_checker": False} if entry.kind == "sd-single-file" else {}
         # config= a local folder: diffusers reads every component config from it and never asks the Hub
-        return cls.from_single_file(str(entry.path), config=entry.config_source(), **extra, **local)
+        if dtype == torch.float32 or dtype == torch.float16:
+            return cls.from_single_file(str(entry.path), config=entry.config_source(), **extra, **local)
+        # bf16: read in fp32 and cast as a folder's weights are, so the same weights give the same picture
+        pipe = cls.from_single_file(str(entry.path), config=entry.config_source(), **extra,
+                                    **{**local, "dtype": torch.float32})
+        _cast_loaded(pipe, dtype)
+        return pipe
     source = _source(entry)
     cls = diffusers.AutoPipelineForText2Image if entry.kind == "auto" else getattr(
         diffusers, PIPELINE_CLASSES[entry.architecture])

@@ -221,6 +221,9 @@ def app_env(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str, data
         "EASEL_CATALOG": str(TEST_CATALOG),
         "EASEL_MODEL": "easel-tiny",
         "EASEL_HEARTBEAT_TTL": "30",
+        # the picture check costs about 0.25 s an image on these 2 cores: on where it is tested
+        # (tests/jobs/test_safety.py) and in the sites started as `make run` starts them, off elsewhere
+        "SAFETY_CHECK": "0",
         **deployment_env,
     }
     for key, value in env.items():

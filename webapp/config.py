@@ -221,6 +221,13 @@ def base_url_for(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
+def mail_destination() -> tuple[str, str]:
+    """The mail backend's name and the folder the ``file`` backend writes to, for ``make run``'s banner
+    (read without the rest of the settings, which the launcher does not need)."""
+    backend = os.environ.get("MAIL_BACKEND", "console").strip().lower() or "console"
+    return backend, os.environ.get("MAIL_FILE_DIR", "") or str(INSTANCE_DIR / "mail")
+
+
 def public_base_url() -> str:
     """``PUBLIC_BASE_URL`` when set, else the address that ``HOST`` and ``PORT`` serve on.
 

@@ -247,8 +247,7 @@ def main() -> None:
             console.flush()
 
     settings = config.launch_settings()
-    backend = os.environ.get("MAIL_BACKEND", "console").strip().lower() or "console"
-    mail_dir = os.environ.get("MAIL_FILE_DIR", "") or str(config.INSTANCE_DIR / "mail")
+    backend, mail_dir = config.mail_destination()
     shown = Banner(banner(config.public_base_url(), backend, mail_dir),
                    config.base_url_for(settings.host, settings.port) + "/", write)
     print_output(_utf8(sys.stdin.buffer, "r"), _utf8(sys.stdout.buffer, "w"), console, lock, shown.see)

@@ -19,6 +19,13 @@ EXPOSED = [{"class": "FACE_FEMALE", "score": 0.88, "box": [1, 1, 20, 20]},
            {"class": "FEMALE_BREAST_EXPOSED", "score": 0.91, "box": [10, 20, 30, 30]}]
 
 
+@pytest.fixture
+def app_env(app_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """This module's site checks pictures, as a new site does by default (the other tests turn it off)."""
+    monkeypatch.setenv("SAFETY_CHECK", "1")
+    return {**app_env, "SAFETY_CHECK": "1"}
+
+
 def test_the_real_detector_checks_every_generated_picture_in_the_worker(app, signed_in, workers):
     client = signed_in
     generation_id = submit_ok(client, num_images=2)

@@ -104,6 +104,7 @@ def test_back_up_a_running_site_and_restore_it_into_a_fresh_one(database_backend
             db.session.commit()
             ada = db.session.query(User).filter_by(email="ada@example.com").one()
             set_queue_weight(ada, 2.5)
+            ada_id = ada.id
             db.session.remove()
         workers.start(extra_env={"DATABASE_URL": source_url, "MEDIA_DIR": str(source_media)})
         for email, images in (("ada@example.com", 2), ("bob@example.com", 1)):
@@ -131,7 +132,7 @@ def test_back_up_a_running_site_and_restore_it_into_a_fresh_one(database_backend
         assert "users: 2" in result.output and "generations: 2" in result.output and "images: 3" in result.output
         assert rows(target) == made
         assert files(target_media) == made_files
-        assert float(Redis.from_url(redis_url).hget(FAIR_WEIGHTS, str(ada.id))) == 2.5
+        assert float(Redis.from_url(redis_url).hget(FAIR_WEIGHTS, str(ada_id))) == 2.5
 
         # The restored site serves each picture to its owner after a normal sign-in.
         for email in ("ada@example.com", "bob@example.com"):
