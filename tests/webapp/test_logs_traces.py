@@ -122,6 +122,7 @@ def test_a_generation_is_one_trace_from_the_request_to_the_worker(app, app_env, 
         web.wait(30)
         log.close()
         collector.shutdown()
+        collector.server_close()
     worker.terminate()
     worker.wait(60)
     lines = [line for line in worker.log_path.read_text().splitlines() if line.startswith("{")]
