@@ -10,7 +10,6 @@ from __future__ import annotations
 import email
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import pytest
 import requests
 
 from tests.support import CSRF_RE, LINK_RE, ROOT, free_port, links_in, wait_for
-from tests.webapp.test_launch import alive, descendants
+from tests.webapp.test_launch import descendants, stop_site
 
 PASSWORD = "correct horse battery"
 FIELDS = {"prompt": "a red circle on a blue background", "negative_prompt": "", "model": "easel-tiny",
@@ -93,6 +92,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         proc = subprocess.Popen([sys.executable, "-m", "webapp.launch"], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     site = Site(proc, f"http://127.0.0.1:{port}", log, tmp / "instance")
+    served = False
     try:
         wait_for(lambda: "Listening on generate" in site.log_text() or proc.poll() is not None, timeout=180,
                  message="the generation worker")
@@ -100,16 +100,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         site.seen |= descendants(proc.pid)
         yield site
         site.seen |= descendants(proc.pid)
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal
-        proc.wait(timeout=60)
-        wait_for(lambda: not any(alive(pid) for pid in site.seen), timeout=20, message="every process to stop")
+        served = True
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        for pid in site.seen:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        stop_site(proc, site.seen, interrupt=served)
 
 
 @pytest.fixture(scope="module")

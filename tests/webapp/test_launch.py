@@ -38,6 +38,23 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def stop_site(proc: subprocess.Popen, seen: set[int], interrupt: bool = True) -> None:
+    """End a ``make run`` site: Ctrl-C (SIGINT to its process group) and every process it started gone within
+    20 s when ``interrupt``; then, whatever happened, SIGKILL to anything still there."""
+    try:
+        if interrupt:
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal
+            proc.wait(timeout=60)
+            wait_for(lambda: not any(alive(pid) for pid in seen), timeout=20, message="every process to stop")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for pid in seen:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_run_serves_and_stops_cleanly(tmp_path):
     port, redis_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL", "SECRET_KEY", "MEDIA_DIR"}}

@@ -19,7 +19,7 @@ import requests
 
 from tests.support import CSRF_RE, ROOT, free_port, wait_for, wait_for_port
 
-from .test_launch import alive, descendants
+from .test_launch import alive, descendants, stop_site
 
 HEARTBEAT_TTL, REAPER_INTERVAL = 3, 2
 BOUND = HEARTBEAT_TTL + REAPER_INTERVAL  # what the README promises, at these settings
@@ -92,6 +92,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         proc = subprocess.Popen([sys.executable, "-m", "webapp.launch"], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     site = Site(proc, f"http://127.0.0.1:{port}", log, redis_port)
+    served = False
     try:
         wait_for(lambda: "Listening on generate" in site.log_text() or proc.poll() is not None, timeout=120,
                  message="the generation worker")
@@ -104,18 +105,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         assert response.status_code == 200 and "Sign out" in response.text, response.text[:2000]
         site.remember()
         yield site
-        # Ctrl-C in the terminal: SIGINT to the whole foreground process group.
         site.remember()
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=60)
-        wait_for(lambda: not any(alive(pid) for pid in site.seen), timeout=20, message="every process to stop")
+        served = True
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        for pid in site.seen:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        stop_site(proc, site.seen, interrupt=served)  # Ctrl-C in the terminal once the tests are done
 
 
 def test_instance_and_redis_password_are_private(site):
