@@ -211,7 +211,9 @@ def test_alert_rules_and_dashboard_name_metrics_that_exist(app, client):
 def test_procfile_processes_are_in_the_deployments():
     """What `make run` runs is what the Compose file and the manifests run."""
     procfile = (ROOT / "Procfile").read_text()
-    for module in ("wsgi:app", "jobs.worker --queues generate", "jobs.worker --queues default", "jobs.cron"):
+    for module in ("webapp.serve", "jobs.worker --queues generate", "jobs.worker --queues default", "jobs.cron"):
         assert module in procfile
-        assert module.replace(" ", '", "') in (DEPLOY / "compose.yaml").read_text() or module == "wsgi:app"
+        assert module.replace(" ", '", "') in (DEPLOY / "compose.yaml").read_text()
+    assert '"webapp.serve"' in (DEPLOY / "Containerfile").read_text()
+    assert '"webapp.serve"' in (DEPLOY / "k8s" / "40-web.yaml").read_text()
     assert Path(DEPLOY / "README.md").exists()

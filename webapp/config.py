@@ -206,6 +206,23 @@ def launch_settings() -> LaunchSettings:
     )
 
 
+def web_server_settings() -> dict:
+    """The web server's settings (webapp/serve.py, docs/operations-web-server.md): waitress's adjustments, and
+    ``per_address``, the cap on one client address's open connections (0: none)."""
+    return {
+        "host": os.environ.get("HOST", "127.0.0.1"),
+        "port": _int("PORT", 5000),
+        "threads": _positive("WEB_THREADS", 8),
+        "channel_timeout": _positive("WEB_IDLE_TIMEOUT", 15),
+        "cleanup_interval": 5,
+        "connection_limit": _positive("WEB_CONNECTION_LIMIT", 500),
+        "asyncore_use_poll": True,
+        "max_request_body_size": 64 * 1024 * 1024,
+        "ident": "Easel",
+        "per_address": max(0, _int("WEB_CONNECTIONS_PER_ADDRESS", 100)),
+    }
+
+
 def base_url_for(host: str, port: int) -> str:
     """The address a browser on this machine uses for a server listening on ``host``:``port``.
 

@@ -117,7 +117,7 @@ def main() -> int:
     metrics_dir(instance_dir)
     upgrade_database()
     bin_dir = Path(sys.executable).parent
-    # The Procfile says `python`, `waitress-serve`, `rq`: this virtualenv's.
+    # The Procfile says `python`, `rq`: this virtualenv's.
     os.environ["PATH"] = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
     os.environ["HOST"], os.environ["PORT"] = settings.host, str(settings.port)
     # Links are built by the web and by the workers (emails): fixed here, every process says the same address.

@@ -224,16 +224,16 @@ def test_openai_url_results_carry_the_port_and_work(site, person):
     assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")
 
 
-def slow_clients(site: Site, count: int) -> list[socket.socket]:
-    """``count`` connections that hold the server's attention: idle, half a request line, half the headers, or
-    all headers and a tenth of the announced body; then nothing more."""
+def slow_clients(site: Site, count: int, source: str = "127.0.0.1") -> list[socket.socket]:
+    """``count`` connections from ``source`` that hold the server's attention: idle, half a request line, half
+    the headers, or all headers and a tenth of the announced body; then nothing more."""
     host, port = site.url.removeprefix("http://").split(":")
     starts = [b"", b"GET /auth/lo", b"GET /auth/login HTTP/1.1\r\nHost: " + host.encode() + b"\r\nUser-Agent: slow",
               b"POST /auth/login HTTP/1.1\r\nHost: " + host.encode() + b"\r\nContent-Type: application/x-www-form-"
               b"urlencoded\r\nContent-Length: 1000\r\n\r\nemail=a%40example.com&password="]
     connections = []
     for number in range(count):
-        conn = socket.create_connection((host, int(port)), timeout=5)
+        conn = socket.create_connection((host, int(port)), timeout=5, source_address=(source, 0))
         conn.sendall(starts[number % len(starts)])
         connections.append(conn)
     return connections
@@ -265,4 +265,20 @@ def test_fifty_slow_clients_do_not_stall_the_login_page(site):
                  message="the server to close the slow connections")
     finally:
         for conn in connections:
+            conn.close()
+
+
+def test_one_address_holds_at_most_its_share_of_connections(site):
+    """Past WEB_CONNECTIONS_PER_ADDRESS (100) from one address, the server closes new connections at once, while
+    another address (127.0.0.1; the loopback answers all of 127/8) is served."""
+    held = slow_clients(site, 100, source="127.0.0.7")
+    extra = slow_clients(site, 5, source="127.0.0.7")
+    try:
+        wait_for(lambda: all(closed_by_server(conn) for conn in extra), timeout=5, interval=0.2,
+                 message="the server to close the connections past the cap")
+        assert not any(closed_by_server(conn) for conn in held[:20])  # the first ones stay until they idle out
+        page = requests.get(site.url + "/auth/login", timeout=10)
+        assert page.status_code == 200 and "Sign in" in page.text
+    finally:
+        for conn in held + extra:
             conn.close()
