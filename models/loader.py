@@ -54,8 +54,9 @@ def pick_dtype(device: str, precision: str | None = None, configured: str | None
 
 
 def precision_of(pipe: DiffusionPipeline) -> str:
-    """fp32, bf16 or fp16: what a loaded pipeline's denoiser computes in."""
-    return getattr(pipe, "_easel_precision", None) or name_of(pipe.dtype)
+    """fp32, bf16 or fp16: what a loaded pipeline's denoiser (UNet or transformer) computes in."""
+    denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    return name_of(denoiser.dtype if denoiser is not None else pipe.dtype)
 
 
 def _cast_inputs_to_fp32(module: torch.nn.Module, args: tuple) -> tuple:
@@ -239,8 +240,7 @@ def load_pipeline(entry: ModelEntry, device: str | None = None, dtype: torch.dty
         pipe.unet.set_attn_processor(AttnProcessor2_0())
     pipe.set_progress_bar_config(disable=True)
     pipe = pipe.to(device)
-    pipe._easel_precision = name_of(dtype)
-    if pipe._easel_precision == "bf16":
+    if precision_of(pipe) == "bf16":
         decode_in_fp32(pipe)
     LOAD_COUNT += 1
     return pipe
@@ -313,7 +313,6 @@ def img2img_from(pipe: DiffusionPipeline) -> DiffusionPipeline:
 
     img2img = AutoPipelineForImage2Image.from_pipe(pipe)
     img2img.set_progress_bar_config(disable=True)
-    img2img._easel_precision = precision_of(pipe)
-    if img2img._easel_precision == "bf16":
+    if precision_of(img2img) == "bf16":
         decode_in_fp32(img2img)
     return img2img

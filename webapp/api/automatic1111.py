@@ -82,27 +82,34 @@ def _infotext(png: bytes) -> str:
 
 
 def txt2img_response(generation: Generation, body: dict) -> dict:
-    """A1111's response: base64 PNGs, the request's parameters, and ``info`` as a JSON string."""
-    pngs = [stored_png(image) for image in generation.images] if body.get("send_images", True) else []
-    seeds = [generation.seed + image.index for image in generation.images]
+    """A1111's response: base64 PNGs, the request's parameters, and ``info`` as a JSON string.
+
+    ``info`` selects from ``generation_state``, the one serializer of a generation (status JSON, /api/v1, studio).
+    """
+    state = generation_state(generation)
+    params, shown = state["params"], state["images"]
+    stored = {image.id: stored_png(image) for image in generation.images}
+    pngs = [stored[image["id"]] for image in shown] if body.get("send_images", True) else []
+    seeds = [image["seed"] for image in shown]
     info = {
-        "prompt": generation.prompt, "all_prompts": [generation.prompt] * len(seeds),
-        "negative_prompt": generation.negative_prompt, "all_negative_prompts": [generation.negative_prompt] * len(seeds),
-        "seed": generation.seed, "all_seeds": seeds, "subseed": -1, "all_subseeds": [-1] * len(seeds),
-        "width": generation.width, "height": generation.height, "steps": generation.steps,
-        "cfg_scale": generation.guidance, "batch_size": generation.num_images, "sd_model_name": generation.model,
-        "sampler_name": services.catalog()[generation.model].scheduler or "default",
-        "infotexts": [_infotext(png) for png in pngs] or [_infotext(stored_png(i)) for i in generation.images],
-        "job_timestamp": generation.created_at.strftime("%Y%m%d%H%M%S"), "easel_generation_id": generation.id,
+        "prompt": params["prompt"], "all_prompts": [image.get("prompt", params["prompt"]) for image in shown],
+        "negative_prompt": params["negative_prompt"], "all_negative_prompts": [params["negative_prompt"]] * len(seeds),
+        "seed": params["seed"], "all_seeds": seeds, "subseed": -1, "all_subseeds": [-1] * len(seeds),
+        "width": params["width"], "height": params["height"], "steps": params["steps"],
+        "cfg_scale": params["guidance"], "batch_size": params["num_images"], "sd_model_name": params["model"],
+        "sampler_name": services.catalog()[params["model"]].scheduler or "default",
+        "infotexts": [_infotext(stored[image["id"]]) for image in shown],
+        "job_timestamp": generation.created_at.strftime("%Y%m%d%H%M%S"), "easel_generation_id": state["id"],
     }
     if generation.strength is not None:
-        info["denoising_strength"] = generation.strength
+        info["denoising_strength"] = params["strength"]
     return {"images": [base64.b64encode(png).decode() for png in pngs], "parameters": body,
             "info": json.dumps(info, ensure_ascii=False)}
 
 
-# A1111's resize_mode: 0 just resize, 1 crop and resize, 2 resize and fill (3: latent upscale).
-RESIZE_MODES = {0: "crop", 1: "crop", 2: "fit", 3: "crop"}
+# A1111's resize_mode numbers as Easel's resize modes (uploads.RESIZE_MODES): 0 just resize, 1 crop and resize,
+# 2 resize and fill (3: latent upscale).
+A1111_RESIZE_MODES = {0: "crop", 1: "crop", 2: "fit", 3: "crop"}
 
 
 def _run(params: dict, body: dict, start: PILImage.Image | None = None):
@@ -134,7 +141,7 @@ def img2img():
     strength = number(body, "denoising_strength")
     resize = whole_number(body, "resize_mode", 0)
     params = {**txt2img_params(body), "strength": 0.75 if strength is None else strength,
-              "resize_mode": RESIZE_MODES.get(resize, "crop")}
+              "resize_mode": A1111_RESIZE_MODES.get(resize, "crop")}
     return _run(params, {key: value for key, value in body.items() if key != "init_images"}, start)
 
 

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import contains_eager
 
 from ..extensions import db
-from ..generations import generation_params
+from ..generations import generation_params, image_json
 from ..tables import Generation, Image
 
 BOARD_IMAGES = 12
@@ -28,17 +28,18 @@ def card(image: Image) -> dict:
     """What a board card shows of one of my images."""
     width, height, pixelated = shown_size(image.width, image.height, BOARD_BOX)
     small = max(image.width, image.height) <= SMALL
+    shown = image_json(image)  # the generation serializer's view of one image
     params = generation_params(image.generation)
     return {
-        "id": image.id,
-        "prompt": image.generation.prompt,
-        "seed": image.generation.seed + image.index,
+        "id": shown["id"],
+        "prompt": shown.get("prompt", params["prompt"]),
+        "seed": shown["seed"],
         "params": params,
-        "src": url_for("gallery.image_file" if small else "gallery.image_thumbnail", image_id=image.id),
+        "src": shown["url"] if small else shown["thumbnail_url"],
         "width": width,
         "height": height,
         "pixelated": pixelated,
-        "page_url": url_for("gallery.image_detail", image_id=image.id),
+        "page_url": shown["page_url"],
         "star_url": url_for("gallery.star", image_id=image.id),
         "starred": image.is_starred,
     }
