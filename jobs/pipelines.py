@@ -22,7 +22,7 @@ from flask import current_app
 
 from models import loader
 from models.capabilities import supported_kwargs
-from models.catalog import CATALOG_PATH, LoraEntry, ModelEntry, load_catalog, load_loras
+from models.catalog import CATALOG_PATH, CatalogFile, LoraEntry, ModelEntry
 from models.lora import apply_loras
 from webapp import services, worker_status
 from webapp.styles import styled_prompt
@@ -131,23 +131,21 @@ class WorkerState:
 
     def __init__(self) -> None:
         self.models: dict[str, Warm] = {}
-        self._catalog: tuple[tuple, dict[str, ModelEntry], dict[str, LoraEntry]] | None = None
-        self.catalog_reads = 0  # times the catalog file was read (the admin page, and the tests that prove it)
+        self._catalog: CatalogFile | None = None
         self.calls = 0  # pipeline calls made
         self.generations = 0  # generations those calls were for
 
     def catalog(self) -> tuple[dict[str, ModelEntry], dict[str, LoraEntry]]:
         """The catalog's models and LoRAs (``EASEL_CATALOG``), read again only when the file changed."""
         path = Path(current_app.config["EASEL_CATALOG"] or CATALOG_PATH)
-        try:
-            stat = path.stat()
-            stamp = (str(path), stat.st_mtime_ns, stat.st_size)
-        except OSError:
-            stamp = (str(path), None, None)
-        if self._catalog is None or self._catalog[0] != stamp:
-            self._catalog = (stamp, load_catalog(path), load_loras(path))
-            self.catalog_reads += 1
-        return self._catalog[1], self._catalog[2]
+        if self._catalog is None or self._catalog.path != path:
+            self._catalog = CatalogFile(path)
+        return self._catalog.read()
+
+    @property
+    def catalog_reads(self) -> int:
+        """Times the catalog file was read (the admin page, and the tests that prove it)."""
+        return self._catalog.reads if self._catalog is not None else 0
 
     def warm(self, name: str) -> Warm:
         """The warm model, loaded within this worker's bounds on first use and prepared for its device."""

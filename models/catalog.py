@@ -7,6 +7,7 @@ torch, diffusers or the network. Whether a model is usable is decided from local
 from __future__ import annotations
 
 import json
+import threading
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,6 +299,36 @@ def load_loras(path: Path | str | None = None) -> dict[str, LoraEntry]:
     """Read the catalog's [loras.<name>] tables (path, default models/catalog.toml), in file order."""
     path, data = read_catalog_file(path)
     return {name: _lora(name, raw, path.parent) for name, raw in data.get("loras", {}).items()}
+
+
+class CatalogFile:
+    """One catalog file's models and LoRAs, read again only when the file changes (its time or size).
+
+    The worker's warm state and the web's services each keep one, so an edited catalog reaches both without
+    a restart, and an unchanged one is not parsed on every use.
+    """
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path or CATALOG_PATH)
+        self.reads = 0  # times the file was parsed
+        self._read: tuple[tuple, dict[str, ModelEntry], dict[str, LoraEntry]] | None = None
+        self._lock = threading.Lock()  # web threads may ask at the same moment
+
+    def _stamp(self) -> tuple:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return (None, None)
+        return (stat.st_mtime_ns, stat.st_size)
+
+    def read(self) -> tuple[dict[str, ModelEntry], dict[str, LoraEntry]]:
+        """The models and LoRAs as the file says now."""
+        stamp = self._stamp()
+        with self._lock:
+            if self._read is None or self._read[0] != stamp:
+                self._read = (stamp, load_catalog(self.path), load_loras(self.path))
+                self.reads += 1
+            return self._read[1], self._read[2]
 
 
 def get_entry(name: str | None = None, catalog: dict[str, ModelEntry] | None = None,

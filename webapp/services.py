@@ -13,7 +13,7 @@ from flask import Flask, current_app
 from redis import Redis
 
 if TYPE_CHECKING:
-    from models.catalog import LoraEntry, ModelEntry
+    from models.catalog import CatalogFile, LoraEntry, ModelEntry
 
     from .mail.backends import Mailer
     from .storage import Storage
@@ -55,10 +55,10 @@ class Services:
         return create_mailer(self.config)
 
     @cached_property
-    def catalog(self) -> dict[str, ModelEntry]:
-        from models.catalog import load_catalog
+    def catalog_file(self) -> CatalogFile:
+        from models.catalog import CatalogFile
 
-        return load_catalog(self.config["EASEL_CATALOG"])
+        return CatalogFile(self.config["EASEL_CATALOG"])
 
     @property
     def api_waiting(self) -> threading.BoundedSemaphore:
@@ -67,11 +67,6 @@ class Services:
                 self._api_waiting = threading.BoundedSemaphore(self.config["API_MAX_WAITING"])
             return self._api_waiting
 
-    @cached_property
-    def loras(self) -> dict[str, LoraEntry]:
-        from models.catalog import load_loras
-
-        return load_loras(self.config["EASEL_CATALOG"])
 
 
 def bind(app: Flask) -> None:
@@ -104,13 +99,13 @@ def mailer() -> Mailer:
 
 
 def catalog() -> dict[str, ModelEntry]:
-    """The model catalog (``EASEL_CATALOG``), read once per app; availability is checked on each use."""
-    return _services().catalog
+    """The model catalog (``EASEL_CATALOG``), read again when its file changes; availability is checked on each use."""
+    return _services().catalog_file.read()[0]
 
 
 def loras() -> dict[str, LoraEntry]:
-    """The catalog's LoRAs (``[loras.<name>]`` in ``EASEL_CATALOG``), read once per app."""
-    return _services().loras
+    """The catalog's LoRAs (``[loras.<name>]`` in ``EASEL_CATALOG``), read again when its file changes."""
+    return _services().catalog_file.read()[1]
 
 
 def api_waiting() -> threading.BoundedSemaphore:

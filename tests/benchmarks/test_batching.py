@@ -111,7 +111,7 @@ def test_batching_throughput(app, live_server, make_user, workers, tmp_path):
         model, catalog = "sd15-random", sd15_catalog(Path(SD15), tmp_path / "catalog.toml")
         worker_env = {"EASEL_CATALOG": str(catalog), "EASEL_MODEL": model}
         app.config.update(worker_env)
-        app.extensions["easel"].__dict__.pop("catalog", None)  # read the new catalog
+        app.extensions["easel"].__dict__.pop("catalog_file", None)  # read the catalog at its new path
     app.config.update(MAX_ACTIVE_PER_USER=100, DAILY_IMAGE_QUOTA=1_000_000)
     people = max(PEOPLE)
     for n in range(people):

@@ -155,3 +155,23 @@ def test_passwords_get_full_strength_scrypt_outside_the_tests(monkeypatch) -> No
         assert generate_password_hash("x", method=method).startswith("scrypt:32768:8:1$")
     monkeypatch.setenv("EASEL_ENV", "test")
     assert config.from_environment()["PASSWORD_METHOD"] == "scrypt:1024:8:1"
+
+
+def test_the_web_follows_an_edited_catalog_without_a_restart(app, tmp_path):
+    """An admin adds a model to the catalog file: the running site lists it; an unchanged file is not re-read."""
+    from tests.support import TEST_CATALOG
+    from webapp import services
+
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(TEST_CATALOG.read_text(), encoding="utf-8")
+    app.config["EASEL_CATALOG"] = str(catalog)
+    app.extensions["easel"].__dict__.pop("catalog_file", None)
+    with app.app_context():
+        before = set(services.catalog())
+        assert "added-later" not in before
+        services.catalog()
+        assert app.extensions["easel"].catalog_file.reads == 1
+        tiny = catalog.read_text().split("[models.easel-tiny]")[1].split("\n\n")[0]
+        catalog.write_text(catalog.read_text() + "\n[models.added-later]" + tiny + "\n", encoding="utf-8")
+        assert set(services.catalog()) == before | {"added-later"}
+        assert app.extensions["easel"].catalog_file.reads == 2
