@@ -4,16 +4,38 @@ from __future__ import annotations
 
 import http
 
-from apispec.core import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 from flask_smorest import Api
-from flask_smorest.utils import prepare_response
 
 from ...errors import http_error_response, register_api_errors
 from ..problems import PROBLEM_JSON, problem_response
 from .schemas import ProblemSchema
 
 PREFIX = "/api/v1"
+
+
+class ProblemResponses(MarshmallowPlugin):
+    """apispec's marshmallow plugin, documenting error responses as ``application/problem+json``.
+
+    flask-smorest registers a response component for every status with its error schema under the API's
+    default content type; through apispec's public plugin hook (``response_helper``), those carrying the
+    ProblemSchema move to RFC 9457's type, and the successful statuses lose the error schema they never send.
+    """
+
+    SUCCESS = {status.phrase for status in http.HTTPStatus if status < 400}
+
+    def response_helper(self, response: dict, **kwargs) -> dict:
+        content = response.get("content", {})
+        error = content.get(Api.DEFAULT_RESPONSE_CONTENT_TYPE, {}).get("schema")
+        if error is ProblemSchema or isinstance(error, ProblemSchema):
+            if response.get("description") in self.SUCCESS:
+                response.pop("content")
+            else:
+                content[PROBLEM_JSON] = content.pop(Api.DEFAULT_RESPONSE_CONTENT_TYPE)
+                if response.get("description") == "Default error response":
+                    response["description"] = "Any error, as RFC 9457 problem details"
+        return super().response_helper(response, **kwargs)
 
 
 class EaselApi(Api):
@@ -25,22 +47,6 @@ class EaselApi(Api):
         """flask-smorest's public hook for the HTTP errors it handles: the app's own answer (problem details under
         API paths, the site's page elsewhere), so registering the Api changes no error anywhere."""
         return http_error_response(error)
-
-    def _register_responses(self) -> None:
-        """Every error status documented as an ``application/problem+json`` ProblemSchema."""
-        # flask-smorest offers no public way to give its error responses another content type than the API's
-        # default, so this one hook of its own stays overridden.
-        spec: APISpec = self.spec
-        for status in http.HTTPStatus:
-            response = {"description": status.phrase}
-            if status >= 400:
-                response["schema"] = self.ERROR_SCHEMA
-            prepare_response(response, spec, PROBLEM_JSON)
-            spec.components.response(status.name, response, lazy=True)
-        response = {"description": "Any error, as RFC 9457 problem details", "schema": self.ERROR_SCHEMA}
-        prepare_response(response, spec, PROBLEM_JSON)
-        spec.components.response("DEFAULT_ERROR", response, lazy=True)
-
 
 def register(app: Flask) -> None:
     """Bind the API, its blueprints behind the token gate, and its problem-details errors."""
@@ -60,7 +66,7 @@ def register(app: Flask) -> None:
             "security": [{"bearer": []}],
         },
     })
-    api = EaselApi(app)
+    api = EaselApi(app, spec_kwargs={"marshmallow_plugin": ProblemResponses()})
     for blueprint in (generations.blp, images.blp, catalog.blp):
         api.register_blueprint(blueprint)
     register_api_errors(app, PREFIX, problem_response)
