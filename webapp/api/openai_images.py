@@ -17,6 +17,7 @@ from PIL import Image as PILImage
 
 from .. import services
 from ..errors import register_api_errors
+from ..generations import generation_state
 from ..inputs import AsciiFloat, ascii_float, ascii_int
 from ..links.tokens import public_url, result_token
 from ..services import default_model as default_model_name
@@ -99,18 +100,21 @@ def _encode(png: bytes, output_format: str) -> bytes:
 
 
 def images_response(generation: Generation, response_format: str, output_format: str) -> dict:
-    """The OpenAI ``ImagesResponse`` for a finished generation."""
-    revised = styled_prompt(generation.prompt, generation.style)
+    """The OpenAI ``ImagesResponse`` for a finished generation, selected from ``generation_state``."""
+    state = generation_state(generation)
+    revised = styled_prompt(state["params"]["prompt"], state["params"]["style"])
+    images = {image.id: image for image in generation.images}
     data = []
-    for image in generation.images:
-        item: dict = {"revised_prompt": revised} if revised != generation.prompt else {}
+    for shown in state["images"]:
+        image = images[shown["id"]]
+        item: dict = {"revised_prompt": revised} if revised != state["params"]["prompt"] else {}
         if response_format == "url":
             item["url"] = public_url("links.result_file", token=result_token(image))
         else:
             item["b64_json"] = base64.b64encode(_encode(stored_png(image), output_format)).decode()
         data.append(item)
     return {"created": timegm(generation.created_at.timetuple()), "data": data,
-            "size": f"{generation.width}x{generation.height}", "output_format": output_format}
+            "size": f"{state['width']}x{state['height']}", "output_format": output_format}
 
 
 def _generate(args: dict, start: PILImage.Image | None = None):
