@@ -126,7 +126,7 @@ def index():
     return render_studio(form)
 
 
-def field_errors(form: GenerationForm) -> dict[str, list[str]]:
+def form_errors(form: GenerationForm) -> dict[str, list[str]]:
     """Each field's errors by its HTML name; the LoRA list's own errors go to its first menu."""
     found = {name: errors for name, errors in form.errors.items() if name != "loras"}
     for pick in form.loras:
@@ -141,7 +141,7 @@ def refused(form: GenerationForm, status: int = 400, error: str | None = None):
     if wants_json():
         if error:
             return render_error(status, error)
-        return jsonify(errors=field_errors(form), status=status), status
+        return jsonify(errors=form_errors(form), status=status), status
     return render_studio(form, status, error=error)
 
 
