@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, FloatField, IntegerField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, Optional
 
 from ..tables import Group
 from .storage import human_size
 from .store import CHOICE_KINDS, NUMBERS
 
-CLASSIFIER_CHOICES = [("", "The site's setting"), ("on", "On"), ("off", "Off")]
+CLASSIFIER_CHOICES = [SelectChoice("", "The site's setting"), SelectChoice("on", "On"), SelectChoice("off", "Off")]
 
 
 class GroupSettingsForm(FlaskForm):
