@@ -15,9 +15,9 @@ from sqlalchemy import func, select, update
 
 from . import lifecycle, progress, safety, services
 from .extensions import db
-from .groups.limits import choices_refusal, limits_refusal
+from .groups.limits import allowance, choices_refusal, limits_refusal
 from .moderation.blocked_terms import find_blocked_term
-from .moderation.prompt_classifier import classifier_refusal
+from .moderation.prompt_classifier import ClassifierChoice, classifier_refusal, site_choice
 from .queues import SERIALIZER, model_queue_name, queued_eta
 from .tables import (
     DEFAULT_STRENGTH,
@@ -116,7 +116,11 @@ def check_prompt(prompt: str, user_id: int | None = None) -> None:
     term = find_blocked_term(prompt)
     if term is not None:
         raise PromptBlocked(f"The prompt contains “{term}”, which this site does not allow. Please rephrase it.")
-    if user_id is not None and (refusal := classifier_refusal(user_id, prompt)) is not None:
+    if user_id is None:
+        return
+    setting = allowance(user_id).prompt_classifier  # the person's groups', else the site's
+    choice = ClassifierChoice(bool(setting.value), setting.group) if setting is not None else site_choice()
+    if (refusal := classifier_refusal(prompt, choice)) is not None:
         raise PromptBlocked(refusal)
 
 

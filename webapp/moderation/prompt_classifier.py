@@ -16,8 +16,6 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from ..groups.limits import allowance
-
 log = logging.getLogger(__name__)
 
 _predict: Callable | None = None
@@ -47,21 +45,15 @@ def offensive_score(text: str) -> float:
     return float(_predict_prob()([text])[0])
 
 
-def choice_for(user_id: int) -> ClassifierChoice:
-    """Whether the person's prompts go through the classifier: their groups' setting, else the site's."""
-    setting = allowance(user_id).prompt_classifier
-    if setting is not None:
-        return ClassifierChoice(bool(setting.value), setting.group)
+def site_choice() -> ClassifierChoice:
+    """The site's ``PROMPT_CLASSIFIER``, for people whose groups say nothing."""
     return ClassifierChoice(bool(current_app.config.get("PROMPT_CLASSIFIER", False)))
 
 
-def classifier_refusal(user_id: int, prompt: str) -> str | None:
-    """The message refusing ``prompt`` when the person's classifier is on and scores it at or above
-    ``PROMPT_CLASSIFIER_THRESHOLD``; None lets it through."""
-    if not prompt.strip():
-        return None
-    choice = choice_for(user_id)
-    if not choice.on:
+def classifier_refusal(prompt: str, choice: ClassifierChoice) -> str | None:
+    """The message refusing ``prompt`` when the classifier is on for the person (``choice``: their groups' setting,
+    else ``site_choice()``) and scores it at or above ``PROMPT_CLASSIFIER_THRESHOLD``; None lets it through."""
+    if not choice.on or not prompt.strip():
         return None
     try:
         score = offensive_score(prompt)
