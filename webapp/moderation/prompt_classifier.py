@@ -4,7 +4,7 @@ inside its wheel (scikit-learn, nothing downloaded), beside the admins' list of 
 It is on for a person when their groups turn it on, else when the site's ``PROMPT_CLASSIFIER`` is on; a person in
 several groups gets it off when any of them turns it off (groups are generous). Loading scikit-learn and the model
 takes a few seconds, so it happens on the first prompt checked in a process, never at start; a check then takes
-about a millisecond. A classifier that cannot load lets prompts through (the word list and the picture check still
+a few milliseconds. A classifier that cannot load lets prompts through (the word list and the picture check still
 run) and says so in the log.
 """
 from __future__ import annotations
