@@ -264,18 +264,20 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
                 parameters["precision"] = generation.precision
             key = image_key(generation.user_id, generation.id, index)
             thumb = thumbnail_key(generation.user_id, generation.id, index)
-            storage.save(key, encode_png(picture, parameters), "image/png")
-            saved.append(key)
-            storage.save(thumb, encode_webp(picture, THUMBNAIL_SIZE), "image/webp")
-            saved.append(thumb)
+            files = {key: (encode_png(picture, parameters), "image/png"),
+                     thumb: (encode_webp(picture, THUMBNAIL_SIZE), "image/webp")}
             timelapse = None
             if recorder is not None:
                 timelapse = timelapse_key(generation.user_id, generation.id, index)
-                storage.save(timelapse, recorder.encode(index, picture), "image/webp")
-                saved.append(timelapse)
+                files[timelapse] = (recorder.encode(index, picture), "image/webp")
+            for file_key, (data, content_type) in files.items():
+                storage.save(file_key, data, content_type)
+                saved.append(file_key)
+            verdict = safety.check(picture, made_from=generation.upload)
             rows.append(Image(id=new_id(), generation_id=generation.id, user_id=generation.user_id, index=index,
                               storage_key=key, thumbnail_key=thumb, timelapse_key=timelapse,
-                              width=picture.width, height=picture.height, **safety.check(picture).columns()))
+                              width=picture.width, height=picture.height,
+                              file_bytes=sum(len(data) for data, _ in files.values()), **verdict.columns()))
         if not lifecycle.succeed(generation.id, rows, model_prompt=seen):  # canceled from the web at the last moment
             raise Canceled()
     except BaseException:

@@ -106,16 +106,25 @@ def model_settings() -> dict:
     }
 
 
-def safety_settings() -> dict:
-    """``SAFETY_CHECK`` (on unless set to 0) and ``SAFETY_THRESHOLD`` (a detector score from 0 to 1)."""
-    raw = os.environ.get("SAFETY_THRESHOLD", "") or "0.6"
+def _score(name: str, default: str) -> float:
+    raw = os.environ.get(name, "") or default
     try:
-        threshold = float(raw)
+        score = float(raw)
     except ValueError as exc:
-        raise ConfigError(f"SAFETY_THRESHOLD must be a number between 0 and 1, got {raw!r}") from exc
-    if not 0 < threshold <= 1:
-        raise ConfigError(f"SAFETY_THRESHOLD must be a number between 0 and 1, got {raw!r}")
-    return {"SAFETY_CHECK": _bool(os.environ.get("SAFETY_CHECK"), True), "SAFETY_THRESHOLD": threshold}
+        raise ConfigError(f"{name} must be a number between 0 and 1, got {raw!r}") from exc
+    if not 0 < score <= 1:
+        raise ConfigError(f"{name} must be a number between 0 and 1, got {raw!r}")
+    return score
+
+
+def safety_settings() -> dict:
+    """``SAFETY_CHECK`` (on unless set to 0) and ``SAFETY_THRESHOLD`` (a detector score from 0 to 1); the prompt's
+    text classifier: ``PROMPT_CLASSIFIER`` (off unless set to 1; a group may turn it on or off for its members) and
+    ``PROMPT_CLASSIFIER_THRESHOLD`` (the classifier's score from 0 to 1 that refuses a prompt)."""
+    return {"SAFETY_CHECK": _bool(os.environ.get("SAFETY_CHECK"), True),
+            "SAFETY_THRESHOLD": _score("SAFETY_THRESHOLD", "0.6"),
+            "PROMPT_CLASSIFIER": _bool(os.environ.get("PROMPT_CLASSIFIER")),
+            "PROMPT_CLASSIFIER_THRESHOLD": _score("PROMPT_CLASSIFIER_THRESHOLD", "0.9")}
 
 
 OIDC_NAME_RULE = "lower-case letters, digits and '_' (at most 32)"

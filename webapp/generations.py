@@ -13,10 +13,11 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 from sqlalchemy import func, select, update
 
-from . import lifecycle, progress, services
+from . import lifecycle, progress, safety, services
 from .extensions import db
-from .groups.limits import choices_refusal, limits_refusal
+from .groups.limits import allowance, choices_refusal, limits_refusal
 from .moderation.blocked_terms import find_blocked_term
+from .moderation.prompt_classifier import ClassifierChoice, classifier_refusal, site_choice
 from .queues import SERIALIZER, model_queue_name, queued_eta
 from .tables import (
     DEFAULT_STRENGTH,
@@ -108,24 +109,35 @@ def check_limits(user: User, num_images: int) -> None:
                                 retry_after=max(1, int(frees_in) + 1))
 
 
-def check_prompt(prompt: str) -> None:
-    """Refuse a prompt with a blocked term (the negative prompt is not checked: it says what to avoid)."""
+def check_prompt(prompt: str, user_id: int | None = None) -> None:
+    """Refuse a prompt with a blocked term, or one the text classifier scores as offensive when it is on for the
+    person (``user_id``; webapp/moderation/prompt_classifier.py). The negative prompt is not checked: it says
+    what to avoid."""
     term = find_blocked_term(prompt)
     if term is not None:
         raise PromptBlocked(f"The prompt contains “{term}”, which this site does not allow. Please rephrase it.")
+    if user_id is None:
+        return
+    setting = allowance(user_id).prompt_classifier  # the person's groups', else the site's
+    choice = ClassifierChoice(bool(setting.value), setting.group) if setting is not None else site_choice()
+    if (refusal := classifier_refusal(prompt, choice)) is not None:
+        raise PromptBlocked(refusal)
 
 
-def _store_upload(user: User, picture: PILImage.Image, params: dict) -> tuple[Upload, str]:
-    """Save the upload, resized to the size the job starts from, as a PNG; the row is added, not committed.
+def _store_upload(user: User, picture: PILImage.Image, params: dict, verdict: safety.Verdict) -> tuple[Upload, str]:
+    """Save the upload, resized to the size the job starts from, as a PNG, with the safety check's ``verdict``;
+    the row is added, not committed.
 
     An upscale starts from the upload at ``1/upscale_factor`` of the generation's (enlarged) size.
     """
-    upload = Upload(id=new_upload_id(), user_id=user.id)
     factor = params.get("upscale_factor") or 1
     picture = fit_to(picture, (params["width"] // factor, params["height"] // factor),
                      params.get("resize_mode") or "crop")
-    upload.storage_key, upload.width, upload.height = upload_key(user.id, upload.id), picture.width, picture.height
-    services.storage().save(upload.storage_key, encode_png(picture), "image/png")
+    data = encode_png(picture)
+    upload = Upload(id=new_upload_id(), user_id=user.id, width=picture.width, height=picture.height,
+                    file_bytes=len(data), **verdict.columns())
+    upload.storage_key = upload_key(user.id, upload.id)
+    services.storage().save(upload.storage_key, data, "image/png")
     db.session.add(upload)
     db.session.flush()  # the generation row refers to it
     return upload, upload.storage_key
@@ -146,11 +158,13 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
     """
     if user.is_banned:
         raise GenerationRefused("This account has been suspended, so it cannot make images.", status=403)
-    check_prompt(params["prompt"])
+    check_prompt(params["prompt"], user.id)
     if (refusal := choices_refusal(user.id, params)) is not None:  # a model, LoRA or upscaler outside its groups'
         raise GenerationRefused(refusal.message, status=refusal.status)
     if params.get("seed") is None:
         params = {**params, "seed": new_seed()}
+    # before the lock: the detector takes a fraction of a second, and SQLite's lock is everyone's
+    verdict = safety.check(upload) if upload is not None else None
     # The checks and the insert are one transaction under the person's lock: simultaneous submits cannot
     # all see room for one more (check-then-insert), however many arrive at once.
     lock_user(user.id)
@@ -161,7 +175,7 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
         raise
     upload_file = None
     if upload is not None:
-        row, upload_file = _store_upload(user, upload, params)
+        row, upload_file = _store_upload(user, upload, params, verdict)
         # an upload is image-to-image unless the caller says otherwise (an upscale of the upload)
         params = {"source": Source.UPLOAD, **params, "upload_id": row.id, "init_image_key": upload_file}
     generation = Generation(user_id=user.id, status=GenerationStatus.QUEUED, **params)

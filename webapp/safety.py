@@ -1,8 +1,9 @@
 """The safety check on pictures: nudenet's offline nudity detector, its verdict, and holding what it flags.
 
 The detector (an ONNX model inside the ``nudenet`` wheel, run by onnxruntime) is imported and loaded on the first
-check, in the worker; the web process never loads it. A check never fails a generation: when the detector cannot
-run, the picture is held for review and the reason says so.
+check: in a worker for the pictures it makes, in a web process on the first upload it receives (never at start).
+A check never fails a generation or an upload: when the detector cannot run, the picture is held for review and
+the reason says so. A picture made from a held upload is held too.
 """
 from __future__ import annotations
 
@@ -71,8 +72,7 @@ def verdict_of(findings: list[dict], threshold: float) -> Verdict:
     return Verdict(True, f"Held by the safety check: {names} (score {flagged[0][1]:.2f}).", labels)
 
 
-def check(picture: PILImage.Image) -> Verdict:
-    """Check one picture when SAFETY_CHECK is on; a detector error holds it (never raises)."""
+def _look(picture: PILImage.Image) -> Verdict:
     if not current_app.config.get("SAFETY_CHECK", True):
         return Verdict()
     try:
@@ -80,3 +80,17 @@ def check(picture: PILImage.Image) -> Verdict:
     except Exception:
         log.exception("the safety check failed; holding the picture for review")
         return Verdict(True, ERROR_REASON)
+
+
+def check(picture: PILImage.Image, made_from=None) -> Verdict:
+    """Check one picture when SAFETY_CHECK is on; a detector error holds it (never raises).
+
+    Args:
+        picture: a picture made or uploaded.
+        made_from: the ``Upload`` it was made from, if any: a held upload holds every picture made from it.
+    """
+    verdict = _look(picture)
+    if made_from is not None and made_from.is_held and not verdict.held:
+        reason = f"Made from an upload the safety check holds. {made_from.held_reason or ''}".strip()
+        return Verdict(True, reason[:200], verdict.labels)
+    return verdict

@@ -177,6 +177,7 @@ class Generation(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     user: Mapped[User] = relationship(back_populates="generations")
+    upload: Mapped[Upload | None] = relationship()
     images: Mapped[list[Image]] = relationship(
         back_populates="generation", order_by="Image.index", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -232,6 +233,9 @@ class Image(db.Model):
     is_held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"), index=True)
     held_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
     safety_labels: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    # Bytes of the image's stored files (PNG, thumbnail, timelapse), counted against its groups' storage quotas;
+    # None for pictures stored before sizes were recorded.
+    file_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
     generation: Mapped[Generation] = relationship(back_populates="images")
@@ -253,6 +257,11 @@ class Upload(db.Model):
     storage_key: Mapped[str] = mapped_column(String(255))
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
+    file_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the stored PNG (storage quotas)
+    # Held by the safety check when it was uploaded: every picture made from it is held too (webapp/safety.py).
+    is_held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    held_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    safety_labels: Mapped[list | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
@@ -372,6 +381,10 @@ class Group(db.Model):
     models: Mapped[list | None] = mapped_column(JSON, nullable=True)
     loras: Mapped[list | None] = mapped_column(JSON, nullable=True)
     upscalers: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    # Bytes the members' pictures and uploads may keep, all together (None: no limit)
+    storage_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The prompt's text classifier for members: on, off, or None for the site's PROMPT_CLASSIFIER
+    prompt_classifier: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     members: Mapped[list[GroupMember]] = relationship(back_populates="group", cascade="all, delete-orphan",

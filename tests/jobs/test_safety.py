@@ -2,6 +2,7 @@
 path with a stand-in result at the detector's boundary (no flagged picture can be made here)."""
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import select
 
-from tests.support import ROOT, audit_entries, csrf_token, post, result_token, sign_in, submit_ok, wait_status
+from tests.support import ROOT, api_token, audit_entries, csrf_token, post, result_token, sign_in, submit_ok, wait_status
 from webapp import safety
 from webapp.extensions import db
 from webapp.tables import Generation, GenerationStatus, Image
@@ -150,3 +151,42 @@ def test_only_exposed_labels_at_the_threshold_hold_and_the_setting_turns_it_off(
     app.config["SAFETY_CHECK"] = False
     image = image_row(app, store_one(app, make_user()))
     assert not image.is_held and image.safety_labels is None
+
+
+def test_an_upload_is_checked_when_uploaded_and_holds_every_picture_made_from_it(app, client, make_user, monkeypatch):
+    from jobs.generate import _store
+    from tests.webapp.studio.test_start_image import post_start
+    from tests.webapp.test_uploads import encoded
+    from webapp import lifecycle, services
+    from webapp.tables import Upload
+
+    ada = make_user("ada@example.com")
+    monkeypatch.setattr(safety, "detect", lambda picture: EXPOSED)
+    started = post_start(sign_in(app, "ada@example.com"),
+                         files={"init_image": (encoded(PILImage.new("RGB", (64, 64), "red"), "PNG"), "a.png")})
+    assert started.status_code == 303
+    generation_id = started.headers["Location"].rsplit("/", 1)[1]
+    monkeypatch.setattr(safety, "detect", lambda picture: [])  # the picture made finds nothing by itself
+    with app.app_context():
+        upload = db.session.get(Generation, generation_id).upload
+        assert upload.is_held and "female breast exposed" in upload.held_reason
+        assert upload.file_bytes == len(services.storage().open(upload.storage_key))
+        assert lifecycle.start(generation_id)
+        _store(db.session.get(Generation, generation_id), [PILImage.new("RGB", (64, 64), "blue")])
+        made = db.session.scalar(select(Image).where(Image.generation_id == generation_id))
+        assert made.is_held and made.held_reason.startswith("Made from an upload the safety check holds.")
+        assert made.safety_labels == [] and made.file_bytes == sum(
+            len(services.storage().open(key)) for key in made.file_keys)
+
+    def broken(picture):
+        raise RuntimeError("onnxruntime: bad model")
+
+    monkeypatch.setattr(safety, "detect", broken)  # an API's upload: a detector error holds it, never a 500
+    api = client.post("/api/v1/generations/from-image", content_type="multipart/form-data",
+                      headers={"Authorization": f"Bearer {api_token(app, ada)}"},
+                      data={"prompt": "a red circle", "init_image": (io.BytesIO(encoded(PILImage.new(
+                          "RGB", (64, 64), "red"), "PNG")), "a.png")})
+    assert api.status_code == 201, api.get_json()
+    with app.app_context():
+        held = db.session.get(Upload, db.session.get(Generation, api.get_json()["id"]).upload_id)
+        assert held.is_held and held.held_reason == safety.ERROR_REASON

@@ -24,6 +24,7 @@ from ..derived_images import upscale_upload, upscaler_menu
 from ..errors import register_api_errors
 from ..extensions import db
 from ..generations import cancel_generation, generation_state
+from ..groups.limits import allowance, visible
 from ..services import default_model as default_model_name
 from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus
 from .a1111_fields import decode_image, number, read_body, read_png_text, whole_number
@@ -45,7 +46,8 @@ def _model_name(raw: str) -> str:
 
 
 def _usable_models() -> dict:
-    return {name: e for name, e in services.catalog().items() if e.unavailable_reason() is None}
+    """The catalog models that can run here and the person's groups allow."""
+    return {name: e for name, e in visible(current_user.id, services.catalog()).items() if e.unavailable_reason() is None}
 
 
 def token_model() -> str:
@@ -223,7 +225,8 @@ def loras():
                      "metadata": {"label": lora.label, "description": lora.description,
                                   "base_kinds": list(lora.base_kinds), "default_scale": lora.default_scale,
                                   "trigger_words": list(lora.trigger_words)}}
-                    for name, lora in services.loras().items() if lora.unavailable_reason() is None])
+                    for name, lora in visible(current_user.id, services.loras(), "loras").items()
+                    if lora.unavailable_reason() is None])
 
 
 @bp.post("/refresh-loras")
@@ -273,9 +276,11 @@ def schedulers():
 
 @bp.get("/upscalers")
 def upscalers():
-    """The upscalers that can run here (for ``extra-single-image``)."""
+    """The upscalers that can run here and the person's groups allow (for ``extra-single-image``)."""
+    allowed_upscalers = allowance(current_user.id).upscalers
     return jsonify([{"name": item["name"], "model_name": item["name"], "model_path": None, "model_url": None,
-                     "scale": item["scale"]} for item in upscaler_menu() if not item["unavailable"]])
+                     "scale": item["scale"]} for item in upscaler_menu()
+                     if not item["unavailable"] and allowed_upscalers.allows(item["name"])])
 
 
 @bp.post("/extra-single-image")

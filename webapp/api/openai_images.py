@@ -12,12 +12,14 @@ import re
 from calendar import timegm
 
 from flask import Blueprint, Flask, jsonify, request
+from flask_login import current_user
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from PIL import Image as PILImage
 
 from .. import services
 from ..errors import register_api_errors
 from ..generations import generation_state
+from ..groups.limits import visible
 from ..inputs import AsciiFloat, ascii_float, ascii_int
 from ..links.tokens import public_url, result_token
 from ..services import default_model as default_model_name
@@ -193,9 +195,9 @@ def _form_fields() -> dict:
 
 @bp.get("/models")
 def models():
-    """The catalog's usable models, as OpenAI's model list."""
+    """The catalog's usable models the person's groups allow, as OpenAI's model list."""
     data = [{"id": name, "object": "model", "created": 0, "owned_by": "easel"}
-            for name, entry in services.catalog().items() if entry.unavailable_reason() is None]
+            for name, entry in visible(current_user.id, services.catalog()).items() if entry.unavailable_reason() is None]
     return jsonify({"object": "list", "data": data})
 
 

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, FloatField, IntegerField, StringField
+from wtforms import BooleanField, FloatField, IntegerField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, Optional
 
 from ..tables import Group
+from .storage import human_size
 from .store import CHOICE_KINDS, NUMBERS
+
+CLASSIFIER_CHOICES = [SelectChoice("", "The site's setting"), SelectChoice("on", "On"), SelectChoice("off", "Off")]
 
 
 class GroupSettingsForm(FlaskForm):
@@ -19,6 +23,8 @@ class GroupSettingsForm(FlaskForm):
     models = StringField("Models", validators=[Optional(), Length(max=2000)])
     loras = StringField("LoRAs", validators=[Optional(), Length(max=2000)])
     upscalers = StringField("Upscalers", validators=[Optional(), Length(max=2000)])
+    storage_quota = StringField("Storage quota (500MB, 2GB)", validators=[Optional(), Length(max=32)])
+    prompt_classifier = SelectField("Prompt classifier", choices=CLASSIFIER_CHOICES, default="")
 
     def settings(self) -> dict:
         """The fields as ``webapp.groups.store`` settings."""
@@ -26,6 +32,8 @@ class GroupSettingsForm(FlaskForm):
         for kind in CHOICE_KINDS:
             raw = (getattr(self, kind).data or "").strip()
             found[kind] = [name for name in raw.split(",") if name.strip()] if raw else None
+        found["storage_quota"] = (self.storage_quota.data or "").strip() or None
+        found["prompt_classifier"] = {"on": True, "off": False}.get(self.prompt_classifier.data)
         return found
 
     def fill(self, group: Group) -> None:
@@ -35,6 +43,9 @@ class GroupSettingsForm(FlaskForm):
         for kind in CHOICE_KINDS:
             names = getattr(group, kind)
             getattr(self, kind).data = ",".join(names) if names is not None else ""
+        quota = group.storage_quota
+        self.storage_quota.data = human_size(quota).replace(" ", "") if quota is not None else ""
+        self.prompt_classifier.data = {True: "on", False: "off"}.get(group.prompt_classifier, "")
 
 
 class NewGroupForm(GroupSettingsForm):

@@ -1,8 +1,9 @@
 """What a person's groups allow, and the refusals that name the group.
 
 A group's setting replaces the site's for its members; a setting the group leaves empty is the site's.
-A person in several groups gets the most generous of each setting: the largest number, and every model
-that any of their groups allows (a group with no model list allows every model). A refusal names the
+A person in several groups gets the most generous of each setting: the largest number, every model
+that any of their groups allows (a group with no model list allows every model), room while any of their groups
+with a storage quota has room, and the prompt classifier off when any of their groups turns it off. A refusal names the
 group whose setting applied ("Your group class-a allows 3 images a day; the next one at 00:00 UTC").
 
 The group's daily count runs from 00:00 UTC, the day a manager's usage page shows; the site's own
@@ -19,6 +20,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus, Group, GroupMember, Source, utcnow
+from .storage import storage_message
 
 ACTIVE_RETRY_SECONDS = 10  # as the site's own active limit: about one generation on the bundled model
 
@@ -63,6 +65,7 @@ class Allowance:
     models: Choices = field(default_factory=Choices)
     loras: Choices = field(default_factory=Choices)
     upscalers: Choices = field(default_factory=Choices)
+    prompt_classifier: GroupSetting | None = None  # value 1.0 on, 0.0 off
 
 
 @dataclass(frozen=True)
@@ -90,10 +93,24 @@ def _choices(groups: list[Group], name: str) -> Choices:
     return Choices(frozenset(n for _, names in lists for n in names), tuple(group for group, _ in lists))
 
 
-def allowance(user_id: int) -> Allowance:
-    """What the groups of ``user_id`` set, combined (one query)."""
-    groups = list(db.session.scalars(select(Group).join(GroupMember).where(GroupMember.user_id == user_id)
-                                     .order_by(Group.name)))
+def _least_checking(groups: list[Group]) -> GroupSetting | None:
+    """The prompt classifier: off when any group turns it off (the most generous), on when one turns it on."""
+    for wanted in (False, True):
+        named = next((group.name for group in groups if group.prompt_classifier is wanted), None)
+        if named is not None:
+            return GroupSetting(float(wanted), named)
+    return None
+
+
+def member_groups(user_id: int) -> list[Group]:
+    """The groups of ``user_id``, by name."""
+    return list(db.session.scalars(select(Group).join(GroupMember).where(GroupMember.user_id == user_id)
+                                   .order_by(Group.name)))
+
+
+def allowance(user_id: int, groups: list[Group] | None = None) -> Allowance:
+    """What the groups of ``user_id`` (or ``groups``, already read) set, combined (one query)."""
+    groups = member_groups(user_id) if groups is None else groups
     if not groups:
         return Allowance()
     return Allowance(
@@ -105,6 +122,7 @@ def allowance(user_id: int) -> Allowance:
         models=_choices(groups, "models"),
         loras=_choices(groups, "loras"),
         upscalers=_choices(groups, "upscalers"),
+        prompt_classifier=_least_checking(groups),
     )
 
 
@@ -137,7 +155,8 @@ def limits_refusal(user_id: int, num_images: int) -> tuple[GroupRefusal | None, 
         The refusal (None: within every group limit) and the names of the site's limits that the groups
         replace (``max_active``, ``max_queued``, ``daily_images``): the caller skips those.
     """
-    rules = allowance(user_id)
+    groups = member_groups(user_id)
+    rules = allowance(user_id, groups)
     replaced = frozenset(name for name in ("max_active", "max_queued", "daily_images") if getattr(rules, name))
     if rules.max_active is not None:
         active = _count(user_id, ACTIVE_STATUSES)
@@ -164,6 +183,8 @@ def limits_refusal(user_id: int, num_images: int) -> tuple[GroupRefusal | None, 
                 f"Your group {rules.daily_images.group} allows {_plural(rules.daily_images.value, 'image')} a day"
                 f"{extra}; the next one at 00:00 UTC.",
                 retry_after=max(1, int((midnight - now).total_seconds()) + 1)), replaced
+    if (full := storage_message(groups)) is not None:
+        return GroupRefusal(full, status=403), replaced
     return None, replaced
 
 

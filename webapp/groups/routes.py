@@ -14,6 +14,7 @@ from ..image_files import serve_file
 from ..moderation.held import release
 from ..tables import ACTIVE_STATUSES, Generation, Group, GroupMember, Image, User
 from .limits import start_of_day
+from .storage import human_size, kept_by_groups, kept_by_members
 from .store import find_group, hide_member_image, managed_groups, role
 
 bp = Blueprint("groups", __name__)
@@ -42,7 +43,8 @@ def member_image_or_404(group: Group, image_id: str) -> Image:
 
 
 def usage_today(group: Group) -> list[dict]:
-    """Each person of the group with their role, images asked for today (from 00:00 UTC) and generations under way."""
+    """Each person of the group with their role, images asked for today (from 00:00 UTC), generations under way
+    and the bytes their pictures and uploads keep."""
     counted = Generation.status.notin_(["failed", "canceled"])
     today = (select(Generation.user_id, func.coalesce(func.sum(Generation.num_images), 0))
              .where(Generation.created_at >= start_of_day(), counted).group_by(Generation.user_id))
@@ -53,8 +55,17 @@ def usage_today(group: Group) -> list[dict]:
     running = dict(db.session.execute(active.where(Generation.user_id.in_(ids))).all())
     rows = db.session.execute(select(User, GroupMember.is_manager).join(GroupMember)
                               .where(GroupMember.group_id == group.id).order_by(User.email)).all()
+    kept = kept_by_members(group)
     return [{"user": user, "role": role(manager), "images_today": images.get(user.id, 0),
-             "active": running.get(user.id, 0)} for user, manager in rows]
+             "active": running.get(user.id, 0), "kept": human_size(kept.get(user.id, 0))} for user, manager in rows]
+
+
+def storage_use(group: Group) -> dict | None:
+    """The group's storage kept against its quota, in words (None: no quota)."""
+    if group.storage_quota is None:
+        return None
+    kept = kept_by_groups([group.id])[group.id]
+    return {"kept": human_size(kept), "quota": human_size(group.storage_quota), "full": kept >= group.storage_quota}
 
 
 @bp.get("/")
@@ -82,7 +93,7 @@ def group_page(name: str):
         page_number = 1
     page = db.paginate(query, page=page_number, per_page=PER_PAGE, error_out=False)
     return render_template("groups/group.html", group=group, members=usage_today(group), page=page,
-                           form=HideForm())
+                           form=HideForm(), storage=storage_use(group))
 
 
 @bp.get("/<name>/images/<image_id>/thumbnail")

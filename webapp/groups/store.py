@@ -18,13 +18,15 @@ from ..moderation.audit import record
 from ..moderation.review import revoke_links
 from ..queue_weights import WEIGHT_MAX, WEIGHT_MIN, copy_weights
 from ..tables import Group, GroupMember, Image, User
+from .storage import QUOTA_MAX, human_size, parse_size
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 NAME_RULE = "A group's name is 1 to 64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit."
 LIMIT_MAX = 100_000
 NUMBERS = {"daily_images": 0, "max_active": 1, "max_queued": 1}  # each setting's smallest value
 CHOICE_KINDS = {"models": "model", "loras": "LoRA", "upscalers": "upscaler"}
-SETTINGS = (*NUMBERS, "queue_weight", *CHOICE_KINDS)
+CLASSIFIER_WORDS = {True: "on", False: "off", None: "site"}
+SETTINGS = (*NUMBERS, "queue_weight", *CHOICE_KINDS, "storage_quota", "prompt_classifier")
 
 
 class GroupRefused(ValueError):
@@ -80,6 +82,20 @@ def check_settings(settings: Mapping) -> dict:
             raise GroupRefused(f"A queue weight is a number from {WEIGHT_MIN:g} to {WEIGHT_MAX:g} (1 is everyone's), "
                                f"or empty for each member's own.")
         checked["queue_weight"] = None if weight is None else round(float(weight), 2)
+    if "storage_quota" in settings:
+        quota = settings["storage_quota"]
+        if isinstance(quota, str):
+            try:
+                quota = parse_size(quota)
+            except ValueError as exc:
+                raise GroupRefused(str(exc)) from None
+        if quota is not None and (not isinstance(quota, int) or not 1 <= quota <= QUOTA_MAX):
+            raise GroupRefused(f"A storage quota is from 1 byte to {human_size(QUOTA_MAX)}, or empty for no limit.")
+        checked["storage_quota"] = quota
+    if "prompt_classifier" in settings:
+        if settings["prompt_classifier"] not in (None, True, False):
+            raise GroupRefused("The prompt classifier is on, off, or empty for the site's setting.")
+        checked["prompt_classifier"] = settings["prompt_classifier"]
     for kind, word in CHOICE_KINDS.items():
         if kind in settings:
             names = settings[kind]
@@ -109,6 +125,9 @@ def describe(group: Group) -> str:
     parts.append(f"queue_weight={group.queue_weight:g}" if group.queue_weight is not None else "queue_weight=own")
     parts += [f"{kind}={','.join(getattr(group, kind)) if getattr(group, kind) is not None else 'all'}"
               for kind in CHOICE_KINDS]
+    quota = group.storage_quota
+    parts.append(f"storage_quota={human_size(quota).replace(' ', '') if quota is not None else 'none'}")
+    parts.append(f"prompt_classifier={CLASSIFIER_WORDS[group.prompt_classifier]}")
     return " ".join(parts)
 
 

@@ -47,13 +47,16 @@ def start_image_params(form: GenerationForm) -> dict:
 
 
 def start_preview(form: GenerationForm) -> dict | None:
-    """What the form shows of a starting image chosen by id (its picture's URL), or None."""
+    """What the form shows of a starting image chosen by id (its picture's URL; the reason when it is held), or None."""
     if form.init_image_id.data:
         image = viewable_image_or_404(form.init_image_id.data)
-        return {"url": url_for("gallery.image_thumbnail", image_id=image.id), "label": "the chosen image"}
+        return {"url": url_for("gallery.image_thumbnail", image_id=image.id), "label": "the chosen image",
+                "held_reason": (image.held_reason or "Held by the safety check.") if image.is_held else None}
     if form.upload_id.data:
         start_image_params(form)
-        return {"url": url_for("studio.upload_file", upload_id=form.upload_id.data), "label": "your upload"}
+        upload = db.session.get(Upload, form.upload_id.data)
+        return {"url": url_for("studio.upload_file", upload_id=upload.id), "label": "your upload",
+                "held_reason": (upload.held_reason or "Held by the safety check.") if upload.is_held else None}
     return None
 
 

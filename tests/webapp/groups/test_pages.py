@@ -39,9 +39,12 @@ def test_admins_create_and_fill_a_group_through_the_pages(app, make_user):
     assert post(admin, f"{page}/members", page, email="ada@example.com").status_code == 303
     assert "ada@example.com" in admin.get(page).get_data(as_text=True)
     assert post(admin, page, page, daily_images="-1").status_code == 400
-    assert post(admin, page, page, daily_images="5", models="").status_code == 303
+    assert post(admin, page, page, storage_quota="lots").status_code == 400
+    assert post(admin, page, page, daily_images="5", models="", storage_quota="2GB",
+                prompt_classifier="on").status_code == 303
     group = group_row(app, "class-a")
-    assert (group.daily_images, group.models) == (5, None)
+    assert (group.daily_images, group.models, group.storage_quota, group.prompt_classifier) == (5, None, 2 * 10**9, True)
+    assert 'value="2GB"' in admin.get(page).get_data(as_text=True)
     assert post(admin, f"{page}/members/{ada}/remove", page).status_code == 303
     assert 'class="member-email">ada@example.com' not in admin.get(page).get_data(as_text=True)
     assert post(admin, f"{page}/delete", page).status_code == 303 and group_row(app, "class-a") is None
