@@ -27,6 +27,7 @@ from tests.support import CSRF_RE, LINK_RE, ROOT, free_port, links_in, wait_for
 from tests.webapp.test_launch import descendants, stop_site
 
 PASSWORD = "correct horse battery"
+METRICS_TOKEN = "tok-123"
 FIELDS = {"prompt": "a red circle on a blue background", "negative_prompt": "", "model": "easel-tiny",
           "width": "64", "height": "64", "steps": "4", "guidance": "2.0", "seed": "7", "num_images": "1",
           "style": "none"}
@@ -86,7 +87,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     # A fresh checkout's `make run`, but its files in a temp folder, mail in files, one torch thread.
     env.update(PORT=str(port), EASEL_REDIS_PORT=str(free_port()), EASEL_INSTANCE_DIR=str(tmp / "instance"),
                MAIL_BACKEND="file", EASEL_TORCH_THREADS="1", HF_HUB_OFFLINE="1",
-               EASEL_REAPER_INTERVAL=str(CHORE_SECONDS))
+               EASEL_REAPER_INTERVAL=str(CHORE_SECONDS), METRICS_TOKEN=METRICS_TOKEN)
+    stale = tmp / "instance" / "metrics" / "counter_1.db"  # as if left by an earlier run: emptied at start
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"junk")
     log = tmp / "console.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "webapp.launch"], cwd=ROOT, env=env, stdout=out,
@@ -282,3 +286,42 @@ def test_one_address_holds_at_most_its_share_of_connections(site):
     finally:
         for conn in held + extra:
             conn.close()
+
+
+def scrape(site: Site) -> str:
+    response = requests.get(site.url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10)
+    assert response.status_code == 200
+    return response.text
+
+
+def sample(text: str, name: str, **labels) -> float:
+    """One sample's value from Prometheus text (0 when absent)."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    for line in text.splitlines():
+        match = re.fullmatch(r"([a-z_]+)(?:\{(.*)\})? (\S+)", line)
+        if match and match.group(1) == name and ",".join(sorted((match.group(2) or "").split(","))) == wanted:
+            return float(match.group(3))
+    return 0.0
+
+
+def test_the_web_and_the_worker_count_into_one_scrape(site, person):
+    """With METRICS_TOKEN, the web process and the worker count into one scrape; stale files are emptied at start."""
+    assert not (site.instance / "metrics" / "counter_1.db").exists()
+    assert requests.get(site.url + "/metrics", timeout=10).status_code == 404
+    before = scrape(site)
+    assert sample(before, "easel_workers", queue="generate:easel-tiny") == 1
+    made = 0
+    for _ in (1, 2):
+        make_picture(site, steps="2", num_images="2")
+        made += 1
+        after = scrape(site)
+        for name, labels, per in (("easel_generations_total", {"status": "succeeded", "model": "easel-tiny"}, 1),
+                                  ("easel_images_total", {"model": "easel-tiny"}, 2),
+                                  ("easel_generation_seconds_count", {"model": "easel-tiny"}, 1),
+                                  ("easel_http_request_duration_seconds_count",
+                                   {"route": "/generations", "status": "303"}, 1)):
+            assert sample(after, name, **labels) - sample(before, name, **labels) == per * made, name
+        assert sample(after, "easel_batch_size_count") - sample(before, "easel_batch_size_count") >= made
+    # the web's and the worker's histograms are added up (each process counts into its own file)
+    assert len({path.name.split("_")[-1] for path in (site.instance / "metrics").glob("histogram_*.db")}) >= 2
+    assert sample(after, "easel_queue_jobs", queue="generate:easel-tiny") == 0

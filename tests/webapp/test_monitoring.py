@@ -1,18 +1,14 @@
-"""Monitoring: /metrics only for the scraper (token or network), /healthz, /readyz with real Redis and workers,
-and a site started as ``make run`` starts it whose counters rise as pictures are made."""
+"""Monitoring: /metrics only for the scraper (token or network), /healthz, /readyz with real Redis and workers
+(the scrape of a site started as ``make run`` starts it is in tests/e2e)."""
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import requests
 
-from tests.support import ROOT, Auth, free_port, http_session, point_redis_at, submit_ok, wait_for, wait_status
+from tests.support import Auth, free_port, point_redis_at, submit_ok, wait_for, wait_status
 
 
 def test_metrics_are_404_without_the_token_or_an_allowed_network(app, client):
@@ -83,100 +79,3 @@ def _sample(text: str, name: str, **labels) -> float:
         if match and match.group(1) == name and ",".join(sorted((match.group(2) or "").split(","))) == wanted:
             return float(match.group(3))
     return 0.0
-
-
-def test_a_running_site_counts_pictures_from_every_process(tmp_path):
-    """``make run``'s launcher with METRICS_TOKEN: the web process and the worker count into one scrape."""
-    port, redis_port = free_port(), free_port()
-    instance = tmp_path / "instance"
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"REDIS_URL", "DATABASE_URL", "SECRET_KEY", "MEDIA_DIR", "PROMETHEUS_MULTIPROC_DIR"}}
-    env.update(EASEL_INSTANCE_DIR=str(instance), PORT=str(port), EASEL_REDIS_PORT=str(redis_port),
-               EASEL_ENV="development", EASEL_CATALOG=str(ROOT / "tests" / "catalog.toml"), METRICS_TOKEN="tok-123",
-               EASEL_MODEL="easel-tiny")
-    stale = instance / "metrics" / "counter_1.db"  # left by an earlier run: emptied at start
-    stale.parent.mkdir(parents=True)
-    stale.write_bytes(b"junk")
-    base = f"http://127.0.0.1:{port}"
-    log = open(tmp_path / "run.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "webapp.launch"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        def scrape() -> str:
-            response = requests.get(f"{base}/metrics", headers={"Authorization": "Bearer tok-123"}, timeout=10)
-            assert response.status_code == 200
-            return response.text
-
-        def ready() -> bool:
-            assert proc.poll() is None, Path(tmp_path / "run.log").read_text()[-3000:]
-            try:
-                return requests.get(f"{base}/readyz", timeout=10).status_code == 200
-            except requests.RequestException:
-                return False
-
-        wait_for(ready, timeout=120, interval=0.5, message="the site to be ready")
-        assert not stale.exists()
-        assert requests.get(f"{base}/metrics", timeout=10).status_code == 404
-        admin = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi:app", "create-admin", "ops@example.com"],
-                               cwd=ROOT, env={**env, "EASEL_ADMIN_PASSWORD": "correct horse"}, capture_output=True,
-                               text=True, timeout=120)
-        assert admin.returncode == 0, admin.stderr
-        before = scrape()
-        assert _sample(before, "easel_workers", queue="generate:easel-tiny") == 1
-        assert _sample(before, "easel_generations_total", status="succeeded", model="easel-tiny") == 0
-
-        session, token = http_session(base, "ops@example.com")
-        client = _Client(session, base, token)
-        for made in (1, 2):
-            generation_id = submit_ok(client, steps="2", num_images="2")
-            assert wait_status(client, generation_id, {"succeeded", "failed"})["status"] == "succeeded"
-            after = scrape()
-            assert _sample(after, "easel_generations_total", status="succeeded", model="easel-tiny") == made
-            assert _sample(after, "easel_images_total", model="easel-tiny") == 2 * made
-            assert _sample(after, "easel_generation_seconds_count", model="easel-tiny") == made
-            assert _sample(after, "easel_batch_size_count") == made
-        # the web's and the worker's histograms are added up (each process counts into its own file)
-        pids = {path.name.split("_")[-1] for path in (instance / "metrics").glob("histogram_*.db")}
-        assert len(pids) >= 2
-        assert _sample(after, "easel_http_request_duration_seconds_count", route="/generations", status="303") == 2
-        assert _sample(after, "easel_queue_jobs", queue="generate:easel-tiny") == 0
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
-
-
-class _Client:
-    """The shape of Flask's test client that ``submit_ok`` and ``wait_status`` use, over real HTTP."""
-
-    def __init__(self, session: requests.Session, base: str, token: str):
-        self.session, self.base, self.token = session, base, token
-
-    def get(self, path: str):
-        return _Response(self.session.get(self.base + path, timeout=30))
-
-    def post(self, path: str, data: dict):
-        return _Response(self.session.post(self.base + path, data=data, allow_redirects=False, timeout=30))
-
-
-class _Response:
-    def __init__(self, response: requests.Response):
-        self.response = response
-        self.status_code = response.status_code
-        self.headers = {k: v.removeprefix(self_base(response)) for k, v in response.headers.items()}
-
-    def get_json(self):
-        return self.response.json()
-
-    def get_data(self, as_text: bool = False):
-        return self.response.text if as_text else self.response.content
-
-
-def self_base(response: requests.Response) -> str:
-    """The scheme and host of the request, so a Location header reads as a path."""
-    url = response.request.url
-    return url[: url.index("/", url.index("//") + 2)]
