@@ -54,6 +54,8 @@ def test_explore_never_shows_a_piece_of_the_email(app, make_user, make_image):
     html = sign_in(app, "bob@example.com").get("/explore").get_data(as_text=True)
     assert "a moth in a relay" in html and "by Anonymous artist" in html
     assert "grace.hopper.private" not in html
+    account = sign_in(app, "grace.hopper.private@example.com").get("/auth/account").get_data(as_text=True)
+    assert "left blank, they show “Anonymous artist”" in account and "email name" not in account  # one wording
 
 
 def test_explore_is_newest_first_and_paginated(app, make_user, make_image):
