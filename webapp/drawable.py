@@ -18,7 +18,7 @@ def drawing_hint(entry: ModelEntry | None, prompt: str) -> str | None:
     unknown = vocabulary.unknown_words(prompt)
     if not unknown:
         return None
-    named = ", ".join(f"“{word}”" for word in unknown[:WORDS_NAMED]) + (" …" if len(unknown) > WORDS_NAMED else "")
+    named = ", ".join(f"“{word}”" for word in unknown[:WORDS_NAMED]) + (" and more" if len(unknown) > WORDS_NAMED else "")
     return (f"{entry.label} knows only {vocabulary.knows}, so it cannot draw {named}. "
             f"Try: “{vocabulary.example}”.")
 
