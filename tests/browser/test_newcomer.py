@@ -5,6 +5,7 @@ and the prompt first with Tab, Create in reach with every setting open, the newe
 the gallery's filters folded behind one button."""
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -62,6 +63,8 @@ def test_sign_up_to_first_picture_on_a_phone_then_what_a_newcomer_meets(app, bro
         box = create.bounding_box()
         assert page.locator("#studio-form").bounding_box()["height"] > 844  # the form is taller than the phone
         assert 0 < box["y"] and box["y"] + box["height"] <= 844
+        if os.environ.get("EASEL_SCREENSHOT_DIR"):  # to look at: the studio on a phone, every setting open
+            page.screenshot(path=os.path.join(os.environ["EASEL_SCREENSHOT_DIR"], "studio-390.png"))
 
         # Keyboard: the first Tab reaches the skip link, which leads to the main content, where the prompt is the
         # first field.
