@@ -3,6 +3,8 @@ document in Chromium, with no script errors, inside the site's page (its header,
 tag names) and in its colour mode (Swagger UI's dark theme when the site is dark)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -23,3 +25,5 @@ def test_swagger_ui_renders_every_operation(page, live_server):
     assert not page.evaluate("document.documentElement.classList.contains('dark-mode')")
     page.emulate_media(color_scheme="dark")  # the site follows the system, and Swagger UI follows the site
     page.wait_for_function("() => document.documentElement.classList.contains('dark-mode')")
+    if os.environ.get("EASEL_SCREENSHOT_DIR"):  # to look at
+        page.screenshot(path=os.path.join(os.environ["EASEL_SCREENSHOT_DIR"], "api-docs-dark.png"))
