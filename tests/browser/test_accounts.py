@@ -35,6 +35,9 @@ def test_register_logout_login_change_password(app, app_env, page, live_server, 
     page.get_by_text("Welcome, grace").wait_for()
 
     page.get_by_role("link", name="Account").click()
+    # A blank display name: the account page says what others see, in Explore's words.
+    assert page.get_by_label("Display name").get_attribute("placeholder") == "Anonymous artist"
+    assert "left blank, they show “Anonymous artist”" in page.get_by_text("Shown next to your public pictures").inner_text()
     page.get_by_label("Current password").fill("correct horse")
     page.get_by_label("New password", exact=True).fill("battery staple")
     page.get_by_label("Confirm new password").fill("battery staple")
