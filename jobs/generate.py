@@ -394,8 +394,9 @@ def make(requests: list[tuple[str, int]]) -> dict[str, Outcome]:
             member.recorder = member.pictures = None  # the frames go as soon as the animations are written
         outcomes[member.job_id] = ("ok", {"images": generation.num_images, "seconds": round(seconds, 3),
                                           "batch": len(made)})
-    log.info("%d generation(s), %d image(s) in %.2fs", len(made),
-             sum(member.generation.num_images for member in made), seconds)
+        # A generation's one ending line (RQ's own are filtered out: jobs.worker.OneLinePerJobEnd).
+        log.info("generation %s done: %d image(s) in %.2fs%s", generation.id, generation.num_images, seconds,
+                 f" (one call for {len(made)})" if len(made) > 1 else "")
     return outcomes
 
 

@@ -41,13 +41,13 @@ log = logging.getLogger(__name__)
 
 
 class OneLinePerJobEnd(logging.Filter):
-    """RQ reports each finished job in three INFO lines: only "Job OK (<id>)" is kept (the job itself says what
-    it made, in how long).
+    """RQ reports each finished job in three INFO lines ("Job OK", "Successfully completed", "result is kept
+    for"): none is kept, since the job itself logs its one ending line (a generation: what it made, in how long).
 
     Matched on RQ 3.0's wording: should it change, the lines come back, nothing is lost.
     """
 
-    ENDINGS = ("Successfully completed", "result is kept for")
+    ENDINGS = ("Job OK", "Successfully completed", "result is kept for")
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno > logging.INFO or not any(words in record.getMessage() for words in self.ENDINGS)

@@ -103,10 +103,12 @@ def delete_expired_images(now: datetime | None = None, dry_run: bool = False) ->
     """
     now = now or utcnow()
     report = CleanupReport(dry_run=dry_run)
-    retention_cutoff = now - timedelta(days=current_app.config["RETENTION_DAYS"])
+    retention_days = current_app.config["RETENTION_DAYS"]
     stop_stale_generations(now - STALE_AFTER, now, report)
-    delete_old_images(retention_cutoff, report)
-    remove_empty_generations(retention_cutoff, report)
+    if retention_days > 0:  # 0: the site keeps every image (and its generation) until its owner deletes it
+        retention_cutoff = now - timedelta(days=retention_days)
+        delete_old_images(retention_cutoff, report)
+        remove_empty_generations(retention_cutoff, report)
     delete_unused_uploads(now - UPLOAD_UNUSED_AFTER, report)
     sweep_orphans((now - ORPHAN_GRACE).replace(tzinfo=UTC).timestamp(), report)
     log.info("cleanup: %s", report.summary())

@@ -359,6 +359,9 @@ def from_environment() -> dict:
     remember_days = _int("REMEMBER_DAYS", 30)
     if remember_days < 1:
         raise ConfigError(f"REMEMBER_DAYS must be at least 1, got {remember_days}")
+    retention_days = _int("RETENTION_DAYS", 30)
+    if retention_days < 0:
+        raise ConfigError(f"RETENTION_DAYS must be 0 (keep every image) or more days, got {retention_days}")
     return {
         "EASEL_ENV": env,
         "SECRET_KEY": secret,
@@ -392,7 +395,7 @@ def from_environment() -> dict:
         "MAIL_RETRY_INTERVALS": _intervals("MAIL_RETRY_INTERVALS", "30,120,600,1800"),
         "RESET_LIMIT": os.environ.get("RESET_LIMIT", "5 per hour"),
         "PUBLIC_BASE_URL": base_url,
-        "RETENTION_DAYS": _int("RETENTION_DAYS", 30),
+        "RETENTION_DAYS": retention_days,  # 0: images are kept until their owner deletes them
         "PUBLIC_SHOWCASE": _bool(os.environ.get("PUBLIC_SHOWCASE")),
         # A person's generations: at most MAX_ACTIVE_PER_USER run at once, at most MAX_QUEUED_PER_USER wait.
         "MAX_ACTIVE_PER_USER": max(1, _int("MAX_ACTIVE_PER_USER", 2)),

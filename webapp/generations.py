@@ -14,6 +14,7 @@ from rq.queue import Queue
 from sqlalchemy import func, select, update
 
 from . import lifecycle, progress, safety, services
+from .drawable import drawing_hint
 from .extensions import db
 from .groups.limits import allowance, choices_refusal, limits_refusal
 from .moderation.blocked_terms import find_blocked_term
@@ -267,6 +268,7 @@ def image_json(image: Image) -> dict:
         "height": image.height,
         "held": image.is_held,  # by the safety check: shown blurred, with the reason
         "held_reason": image.held_reason,
+        "timelapse_url": url_for("gallery.image_timelapse", image_id=image.id) if image.timelapse_key else None,
     }
 
 
@@ -289,6 +291,7 @@ def generation_state(generation: Generation) -> dict:
         "images": [],
         "error": generation.error,
         "notice": None,
+        "hint": None,  # once done: what in the prompt the model cannot draw (webapp/drawable.py)
         "params": generation_params(generation),
         "api_url": url_for("api.generation", generation_id=generation.id),
         "page_url": url_for("studio.generation_page", generation_id=generation.id),
@@ -319,5 +322,6 @@ def generation_state(generation: Generation) -> dict:
         if "preview_step" in live:
             state["preview_url"] = url_for("studio.preview", generation_id=generation.id, step=int(live["preview_step"]))
     elif status == GenerationStatus.SUCCEEDED:
-        state.update(step=generation.total_steps, images=[image_json(image) for image in generation.images])
+        state.update(step=generation.total_steps, images=[image_json(image) for image in generation.images],
+                     hint=drawing_hint(services.catalog().get(generation.model), generation.prompt))
     return state

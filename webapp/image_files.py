@@ -8,7 +8,7 @@ from flask import Response, abort, current_app, redirect, send_file
 
 from . import services
 from .extensions import db
-from .tables import Generation, Image
+from .tables import Generation, Image, utcnow
 
 log = logging.getLogger(__name__)
 # Browsers may keep an image a few minutes, privately: a hidden, deleted or revoked image stops showing soon.
@@ -47,11 +47,23 @@ def delete_image(image: Image) -> None:
     db.session.commit()
 
 
+EXPIRY_SHOWN_WITHIN = timedelta(days=7)  # "kept until …" shows only in an image's last week
+
+
 def expires_at(image: Image) -> datetime | None:
-    """When cleanup will delete this image (None when starred: kept)."""
-    if image.is_starred:
+    """When cleanup will delete this image (None when starred, or when the site keeps all: RETENTION_DAYS=0)."""
+    days = current_app.config["RETENTION_DAYS"]
+    if image.is_starred or days <= 0:
         return None
-    return image.created_at + timedelta(days=current_app.config["RETENTION_DAYS"])
+    return image.created_at + timedelta(days=days)
+
+
+def expiry_notice(image: Image, now: datetime | None = None) -> datetime | None:
+    """The date shown as "kept until …": only within the last week before cleanup deletes the image, else None."""
+    until = expires_at(image)
+    if until is None or until - (now or utcnow()) > EXPIRY_SHOWN_WITHIN:
+        return None
+    return until
 
 
 def download_name(image: Image, generation: Generation) -> str:

@@ -66,6 +66,7 @@ $(function () {
     }
     $('#notice').text(s.notice || '').prop('hidden', !s.notice);
     if (s.error) { $('#error').text(s.error).prop('hidden', false); }
+    $('#hint').text(s.hint || '').prop('hidden', !s.hint);
     if (s.status === 'succeeded' && shownImages === 0) {
       $('#preview-box').prop('hidden', true);
       $.each(s.images, function (i, img) {

@@ -28,6 +28,12 @@ $(function () {
         .toggleClass('held', !!img.held).attr('title', img.held_reason || null)
     ).appendTo($figure);
     var $actions = $('<figcaption class="pt-2 d-grid gap-1">').appendTo($figure);
+    if (img.timelapse_url) {  // on demand, in the picture's own place: the card does not grow
+      $('<button type="button" class="btn btn-sm btn-outline-secondary play-timelapse" aria-pressed="false">')
+        .text('▶ Play timelapse').on('click', function () {
+          Easel.toggleTimelapse($(this), $figure.find('img'), img.timelapse_url);
+        }).appendTo($actions);
+    }
     $('<button type="button" class="btn btn-sm btn-outline-secondary use-seed">')
       .text('Use seed ' + img.seed).attr('aria-label', 'Use seed ' + img.seed + ' in the form')
       .on('click', function () { Easel.useSeed(img.seed); }).appendTo($actions);
@@ -56,6 +62,7 @@ $(function () {
       .attr('aria-label', 'Progress of ' + state.params.prompt)
       .append($('<div class="progress-bar progress-bar-striped progress-bar-animated"></div>').css('width', '0%')).appendTo($body);
     $('<p class="small text-body-secondary try-notice" hidden>').appendTo($body);
+    $('<p class="small alert alert-info py-1 px-2 mb-2 try-hint" hidden>').appendTo($body);
     $('<div class="alert alert-danger py-2 try-error" role="alert" hidden>').appendTo($body);
     $('<a class="small">').attr('href', state.page_url).text('Progress page').appendTo($body);
     return $card;
@@ -73,6 +80,7 @@ $(function () {
       .find('.progress-bar').css('width', pct + '%');
     $card.find('.try-notice').text(state.notice || '').prop('hidden', !state.notice);
     if (state.error) { $card.find('.try-error').text(state.error).prop('hidden', false); }
+    if (state.hint) { $card.find('.try-hint').text(state.hint).prop('hidden', false); }
     var $preview = $card.find('.try-preview');
     if (state.status === 'running' && state.preview_url) {
       if ($preview.attr('src') !== state.preview_url) { $preview.attr('src', state.preview_url); }

@@ -36,11 +36,19 @@ $(function () {
     $('#height').val(pair[1]);
   });
 
+  // Only the styles that change something on the model (a style's words the model never saw change nothing).
+  function offerStyles(m) {
+    var offered = m.styles || [];
+    $('#style option').each(function () { this.hidden = this.disabled = offered.indexOf(this.value) < 0; });
+    if (offered.indexOf($('#style').val()) < 0) { $('#style').val('none'); }
+  }
+
   // The model's defaults and limits, when a person picks another model.
   function applyModel(name, fillDefaults) {
     var m = info[name];
     if (!m) { return; }
     offerSizes(m);
+    offerStyles(m);
     if (fillDefaults) {
       $('#width').val(m.width);
       $('#height').val(m.height);
@@ -54,7 +62,7 @@ $(function () {
     $('#model-description').text(m.unavailable ? 'Not available: ' + m.unavailable : m.description);
   }
   $('#model').on('change', function () { applyModel($(this).val(), true); });
-  if (info[$('#model').val()]) { offerSizes(info[$('#model').val()]); }
+  if (info[$('#model').val()]) { offerSizes(info[$('#model').val()]); offerStyles(info[$('#model').val()]); }
   syncSize();
 
   // Seed: "Random" on leaves the field blank, so the server picks a new one each time; a number in the field is

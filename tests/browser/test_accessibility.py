@@ -1,5 +1,6 @@
 """axe-core (vendored in static/vendor/axe-core/) in Chromium on every main page, in the light and the dark
-theme: no serious or critical violation. Also: the theme follows the system, and its toggle is remembered."""
+theme, at desktop and phone sizes: no serious or critical violation. Also: the theme follows the system, and its
+toggle is remembered."""
 from __future__ import annotations
 
 import pytest
@@ -11,6 +12,8 @@ from tests.support import add_generation
 pytestmark = pytest.mark.browser
 
 BLOCKING = ("serious", "critical")
+DESKTOP = {"width": 1200, "height": 900}
+PHONE = {"width": 390, "height": 844}
 
 
 def axe_violations(page, live_server: str) -> list[str]:
@@ -18,7 +21,8 @@ def axe_violations(page, live_server: str) -> list[str]:
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.add_script_tag(url=live_server + "/static/vendor/axe-core/axe.min.js")  # same origin: fine under CSP
     result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [f"{page.url} [{page.evaluate('document.documentElement.dataset.bsTheme')}] {v['id']} ({v['impact']}): "
+    where = f"{page.evaluate('document.documentElement.dataset.bsTheme')}, {page.viewport_size['width']} px"
+    return [f"{page.url} [{where}] {v['id']} ({v['impact']}): "
             f"{node['html'][:160]} — {node.get('failureSummary', '')[:200]}"
             for v in result["violations"] if v["impact"] in BLOCKING for node in v["nodes"]]
 
@@ -27,7 +31,7 @@ def check_both_themes(browser, live_server: str, paths: list[str], email: str | 
                       prepare=None) -> list[str]:
     problems = []
     for scheme in ("light", "dark"):
-        context = browser.new_context(color_scheme=scheme, viewport={"width": 1200, "height": 900})
+        context = browser.new_context(color_scheme=scheme, viewport=DESKTOP)
         page = context.new_page()
         try:
             if email:
@@ -38,6 +42,9 @@ def check_both_themes(browser, live_server: str, paths: list[str], email: str | 
                 if prepare:
                     prepare(page, path)
                 problems += axe_violations(page, live_server)
+                page.set_viewport_size(PHONE)  # the same page as a phone shows it (menus and forms fold)
+                problems += axe_violations(page, live_server)
+                page.set_viewport_size(DESKTOP)
         finally:
             context.close()
     return problems
@@ -61,6 +68,11 @@ def test_signed_in_pages(browser, live_server, app, make_user, make_image):
     with app.app_context():
         generation_id = db.session.scalar(select(Image.generation_id).where(Image.id == mine))
     running = add_generation(app, ada, "queued")
+    with app.app_context():
+        from webapp.api_tokens import issue_token
+        from webapp.tables import User
+
+        issue_token(db.session.get(User, ada), "Open WebUI")
 
     def prepare(page, path):
         if path == "/":  # the studio with a try, the queue and the prompt history open
@@ -72,7 +84,7 @@ def test_signed_in_pages(browser, live_server, app, make_user, make_image):
     problems = check_both_themes(
         browser, live_server,
         ["/", f"/generations/{generation_id}", f"/generations/{running}", "/gallery", f"/images/{mine}", "/explore",
-         "/auth/account"], email="ada@example.com", prepare=prepare)
+         "/auth/account", "/auth/tokens"], email="ada@example.com", prepare=prepare)
     assert problems == [], "\n".join(problems)
 
 

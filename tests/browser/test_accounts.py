@@ -35,6 +35,9 @@ def test_register_logout_login_change_password(app, app_env, page, live_server, 
     page.get_by_text("Welcome, grace").wait_for()
 
     page.get_by_role("link", name="Account").click()
+    # A blank display name: the account page says what others see, in Explore's words.
+    assert page.get_by_label("Display name").get_attribute("placeholder") == "Anonymous artist"
+    assert "left blank, they show “Anonymous artist”" in page.get_by_text("Shown next to your public pictures").inner_text()
     page.get_by_label("Current password").fill("correct horse")
     page.get_by_label("New password", exact=True).fill("battery staple")
     page.get_by_label("Confirm new password").fill("battery staple")
@@ -48,6 +51,20 @@ def test_register_logout_login_change_password(app, app_env, page, live_server, 
     page.get_by_label("Password").fill("battery staple")
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text("Welcome, grace").wait_for()
+
+    # A new API token has a copy button; on a phone the token table scrolls inside its card, not the page.
+    page.get_by_role("link", name="Account").click()
+    page.get_by_role("link", name="API tokens").click()
+    page.get_by_label("Name").fill("Open WebUI")
+    page.get_by_role("button", name="Create token").click()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy").click()
+    page.get_by_role("button", name="Copied").wait_for()
+    assert page.evaluate("navigator.clipboard.readText()") == page.locator("#new-token").inner_text()
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.eval_on_selector("#tokens-scroll", "box => box.scrollWidth > box.clientWidth")
+    page.set_viewport_size({"width": 1200, "height": 900})
 
     # Sign out everywhere, from the account page.
     page.get_by_role("link", name="Account").click()

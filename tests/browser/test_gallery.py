@@ -115,6 +115,10 @@ def test_collection_link_works_signed_out_on_a_phone_until_revoked(browser, page
     page.get_by_role("button", name="Share with a link").click()
     link = page.locator("#share-link").input_value()
     assert link.startswith(live_server + "/c/")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy").click()
+    page.get_by_role("button", name="Copied").wait_for()
+    assert page.evaluate("navigator.clipboard.readText()") == link
 
     phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
                                 has_touch=True)  # a fresh browser: not signed in

@@ -42,7 +42,13 @@ def test_upload_watch_and_see_the_lineage(page, live_server, make_user, workers,
     page.wait_for_selector("#lineage")
     assert "an uploaded image" in page.locator("#lineage-source").inner_text()
     assert loaded_image_width(page, "#upload-thumb") > 0
-    assert loaded_image_width(page, "#timelapse-player") > 0  # the timelapse plays on the page
+    # The timelapse on demand: a play button swaps the picture for it in the same place, and back.
+    picture = page.locator("#image").get_attribute("src")
+    page.get_by_role("button", name="Play timelapse").click()
+    assert page.locator("#image").get_attribute("src").endswith("/timelapse")
+    assert loaded_image_width(page, "#image") > 0 and page.locator("img[src$='/timelapse']").count() == 1
+    page.get_by_role("button", name="Show the picture").click()
+    assert page.locator("#image").get_attribute("src") == picture
     parent_url = page.url
 
     page.locator("#var-num").fill("1")

@@ -162,8 +162,8 @@ def test_two_workers_never_run_one_job_twice(app, signed_in, workers, make_user)
     assert all("images" in r for r in results), results  # none was "skipped" by a second run
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Image).where(Image.generation_id.in_(ids))) == 12
-    finished = [line for proc in (first, second) for line in proc.log_path.read_text().splitlines() if "Job OK" in line]
-    assert sorted(gid for line in finished for gid in ids if f"({gid})" in line) == sorted(ids), finished
+    finished = [line for proc in (first, second) for line in proc.log_path.read_text().splitlines() if " done: " in line]
+    assert sorted(gid for line in finished for gid in ids if f"generation {gid} done" in line) == sorted(ids), finished
 
 
 def test_a_late_person_waits_about_two_batches_not_behind_twenty(app, signed_in, workers, make_user):

@@ -42,10 +42,12 @@ def test_timelapse_has_a_frame_per_step_and_the_final_image(app, signed_in, work
             assert distance(frames[-1], final) < 6  # the last frame is the finished picture (lossy WebP)
             assert distance(frames[0], final) > distance(frames[-1], final)  # the first is still forming
             page = signed_in.get(f"/images/{image['id']}").get_data(as_text=True)
-            assert 'id="timelapse-player"' in page
+            assert 'id="play-timelapse"' in page  # played on demand, in the picture's place
+            assert image["timelapse_url"] == f"/images/{image['id']}/timelapse"  # a try's play button uses it
     plain_image = states[plain]["images"][0]["id"]
     assert fetch(signed_in, f"/images/{plain_image}/timelapse").status_code == 404
-    assert 'id="timelapse-player"' not in signed_in.get(f"/images/{plain_image}").get_data(as_text=True)
+    assert 'id="play-timelapse"' not in signed_in.get(f"/images/{plain_image}").get_data(as_text=True)
+    assert states[plain]["images"][0]["timelapse_url"] is None
 
     first = states[text]["images"][0]["id"]
     make_user("bob@example.com")

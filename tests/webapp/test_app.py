@@ -47,6 +47,14 @@ def test_mail_settings_that_cannot_send_stop_start_up(monkeypatch, env, message)
         assert config.from_environment()["MAIL_BACKEND"] == "mailgun"
 
 
+def test_retention_days_may_be_0_for_keeping_every_image_but_not_negative(monkeypatch):
+    monkeypatch.setenv("RETENTION_DAYS", "0")
+    assert config.from_environment()["RETENTION_DAYS"] == 0
+    monkeypatch.setenv("RETENTION_DAYS", "-1")
+    with pytest.raises(config.ConfigError, match=r"RETENTION_DAYS must be 0 \(keep every image\) or more days"):
+        config.from_environment()
+
+
 @pytest.mark.parametrize(("name", "value", "message"), [
     ("API_RATE_LIMIT", "lots", "API_RATE_LIMIT must be a rate such as '120 per minute'"),
     ("OPENAI_WAIT_SECONDS", "0", "OPENAI_WAIT_SECONDS must be at least 1"),

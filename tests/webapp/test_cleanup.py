@@ -95,6 +95,16 @@ def test_cleanup_with_time_moved_forward(app, make_user, make_image, redis_url):
     assert again.counts()["expired_images"] == again.counts()["orphan_files"] == 0
 
 
+def test_retention_days_0_keeps_every_image(app, make_user, make_image):
+    ada = make_user("ada@example.com")
+    old = make_image(ada, prompt="from long ago", created_at=utcnow() - timedelta(days=400))
+    app.config["RETENTION_DAYS"] = 0
+    with app.app_context():
+        report = delete_expired_images(now=utcnow() + timedelta(days=400))
+        assert db.session.get(Image, old) is not None
+    assert report.counts()["expired_images"] == report.counts()["removed_generations"] == 0
+
+
 def test_cleanup_spares_work_in_progress(app, make_user, make_image):
     ada = make_user("ada@example.com")
     fresh = make_image(ada, prompt="made today")

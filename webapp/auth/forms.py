@@ -8,6 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
 
+from ..tables import ANONYMOUS_NAME
 from .passwords import PASSWORD_MAX, password_problem
 
 
@@ -61,7 +62,9 @@ class ChangePasswordForm(FlaskForm):
 class AccountForm(FlaskForm):
     """Profile settings: the name others see and whether to get emails."""
 
-    display_name = StringField("Display name", validators=[Length(max=64, message="Keep it under 64 characters.")])
+    display_name = StringField("Display name", validators=[Length(max=64, message="Keep it under 64 characters.")],
+                               description=f"Shown next to your public pictures; left blank, they show "
+                                           f"“{ANONYMOUS_NAME}”.", render_kw={"placeholder": ANONYMOUS_NAME})
     notify_by_email = BooleanField("Email me when my art is ready")
 
 

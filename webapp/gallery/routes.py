@@ -12,7 +12,7 @@ from ..collections.boards import fillable
 from ..collections.store import collections_with
 from ..derived_images import VARIATION_STRENGTH, upscaler_menu
 from ..extensions import db
-from ..image_files import delete_image, download_name, expires_at, serve_file
+from ..image_files import delete_image, download_name, expiry_notice, serve_file
 from ..lineage import SOURCE_LABELS, children_of, parent_of
 from ..paging import PER_PAGE, page_number
 from ..styles import STYLES
@@ -31,7 +31,7 @@ def mine():
     query = gallery_query(current_user.id, filters.filters())
     page = db.paginate(query, page=page_number(), per_page=PER_PAGE, error_out=False)
     args = {key: value for key, value in request.args.items() if key != "page" and value}
-    return render_template("gallery/mine.html", page=page, filters=filters, args=args, expires_at=expires_at,
+    return render_template("gallery/mine.html", page=page, filters=filters, args=args, expiry_notice=expiry_notice,
                            collections=fillable(current_user), form=FlaskForm())
 
 
@@ -44,7 +44,7 @@ def image_detail(image_id: str):
     is_owner = image.user_id == current_user.id
     parent = parent_of(image)
     return render_template("gallery/image.html", image=image, generation=generation, style=STYLES.get(generation.style),
-                           expires_at=expires_at(image), is_owner=is_owner, form=FlaskForm(),
+                           expires_at=expiry_notice(image), is_owner=is_owner, form=FlaskForm(),
                            collections=fillable(current_user) if is_owner else [],
                            in_collections=collections_with(image.id, current_user.id) if is_owner else [],
                            parent=parent if parent and can_view_image(parent) else None,

@@ -10,6 +10,7 @@ from models.catalog import LoraEntry, ModelEntry
 
 from .. import progress, services
 from ..access import owned_generation_or_404, viewable_generation_or_404, viewable_image_or_404
+from ..drawable import offered_styles
 from ..errors import render_error, wants_json
 from ..extensions import db
 from ..generation_rules import shown_reason
@@ -75,7 +76,7 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
                "guidance": e.default_guidance, "sizes": e.sizes, "min_steps": e.min_steps, "max_steps": e.max_steps,
                "max_guidance": e.max_guidance, "max_images": e.max_images, "description": e.description,
                "unavailable": shown_reason(e), "takes": capability_info(e),
-               "loras": [lora.name for lora in loras.values() if lora.fits(e)]}
+               "loras": [lora.name for lora in loras.values() if lora.fits(e)], "styles": offered_styles(e)}
         for name, e in models.items()
     }
     entry = form.entry or default_entry(models)
