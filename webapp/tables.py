@@ -104,6 +104,8 @@ class Source(enum.StrEnum):
     IMAGE = "image"
     VARIATION = "variation"
     UPSCALE = "upscale"
+    INPAINT = "inpaint"  # part of an image repainted through a mask (webapp/editing.py)
+    OUTPAINT = "outpaint"  # an image continued beyond its border
 
 
 class GenerationStatus(enum.StrEnum):
@@ -180,6 +182,8 @@ class Generation(db.Model):
     images: Mapped[list[Image]] = relationship(
         back_populates="generation", order_by="Image.index", cascade="all, delete-orphan", passive_deletes=True
     )
+    edit: Mapped[GenerationEdit | None] = relationship(
+        back_populates="generation", cascade="all, delete-orphan", passive_deletes=True, uselist=False)
 
     @property
     def is_final(self) -> bool:
@@ -241,6 +245,28 @@ class Image(db.Model):
     def file_keys(self) -> tuple[str, ...]:
         """Every stored file of this image: the PNG, the thumbnail and, when made, the timelapse."""
         return tuple(key for key in (self.storage_key, self.thumbnail_key, self.timelapse_key) if key)
+
+
+class GenerationEdit(db.Model):
+    """How a generation edits its starting image (inpainting, outpainting): the mask and its settings.
+
+    The mask is a PNG at the generation's size (white = repaint) stored with the generation's files
+    (``users/<user>/<generation>/mask.png``), so it goes when the generation goes.
+    """
+
+    __tablename__ = "generation_edits"
+
+    generation_id: Mapped[str] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "inpaint" or "outpaint"
+    mask_key: Mapped[str] = mapped_column(String(255))
+    mask_blur: Mapped[int] = mapped_column(Integer, default=4)
+    inpaint_area: Mapped[str] = mapped_column(String(8), default="whole")  # "whole" or "masked" (cropped, padded)
+    padding: Mapped[int] = mapped_column(Integer, default=32)  # around the masked area, with inpaint_area "masked"
+    fill: Mapped[str] = mapped_column(String(16), default="original")  # what the masked area starts from
+    # outpainting: pixels added on each side of the original picture (before scaling to the model's size)
+    grow: Mapped[list | None] = mapped_column(JSON, nullable=True)
+
+    generation: Mapped[Generation] = relationship(back_populates="edit")
 
 
 class Upload(db.Model):

@@ -10,6 +10,7 @@ from models.catalog import LoraEntry, ModelEntry
 
 from .. import progress, services
 from ..access import owned_generation_or_404, viewable_generation_or_404, viewable_image_or_404
+from ..editing import MaskRejected
 from ..errors import render_error, wants_json
 from ..extensions import db
 from ..generation_rules import shown_reason
@@ -21,6 +22,7 @@ from ..tables import DEFAULT_STRENGTH, Source, Upload
 from .board import board
 from .forms import GenerationForm, lora_choices, model_choices
 from .landing import landing_page, showcase_thumbnail
+from .masks import mask_edit
 
 bp = Blueprint("studio", __name__)
 
@@ -162,8 +164,15 @@ def create():
     entry = form.entry
     params = {**form.params(), **form.start_params(), **start}
     try:
+        edit = mask_edit(form)
+    except MaskRejected as exc:
+        form.mask.errors.append(str(exc))
+        return refused(form)
+    if edit is not None and params.get("source") == Source.IMAGE:
+        params["source"] = Source.INPAINT
+    try:
         generation = create_generation(current_user, params, job_timeout=entry.job_timeout,
-                                       upload=form.upload_picture)
+                                       upload=form.upload_picture, edit=edit)
     except PromptBlocked as exc:
         getattr(form, exc.field).errors.append(str(exc))
         return refused(form)
