@@ -53,6 +53,41 @@ class EditRequest:
                               inpaint_area=self.inpaint_area, padding=self.padding, fill=self.fill, grow=self.grow)
 
 
+@dataclass
+class MaskInput:
+    """A mask as an API sent it (decoded, any size) with its settings, before it meets the starting image."""
+
+    picture: PILImage.Image
+    mask_blur: int = DEFAULT_MASK_BLUR
+    inpaint_area: str = "whole"
+    padding: int = DEFAULT_PADDING
+    fill: str = "original"
+    invert: bool = False
+
+    def problems(self) -> dict[str, str]:
+        """Each setting out of range, by field name."""
+        found = {}
+        if not 0 <= self.mask_blur <= MAX_MASK_BLUR:
+            found["mask_blur"] = MASK_BLUR_OUT_OF_RANGE
+        if self.inpaint_area not in INPAINT_AREAS:
+            found["inpaint_area"] = INPAINT_AREA_UNKNOWN
+        if not 0 <= self.padding <= MAX_PADDING:
+            found["inpaint_full_res_padding"] = f"Use a padding from 0 to {MAX_PADDING} pixels."
+        if self.fill not in FILLS:
+            found["inpainting_fill"] = f"Choose one of: {', '.join(FILLS)}."
+        return found
+
+    def fitted(self, start_size: tuple[int, int], size: tuple[int, int], resize_mode: str) -> EditRequest:
+        """The edit for a generation of ``size`` from a start of ``start_size``.
+
+        Raises:
+            MaskRejected: nothing is left to repaint.
+        """
+        mask = fit_mask(self.picture, start_size, size, resize_mode, invert=self.invert)
+        return EditRequest(kind="inpaint", mask=mask, mask_blur=self.mask_blur, inpaint_area=self.inpaint_area,
+                           padding=self.padding, fill=self.fill)
+
+
 def mask_key(user_id: int, generation_id: str) -> str:
     """The stored mask of a generation, among its other files."""
     return generation_prefix(user_id, generation_id) + "mask.png"

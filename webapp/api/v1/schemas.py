@@ -12,6 +12,7 @@ from models.lora import MAX_LORAS
 from models.upscalers import FACTORS, LANCZOS
 
 from ... import generation_rules as rules
+from ...editing import DEFAULT_MASK_BLUR, INPAINT_AREAS, MASK_BLUR_OUT_OF_RANGE, MAX_MASK_BLUR
 from ...generations import MAX_SEED
 from ...inputs import AsciiFloat, AsciiInteger, json_text
 from ...styles import STYLES
@@ -111,6 +112,14 @@ class GenerationFromImageSchema(GenerationCreateSchema):
                                 metadata={"description": "crop (fill) or fit (bars) to the model's size"})
     init_image = Upload(required=True, metadata={"description": "the starting picture: PNG, JPEG or WebP"})
     loras = lora_picks(JsonPartList, "; in this multipart body, one part of JSON text")
+    mask = Upload(load_default=None, metadata={
+        "description": "inpainting: white repaints, black keeps (PNG, JPEG or WebP, resized to the starting picture); "
+                       "outside the mask every pixel stays the original's"})
+    mask_blur = AsciiInteger(load_default=DEFAULT_MASK_BLUR, validate=validate.Range(
+        0, MAX_MASK_BLUR, error=MASK_BLUR_OUT_OF_RANGE), metadata={"description": "pixels the mask's edge is softened"})
+    inpaint_area = fields.String(load_default="whole", validate=validate.OneOf(INPAINT_AREAS), metadata={
+        "description": "whole: the model sees the whole picture; masked: only the masked area, cropped with padding "
+                       "and pasted back"})
 
 
 class ImageSchema(Schema):
@@ -262,6 +271,18 @@ class VariationCreateSchema(Schema):
                             validate=validate.Range(rules.MIN_STRENGTH, rules.MAX_STRENGTH,
                                                     error=rules.STRENGTH_OUT_OF_RANGE),
                             metadata={"description": "how far they may move from the image (default 0.35)"})
+
+
+def _side(name: str) -> fields.Float:
+    return fields.Float(load_default=0.0, allow_nan=False, validate=validate.Range(0, 8192), metadata={
+        "description": f"how far to extend the {name} side: pixels, or below 1 a fraction of the picture"})
+
+
+class OutpaintCreateSchema(Schema):
+    """The picture continued beyond its border: pixels (or, below 1, fractions of the picture) added on each side;
+    the result is scaled to a size the model makes, the old part kept and the new border painted."""
+
+    left, right, top, bottom = _side("left"), _side("right"), _side("top"), _side("bottom")
 
 
 class UpscalerSchema(Schema):
