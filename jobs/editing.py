@@ -1,4 +1,4 @@
-"""Inpainting and outpainting in the worker: the warm pipeline's inpainting twin, the mask, and the paste-back.
+"""Inpainting, outpainting and the hires fix in the worker: the inpainting twin, the mask, the paste-back, two passes.
 
 The twin comes from ``AutoPipelineForInpainting.from_pipe`` on the warm pipeline: the same weights, no second
 load. A checkpoint with a plain 4-channel UNet (the bundled model) inpaints by latent blending, as diffusers
@@ -8,6 +8,7 @@ its original value exactly and the seam is softened inside it. The web side is `
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -107,8 +108,36 @@ def edit_of(generation: Generation, start: PILImage.Image) -> Edit:
     return Edit(start=start, mask=load_mask(generation), settings=generation.edit)
 
 
+RESAMPLING = {"lanczos": PILImage.Resampling.LANCZOS, "nearest": PILImage.Resampling.NEAREST,
+              "bilinear": PILImage.Resampling.BILINEAR, "bicubic": PILImage.Resampling.BICUBIC}
+
+
+def enlarge(picture: PILImage.Image, size: tuple[int, int], upscaler: str | None) -> PILImage.Image:
+    """A hires fix's first picture at the larger size, by its upscaler (``webapp.editing.HR_UPSCALERS``)."""
+    return picture.convert("RGB").resize(size, RESAMPLING.get(upscaler or "lanczos", PILImage.Resampling.LANCZOS))
+
+
+def base_size(generation: Generation) -> tuple[int, int]:
+    """The size a hires fix's first pass makes (the generation records the larger one)."""
+    scale = generation.edit.hr_scale
+    return round(generation.width / scale), round(generation.height / scale)
+
+
+class AfterFirstPass:
+    """The second pass's ``callback_on_step_end``: its steps counted after the first pass's, one progress bar."""
+
+    def __init__(self, callback: Callable, offset: int):
+        self.callback, self.offset = callback, offset
+
+    def __call__(self, pipe, step: int, timestep, callback_kwargs: dict) -> dict:
+        return self.callback(pipe, step + self.offset, timestep, callback_kwargs)
+
+
 def parameters(settings: GenerationEdit) -> dict[str, Any]:
     """What the stored PNG says of the edit (its ``easel`` text chunk)."""
+    if settings.kind == "hires":
+        return {"hires": {"scale": settings.hr_scale, "upscaler": settings.hr_upscaler,
+                          "strength": settings.hr_strength, "steps": settings.hr_steps}}
     found: dict[str, Any] = {"edit": settings.kind, "mask_blur": settings.mask_blur,
                              "inpaint_area": settings.inpaint_area, "inpainting_fill": settings.fill}
     if settings.inpaint_area == "masked":

@@ -341,7 +341,7 @@ def _render(members: list[Member], outcomes: dict[str, Outcome]) -> tuple[list[M
         try:
             if generation.init_image_key:
                 starts[generation.id] = start_image(generation)
-            if generation.edit is not None:
+            if generation.edit is not None and generation.edit.mask_key:
                 edits[generation.id] = editing.edit_of(generation, starts[generation.id])
         except Exception as exc:  # one missing starting image fails that generation alone
             outcomes[member.job_id] = _settle_error(member, exc)

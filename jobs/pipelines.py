@@ -246,6 +246,8 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
         "num_inference_steps": lead.steps, "guidance_scale": lead.guidance, "num_images_per_prompt": 1,
         "generator": generators, "callback_on_step_end": callback, "output_type": "pil",
     }
+    if lead.edit is not None and lead.edit.kind == "hires":
+        return hires(warm, lead, len(prompts), common), seen
     if edit := (edits or {}).get(lead.id):
         # one starting picture and mask for every image (diffusers repeats them; its mask crop takes only one)
         result = call(warm.inpaint(), warm.plan, len(prompts), image=edit.image(), strength=lead.strength,
@@ -256,6 +258,20 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
     else:
         result = call(warm.pipe, warm.plan, len(prompts), width=lead.width, height=lead.height, **common)
     return list(result.images), seen
+
+
+def hires(warm: Warm, generation: Generation, images: int, common: dict[str, Any]) -> list[PILImage.Image]:
+    """A hires fix: the pictures at the first pass's size, enlarged, then image-to-image at the full size at the
+    hires strength; the second pass's steps follow the first's on the progress bar."""
+    settings = generation.edit
+    width, height = editing.base_size(generation)
+    first = call(warm.pipe, warm.plan, images, width=width, height=height, **common)
+    larger = [editing.enlarge(picture, (generation.width, generation.height), settings.hr_upscaler)
+              for picture in first.images]
+    second = {**common, "num_inference_steps": settings.hr_steps or generation.steps,
+              "callback_on_step_end": editing.AfterFirstPass(common["callback_on_step_end"], generation.steps)}
+    result = call(warm.img2img(), warm.plan, images, image=larger, strength=settings.hr_strength, **second)
+    return list(result.images)
 
 
 def call(pipe: DiffusionPipeline, plan: DevicePlan, images: int, **kwargs: Any) -> Any:

@@ -39,18 +39,20 @@ class MaskRejected(UploadRejected):
 class EditRequest:
     """An edit to store with a new generation: the mask at the generation's size and how to use it."""
 
-    kind: str  # "inpaint" or "outpaint" (``Source``)
-    mask: PILImage.Image  # "L", 0 or 255, at the generation's size
+    kind: str  # "inpaint" or "outpaint" (``Source``), or "hires"
+    mask: PILImage.Image | None  # "L", 0 or 255, at the generation's size (None for a hires fix)
     mask_blur: int = DEFAULT_MASK_BLUR
     inpaint_area: str = "whole"
     padding: int = DEFAULT_PADDING
     fill: str = "original"
     grow: list[int] | None = field(default=None)
+    hires: dict | None = None  # hr_scale, hr_upscaler, hr_strength, hr_steps
 
-    def row(self, generation_id: str, mask_key: str) -> GenerationEdit:
+    def row(self, generation_id: str, mask_key: str | None) -> GenerationEdit:
         """The ``GenerationEdit`` row of this request."""
         return GenerationEdit(generation_id=generation_id, kind=self.kind, mask_key=mask_key, mask_blur=self.mask_blur,
-                              inpaint_area=self.inpaint_area, padding=self.padding, fill=self.fill, grow=self.grow)
+                              inpaint_area=self.inpaint_area, padding=self.padding, fill=self.fill, grow=self.grow,
+                              **(self.hires or {}))
 
 
 @dataclass
@@ -183,9 +185,9 @@ def grow_pixels(grow: tuple[float, float, float, float], size: tuple[int, int]) 
 
 
 def nearest_size(sizes: list, width: int, height: int) -> tuple[int, int]:
-    """The model size closest in shape to ``width``×``height`` (then the largest of those)."""
-    return max(((int(w), int(h)) for w, h in sizes),
-               key=lambda s: (-abs(s[0] / s[1] - width / height), s[0] * s[1]))
+    """The model size closest in shape to ``width``×``height``, then in area."""
+    return min(((int(w), int(h)) for w, h in sizes),
+               key=lambda s: (abs(s[0] / s[1] - width / height), abs(s[0] * s[1] - width * height)))
 
 
 def outpaint_canvas(picture: PILImage.Image, pixels: list[int], size: tuple[int, int]
@@ -216,3 +218,58 @@ def outpaint_canvas(picture: PILImage.Image, pixels: list[int], size: tuple[int,
         canvas, mask = padded, full
     return canvas, mask
 
+
+
+# Hires fix (A1111's enable_hr): made at the asked size, enlarged, then image-to-image at the larger size.
+DEFAULT_HR_SCALE, DEFAULT_HR_STRENGTH = 2.0, 0.4
+# Pixel upscalers the worker applies between the passes; A1111's latent modes are served by bilinear pixels.
+HR_UPSCALERS = {"lanczos": "lanczos", "nearest": "nearest", "bilinear": "bilinear", "bicubic": "bicubic",
+                "none": "lanczos", "latent": "bilinear", "latent (antialiased)": "bilinear",
+                "latent (bicubic)": "bicubic", "latent (bicubic antialiased)": "bicubic",
+                "latent (nearest)": "nearest", "latent (nearest-exact)": "nearest"}
+
+
+class HiresRejected(ValueError):
+    """A hires fix that cannot be made; ``field`` names the setting."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def hires_request(sizes: list, width: int, height: int, scale: float | None = None, upscaler: str | None = None,
+                  strength: float | None = None, steps: int | None = None) -> tuple[tuple[int, int], EditRequest]:
+    """The larger size and the edit of a hires fix of a ``width``×``height`` picture.
+
+    Args:
+        sizes: the model's allowed sizes: the larger size must be one of them.
+        scale, upscaler, strength, steps: None for the defaults (×2, lanczos, 0.4, the first pass's steps).
+
+    Raises:
+        HiresRejected: a scale below 1 or past 4, an unknown upscaler, a strength out of range, or a larger size the
+            model does not make.
+    """
+    scale = DEFAULT_HR_SCALE if scale is None else float(scale)
+    strength = DEFAULT_HR_STRENGTH if strength is None else float(strength)
+    if not 1 < scale <= 4:
+        raise HiresRejected("hr_scale", "Use a hires scale above 1 and at most 4.")
+    method = HR_UPSCALERS.get((upscaler or "lanczos").strip().lower())
+    if method is None:
+        raise HiresRejected("hr_upscaler", f"Choose a hires upscaler: {', '.join(sorted(set(HR_UPSCALERS.values())))}.")
+    if not 0.05 <= strength <= 1:
+        raise HiresRejected("hr_strength", "Use a hires strength (denoising_strength) from 0.05 to 1.")
+    if steps is not None and not 0 <= steps <= 150:
+        raise HiresRejected("hr_steps", "Use 0 to 150 second-pass steps (0: as many as the first).")
+    larger = (round(width * scale), round(height * scale))
+    if larger not in {(int(w), int(h)) for w, h in sizes}:
+        offered = ", ".join(f"{w}×{h}" for w, h in sizes)
+        raise HiresRejected("hr_scale", f"The model does not make {larger[0]}×{larger[1]} (it makes {offered}), "
+                                        f"so a hires fix ×{scale:g} from {width}×{height} is not offered.")
+    return larger, EditRequest(kind="hires", mask=None, hires={
+        "hr_scale": scale, "hr_upscaler": method, "hr_strength": strength, "hr_steps": steps or None})
+
+
+def hires_offered(sizes: list) -> bool:
+    """Whether a model's sizes include one that is another's double (the studio offers the hires fix then)."""
+    allowed = {(int(w), int(h)) for w, h in sizes}
+    return any((w * 2, h * 2) in allowed for w, h in allowed)

@@ -175,8 +175,9 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
     written = [upload_file] if upload_file else []
     try:
         if edit is not None:
-            written.append(save_mask(services.storage(), user.id, generation.id, edit.mask))
-            db.session.add(edit.row(generation.id, written[-1]))
+            key = None if edit.mask is None else save_mask(services.storage(), user.id, generation.id, edit.mask)
+            written += [key] if key else []
+            db.session.add(edit.row(generation.id, key))
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -248,8 +249,15 @@ def edit_fields(generation: Generation) -> dict:
     """The studio's mask fields: an edit's mask comes back by the id of the generation that stored it."""
     edit = generation.edit
     if edit is None:
-        return {"mask_from": ""}
-    return {"mask_from": generation.id, "mask_blur": edit.mask_blur, "inpaint_area": edit.inpaint_area}
+        return {"mask_from": "", "hires": False}
+    if edit.kind == "hires":  # the form asks for the first pass's size
+        return {"mask_from": "", "hires": True, "hr_scale": edit.hr_scale, "hr_upscaler": edit.hr_upscaler,
+                "hr_strength": edit.hr_strength, "hr_steps": edit.hr_steps or "",
+                "width": round(generation.width / edit.hr_scale), "height": round(generation.height / edit.hr_scale)}
+    found = {"mask_from": generation.id, "mask_blur": edit.mask_blur, "inpaint_area": edit.inpaint_area, "hires": False}
+    if edit.kind == "outpaint":  # its start is the canvas it stored (an upload), not the image it came from
+        found["init_image_id"] = ""
+    return found
 
 
 def lora_fields(loras: list | None, slots: int = 3) -> dict:

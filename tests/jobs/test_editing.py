@@ -43,13 +43,31 @@ def generation_id(response) -> str:
     return response.headers["Location"].rsplit("/", 1)[1]
 
 
-def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_grows_it(app, signed_in, workers):
-    app.config["MAX_ACTIVE_PER_USER"] = 4
+CATALOG = """
+[models.easel-tiny]
+label = "Easel Tiny, two sizes"
+kind = "sd"
+path = "{path}"
+default_width = 64
+default_height = 64
+default_steps = 20
+default_guidance = 3.0
+sizes = [[64, 64], [128, 128]]
+max_images = 4
+job_timeout = 120
+"""
+
+
+def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_grows_it(app, signed_in, workers,
+                                                                                        tmp_path):
+    catalog = tmp_path / "catalog.toml"  # the bundled model, also allowed at 128×128 (for the hires fix)
+    catalog.write_text(CATALOG.format(path=Path(__file__).resolve().parents[2] / "models" / "easel-tiny"))
+    app.config.update(MAX_ACTIVE_PER_USER=4, EASEL_CATALOG=str(catalog))
     start = render(SCENE)
     prompt = "a large blue square in the center, green background"
     whole = generation_id(post_edit(signed_in, prompt=prompt, steps="10", strength="1.0", mask_blur="2",
                                     init_image=(png(start), "start.png"), mask=(png(centre_mask()), "mask.png")))
-    proc = workers.start()
+    proc = workers.start(extra_env={"EASEL_CATALOG": str(catalog)})
     done = wait_status(signed_in, whole, {"succeeded", "failed"}, timeout=120)
     assert done["status"] == "succeeded", done
     result = result_png(signed_in, done).convert("RGB")
@@ -97,7 +115,20 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
     assert border[:, 50:].all() and not border[20:44, 0:40].any()  # the new right side, and the old picture
     assert np.abs(np.asarray(wide, np.int16)[~border] - canvas[~border]).max() == 0
     assert json.loads(wide_png.text["easel"])["outpaint"] == {"left": 0, "right": 32, "top": 0, "bottom": 0}
-    assert worker_report(app.config["REDIS_URL"], proc, generations=3)["loads"] == 1  # the twin shares the weights
+
+    # Hires fix: made at 64×64, enlarged ×2, refined at 128×128; one progress bar over both passes
+    studio = signed_in.get("/").get_data(as_text=True)
+    assert 'id="hires-box"' in studio  # offered: the model makes twice its size
+    hires = generation_id(post_edit(signed_in, prompt="a large blue circle in the center, yellow background",
+                                    steps="4", hires="y", hr_scale="2", hr_strength="0.5", hr_steps="4"))
+    done = wait_status(signed_in, hires, {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done
+    assert (done["step"], done["total_steps"]) == (6, 6)  # 4 steps, then int(4 * 0.5)
+    large = result_png(signed_in, done)
+    assert large.size == (128, 128) and json.loads(large.text["easel"])["hires"]["scale"] == 2
+    assert read_image(large.convert("RGB").resize((64, 64))).colour == "blue"
+    assert done["params"]["hires"] and (done["params"]["width"], done["params"]["height"]) == (64, 64)
+    assert worker_report(app.config["REDIS_URL"], proc, generations=4)["loads"] == 1  # the twins share the weights
 
     # The mask lies with its generation's files and goes with it
     with app.app_context():

@@ -106,10 +106,11 @@ def txt2img_response(generation: Generation, body: dict) -> dict:
 RESIZE_MODES = {0: "crop", 1: "crop", 2: "fit", 3: "crop"}
 
 
-def _run(params: dict, body: dict, start: PILImage.Image | None = None, mask: MaskInput | None = None):
+def _run(params: dict, body: dict, start: PILImage.Image | None = None, mask: MaskInput | None = None,
+         hires: dict | None = None):
     """Start the generation, wait for it, and answer in A1111's shape."""
     with waiting_place():
-        generation = submit(params, start, mask)  # a 400 is answered as FastAPI's 422 by a1111_error
+        generation = submit(params, start, mask, hires=hires)  # a 400 is answered as FastAPI's 422 by a1111_error
         wait_for_images(generation)
     return jsonify(txt2img_response(generation, body))
 
@@ -135,7 +136,21 @@ def a1111_mask(body: dict) -> MaskInput | None:
 def txt2img():
     """Text to image; waits for the images (``API_WAIT_SECONDS``)."""
     body = read_body()
-    return _run(txt2img_params(body), body)
+    return _run(txt2img_params(body), body, hires=a1111_hires(body))
+
+
+def a1111_hires(body: dict) -> dict | None:
+    """txt2img's hires fix (``enable_hr``, ``hr_scale``, ``hr_upscaler``, ``denoising_strength``,
+    ``hr_second_pass_steps``; ``hr_resize_x``/``hr_resize_y`` give the scale from the width); None when off."""
+    if not body.get("enable_hr"):
+        return None
+    scale = number(body, "hr_scale")
+    resize_x, width = whole_number(body, "hr_resize_x", 0), whole_number(body, "width", None)
+    if resize_x and width:
+        scale = resize_x / width
+    upscaler = body.get("hr_upscaler")
+    return {"scale": scale, "upscaler": upscaler if isinstance(upscaler, str) else None,
+            "strength": number(body, "denoising_strength"), "steps": whole_number(body, "hr_second_pass_steps", 0)}
 
 
 @bp.post("/img2img")

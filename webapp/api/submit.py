@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 from models.catalog import ModelEntry
 
 from .. import services
-from ..editing import MaskInput, MaskRejected, decode_mask
+from ..editing import HiresRejected, MaskInput, MaskRejected, decode_mask, hires_request
 from ..extensions import db
 from ..generation_rules import chosen_loras, problems
 from ..generations import GenerationRefused, PromptBlocked, create_generation
@@ -78,7 +78,7 @@ def decode_mask_input(data: bytes, field: str, transparent_edits: bool = False) 
 
 
 def submit(params: Mapping[str, Any], start: PILImage.Image | None = None, mask: MaskInput | None = None,
-           mask_field: str = "mask") -> Generation:
+           mask_field: str = "mask", hires: Mapping[str, Any] | None = None) -> Generation:
     """Check the request against the rules and start it as the current user.
 
     Args:
@@ -86,6 +86,8 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None, mask:
             what is missing comes from the LoRAs, the model and the site.
         start: a decoded starting image (image-to-image at ``params["strength"]``), or None.
         mask: what to repaint in ``start`` (inpainting), and how; ``mask_field`` names it in refusals.
+        hires: a hires fix of the picture (``scale``, ``upscaler``, ``strength``, ``steps``; None each for the
+            default): ``params``' size is the first pass's.
 
     Raises:
         ApiError: 400 with per-field messages; 429 (with Retry-After) over a limit; 403; 503 queue down.
@@ -96,6 +98,16 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None, mask:
         full.setdefault("resize_mode", "crop")
     elif full.get("strength") is not None:
         raise ApiError(400, "strength needs a starting image.", errors={"strength": "Needs a starting image."})
+    hires_edit = None
+    if hires is not None and (entry := services.catalog().get(full["model"])) is not None:
+        if start is not None:
+            raise ApiError(400, "The hires fix makes a picture from words, not from a starting image.",
+                           errors={"enable_hr": "Not with a starting image."})
+        try:
+            (full["width"], full["height"]), hires_edit = hires_request(entry.sizes, full["width"], full["height"],
+                                                                        **hires)
+        except HiresRejected as exc:
+            raise ApiError(400, str(exc), errors={exc.field: str(exc)}, param=exc.field) from None
     found = problems(services.catalog(), full, services.loras())
     if mask is not None:
         found |= mask.problems()
@@ -111,7 +123,7 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None, mask:
     columns["negative_prompt"] = (columns["negative_prompt"] or "").strip()
     columns["guidance"] = float(columns["guidance"])
     columns["loras"] = [[lora.name, scale] for lora, scale in chosen_loras(services.loras(), full["loras"])] or None
-    edit = None
+    edit = hires_edit
     if mask is not None:
         try:
             edit = mask.fitted(start.size, (columns["width"], columns["height"]), columns["resize_mode"])

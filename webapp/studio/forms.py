@@ -85,6 +85,13 @@ class GenerationForm(FlaskForm):
         Optional(), NumberRange(0, editing.MAX_MASK_BLUR, editing.MASK_BLUR_OUT_OF_RANGE)])
     inpaint_area = SelectField("Inpaint area", default="whole", choices=[
         SelectChoice("whole", "Whole picture"), SelectChoice("masked", "Only the masked area")])
+    # hires fix (webapp/editing.py): the picture at this size, enlarged, then refined at the larger size
+    hires = BooleanField("Hires fix: make it, enlarge it, refine it")
+    hr_scale = AsciiFloatField("Hires scale", default=editing.DEFAULT_HR_SCALE, validators=[Optional()])
+    hr_upscaler = SelectField("Hires upscaler", default="lanczos", choices=[
+        SelectChoice(name, name.capitalize()) for name in ("lanczos", "bicubic", "bilinear", "nearest")])
+    hr_strength = AsciiFloatField("Hires strength", default=editing.DEFAULT_HR_STRENGTH, validators=[Optional()])
+    hr_steps = AsciiIntegerField("Second-pass steps (0: as many as the first)", default=0, validators=[Optional()])
     loras = FieldList(FormField(LoraPick), min_entries=MAX_LORAS, max_entries=MAX_LORAS)
 
     def __init__(self, catalog: dict[str, ModelEntry], *args, lora_catalog: dict[str, LoraEntry] | None = None,

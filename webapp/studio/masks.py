@@ -1,4 +1,5 @@
-"""The mask of ``POST /generations``: a file, or the reused mask of one of the person's generations."""
+"""The edits of ``POST /generations``: a mask (a file, or the reused mask of one of the person's generations), or
+a hires fix."""
 from __future__ import annotations
 
 from flask import abort
@@ -6,7 +7,7 @@ from flask_login import current_user
 
 from .. import services
 from ..access import owned_generation_or_404, viewable_image_or_404
-from ..editing import DEFAULT_MASK_BLUR, EditRequest, MaskRejected, fit_mask, stored_mask
+from ..editing import DEFAULT_MASK_BLUR, EditRequest, HiresRejected, MaskRejected, fit_mask, hires_request, stored_mask
 from ..extensions import db
 from ..tables import Source, Upload
 from .forms import GenerationForm
@@ -46,3 +47,17 @@ def mask_edit(form: GenerationForm) -> EditRequest | None:
     mask = fit_mask(picture, start_size(form), (form.width.data, form.height.data), form.resize_mode.data or "crop")
     return EditRequest(kind=Source.INPAINT, mask=mask, mask_blur=DEFAULT_MASK_BLUR if form.mask_blur.data is None
                        else form.mask_blur.data, inpaint_area=form.inpaint_area.data or "whole")
+
+
+def hires_edit(form: GenerationForm) -> tuple[tuple[int, int], EditRequest] | None:
+    """The hires fix a validated form asks for: the larger size and its settings, or None.
+
+    Raises:
+        HiresRejected: with a starting image, or a setting the model cannot make.
+    """
+    if not form.hires.data:
+        return None
+    if form.has_start:
+        raise HiresRejected("hires", "The hires fix makes a picture from words; leave it off with a starting image.")
+    return hires_request(form.entry.sizes, form.width.data, form.height.data, form.hr_scale.data,
+                         form.hr_upscaler.data, form.hr_strength.data, form.hr_steps.data)

@@ -37,8 +37,9 @@ protect(blp, Scheme.BEARER, allow_session=True)
 @blp.alt_response(400, response="BAD_REQUEST")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def create(params: dict):
-    """Start a text-to-image generation (limits, quota and blocked terms as in the studio)."""
-    generation = submit(params)
+    """Start a text-to-image generation (limits, quota and blocked terms as in the studio); ``hires``: two passes."""
+    hires = params.pop("hires", None)
+    generation = submit(params, hires=hires)
     return created(generation)
 
 

@@ -75,6 +75,18 @@ def lora_picks(kind: type[fields.List] = fields.List, note: str = "") -> fields.
                 validate=validate.Length(max=MAX_LORAS, error=rules.TOO_MANY_LORAS))
 
 
+class HiresSchema(Schema):
+    """A hires fix: made at ``width``×``height``, enlarged ``scale`` times, then refined at the larger size (which the
+    model must make); one generation, one progress bar over both passes."""
+
+    scale = fields.Float(load_default=None, allow_nan=False, metadata={"description": "above 1, at most 4 (default 2)"})
+    upscaler = fields.String(load_default=None, metadata={"description": "lanczos (default), bicubic, bilinear, nearest"})
+    strength = fields.Float(load_default=None, allow_nan=False,
+                            metadata={"description": "the second pass's denoising strength (default 0.4)"})
+    steps = fields.Integer(load_default=None, strict=True,
+                           metadata={"description": "the second pass's steps (default: as many as the first)"})
+
+
 class GenerationCreateSchema(Schema):
     """A new text-to-image generation; what is left out comes from the model's defaults."""
 
@@ -93,10 +105,14 @@ class GenerationCreateSchema(Schema):
                                 validate=validate.Range(1, rules.IMAGES_MAX, error=rules.IMAGES_OUT_OF_RANGE))
     style = fields.String(load_default="none", validate=validate.OneOf(list(STYLES), error=rules.STYLE_UNKNOWN))
     loras = lora_picks()
+    hires = fields.Nested(HiresSchema, load_default=None, allow_none=True)
 
 
 class GenerationFromImageSchema(GenerationCreateSchema):
     """``multipart/form-data``: the same fields (as text), plus how far to move from the starting image."""
+
+    class Meta:
+        exclude = ("hires",)
 
     width = AsciiInteger(load_default=None)
     height = AsciiInteger(load_default=None)

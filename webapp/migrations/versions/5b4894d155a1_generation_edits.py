@@ -1,4 +1,4 @@
-"""generation edits
+"""generation edits: inpainting and outpainting masks, hires fix settings
 
 Revision ID: 5b4894d155a1
 Revises: b7f3a9c2d1e0
@@ -21,12 +21,16 @@ def upgrade():
     op.create_table('generation_edits',
     sa.Column('generation_id', sa.String(length=36), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
-    sa.Column('mask_key', sa.String(length=255), nullable=False),
+    sa.Column('mask_key', sa.String(length=255), nullable=True),
     sa.Column('mask_blur', sa.Integer(), nullable=False),
     sa.Column('inpaint_area', sa.String(length=8), nullable=False),
     sa.Column('padding', sa.Integer(), nullable=False),
     sa.Column('fill', sa.String(length=16), nullable=False),
     sa.Column('grow', sa.JSON(), nullable=True),
+    sa.Column('hr_scale', sa.Float(), nullable=True),
+    sa.Column('hr_upscaler', sa.String(length=64), nullable=True),
+    sa.Column('hr_strength', sa.Float(), nullable=True),
+    sa.Column('hr_steps', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['generation_id'], ['generations.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('generation_id')
     )
