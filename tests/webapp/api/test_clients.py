@@ -234,6 +234,9 @@ def test_images_from_images_through_both_clients(app, live_server, workers, peop
     with pytest.raises(RuntimeError) as nothing:
         api.img2img(images=[scene], mask_image=square, prompt="a square", inpainting_fill=3)
     assert nothing.value.args[0] == 422 and "inpainting_fill" in nothing.value.args[1]
+    with pytest.raises(RuntimeError) as no_larger:  # a hires fix needs a larger size the model makes (64x64 only)
+        api.txt2img(prompt="a square", width=64, height=64, enable_hr=True, hr_scale=2, hr_upscaler="Latent")
+    assert no_larger.value.args[0] == 422 and "128×128" in no_larger.value.args[1]
     mine = requests.get(f"{live_server}/api/v1/generations", headers=bearer(people["ada"]), timeout=10).json()
     assert mine["total"] == 4 and {g["status"] for g in mine["items"]} == {"succeeded"}
 
