@@ -35,7 +35,7 @@ from webapp.styles import postprocess
 from webapp.tables import Generation, GenerationStatus, Image, Source, new_id
 from webapp.uploads import encode_png, fit_to
 
-from . import pipelines
+from . import editing, pipelines
 from .app_context import get_app, with_app
 from .preview import LatentPreviewer
 from .timelapse import TimelapseRecorder
@@ -102,6 +102,8 @@ def readable_error(exc: BaseException) -> str:
     """A message a person can act on, never a traceback."""
     if isinstance(exc, StartImageGone):
         return "The starting image is no longer there (it was deleted). Choose another one."
+    if isinstance(exc, editing.MaskGone):
+        return "The mask of this edit is no longer there (it was deleted). Paint it again."
     if isinstance(exc, ModelError):
         return f"The model is not available: {exc}"
     if isinstance(exc, JobTimeoutException):
@@ -258,6 +260,8 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
                 parameters.update(upscaler=generation.upscaler, upscale_factor=generation.upscale_factor)
             if generation.init_image_key:
                 parameters.update(strength=generation.strength, resize_mode=generation.resize_mode)
+            if generation.edit is not None:
+                parameters.update(editing.parameters(generation.edit))
             if lineage:
                 parameters["lineage"] = lineage
             if generation.precision:
@@ -332,12 +336,15 @@ def _render(members: list[Member], outcomes: dict[str, Outcome]) -> tuple[list[M
         return members, {}
     warm = pipelines.STATE.warm(lead.model)  # raises ModelError when the model is not usable here
     starts: dict[str, PILImage.Image] = {}
+    edits: dict[str, editing.Edit] = {}
     made: list[Member] = []
     for member in members:
         generation = member.generation
         try:
             if generation.init_image_key:
                 starts[generation.id] = start_image(generation)
+            if generation.edit is not None and generation.edit.mask_key:
+                edits[generation.id] = editing.edit_of(generation, starts[generation.id])
         except Exception as exc:  # one missing starting image fails that generation alone
             outcomes[member.job_id] = _settle_error(member, exc)
             continue
@@ -345,7 +352,8 @@ def _render(members: list[Member], outcomes: dict[str, Outcome]) -> tuple[list[M
         made.append(member)
     if not made:
         return [], {}
-    pictures, seen = pipelines.generate(warm, [member.generation for member in made], starts, BatchReporter(made))
+    pictures, seen = pipelines.generate(warm, [member.generation for member in made], starts, BatchReporter(made),
+                                        edits)
     for member in made:
         if not member.canceled:
             member.pictures = [postprocess(image, member.generation.style) for image in pictures[member.images]]

@@ -27,6 +27,7 @@ from models.lora import apply_loras
 from webapp import services, worker_status
 from webapp.styles import styled_prompt
 
+from . import editing
 from .preview import LatentPreviewer
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ class Warm:
     load_seconds: float | None
     base_scheduler: Any
     _img2img: DiffusionPipeline | None = field(default=None, repr=False)
+    _inpaint: DiffusionPipeline | None = field(default=None, repr=False)
     _previewer: LatentPreviewer | None = field(default=None, repr=False)
 
     @property
@@ -119,6 +121,13 @@ class Warm:
             self._img2img = loader.img2img_from(self.pipe)
         self._img2img.scheduler = self.pipe.scheduler  # a LoRA (LCM) may have swapped it since the twin was made
         return self._img2img
+
+    def inpaint(self) -> DiffusionPipeline:
+        """The inpainting twin (made once, no second load), with the scheduler the pipeline has now."""
+        if self._inpaint is None:
+            self._inpaint = editing.inpaint_from(self.pipe)
+        self._inpaint.scheduler = self.pipe.scheduler
+        return self._inpaint
 
 
 class WorkerState:
@@ -196,7 +205,8 @@ def model_prompt(prompt: str, style: str, loras: list[LoraEntry]) -> str:
 
 
 def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILImage.Image],
-             callback: Callable) -> tuple[list[PILImage.Image], dict[str, str]]:
+             callback: Callable, edits: dict[str, editing.Edit] | None = None
+             ) -> tuple[list[PILImage.Image], dict[str, str]]:
     """Make the images of one or more compatible generations in one call of the warm pipeline.
 
     The one place a pipeline is prepared and called: the generations' LoRAs and their scheduler
@@ -209,6 +219,7 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
         generations: in order; all share the batch key of the first.
         starts: the starting image of each image-to-image generation, by id.
         callback: the ``callback_on_step_end``.
+        edits: the mask and settings of an inpainting or outpainting generation, by id (never batched).
 
     Returns:
         The images, in order of the generations and then of their seeds, and the text the model saw, by id.
@@ -233,11 +244,32 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
         "num_inference_steps": lead.steps, "guidance_scale": lead.guidance, "num_images_per_prompt": 1,
         "generator": generators, "callback_on_step_end": callback, "output_type": "pil",
     }
+    if lead.edit is not None and lead.edit.kind == "hires":
+        return hires(warm, lead, len(prompts), common), seen
+    if edit := (edits or {}).get(lead.id):
+        # one starting picture and mask for every image (diffusers repeats them; its mask crop takes only one)
+        result = call(warm.inpaint(), warm.plan, len(prompts), image=edit.image(), strength=lead.strength,
+                      **edit.call_kwargs(), **common)
+        return [edit.paste_back(picture) for picture in result.images], seen
     if lead.init_image_key:
         result = call(warm.img2img(), warm.plan, len(prompts), image=images, strength=lead.strength, **common)
     else:
         result = call(warm.pipe, warm.plan, len(prompts), width=lead.width, height=lead.height, **common)
     return list(result.images), seen
+
+
+def hires(warm: Warm, generation: Generation, images: int, common: dict[str, Any]) -> list[PILImage.Image]:
+    """A hires fix: the pictures at the first pass's size, enlarged, then image-to-image at the full size at the
+    hires strength; the second pass's steps follow the first's on the progress bar."""
+    settings = generation.edit
+    width, height = editing.base_size(generation)
+    first = call(warm.pipe, warm.plan, images, width=width, height=height, **common)
+    larger = [editing.enlarge(picture, (generation.width, generation.height), settings.hr_upscaler)
+              for picture in first.images]
+    second = {**common, "num_inference_steps": settings.hr_steps or generation.steps,
+              "callback_on_step_end": editing.AfterFirstPass(common["callback_on_step_end"], generation.steps)}
+    result = call(warm.img2img(), warm.plan, images, image=larger, strength=settings.hr_strength, **second)
+    return list(result.images)
 
 
 def call(pipe: DiffusionPipeline, plan: DevicePlan, images: int, **kwargs: Any) -> Any:

@@ -22,6 +22,7 @@ from .tables import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
     Generation,
+    GenerationEdit,
     GenerationStatus,
     Image,
     Report,
@@ -226,6 +227,7 @@ def _sweep(keys: list[str], report: CleanupReport) -> None:
     referenced |= set(db.session.scalars(select(Image.thumbnail_key).where(Image.thumbnail_key.in_(keys))))
     referenced |= set(db.session.scalars(select(Image.timelapse_key).where(Image.timelapse_key.in_(keys))))
     referenced |= set(db.session.scalars(select(Generation.init_image_key).where(Generation.init_image_key.in_(keys))))
+    referenced |= set(db.session.scalars(select(GenerationEdit.mask_key).where(GenerationEdit.mask_key.in_(keys))))
     storage = services.storage()
     for key in keys:
         if key in referenced or GENERATION_FILE_RE.match(key).group(1) in active:

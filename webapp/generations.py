@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 
 from . import lifecycle, progress, safety, services
 from .drawable import drawing_hint
+from .editing import EditRequest, save_mask
 from .extensions import db
 from .groups.limits import allowance, choices_refusal, limits_refusal
 from .moderation.blocked_terms import find_blocked_term
@@ -28,6 +29,7 @@ from .tables import (
     Source,
     Upload,
     User,
+    new_id,
     utcnow,
 )
 from .uploads import encode_png, fit_to, new_upload_id, upload_key
@@ -144,7 +146,8 @@ def _store_upload(user: User, picture: PILImage.Image, params: dict, verdict: sa
     return upload, upload.storage_key
 
 
-def create_generation(user: User, params: dict, job_timeout: int, upload: PILImage.Image | None = None) -> Generation:
+def create_generation(user: User, params: dict, job_timeout: int, upload: PILImage.Image | None = None,
+                      edit: EditRequest | None = None) -> Generation:
     """Insert the row, then enqueue its job (id = row id).
 
     Args:
@@ -152,6 +155,7 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
         params: validated column values (prompt, model, width, ..., seed may be None).
         job_timeout: seconds the job may run (from the model's catalog entry).
         upload: a decoded starting image to store with the row (only once every check has passed).
+        edit: a mask (at the generation's size) and its settings, stored with the row (``webapp.editing``).
 
     Raises:
         GenerationRefused: banned, over a limit, or the queue is down (the row is then marked failed).
@@ -180,13 +184,20 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
         # an upload is image-to-image unless the caller says otherwise (an upscale of the upload)
         params = {"source": Source.UPLOAD, **params, "upload_id": row.id, "init_image_key": upload_file}
     generation = Generation(user_id=user.id, status=GenerationStatus.QUEUED, **params)
+    if generation.id is None:
+        generation.id = new_id()  # the mask's key is made of it
     db.session.add(generation)
+    written = [upload_file] if upload_file else []
     try:
+        if edit is not None:
+            key = None if edit.mask is None else save_mask(services.storage(), user.id, generation.id, edit.mask)
+            written += [key] if key else []
+            db.session.add(edit.row(generation.id, key))
         db.session.commit()
     except BaseException:
         db.session.rollback()
-        if upload_file:
-            services.storage().delete(upload_file)
+        for key in written:
+            services.storage().delete(key)
         raise
     try:
         lifecycle.enqueue(generation, job_timeout)
@@ -246,7 +257,22 @@ def generation_params(generation: Generation) -> dict:
             "init_image_id": (generation.parent_image_id or "") if generation.source != Source.UPSCALE else "",
             "upload_id": generation.upload_id or "", "resize_mode": generation.resize_mode or "crop",
             "strength": generation.strength if generation.strength is not None else DEFAULT_STRENGTH,
-            **lora_fields(generation.loras)}
+            **lora_fields(generation.loras), **edit_fields(generation)}
+
+
+def edit_fields(generation: Generation) -> dict:
+    """The studio's mask fields: an edit's mask comes back by the id of the generation that stored it."""
+    edit = generation.edit
+    if edit is None:
+        return {"mask_from": "", "hires": False}
+    if edit.kind == "hires":  # the form asks for the first pass's size
+        return {"mask_from": "", "hires": True, "hr_scale": edit.hr_scale, "hr_upscaler": edit.hr_upscaler,
+                "hr_strength": edit.hr_strength, "hr_steps": edit.hr_steps or "",
+                "width": round(generation.width / edit.hr_scale), "height": round(generation.height / edit.hr_scale)}
+    found = {"mask_from": generation.id, "mask_blur": edit.mask_blur, "inpaint_area": edit.inpaint_area, "hires": False}
+    if edit.kind == "outpaint":  # its start is the canvas it stored (an upload), not the image it came from
+        found["init_image_id"] = ""
+    return found
 
 
 def lora_fields(loras: list | None, slots: int = 3) -> dict:

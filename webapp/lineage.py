@@ -12,11 +12,13 @@ SOURCE_LABELS = {
     Source.IMAGE: "image-to-image from",
     Source.VARIATION: "a variation of",
     Source.UPSCALE: "an upscale of",
+    Source.INPAINT: "inpainted from",
+    Source.OUTPAINT: "outpainted from",
 }
 
 
 def parent_of(image: Image) -> Image | None:
-    """The image this one was made from (image-to-image, variation, upscale), or None (text, upload, deleted)."""
+    """The image this one was made from (image-to-image, variation, upscale, in- or outpainting), or None."""
     parent_id = image.generation.parent_image_id
     return db.session.get(Image, parent_id) if parent_id else None
 

@@ -104,6 +104,8 @@ class Source(enum.StrEnum):
     IMAGE = "image"
     VARIATION = "variation"
     UPSCALE = "upscale"
+    INPAINT = "inpaint"  # part of an image repainted through a mask (webapp/editing.py)
+    OUTPAINT = "outpaint"  # an image continued beyond its border
 
 
 class GenerationStatus(enum.StrEnum):
@@ -181,6 +183,8 @@ class Generation(db.Model):
     images: Mapped[list[Image]] = relationship(
         back_populates="generation", order_by="Image.index", cascade="all, delete-orphan", passive_deletes=True
     )
+    edit: Mapped[GenerationEdit | None] = relationship(
+        back_populates="generation", cascade="all, delete-orphan", passive_deletes=True, uselist=False)
 
     @property
     def is_final(self) -> bool:
@@ -194,6 +198,8 @@ class Generation(db.Model):
             return 1
         if self.init_image_key and self.strength is not None:
             return denoising_steps(self.steps, self.strength)
+        if self.edit is not None and self.edit.kind == "hires":  # both passes, one progress bar
+            return self.steps + denoising_steps(self.edit.hr_steps or self.steps, self.edit.hr_strength or 0)
         return self.steps
 
 
@@ -245,6 +251,35 @@ class Image(db.Model):
     def file_keys(self) -> tuple[str, ...]:
         """Every stored file of this image: the PNG, the thumbnail and, when made, the timelapse."""
         return tuple(key for key in (self.storage_key, self.thumbnail_key, self.timelapse_key) if key)
+
+
+class GenerationEdit(db.Model):
+    """How a generation edits its starting image (inpainting, outpainting: the mask and its settings), or makes its
+    picture in two passes (a hires fix).
+
+    The mask is a PNG at the generation's size (white = repaint) stored with the generation's files
+    (``users/<user>/<generation>/mask.png``), so it goes when the generation goes.
+    """
+
+    __tablename__ = "generation_edits"
+
+    generation_id: Mapped[str] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "inpaint", "outpaint" or "hires"
+    mask_key: Mapped[str | None] = mapped_column(String(255), nullable=True)  # None for a hires fix
+    mask_blur: Mapped[int] = mapped_column(Integer, default=4)
+    inpaint_area: Mapped[str] = mapped_column(String(8), default="whole")  # "whole" or "masked" (cropped, padded)
+    padding: Mapped[int] = mapped_column(Integer, default=32)  # around the masked area, with inpaint_area "masked"
+    fill: Mapped[str] = mapped_column(String(16), default="original")  # what the masked area starts from
+    # outpainting: pixels added on each side of the original picture (before scaling to the model's size)
+    grow: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    # hires fix: made at 1/hr_scale of the generation's size, enlarged by hr_upscaler, then hr_steps of
+    # image-to-image at hr_strength at the full size (jobs/editing.py), one progress bar over both passes
+    hr_scale: Mapped[float | None] = mapped_column(Float, nullable=True)
+    hr_upscaler: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hr_strength: Mapped[float | None] = mapped_column(Float, nullable=True)
+    hr_steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    generation: Mapped[Generation] = relationship(back_populates="edit")
 
 
 class Upload(db.Model):

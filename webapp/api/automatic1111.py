@@ -21,17 +21,18 @@ from models.upscalers import LANCZOS
 
 from .. import progress, services
 from ..derived_images import upscale_upload, upscaler_menu
+from ..editing import A1111_FILLS, DEFAULT_MASK_BLUR, DEFAULT_PADDING, MaskInput
 from ..errors import register_api_errors
 from ..extensions import db
 from ..generations import cancel_generation, generation_state
 from ..groups.limits import allowance, visible
 from ..services import default_model as default_model_name
 from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus
-from .a1111_fields import decode_image, number, read_body, read_png_text, whole_number
+from .a1111_fields import base64_bytes, decode_image, number, read_body, read_png_text, whole_number
 from .extra_networks import lora_tags, refuse_tags_in_negative_prompt
 from .gate import Scheme, current_token, protect
 from .problems import ApiError, a1111_error
-from .submit import refusals_as_api_errors, stored_png, submit, wait_for_images, waiting_place
+from .submit import decode_mask_input, refusals_as_api_errors, stored_png, submit, wait_for_images, waiting_place
 
 bp = Blueprint("automatic1111", __name__, url_prefix="/sdapi/v1")
 protect(bp, Scheme.BASIC)
@@ -114,28 +115,57 @@ def txt2img_response(generation: Generation, body: dict) -> dict:
 A1111_RESIZE_MODES = {0: "crop", 1: "crop", 2: "fit", 3: "crop"}
 
 
-def _run(params: dict, body: dict, start: PILImage.Image | None = None):
+def _run(params: dict, body: dict, start: PILImage.Image | None = None, mask: MaskInput | None = None,
+         hires: dict | None = None):
     """Start the generation, wait for it, and answer in A1111's shape."""
     with waiting_place():
-        generation = submit(params, start)  # a 400 is answered as FastAPI's 422 by a1111_error
+        generation = submit(params, start, mask, hires=hires)  # a 400 is answered as FastAPI's 422 by a1111_error
         wait_for_images(generation)
     return jsonify(txt2img_response(generation, body))
+
+
+def a1111_mask(body: dict) -> MaskInput | None:
+    """img2img's ``mask`` (base64: white repaints) with ``mask_blur``, ``inpainting_fill`` (0 fill, 1 original,
+    2 latent noise; 3 latent nothing is refused), ``inpaint_full_res`` (only the masked area) and its padding,
+    and ``inpainting_mask_invert``; None without a mask."""
+    if not body.get("mask"):
+        return None
+    fill = whole_number(body, "inpainting_fill", 1)
+    if fill not in A1111_FILLS:
+        raise ApiError(422, "inpainting_fill 3 (latent nothing) is not offered on this site; use 0 (fill), "
+                            "1 (original) or 2 (latent noise).", errors={"inpainting_fill": "Use 0, 1 or 2."})
+    picture = decode_mask_input(base64_bytes(body["mask"], "mask"), "mask")
+    return MaskInput(picture, mask_blur=whole_number(body, "mask_blur", DEFAULT_MASK_BLUR),
+                     inpaint_area="masked" if body.get("inpaint_full_res") else "whole",
+                     padding=whole_number(body, "inpaint_full_res_padding", DEFAULT_PADDING), fill=A1111_FILLS[fill],
+                     invert=bool(whole_number(body, "inpainting_mask_invert", 0)))
 
 
 @bp.post("/txt2img")
 def txt2img():
     """Text to image; waits for the images (``API_WAIT_SECONDS``)."""
     body = read_body()
-    return _run(txt2img_params(body), body)
+    return _run(txt2img_params(body), body, hires=a1111_hires(body))
+
+
+def a1111_hires(body: dict) -> dict | None:
+    """txt2img's hires fix (``enable_hr``, ``hr_scale``, ``hr_upscaler``, ``denoising_strength``,
+    ``hr_second_pass_steps``; ``hr_resize_x``/``hr_resize_y`` give the scale from the width); None when off."""
+    if not body.get("enable_hr"):
+        return None
+    scale = number(body, "hr_scale")
+    resize_x, width = whole_number(body, "hr_resize_x", 0), whole_number(body, "width", None)
+    if resize_x and width:
+        scale = resize_x / width
+    upscaler = body.get("hr_upscaler")
+    return {"scale": scale, "upscaler": upscaler if isinstance(upscaler, str) else None,
+            "strength": number(body, "denoising_strength"), "steps": whole_number(body, "hr_second_pass_steps", 0)}
 
 
 @bp.post("/img2img")
 def img2img():
     """Image to image from ``init_images[0]`` at ``denoising_strength``; waits for the images."""
     body = read_body()
-    if body.get("mask"):
-        raise ApiError(422, "Inpainting (mask) is not offered on this site yet; send the image without a mask.",
-                       errors={"mask": "Not supported."})
     images = body.get("init_images")
     if not isinstance(images, list) or not images:
         raise ApiError(422, "init_images must hold one base64 image.", errors={"init_images": "Required."})
@@ -144,7 +174,8 @@ def img2img():
     resize = whole_number(body, "resize_mode", 0)
     params = {**txt2img_params(body), "strength": 0.75 if strength is None else strength,
               "resize_mode": A1111_RESIZE_MODES.get(resize, "crop")}
-    return _run(params, {key: value for key, value in body.items() if key != "init_images"}, start)
+    shown = {key: value for key, value in body.items() if key not in ("init_images", "mask")}
+    return _run(params, shown, start, a1111_mask(body))
 
 
 def _active() -> list[Generation]:

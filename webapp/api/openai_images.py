@@ -17,6 +17,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from PIL import Image as PILImage
 
 from .. import services
+from ..editing import MaskInput
 from ..errors import register_api_errors
 from ..generations import generation_state
 from ..groups.limits import visible
@@ -27,7 +28,7 @@ from ..styles import styled_prompt
 from ..tables import Generation
 from .gate import Scheme, protect
 from .problems import ApiError, openai_error
-from .submit import decode_start_image, stored_png, submit, wait_for_images, waiting_place
+from .submit import decode_mask_input, decode_start_image, stored_png, submit, wait_for_images, waiting_place
 
 bp = Blueprint("openai_images", __name__, url_prefix="/v1")
 protect(bp, Scheme.BEARER)
@@ -63,7 +64,8 @@ class ImageGenerateSchema(Schema):
 
 
 class ImageEditSchema(ImageGenerateSchema):
-    """``POST /v1/images/edits`` (multipart): the same fields, with ``strength`` for the starting image."""
+    """``POST /v1/images/edits`` (multipart): the same fields, with ``strength`` for the starting image (and the
+    optional ``mask`` file: its fully transparent pixels are repainted, the rest kept)."""
 
 
 def _parse(schema: Schema, body: object = None) -> dict:
@@ -119,8 +121,9 @@ def images_response(generation: Generation, response_format: str, output_format:
             "size": f"{state['width']}x{state['height']}", "output_format": output_format}
 
 
-def _generate(args: dict, start: PILImage.Image | None = None):
-    """Start the generation (from ``start`` when given), wait for it, answer with OpenAI's ``ImagesResponse``."""
+def _generate(args: dict, start: PILImage.Image | None = None, mask: MaskInput | None = None):
+    """Start the generation (from ``start`` when given, repainting ``mask``), wait for it, answer with OpenAI's
+    ``ImagesResponse``."""
     if args["stream"]:
         raise ApiError(400, "Streaming is not supported; send stream: false.", param="stream")
     response_format = args["response_format"] or "b64_json"
@@ -135,7 +138,7 @@ def _generate(args: dict, start: PILImage.Image | None = None):
               "num_images": 1 if args["n"] is None else args["n"], "style": args["style"], "strength": args["strength"]}
     with waiting_place():
         try:
-            generation = submit(params, start)
+            generation = submit(params, start, mask)
         except ApiError as exc:
             if exc.code == 429:
                 exc.extra_headers.setdefault("x-should-retry", "false")
@@ -160,15 +163,20 @@ def edit():
     """Image to image from the uploaded ``image`` (or ``image[]``), OpenAI style; waits for the images."""
     if request.mimetype != "multipart/form-data":
         raise ApiError(400, "Send the image as multipart/form-data.", param="image")
-    if request.files.get("mask"):
-        raise ApiError(400, "Masks (inpainting) are not offered on this site yet; send the image without a mask.",
-                       param="mask", kind="unsupported_mask")
     files = [f for f in request.files.getlist("image") + request.files.getlist("image[]") if f.filename]
     if len(files) != 1:
         raise ApiError(400, "Send exactly one image (as image or image[]).", param="image")
     args = _parse(ImageEditSchema(), _form_fields())
     start = decode_start_image(files[0].read(), "image")
-    return _generate(args, start)
+    mask = None
+    if (sent := request.files.get("mask")) is not None and sent.filename:
+        # OpenAI's mask: a PNG as large as the image whose fully transparent pixels mark where to edit
+        picture = decode_mask_input(sent.read(), "mask", transparent_edits=True)
+        if picture.size != start.size:
+            raise ApiError(400, f"The mask must be as large as the image ({start.width}x{start.height}), not "
+                                f"{picture.width}x{picture.height}.", param="mask", kind="invalid_mask")
+        mask = MaskInput(picture)
+    return _generate(args, start, mask)
 
 
 def _form_fields() -> dict:

@@ -14,6 +14,7 @@ from PIL import Image as PILImage
 from models.catalog import ModelEntry
 
 from .. import services
+from ..editing import HiresRejected, MaskInput, MaskRejected, decode_mask, hires_request
 from ..extensions import db
 from ..generation_rules import chosen_loras, problems
 from ..generations import GenerationRefused, PromptBlocked, create_generation
@@ -64,13 +65,29 @@ def decode_start_image(data: bytes, field: str) -> PILImage.Image:
         raise ApiError(400, str(exc), errors={field: str(exc)}) from None
 
 
-def submit(params: Mapping[str, Any], start: PILImage.Image | None = None) -> Generation:
+def decode_mask_input(data: bytes, field: str, transparent_edits: bool = False) -> PILImage.Image:
+    """A mask's bytes, checked as every upload is, as an "L" picture (255 = repaint).
+
+    Raises:
+        ApiError: 400 naming ``field`` when the bytes are not an image this site takes.
+    """
+    try:
+        return decode_mask(data, current_app.config["MAX_UPLOAD_PIXELS"], transparent_edits)
+    except UploadRejected as exc:
+        raise ApiError(400, str(exc), errors={field: str(exc)}, param=field) from None
+
+
+def submit(params: Mapping[str, Any], start: PILImage.Image | None = None, mask: MaskInput | None = None,
+           mask_field: str = "mask", hires: Mapping[str, Any] | None = None) -> Generation:
     """Check the request against the rules and start it as the current user.
 
     Args:
         params: generation parameters (``loras``: ``(name, scale)`` pairs, scale None for the LoRA's default);
             what is missing comes from the LoRAs, the model and the site.
         start: a decoded starting image (image-to-image at ``params["strength"]``), or None.
+        mask: what to repaint in ``start`` (inpainting), and how; ``mask_field`` names it in refusals.
+        hires: a hires fix of the picture (``scale``, ``upscaler``, ``strength``, ``steps``; None each for the
+            default): ``params``' size is the first pass's.
 
     Raises:
         ApiError: 400 with per-field messages; 429 (with Retry-After) over a limit; 403; 503 queue down.
@@ -81,7 +98,21 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None) -> Ge
         full.setdefault("resize_mode", "crop")
     elif full.get("strength") is not None:
         raise ApiError(400, "strength needs a starting image.", errors={"strength": "Needs a starting image."})
+    hires_edit = None
+    if hires is not None and (entry := services.catalog().get(full["model"])) is not None:
+        if start is not None:
+            raise ApiError(400, "The hires fix makes a picture from words, not from a starting image.",
+                           errors={"enable_hr": "Not with a starting image."})
+        try:
+            (full["width"], full["height"]), hires_edit = hires_request(entry.sizes, full["width"], full["height"],
+                                                                        **hires)
+        except HiresRejected as exc:
+            raise ApiError(400, str(exc), errors={exc.field: str(exc)}, param=exc.field) from None
     found = problems(services.catalog(), full, services.loras())
+    if mask is not None:
+        found |= mask.problems()
+        if start is None:
+            found[mask_field] = "A mask needs a starting image."
     if found:
         raise ApiError(400, "The request is not valid: " + " ".join(found.values()), errors=found)
     columns = {key: full[key] for key in ("prompt", "negative_prompt", "model", "width", "height", "steps",
@@ -92,10 +123,18 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None) -> Ge
     columns["negative_prompt"] = (columns["negative_prompt"] or "").strip()
     columns["guidance"] = float(columns["guidance"])
     columns["loras"] = [[lora.name, scale] for lora, scale in chosen_loras(services.loras(), full["loras"])] or None
+    edit = hires_edit
+    if mask is not None:
+        try:
+            edit = mask.fitted(start.size, (columns["width"], columns["height"]), columns["resize_mode"])
+        except MaskRejected as exc:
+            raise ApiError(400, str(exc), errors={mask_field: str(exc)}, param=mask_field) from None
+        if mask.fill == "latent_noise":  # the masked area starts from noise alone
+            columns["strength"] = 1.0
     entry = services.catalog()[columns["model"]]
     with refusals_as_api_errors():
         return create_generation(current_user._get_current_object(), columns, job_timeout=entry.job_timeout,
-                                 upload=start)
+                                 upload=start, edit=edit)
 
 
 @contextmanager

@@ -21,6 +21,7 @@ from models.capabilities import pipeline_capabilities
 from models.catalog import LoraEntry, ModelEntry
 from models.lora import MAX_LORAS
 
+from .. import editing
 from .. import generation_rules as rules
 from ..inputs import AsciiFloatField, AsciiIntegerField
 from ..styles import STYLES
@@ -77,6 +78,20 @@ class GenerationForm(FlaskForm):
     resize_mode = SelectField("Resize the starting image", default="crop",
                               choices=[SelectChoice(mode, label) for mode, label in RESIZE_MODES.items()])
     timelapse = BooleanField("Make a timelapse")
+    # inpainting (webapp/editing.py): white in the mask = repaint; ``mask_from`` reuses a generation's stored mask
+    mask = FileField("Mask (optional: white = repaint)")
+    mask_from = HiddenField()
+    mask_blur = AsciiIntegerField("Mask blur (pixels)", default=editing.DEFAULT_MASK_BLUR, validators=[
+        Optional(), NumberRange(0, editing.MAX_MASK_BLUR, editing.MASK_BLUR_OUT_OF_RANGE)])
+    inpaint_area = SelectField("Inpaint area", default="whole", choices=[
+        SelectChoice("whole", "Whole picture"), SelectChoice("masked", "Only the masked area")])
+    # hires fix (webapp/editing.py): the picture at this size, enlarged, then refined at the larger size
+    hires = BooleanField("Hires fix: make it, enlarge it, refine it")
+    hr_scale = AsciiFloatField("Hires scale", default=editing.DEFAULT_HR_SCALE, validators=[Optional()])
+    hr_upscaler = SelectField("Hires upscaler", default="lanczos", choices=[
+        SelectChoice(name, name.capitalize()) for name in ("lanczos", "bicubic", "bilinear", "nearest")])
+    hr_strength = AsciiFloatField("Hires strength", default=editing.DEFAULT_HR_STRENGTH, validators=[Optional()])
+    hr_steps = AsciiIntegerField("Second-pass steps (0: as many as the first)", default=0, validators=[Optional()])
     loras = FieldList(FormField(LoraPick), min_entries=MAX_LORAS, max_entries=MAX_LORAS)
 
     def __init__(self, catalog: dict[str, ModelEntry], *args, lora_catalog: dict[str, LoraEntry] | None = None,
@@ -86,6 +101,7 @@ class GenerationForm(FlaskForm):
         super().__init__(*args, **kwargs)
         self.model.choices = model_choices(catalog)
         self.upload_picture = None  # the decoded upload, set by validate_init_image
+        self.mask_picture = None  # the decoded mask, set by validate_mask
 
     @property
     def has_start(self) -> bool:
@@ -100,6 +116,17 @@ class GenerationForm(FlaskForm):
             raise ValidationError("Choose one starting image: upload a file or use an image, not both.")
         try:
             self.upload_picture = decode_upload(storage.read(), current_app.config["MAX_UPLOAD_PIXELS"])
+        except UploadRejected as exc:
+            raise ValidationError(str(exc)) from None
+
+    def validate_mask(self, field: FileField) -> None:
+        storage = field.data
+        if storage is None or not getattr(storage, "filename", None):
+            return
+        if not self.has_start:
+            raise ValidationError("A mask marks what to repaint in a starting image: choose one too.")
+        try:
+            self.mask_picture = editing.decode_mask(storage.read(), current_app.config["MAX_UPLOAD_PIXELS"])
         except UploadRejected as exc:
             raise ValidationError(str(exc)) from None
 

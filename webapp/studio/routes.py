@@ -11,6 +11,7 @@ from models.catalog import LoraEntry, ModelEntry
 from .. import progress, services
 from ..access import owned_generation_or_404, viewable_generation_or_404, viewable_image_or_404
 from ..drawable import offered_styles
+from ..editing import HiresRejected, MaskRejected, hires_offered
 from ..errors import render_error, wants_json
 from ..extensions import db
 from ..generation_rules import shown_reason
@@ -22,6 +23,7 @@ from ..tables import DEFAULT_STRENGTH, Source, Upload
 from .board import board
 from .forms import GenerationForm, lora_choices, model_choices
 from .landing import landing_page, showcase_thumbnail
+from .masks import hires_edit, mask_edit
 
 bp = Blueprint("studio", __name__)
 
@@ -82,7 +84,8 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
     entry = form.entry or default_entry(models)
     return render_template("studio/studio.html", form=form, entry=entry, model_info=model_info,
                            lora_info=lora_info(loras), capabilities=capability_info(entry),
-                           styles=STYLES.values(), recent=board(current_user.id), error=error, start=start_preview(form)), status
+                           styles=STYLES.values(), recent=board(current_user.id), error=error, start=start_preview(form),
+                           hires=hires_offered(entry.sizes)), status
 
 
 def capability_info(entry: ModelEntry) -> dict:
@@ -166,8 +169,21 @@ def create():
     entry = form.entry
     params = {**form.params(), **form.start_params(), **start}
     try:
+        edit = mask_edit(form)
+    except MaskRejected as exc:
+        form.mask.errors.append(str(exc))
+        return refused(form)
+    if edit is not None and params.get("source") == Source.IMAGE:
+        params["source"] = Source.INPAINT
+    try:
+        if hires := hires_edit(form):
+            (params["width"], params["height"]), edit = hires
+    except HiresRejected as exc:
+        getattr(form, exc.field).errors.append(str(exc))
+        return refused(form)
+    try:
         generation = create_generation(current_user, params, job_timeout=entry.job_timeout,
-                                       upload=form.upload_picture)
+                                       upload=form.upload_picture, edit=edit)
     except PromptBlocked as exc:
         getattr(form, exc.field).errors.append(str(exc))
         return refused(form)

@@ -9,6 +9,7 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+import numpy as np
 import openai
 import pytest
 import requests
@@ -16,6 +17,8 @@ import webuiapi
 from PIL import Image as PILImage
 from sqlalchemy import func, select
 
+from models.training.data import Scene, render
+from models.training.measure import read_image
 from tests.support import api_token, bearer, wait_for
 from webapp.extensions import db
 from webapp.tables import Generation
@@ -169,6 +172,24 @@ def test_webuiapi_interrupt_and_progress_of_a_running_job(app, live_server, work
     assert api.get_progress()["state"]["job_count"] == 0
 
 
+SCENE = Scene(shape="square", colour="red", background="green", position="center", size="large")
+
+
+def _encoded(picture: PILImage.Image) -> bytes:
+    out = io.BytesIO()
+    picture.save(out, "PNG")
+    return out.getvalue()
+
+
+def _assert_inpainted(start: PILImage.Image, result: PILImage.Image, colour: str) -> None:
+    """The middle (16..48) repainted to ``colour``; outside it not one pixel changed."""
+    before, after = np.asarray(start.convert("RGB"), np.int16), np.asarray(result.convert("RGB"), np.int16)
+    outside = np.ones((64, 64), bool)
+    outside[16:48, 16:48] = False
+    assert np.abs(after[outside] - before[outside]).max() == 0
+    assert read_image(result.convert("RGB")).colour == colour
+
+
 def _png(colour: str, size: tuple[int, int] = (96, 80)) -> bytes:
     out = io.BytesIO()
     PILImage.new("RGB", size, colour).save(out, "PNG")
@@ -182,10 +203,18 @@ def test_images_from_images_through_both_clients(app, live_server, workers, peop
                                 size="64x64", extra_body={"strength": 0.5, "steps": 8, "seed": 3})
     picture = _decoded(edited.data[0].b64_json)
     assert picture.size == (64, 64) and "Denoising strength: 0.5" in picture.info["parameters"]
-    with pytest.raises(openai.BadRequestError) as masked:
+    with pytest.raises(openai.BadRequestError) as opaque:  # OpenAI's mask marks the edit by transparency
         client.images.edit(image=("start.png", _png("red"), "image/png"), mask=("m.png", _png("white"), "image/png"),
                            prompt="a red circle")
-    assert masked.value.body["param"] == "mask"
+    assert opaque.value.body["param"] == "mask" and "transparency" in opaque.value.message
+    # Inpainting: the transparent middle is repainted blue, every pixel around it kept
+    scene, hole = render(SCENE), PILImage.new("RGBA", (64, 64), (0, 0, 0, 255))
+    hole.paste((0, 0, 0, 0), (16, 16, 48, 48))
+    painted = client.images.edit(image=("scene.png", _encoded(scene), "image/png"),
+                                 mask=("mask.png", _encoded(hole), "image/png"), size="64x64",
+                                 prompt="a large blue square in the center, green background",
+                                 extra_body={"strength": 1.0, "steps": 8, "seed": 3})
+    _assert_inpainted(scene, _decoded(painted.data[0].b64_json), "blue")
     with pytest.raises(openai.BadRequestError) as not_an_image:
         client.images.edit(image=("start.png", b"not a picture", "image/png"), prompt="a red circle")
     assert not_an_image.value.body["param"] == "image"
@@ -196,8 +225,20 @@ def test_images_from_images_through_both_clients(app, live_server, workers, peop
                          steps=8, denoising_strength=0.5, seed=9, cfg_scale=3)
     assert result.image.size == (64, 64) and result.info["denoising_strength"] == 0.5
     assert "Denoising strength: 0.5" in result.info["infotexts"][0] and result.info["all_seeds"] == [9]
+    # A1111's inpainting as webuiapi sends it (fill 0, only the masked area, padding 0): white repaints
+    square = PILImage.new("L", (64, 64), 0)
+    square.paste(255, (16, 16, 48, 48))
+    inpainted = api.img2img(images=[scene], mask_image=square, prompt="a large yellow square in the center, green "
+                            "background", width=64, height=64, steps=8, denoising_strength=1.0, seed=4, cfg_scale=3)
+    _assert_inpainted(scene, inpainted.image, "yellow")
+    with pytest.raises(RuntimeError) as nothing:
+        api.img2img(images=[scene], mask_image=square, prompt="a square", inpainting_fill=3)
+    assert nothing.value.args[0] == 422 and "inpainting_fill" in nothing.value.args[1]
+    with pytest.raises(RuntimeError) as no_larger:  # a hires fix needs a larger size the model makes (64x64 only)
+        api.txt2img(prompt="a square", width=64, height=64, enable_hr=True, hr_scale=2, hr_upscaler="Latent")
+    assert no_larger.value.args[0] == 422 and "128×128" in no_larger.value.args[1]
     mine = requests.get(f"{live_server}/api/v1/generations", headers=bearer(people["ada"]), timeout=10).json()
-    assert mine["total"] == 2 and {g["status"] for g in mine["items"]} == {"succeeded"}
+    assert mine["total"] == 4 and {g["status"] for g in mine["items"]} == {"succeeded"}
 
     # A1111's extras: upscale an uploaded picture with a listed upscaler
     assert [u["name"] for u in api.get_upscalers()] == ["lanczos", "easel-compact-x4"]  # tests/catalog.toml

@@ -260,3 +260,47 @@ def test_create_from_an_uploaded_image_multipart(app, client, ada):
     schema = spec["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
     assert {"prompt", "strength", "init_image"} <= set(schema["properties"])
     assert schema["properties"]["init_image"]["format"] == "binary"
+
+
+def test_a_mask_on_from_image_and_outpaint_on_images(app, client, ada, make_user, make_image):
+    """Inpainting and outpainting through /api/v1 (webapp/editing.py): stored with the generation, every bad mask a
+    400 naming its field, another person's private image a 404, both in the OpenAPI document."""
+    from webapp.extensions import db
+    from webapp.tables import Generation
+
+    user_id, auth = ada
+    mask = PILImage.new("L", (96, 80), 0)
+    mask.paste(255, (40, 30, 60, 50))
+    masked = io.BytesIO()
+    mask.save(masked, "PNG")
+    masked.seek(0)
+    created = client.post("/api/v1/generations/from-image", headers=auth, content_type="multipart/form-data",
+                          data={"prompt": "a red circle", "strength": "0.9", "steps": "8", "mask_blur": "6",
+                                "inpaint_area": "masked", "init_image": (_png_file(), "s.png"), "mask": (masked, "m.png")})
+    assert created.status_code == 201, created.get_json()
+    with app.app_context():
+        edit = db.session.get(Generation, created.get_json()["id"]).edit
+        assert (edit.kind, edit.mask_blur, edit.inpaint_area) == ("inpaint", 6, "masked")
+    cases = [({"mask": (_png_file(colour="black"), "m.png")}, "mask"), ({"mask": (io.BytesIO(b"nope"), "m.png")}, "mask"),
+             ({"mask": (_png_file(colour="white"), "m.png"), "mask_blur": "99"}, "mask_blur"),
+             ({"mask": (_png_file(colour="white"), "m.png"), "inpaint_area": "all"}, "inpaint_area")]
+    for fields, field in cases:
+        refused = client.post("/api/v1/generations/from-image", headers=auth, content_type="multipart/form-data",
+                              data={"prompt": "x", "init_image": (_png_file(), "s.png"), **fields})
+        assert refused.status_code == 400 and field in refused.get_json()["errors"], (fields, refused.get_json())
+
+    mine = make_image(user_id)
+    grown = client.post(f"/api/v1/images/{mine}/outpaint", headers=auth, json={"left": 32, "top": 0.25})
+    assert grown.status_code == 201, grown.get_json()
+    with app.app_context():
+        row = db.session.get(Generation, grown.get_json()["id"])
+        assert (row.source, row.parent_image_id, row.width, row.height) == ("outpaint", mine, 64, 64)
+        assert row.edit.grow == [32, 0, 16, 0]
+    assert client.post(f"/api/v1/images/{mine}/outpaint", headers=auth, json={}).status_code == 400  # no side
+    theirs = make_image(make_user("bob@example.com"))
+    assert client.post(f"/api/v1/images/{theirs}/outpaint", headers=auth, json={"left": 8}).status_code == 404
+    spec = client.get("/api/v1/openapi.json").get_json()
+    body = spec["paths"]["/api/v1/generations/from-image"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    schema = spec["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert {"mask", "mask_blur", "inpaint_area"} <= set(schema["properties"])
+    assert "/api/v1/images/{image_id}/outpaint" in spec["paths"]

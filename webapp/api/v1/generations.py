@@ -10,12 +10,13 @@ from sqlalchemy import select
 
 from ... import progress, services
 from ...access import owned_generation_or_404
+from ...editing import MaskInput
 from ...extensions import db
 from ...generations import cancel_generation
 from ...tables import Generation
 from ..gate import Scheme, protect
 from ..problems import ApiError
-from ..submit import decode_start_image, submit
+from ..submit import decode_mask_input, decode_start_image, submit
 from .parsing import ApiBlueprint, arguments_400, multipart_400
 from .schemas import (
     GenerationCreateSchema,
@@ -36,8 +37,9 @@ protect(blp, Scheme.BEARER, allow_session=True)
 @blp.alt_response(400, response="BAD_REQUEST")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def create(params: dict):
-    """Start a text-to-image generation (limits, quota and blocked terms as in the studio)."""
-    generation = submit(params)
+    """Start a text-to-image generation (limits, quota and blocked terms as in the studio); ``hires``: two passes."""
+    hires = params.pop("hires", None)
+    generation = submit(params, hires=hires)
     return created(generation)
 
 
@@ -47,9 +49,14 @@ def create(params: dict):
 @blp.alt_response(400, response="BAD_REQUEST")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def create_from_image(params: dict):
-    """Start an image-to-image generation from an uploaded picture (multipart/form-data)."""
+    """Start an image-to-image generation from an uploaded picture (multipart/form-data); with a ``mask``, only
+    its white part is repainted (inpainting)."""
     start = decode_start_image(params.pop("init_image").read(), "init_image")
-    generation = submit(params, start)
+    upload, blur, area = params.pop("mask"), params.pop("mask_blur"), params.pop("inpaint_area")
+    mask = None
+    if upload is not None and upload.filename:
+        mask = MaskInput(decode_mask_input(upload.read(), "mask"), mask_blur=blur, inpaint_area=area)
+    generation = submit(params, start, mask)
     return created(generation)
 
 

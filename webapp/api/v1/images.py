@@ -1,4 +1,5 @@
-"""``/api/v1/images``: list mine (search by prompt words), get one, download, star/publish, variations, delete."""
+"""``/api/v1/images``: list mine (search by prompt words), get one, download, star/publish, variations, outpaint,
+delete."""
 from __future__ import annotations
 
 import uuid
@@ -12,6 +13,7 @@ from ...derived_images import VARIATION_STRENGTH, start_upscale, start_variation
 from ...extensions import db
 from ...gallery.changes import PublishRefused, set_public, set_starred
 from ...image_files import delete_image, download_name, serve_file
+from ...outpainting import SIDES, start_outpaint
 from ...tables import Generation, Image
 from ..gate import Scheme, protect
 from ..problems import ApiError
@@ -23,6 +25,7 @@ from .schemas import (
     ImagePageSchema,
     ImageSchema,
     ImageUpdateSchema,
+    OutpaintCreateSchema,
     UpscaleCreateSchema,
     VariationCreateSchema,
 )
@@ -108,6 +111,20 @@ def upscale(args: dict, image_id: uuid.UUID):
     image = viewable_image_or_404(str(image_id))
     with refusals_as_api_errors({"factor", "upscaler"}):
         generation = start_upscale(current_user._get_current_object(), image, args["factor"], args["upscaler"])
+    return created(generation)
+
+
+@blp.post("/<uuid:image_id>/outpaint")
+@arguments_400(blp, OutpaintCreateSchema)
+@blp.response(201, GenerationSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def outpaint(args: dict, image_id: uuid.UUID):
+    """The picture continued beyond the chosen sides (an ordinary generation, its parent recorded)."""
+    image = viewable_image_or_404(str(image_id))
+    with refusals_as_api_errors(SIDES):
+        generation = start_outpaint(current_user._get_current_object(), image, tuple(args[side] for side in SIDES))
     return created(generation)
 
 

@@ -12,6 +12,7 @@ from models.lora import MAX_LORAS
 from models.upscalers import FACTORS, LANCZOS
 
 from ... import generation_rules as rules
+from ...editing import DEFAULT_MASK_BLUR, INPAINT_AREAS, MASK_BLUR_OUT_OF_RANGE, MAX_MASK_BLUR
 from ...generations import MAX_SEED
 from ...inputs import AsciiFloat, AsciiInteger, json_text
 from ...styles import STYLES
@@ -74,6 +75,18 @@ def lora_picks(kind: type[fields.List] = fields.List, note: str = "") -> fields.
                 validate=validate.Length(max=MAX_LORAS, error=rules.TOO_MANY_LORAS))
 
 
+class HiresSchema(Schema):
+    """A hires fix: made at ``width``×``height``, enlarged ``scale`` times, then refined at the larger size (which the
+    model must make); one generation, one progress bar over both passes."""
+
+    scale = fields.Float(load_default=None, allow_nan=False, metadata={"description": "above 1, at most 4 (default 2)"})
+    upscaler = fields.String(load_default=None, metadata={"description": "lanczos (default), bicubic, bilinear, nearest"})
+    strength = fields.Float(load_default=None, allow_nan=False,
+                            metadata={"description": "the second pass's denoising strength (default 0.4)"})
+    steps = fields.Integer(load_default=None, strict=True,
+                           metadata={"description": "the second pass's steps (default: as many as the first)"})
+
+
 class GenerationCreateSchema(Schema):
     """A new text-to-image generation; what is left out comes from the model's defaults."""
 
@@ -92,10 +105,14 @@ class GenerationCreateSchema(Schema):
                                 validate=validate.Range(1, rules.IMAGES_MAX, error=rules.IMAGES_OUT_OF_RANGE))
     style = fields.String(load_default="none", validate=validate.OneOf(list(STYLES), error=rules.STYLE_UNKNOWN))
     loras = lora_picks()
+    hires = fields.Nested(HiresSchema, load_default=None, allow_none=True)
 
 
 class GenerationFromImageSchema(GenerationCreateSchema):
     """``multipart/form-data``: the same fields (as text), plus how far to move from the starting image."""
+
+    class Meta:
+        exclude = ("hires",)
 
     width = AsciiInteger(load_default=None)
     height = AsciiInteger(load_default=None)
@@ -111,6 +128,14 @@ class GenerationFromImageSchema(GenerationCreateSchema):
                                 metadata={"description": "crop (fill) or fit (bars) to the model's size"})
     init_image = Upload(required=True, metadata={"description": "the starting picture: PNG, JPEG or WebP"})
     loras = lora_picks(JsonPartList, "; in this multipart body, one part of JSON text")
+    mask = Upload(load_default=None, metadata={
+        "description": "inpainting: white repaints, black keeps (PNG, JPEG or WebP, resized to the starting picture); "
+                       "outside the mask every pixel stays the original's"})
+    mask_blur = AsciiInteger(load_default=DEFAULT_MASK_BLUR, validate=validate.Range(
+        0, MAX_MASK_BLUR, error=MASK_BLUR_OUT_OF_RANGE), metadata={"description": "pixels the mask's edge is softened"})
+    inpaint_area = fields.String(load_default="whole", validate=validate.OneOf(INPAINT_AREAS), metadata={
+        "description": "whole: the model sees the whole picture; masked: only the masked area, cropped with padding "
+                       "and pasted back"})
 
 
 class ImageSchema(Schema):
@@ -262,6 +287,18 @@ class VariationCreateSchema(Schema):
                             validate=validate.Range(rules.MIN_STRENGTH, rules.MAX_STRENGTH,
                                                     error=rules.STRENGTH_OUT_OF_RANGE),
                             metadata={"description": "how far they may move from the image (default 0.35)"})
+
+
+def _side(name: str) -> fields.Float:
+    return fields.Float(load_default=0.0, allow_nan=False, validate=validate.Range(0, 8192), metadata={
+        "description": f"how far to extend the {name} side: pixels, or below 1 a fraction of the picture"})
+
+
+class OutpaintCreateSchema(Schema):
+    """The picture continued beyond its border: pixels (or, below 1, fractions of the picture) added on each side;
+    the result is scaled to a size the model makes, the old part kept and the new border painted."""
+
+    left, right, top, bottom = _side("left"), _side("right"), _side("top"), _side("bottom")
 
 
 class UpscalerSchema(Schema):

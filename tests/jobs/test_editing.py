@@ -1,0 +1,139 @@
+"""Inpainting and outpainting through the real worker (jobs/editing.py, webapp/editing.py): the outside kept to the
+pixel, the inside repainted, the inpainting twin made without a second load, the mask stored with the generation."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+
+from models.training.data import Scene, render
+from models.training.measure import read_image
+from tests.jobs.test_img2img import result_png
+from tests.support import FIELDS, csrf_token, wait_status, worker_report
+from webapp.extensions import db
+from webapp.tables import Generation
+
+SCENE = Scene(shape="square", colour="red", background="green", position="center", size="large")
+
+
+def png(picture: PILImage.Image) -> io.BytesIO:
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    buffer.seek(0)
+    return buffer
+
+
+def centre_mask() -> PILImage.Image:
+    """The middle of the picture, where SCENE's square is (and a little around it), white on black."""
+    mask = PILImage.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    return mask
+
+
+def post_edit(client, **fields):
+    data = {**FIELDS, "csrf_token": csrf_token(client, "/"), **fields}
+    return client.post("/generations", data=data, content_type="multipart/form-data")
+
+
+def generation_id(response) -> str:
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    return response.headers["Location"].rsplit("/", 1)[1]
+
+
+CATALOG = """
+[models.easel-tiny]
+label = "Easel Tiny, two sizes"
+kind = "sd"
+path = "{path}"
+default_width = 64
+default_height = 64
+default_steps = 20
+default_guidance = 3.0
+sizes = [[64, 64], [128, 128]]
+max_images = 4
+job_timeout = 120
+"""
+
+
+def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_grows_it(app, signed_in, workers,
+                                                                                        tmp_path):
+    catalog = tmp_path / "catalog.toml"  # the bundled model, also allowed at 128×128 (for the hires fix)
+    catalog.write_text(CATALOG.format(path=Path(__file__).resolve().parents[2] / "models" / "easel-tiny"))
+    app.config.update(MAX_ACTIVE_PER_USER=4, EASEL_CATALOG=str(catalog))
+    start = render(SCENE)
+    prompt = "a large blue square in the center, green background"
+    whole = generation_id(post_edit(signed_in, prompt=prompt, steps="10", strength="1.0", mask_blur="2",
+                                    init_image=(png(start), "start.png"), mask=(png(centre_mask()), "mask.png")))
+    proc = workers.start(extra_env={"EASEL_CATALOG": str(catalog)})
+    done = wait_status(signed_in, whole, {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done
+    result = result_png(signed_in, done).convert("RGB")
+    before, after = np.asarray(start, np.int16), np.asarray(result, np.int16)
+    outside = np.asarray(centre_mask()) == 0
+    assert np.abs(after[outside] - before[outside]).max() == 0  # pasted back: not one pixel outside drifts
+    assert read_image(result).colour == "blue"  # the square, repainted
+    params = json.loads(result_png(signed_in, done).text["easel"])
+    assert (params["edit"], params["mask_blur"], params["inpaint_area"]) == ("inpaint", 2, "whole")
+
+    # "Reuse settings" brings the mask back by the generation's id; only the masked area is repainted (cropped)
+    reused = done["params"]
+    assert (reused["mask_from"], reused["mask_blur"], reused["inpaint_area"]) == (whole, 2, "whole")
+    image_id = done["images"][0]["id"]
+    masked = generation_id(post_edit(signed_in, prompt="a large yellow square in the center, green background",
+                                     steps="10", strength="1.0", init_image_id=image_id, mask_from=whole,
+                                     inpaint_area="masked"))
+    done = wait_status(signed_in, masked, {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done
+    again = np.asarray(result_png(signed_in, done).convert("RGB"), np.int16)
+    assert np.abs(again[outside] - after[outside]).max() == 0
+    assert read_image(PILImage.fromarray(again.astype(np.uint8))).colour == "yellow"
+    inpainted = result_png(signed_in, done)
+    assert json.loads(inpainted.text["easel"])["lineage"][0] == {"image_id": image_id, "source": "inpaint"}
+    page = signed_in.get(f"/images/{done['images'][0]['id']}").get_data(as_text=True)
+    assert "inpainted from" in page
+
+    # Outpainting: 32 pixels more on the right, scaled back to the model's one size (64x64): the old part stays
+    token = csrf_token(signed_in, f"/images/{image_id}/edit")
+    response = signed_in.post(f"/images/{image_id}/outpaint", data={"right": "0.5", "csrf_token": token})
+    grown = generation_id(response)
+    done = wait_status(signed_in, grown, {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done
+    wide_png = result_png(signed_in, done)
+    wide = wide_png.convert("RGB")
+    assert wide.size == (64, 64)
+    with app.app_context():
+        row = db.session.get(Generation, grown)
+        canvas_key, border_key = row.init_image_key, row.edit.mask_key
+    media = Path(app.config["MEDIA_DIR"])
+    with PILImage.open(media / canvas_key) as stored:
+        canvas = np.asarray(stored.convert("RGB"), np.int16)
+    with PILImage.open(media / border_key) as stored:
+        border = np.asarray(stored) > 0
+    assert border[:, 50:].all() and not border[20:44, 0:40].any()  # the new right side, and the old picture
+    assert np.abs(np.asarray(wide, np.int16)[~border] - canvas[~border]).max() == 0
+    assert json.loads(wide_png.text["easel"])["outpaint"] == {"left": 0, "right": 32, "top": 0, "bottom": 0}
+
+    # Hires fix: made at 64×64, enlarged ×2, refined at 128×128; one progress bar over both passes
+    studio = signed_in.get("/").get_data(as_text=True)
+    assert 'id="hires-box"' in studio  # offered: the model makes twice its size
+    hires = generation_id(post_edit(signed_in, prompt="a large blue circle in the center, yellow background",
+                                    steps="4", hires="y", hr_scale="2", hr_strength="0.5", hr_steps="4"))
+    done = wait_status(signed_in, hires, {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done
+    assert (done["step"], done["total_steps"]) == (6, 6)  # 4 steps, then int(4 * 0.5)
+    large = result_png(signed_in, done)
+    assert large.size == (128, 128) and json.loads(large.text["easel"])["hires"]["scale"] == 2
+    assert read_image(large.convert("RGB").resize((64, 64))).colour == "blue"
+    assert done["params"]["hires"] and (done["params"]["width"], done["params"]["height"]) == (64, 64)
+    assert worker_report(app.config["REDIS_URL"], proc, generations=4)["loads"] == 1  # the twins share the weights
+
+    # The mask lies with its generation's files and goes with it
+    with app.app_context():
+        key = db.session.get(Generation, whole).edit.mask_key
+    assert (Path(app.config["MEDIA_DIR"]) / key).is_file()
+    image_page = f"/images/{image_id}"
+    signed_in.post(f"{image_page}/delete", data={"csrf_token": csrf_token(signed_in, image_page)})
+    assert not (Path(app.config["MEDIA_DIR"]) / key).exists()
