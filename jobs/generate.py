@@ -30,6 +30,7 @@ from models.catalog import ModelError
 from webapp import lifecycle, progress, safety, services
 from webapp.extensions import db
 from webapp.lineage import chain_from
+from webapp.prompting.picks import prompt_of
 from webapp.storage import StorageError, image_key, thumbnail_key, timelapse_key
 from webapp.styles import postprocess
 from webapp.tables import Generation, GenerationStatus, Image, Source, new_id
@@ -235,10 +236,11 @@ def start_image(generation: Generation) -> PILImage.Image:
 
 
 def _store(generation: Generation, images: list[PILImage.Image], recorder: TimelapseRecorder | None = None,
-           seen: str | None = None) -> None:
+           seen: str | list[str] | None = None) -> None:
     """Save files first, then the rows and the final status in one commit (``lifecycle.succeed``, which also
-    sends the email); no row ever points at a missing file."""
+    sends the email); no row ever points at a missing file. ``seen``: the text the model saw (for each image)."""
     storage = services.storage()
+    seen_by_image = [seen] * len(images) if seen is None or isinstance(seen, str) else seen
     saved: list[str] = []
     rows = []
     lineage = chain_from(generation)
@@ -247,13 +249,15 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
     try:
         for index, picture in enumerate(images):
             parameters = {
-                "prompt": generation.prompt, "negative_prompt": generation.negative_prompt, "model": generation.model,
+                "prompt": prompt_of(generation, index), "negative_prompt": generation.negative_prompt, "model": generation.model,
                 "seed": generation.seed + index, "steps": generation.steps, "guidance": generation.guidance,
                 "width": generation.width, "height": generation.height, "style": generation.style,
                 "generation_id": generation.id, "source": generation.source, "loras": generation.loras or [],
             }
-            if seen is not None:
-                parameters["model_prompt"] = seen  # the text the model saw: the readable line shows it
+            if seen_by_image[index] is not None:
+                parameters["model_prompt"] = seen_by_image[index]  # the text the model saw: the readable line shows it
+            if generation.prompt_picks is not None:
+                parameters["prompt_template"] = generation.prompt  # as the person wrote it, choices and all
             if generation.source == Source.UPSCALE:
                 parameters.update(upscaler=generation.upscaler, upscale_factor=generation.upscale_factor)
             if generation.init_image_key:
@@ -276,7 +280,8 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
             rows.append(Image(id=new_id(), generation_id=generation.id, user_id=generation.user_id, index=index,
                               storage_key=key, thumbnail_key=thumb, timelapse_key=timelapse,
                               width=picture.width, height=picture.height, **safety.check(picture).columns()))
-        if not lifecycle.succeed(generation.id, rows, model_prompt=seen):  # canceled from the web at the last moment
+        first_seen = seen_by_image[0] if seen_by_image else None
+        if not lifecycle.succeed(generation.id, rows, model_prompt=first_seen):  # canceled from the web at the last moment
             raise Canceled()
     except BaseException:
         db.session.rollback()
@@ -318,7 +323,7 @@ def _begin(requests: list[tuple[str, int]], outcomes: dict[str, Outcome]) -> lis
     return members
 
 
-def _render(members: list[Member], outcomes: dict[str, Outcome]) -> tuple[list[Member], dict[str, str]]:
+def _render(members: list[Member], outcomes: dict[str, Outcome]) -> tuple[list[Member], dict[str, list[str]]]:
     """Make every member's pictures (``member.pictures``); those whose starting image is gone fail alone.
 
     Returns:

@@ -25,9 +25,11 @@ from models.capabilities import supported_kwargs
 from models.catalog import CATALOG_PATH, LoraEntry, ModelEntry, load_catalog, load_loras
 from models.lora import apply_loras
 from webapp import services, worker_status
+from webapp.prompting.picks import prompt_of
 from webapp.styles import styled_prompt
 
 from .preview import LatentPreviewer
+from .prompting import PromptEncoder
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
@@ -106,6 +108,14 @@ class Warm:
     base_scheduler: Any
     _img2img: DiffusionPipeline | None = field(default=None, repr=False)
     _previewer: LatentPreviewer | None = field(default=None, repr=False)
+    _prompts: PromptEncoder | None = field(default=None, repr=False)
+
+    @property
+    def prompts(self) -> PromptEncoder:
+        """compel set up for this pipeline's text encoders (``jobs.prompting``), made on first use."""
+        if self._prompts is None:
+            self._prompts = PromptEncoder(self.pipe)
+        return self._prompts
 
     @property
     def previewer(self) -> LatentPreviewer:
@@ -198,7 +208,7 @@ def model_prompt(prompt: str, style: str, loras: list[LoraEntry]) -> str:
 
 
 def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILImage.Image],
-             callback: Callable) -> tuple[list[PILImage.Image], dict[str, str]]:
+             callback: Callable) -> tuple[list[PILImage.Image], dict[str, list[str]]]:
     """Make the images of one or more compatible generations in one call of the warm pipeline.
 
     The one place a pipeline is prepared and called: the generations' LoRAs and their scheduler
@@ -213,25 +223,28 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
         callback: the ``callback_on_step_end``.
 
     Returns:
-        The images, in order of the generations and then of their seeds, and the text the model saw, by id.
+        The images, in order of the generations and then of their seeds, and the text the model saw for each
+        image, by generation id.
     """
     lead = generations[0]
     STATE.calls += 1
     STATE.generations += len(generations)
     used = apply_to(warm, lead.loras)
-    seen = {generation.id: model_prompt(generation.prompt, generation.style, used) for generation in generations}
+    # each image's own prompt: its wildcard picks (``webapp.prompting``), else the prompt as written
+    seen = {generation.id: [model_prompt(prompt_of(generation, index), generation.style, used)
+                            for index in range(generation.num_images)] for generation in generations}
     prompts, negatives, generators, images = [], [], [], []
     for generation in generations:
         for index in range(generation.num_images):
-            prompts.append(seen[generation.id])
+            prompts.append(seen[generation.id][index])
             negatives.append(generation.negative_prompt or "")
             generators.append(torch.Generator("cpu").manual_seed(generation.seed + index))
             if generation.init_image_key:
                 images.append(starts[generation.id])
     common = {
-        "prompt": prompts,
-        # None, not "", when nobody gave one: SDXL then uses zero embeddings (``force_zeros_for_empty_prompt``)
-        "negative_prompt": negatives if any(negatives) else None,
+        # weights, BREAK and long prompts through compel (``jobs.prompting``). None, not "", when nobody gave a
+        # negative prompt: SDXL then uses zero embeddings (``force_zeros_for_empty_prompt``)
+        **warm.prompts.encode(prompts, negatives if any(negatives) else None),
         "num_inference_steps": lead.steps, "guidance_scale": lead.guidance, "num_images_per_prompt": 1,
         "generator": generators, "callback_on_step_end": callback, "output_type": "pil",
     }

@@ -12,6 +12,7 @@ from models.catalog import LoraEntry, ModelEntry
 from models.lora import MAX_LORAS
 
 from .generations import MAX_SEED
+from .prompting.weights import weights_problem
 from .styles import STYLES
 from .tables import denoising_steps
 
@@ -33,6 +34,7 @@ MIN_LORA_SCALE, MAX_LORA_SCALE = 0.0, 2.0
 LORA_SCALE_OUT_OF_RANGE = f"Use a scale from {MIN_LORA_SCALE:g} to {MAX_LORA_SCALE:g}."
 TOO_MANY_LORAS = f"Choose at most {MAX_LORAS} LoRAs."
 LORA_TWICE = "Choose each LoRA once."
+VARIANTS_UNKNOWN = "variants is random (each image picks from its seed) or all (one image per combination)."
 LORA_NAME_SHOWN = 60  # characters of an unknown LoRA's name repeated in the message
 
 
@@ -42,14 +44,14 @@ def prompt_problem(prompt: str | None) -> str | None:
         return PROMPT_MISSING
     if len(prompt) > PROMPT_MAX:
         return PROMPT_TOO_LONG
-    return None
+    return weights_problem(prompt)
 
 
 def negative_prompt_problem(negative_prompt: str | None) -> str | None:
     """The negative prompt is optional and bounded."""
     if negative_prompt and len(negative_prompt) > PROMPT_MAX:
         return NEGATIVE_TOO_LONG
-    return None
+    return weights_problem(negative_prompt)
 
 
 NOT_INSTALLED = "not installed on this server"

@@ -17,6 +17,7 @@ from . import lifecycle, progress, services
 from .extensions import db
 from .groups.limits import choices_refusal, limits_refusal
 from .moderation.blocked_terms import find_blocked_term
+from .prompting.picks import prompt_of
 from .queues import SERIALIZER, model_queue_name, queued_eta
 from .tables import (
     DEFAULT_STRENGTH,
@@ -57,6 +58,15 @@ class PromptBlocked(GenerationRefused):
     """The prompt contains a term the admins have blocked; ``field`` names the form field."""
 
     field = "prompt"
+
+
+class PromptRefused(GenerationRefused):
+    """The prompt's wildcards cannot be expanded (an unknown list, too many combinations): a 400 on its field."""
+
+    field = "prompt"
+
+    def __init__(self, message: str):
+        super().__init__(message, status=400)
 
 
 def new_seed() -> int:
@@ -151,6 +161,7 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
         raise GenerationRefused(refusal.message, status=refusal.status)
     if params.get("seed") is None:
         params = {**params, "seed": new_seed()}
+    params, picks = _pick_prompts(user, params)
     # The checks and the insert are one transaction under the person's lock: simultaneous submits cannot
     # all see room for one more (check-then-insert), however many arrive at once.
     lock_user(user.id)
@@ -165,6 +176,8 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
         # an upload is image-to-image unless the caller says otherwise (an upscale of the upload)
         params = {"source": Source.UPLOAD, **params, "upload_id": row.id, "init_image_key": upload_file}
     generation = Generation(user_id=user.id, status=GenerationStatus.QUEUED, **params)
+    if picks is not None:
+        generation.prompt_picks = picks
     db.session.add(generation)
     try:
         db.session.commit()
@@ -180,6 +193,28 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
         lifecycle.fail(generation.id, QUEUE_DOWN, (GenerationStatus.QUEUED,), notify=False)  # the answer says so
         raise GenerationRefused(QUEUE_DOWN, status=503) from None
     return generation
+
+
+def _pick_prompts(user: User, params: dict) -> tuple[dict, object]:
+    """Each image's prompt from the wildcards (``webapp.prompting``), checked for blocked terms like the prompt.
+
+    Raises:
+        PromptRefused: the wildcards cannot be expanded. PromptBlocked: a pick holds a blocked term.
+    """
+    from .generation_rules import IMAGES_MAX
+    from .prompting.picks import image_prompts
+    from .prompting.wildcards import PromptProblem
+
+    entry = services.catalog().get(params["model"])
+    limit = min(IMAGES_MAX, entry.max_images if entry is not None else IMAGES_MAX)
+    try:
+        params, picks = image_prompts(user.id, params, limit)
+    except PromptProblem as exc:
+        db.session.rollback()
+        raise PromptRefused(str(exc)) from None
+    for prompt in picks.prompts if picks is not None else ():
+        check_prompt(prompt)
+    return params, picks
 
 
 def cancel_generation(generation: Generation) -> None:
@@ -246,6 +281,7 @@ def image_json(image: Image) -> dict:
     return {
         "id": image.id,
         "seed": image.generation.seed + image.index,
+        "prompt": prompt_of(image.generation, image.index),  # its own, with wildcard picks filled in
         "url": url_for("gallery.image_file", image_id=image.id),
         "thumbnail_url": url_for("gallery.image_thumbnail", image_id=image.id),
         "page_url": url_for("gallery.image_detail", image_id=image.id),

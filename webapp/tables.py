@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .config import PASSWORD_METHOD
@@ -427,3 +427,31 @@ class BoardAccess(db.Model):
 
     user: Mapped[User | None] = relationship()
     group: Mapped[Group | None] = relationship()
+
+
+class Wildcard(db.Model):
+    """A named list that ``__name__`` in a prompt picks from: the site's (no owner; admins keep them) or one
+    person's own, which wins for them over a site list of the same name."""
+
+    __tablename__ = "wildcards"
+    __table_args__ = (Index("uq_wildcards_owner_name", "user_id", "name", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    values: Mapped[list] = mapped_column(JSON)  # the entries, in order
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class GenerationPrompts(db.Model):
+    """The prompt each image of a generation was made from, when wildcards or variants made them differ
+    (picked when it was submitted, so a list edited later changes nothing)."""
+
+    __tablename__ = "generation_prompts"
+
+    generation_id: Mapped[str] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True)
+    prompts: Mapped[list] = mapped_column(JSON)  # one per image, in order
+    variants: Mapped[str] = mapped_column(String(8), default="random")  # "random" (by seed) or "all"
+
+    generation: Mapped[Generation] = relationship(backref=backref(
+        "prompt_picks", uselist=False, cascade="all, delete-orphan", passive_deletes=True))

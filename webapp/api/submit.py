@@ -91,6 +91,7 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None) -> Ge
     columns["prompt"] = columns["prompt"].strip()
     columns["negative_prompt"] = (columns["negative_prompt"] or "").strip()
     columns["guidance"] = float(columns["guidance"])
+    columns["variants"] = full.get("variants") or "random"
     columns["loras"] = [[lora.name, scale] for lora, scale in chosen_loras(services.loras(), full["loras"])] or None
     entry = services.catalog()[columns["model"]]
     with refusals_as_api_errors():

@@ -77,6 +77,8 @@ class GenerationForm(FlaskForm):
     resize_mode = SelectField("Resize the starting image", default="crop",
                               choices=[SelectChoice(mode, label) for mode, label in RESIZE_MODES.items()])
     timelapse = BooleanField("Make a timelapse")
+    variants = SelectField("Choices like {red|blue}", default="random", choices=[
+        SelectChoice("random", "Pick by each image's seed"), SelectChoice("all", "One image per combination")])
     loras = FieldList(FormField(LoraPick), min_entries=MAX_LORAS, max_entries=MAX_LORAS)
 
     def __init__(self, catalog: dict[str, ModelEntry], *args, lora_catalog: dict[str, LoraEntry] | None = None,
@@ -190,6 +192,7 @@ class GenerationForm(FlaskForm):
             "style": self.style.data,
             "timelapse": bool(self.timelapse.data),
             "loras": [[lora.name, scale] for lora, scale in self.chosen_loras()] or None,
+            "variants": self.variants.data or "random",
         }
 
     def start_params(self) -> dict:

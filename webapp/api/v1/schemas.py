@@ -14,6 +14,7 @@ from models.upscalers import FACTORS, LANCZOS
 from ... import generation_rules as rules
 from ...generations import MAX_SEED
 from ...inputs import AsciiFloat, AsciiInteger, json_text
+from ...prompting.wildcards import VARIANTS
 from ...styles import STYLES
 from ...tables import DEFAULT_STRENGTH, GenerationStatus
 from ...uploads import RESIZE_MODES
@@ -92,6 +93,9 @@ class GenerationCreateSchema(Schema):
                                 validate=validate.Range(1, rules.IMAGES_MAX, error=rules.IMAGES_OUT_OF_RANGE))
     style = fields.String(load_default="none", validate=validate.OneOf(list(STYLES), error=rules.STYLE_UNKNOWN))
     loras = lora_picks()
+    variants = fields.String(load_default="random", validate=validate.OneOf(VARIANTS, error=rules.VARIANTS_UNKNOWN),
+                             metadata={"description": "random: each image picks its {a|b} and __list__ choices from "
+                                                      "its seed; all: one image per combination (num_images ignored)"})
 
 
 class GenerationFromImageSchema(GenerationCreateSchema):
@@ -121,7 +125,8 @@ class ImageSchema(Schema):
     index = fields.Integer(required=True)
     width = fields.Integer(required=True)
     height = fields.Integer(required=True)
-    prompt = fields.String(required=True)
+    prompt = fields.String(required=True, metadata={"description": "the prompt this very image was made from "
+                                                                   "(wildcard picks filled in)"})
     seed = fields.Integer(required=True, metadata={"description": "the seed of this very image"})
     starred = fields.Boolean(required=True)
     public = fields.Boolean(required=True)

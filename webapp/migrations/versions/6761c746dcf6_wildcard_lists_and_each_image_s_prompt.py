@@ -1,0 +1,45 @@
+"""wildcard lists and each image's prompt
+
+Revision ID: 6761c746dcf6
+Revises: b7f3a9c2d1e0
+Create Date: 2026-12-07 00:49:00.311320
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = '6761c746dcf6'
+down_revision = 'b7f3a9c2d1e0'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table('wildcards',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('values', sa.JSON(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_index('ix_wildcards_user_id', 'wildcards', ['user_id'], unique=False)
+    op.create_index('uq_wildcards_owner_name', 'wildcards', ['user_id', 'name'], unique=True)
+
+    op.create_table('generation_prompts',
+    sa.Column('generation_id', sa.String(length=36), nullable=False),
+    sa.Column('prompts', sa.JSON(), nullable=False),
+    sa.Column('variants', sa.String(length=8), nullable=False),
+    sa.ForeignKeyConstraint(['generation_id'], ['generations.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('generation_id')
+    )
+
+
+def downgrade():
+    op.drop_table('generation_prompts')
+    op.drop_index('uq_wildcards_owner_name', table_name='wildcards')
+    op.drop_index('ix_wildcards_user_id', table_name='wildcards')
+    op.drop_table('wildcards')
