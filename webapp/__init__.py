@@ -92,6 +92,7 @@ def register_blueprints(app: Flask) -> None:
     from .gallery import bp as gallery_bp
     from .groups.routes import bp as groups_bp
     from .links import bp as links_bp
+    from .prompting.routes import bp as prompting_bp
     from .studio import bp as studio_bp
 
     app.register_blueprint(studio_bp)
@@ -102,6 +103,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(links_bp)
     app.register_blueprint(collections_bp)
     app.register_blueprint(groups_bp, url_prefix="/groups")
+    app.register_blueprint(prompting_bp)
     register_apis(app)
 
 
