@@ -9,7 +9,9 @@ from, whatever happens to the lists later.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 VARIANTS = ("random", "all")
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # a list's name, as __name__ writes it
@@ -31,6 +33,16 @@ def is_dynamic(prompt: str) -> bool:
 def wildcard_names(prompt: str) -> list[str]:
     """The ``__name__`` lists the prompt reads, in order."""
     return [match.group(1) for match in _WILDCARD.finditer(prompt)]
+
+
+@contextmanager
+def _quiet_parser() -> Iterator[None]:
+    """dynamicprompts 0.31 builds its grammar with pyparsing names that pyparsing 3.3 calls deprecated (once, when
+    the grammar is first made and cached): not our warning to show on every request."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="dynamicprompts")
+        warnings.filterwarnings("ignore", message=".*deprecated - use", category=DeprecationWarning)
+        yield
 
 
 def _manager(lists: Mapping[str, list[str]]):
@@ -73,7 +85,8 @@ def pick(prompt: str, seeds: list[int], lists: Mapping[str, list[str]]) -> list[
 
     _check(prompt, lists)
     try:
-        return RandomPromptGenerator(_manager(lists)).generate(prompt, len(seeds), seeds=list(seeds))
+        with _quiet_parser():
+            return RandomPromptGenerator(_manager(lists)).generate(prompt, len(seeds), seeds=list(seeds))
     except ParseBaseException as exc:
         raise _parse_error(exc) from None
 
@@ -89,7 +102,8 @@ def every_combination(prompt: str, lists: Mapping[str, list[str]], limit: int) -
 
     _check(prompt, lists)
     try:
-        found = CombinatorialPromptGenerator(_manager(lists)).generate(prompt, max_prompts=limit + 1)
+        with _quiet_parser():
+            found = CombinatorialPromptGenerator(_manager(lists)).generate(prompt, max_prompts=limit + 1)
     except ParseBaseException as exc:
         raise _parse_error(exc) from None
     if len(found) > limit:

@@ -1,0 +1,112 @@
+"""Wildcards and variants through the real routes: the site's and a person's lists, picks reproducible from the
+seed, ``variants=all``, each image's own prompt (JSON, PNG, search), the A1111 client with a weighted prompt,
+and bad prompts refused with nothing queued."""
+from __future__ import annotations
+
+import io
+import json
+from urllib.parse import urlsplit
+
+import requests
+import webuiapi
+from PIL import Image as PILImage
+from sqlalchemy import func, select
+
+from tests.support import api_token, audit_entries, bearer, post, queued_jobs, submit, submit_ok, wait_status
+from webapp.extensions import db
+from webapp.prompting.wildcards import every_combination, pick
+from webapp.tables import Generation, GenerationPrompts, User
+
+VARIANTS_PROMPT = "a {red|blue|green} (circle:1.2) in the center, yellow background"
+
+
+def test_picks_come_from_the_seed() -> None:
+    lists = {"shape": ["star", "circle", "square", "triangle"]}
+    prompt = "a {red|blue|green|yellow} __shape__, {2$$white|black|orange} background"
+    first = pick(prompt, [7, 8, 9, 10], lists)
+    assert pick(prompt, [7, 8, 9, 10], lists) == first and pick(prompt, [9], lists) == first[2:3]
+    assert len(set(first)) > 1
+    assert every_combination("{a|b} {c|d|e}", lists, 6) == ["a c", "a d", "a e", "b c", "b d", "b e"]
+
+
+def picks_of(app, generation_id: str) -> list[str] | None:
+    with app.app_context():
+        row = db.session.get(GenerationPrompts, generation_id)
+        return None if row is None else row.prompts
+
+
+def test_lists_bad_prompts_and_reproducible_picks(app, client, auth, make_user, redis_url) -> None:
+    make_user("root@example.com", is_admin=True)
+    make_user("ada@example.com")
+    auth.login("root@example.com")
+    saved = post(client, "/admin/wildcards", "/admin/wildcards", name="shape", values="star\ncircle\n\nsquare\n")
+    assert saved.status_code == 303
+    post(client, "/admin/wildcards", "/admin/wildcards", name="place", values="in the top left\nin the center")
+    assert [entry[:2] for entry in audit_entries(app, "wildcard.save")] == [("wildcard.save", "wildcard")] * 2
+    auth.logout()
+    auth.login("ada@example.com")
+    assert post(client, "/wildcards", "/wildcards", name="place", values="at the bottom").status_code == 303
+    assert post(client, "/wildcards", "/wildcards", name="Bad Name!", values="x").status_code == 400
+    page = client.get("/wildcards").get_data(as_text=True)
+    assert "__place__" in page and "__shape__" in page
+
+    # the same seed picks the same words; ada's own __place__ wins over the site's
+    template = "a {red|blue} __shape__ __place__, white background"
+    first = submit_ok(client, prompt=template, seed=11, num_images=3)
+    again = submit_ok(client, prompt=template, seed=11, num_images=3)
+    assert picks_of(app, first) == picks_of(app, again)
+    assert all(p.endswith("at the bottom, white background") for p in picks_of(app, first))
+
+    with app.app_context():
+        before = db.session.scalar(select(func.count()).select_from(Generation))
+    refusals = {
+        "a (red star, blue background": "is never closed",
+        "a (red:2.5) star, blue background": "out of range",
+        "a __colour__ star": "There is no wildcard list “colour”",
+        "a {red|blue star": "never closed",
+        "a {red|blue|green} {star|circle} here": "more than 4 combinations",
+    }
+    for prompt, says in refusals.items():
+        response = submit(client, prompt=prompt, variants="all")
+        assert response.status_code == 400 and says in response.get_data(as_text=True), prompt
+    token = api_token(app, _id(app, "ada@example.com"))
+    refused = client.post("/api/v1/generations", headers=bearer(token), json={"prompt": "a ((red) star"})
+    assert refused.status_code == 400 and "never closed" in refused.get_data(as_text=True)
+    refused = client.post("/api/v1/generations", headers=bearer(token), json={"prompt": "a __nope__", "variants": "all"})
+    assert refused.status_code == 400 and "nope" in refused.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Generation)) == before
+    assert queued_jobs(redis_url) == 2  # the two good ones only
+
+
+def _id(app, email: str) -> int:
+    with app.app_context():
+        return db.session.scalar(select(User.id).where(User.email == email))
+
+
+def test_one_image_per_combination_each_with_its_prompt(app, signed_in, workers, live_server) -> None:
+    client = signed_in
+    workers.start()
+    generation_id = submit_ok(client, prompt=VARIANTS_PROMPT, variants="all", num_images=1, steps=4)
+    final = wait_status(client, generation_id, {"succeeded", "failed"})
+    assert final["status"] == "succeeded", final
+    prompts = [image["prompt"] for image in final["images"]]
+    assert prompts == [f"a {colour} (circle:1.2) in the center, yellow background" for colour in ("red", "blue", "green")]
+    for image, prompt in zip(final["images"], prompts, strict=True):
+        response = client.get(image["url"])
+        png = PILImage.open(io.BytesIO(response.get_data()))
+        response.close()
+        assert png.text["parameters"].splitlines()[0] == prompt  # A1111 reads the weights back
+        assert json.loads(png.text["easel"])["prompt_template"] == VARIANTS_PROMPT
+    token = api_token(app, _id(app, "ada@example.com"))
+    listed = requests.get(f"{live_server}/api/v1/generations/{generation_id}", headers=bearer(token), timeout=10).json()
+    assert [image["prompt"] for image in listed["images"]] == prompts
+    assert "circle" in client.get("/gallery?q=green").get_data(as_text=True)  # the choices are in the prompt's words
+
+    # the real A1111 client with a weighted prompt: kept as written, and it changes the picture
+    api = webuiapi.WebUIApi(host="127.0.0.1", port=urlsplit(live_server).port, username="ada@example.com",
+                            password=token)
+    up = api.txt2img(prompt="a (red:1.5) star in the top left, blue background", seed=3, steps=4, cfg_scale=3.0, width=64, height=64)
+    down = api.txt2img(prompt="a (red:0.5) star in the top left, blue background", seed=3, steps=4, cfg_scale=3.0, width=64, height=64)
+    assert up.info["prompt"] == "a (red:1.5) star in the top left, blue background"
+    assert up.image.convert("RGB").tobytes() != down.image.convert("RGB").tobytes()
