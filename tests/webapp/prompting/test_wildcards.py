@@ -106,7 +106,8 @@ def test_one_image_per_combination_each_with_its_prompt(app, signed_in, workers,
     # the real A1111 client with a weighted prompt: kept as written, and it changes the picture
     api = webuiapi.WebUIApi(host="127.0.0.1", port=urlsplit(live_server).port, username="ada@example.com",
                             password=token)
-    up = api.txt2img(prompt="a (red:1.5) star in the top left, blue background", seed=3, steps=4, cfg_scale=3.0, width=64, height=64)
-    down = api.txt2img(prompt="a (red:0.5) star in the top left, blue background", seed=3, steps=4, cfg_scale=3.0, width=64, height=64)
+    settings = {"seed": 3, "steps": 4, "cfg_scale": 3.0, "width": 64, "height": 64}
+    up = api.txt2img(prompt="a (red:1.5) star in the top left, blue background", **settings)
+    down = api.txt2img(prompt="a (red:0.5) star in the top left, blue background", **settings)
     assert up.info["prompt"] == "a (red:1.5) star in the top left, blue background"
     assert up.image.convert("RGB").tobytes() != down.image.convert("RGB").tobytes()
