@@ -30,6 +30,7 @@ from models.catalog import ModelError
 from webapp import lifecycle, progress, safety, services
 from webapp.extensions import db
 from webapp.lineage import chain_from
+from webapp.prompting import grid_picture
 from webapp.prompting.picks import prompt_of
 from webapp.storage import StorageError, image_key, thumbnail_key, timelapse_key
 from webapp.styles import postprocess
@@ -244,7 +245,7 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
     saved: list[str] = []
     rows = []
     lineage = chain_from(generation)
-    if generation.source != Source.UPSCALE:
+    if generation.source not in (Source.UPSCALE, Source.GRID):
         generation.precision = pipelines.precision_of(generation.model)  # what its warm pipeline computes in
     try:
         for index, picture in enumerate(images):
@@ -264,6 +265,8 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
                 parameters.update(strength=generation.strength, resize_mode=generation.resize_mode)
             if lineage:
                 parameters["lineage"] = lineage
+            if generation.source == Source.GRID and (grid := grid_picture.grid_of(generation.id)) is not None:
+                parameters["grid"] = grid.settings  # the axes and their values, and the request of every cell
             if generation.precision:
                 parameters["precision"] = generation.precision
             key = image_key(generation.user_id, generation.id, index)
@@ -333,6 +336,9 @@ def _render(members: list[Member], outcomes: dict[str, Outcome]) -> tuple[list[M
     if lead.source == Source.UPSCALE:  # another model, never batched
         members[0].pictures = make_upscaled(lead, StartImageGone, Canceled)
         return members, {}
+    if lead.source == Source.GRID:  # drawn from its cells' pictures, never batched
+        members[0].pictures = [grid_picture.picture_for(lead)]
+        return members, {}
     warm = pipelines.STATE.warm(lead.model)  # raises ModelError when the model is not usable here
     starts: dict[str, PILImage.Image] = {}
     made: list[Member] = []
@@ -377,6 +383,7 @@ def make(requests: list[tuple[str, int]]) -> dict[str, Outcome]:
                     outcomes[member.job_id] = ("ok", {"canceled": True})
                 else:
                     outcomes[member.job_id] = _settle_error(member, exc)
+        _grid_pictures(members)
         return outcomes
     seconds = time.perf_counter() - began
     for member in made:
@@ -399,7 +406,17 @@ def make(requests: list[tuple[str, int]]) -> dict[str, Outcome]:
                                           "batch": len(made)})
     log.info("%d generation(s), %d image(s) in %.2fs", len(made),
              sum(member.generation.num_images for member in made), seconds)
+    _grid_pictures(members)
     return outcomes
+
+
+def _grid_pictures(members: list[Member]) -> None:
+    """Queue the picture of each grid whose last cell just ended (``webapp.prompting.grid_picture``)."""
+    try:
+        grid_picture.queue_picture_when_done([member.generation.id for member in members])
+    except Exception:  # the cells are made; a grid picture that was not queued is not their failure
+        db.session.rollback()
+        log.exception("could not queue a grid picture")
 
 
 @with_app

@@ -104,6 +104,7 @@ class Source(enum.StrEnum):
     IMAGE = "image"
     VARIATION = "variation"
     UPSCALE = "upscale"
+    GRID = "grid"  # an X/Y/Z grid's picture, drawn from its cells' pictures
 
 
 class GenerationStatus(enum.StrEnum):
@@ -455,3 +456,32 @@ class GenerationPrompts(db.Model):
 
     generation: Mapped[Generation] = relationship(backref=backref(
         "prompt_picks", uselist=False, cascade="all, delete-orphan", passive_deletes=True))
+
+
+class Grid(db.Model):
+    """An X/Y/Z comparison: its cells are ordinary generations; its picture is one more, made when they end."""
+
+    __tablename__ = "grids"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    settings: Mapped[dict] = mapped_column(JSON)  # the axes ([{"type", "values"}]) and the base request
+    # the grid picture's generation, set once when every cell has ended (no foreign key: it is made later)
+    generation_id: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    cells: Mapped[list[GridCell]] = relationship(back_populates="grid", order_by="GridCell.position",
+                                                 cascade="all, delete-orphan", passive_deletes=True)
+
+
+class GridCell(db.Model):
+    """One cell of a grid: a generation, at its place (``position`` = x + y·X + z·X·Y)."""
+
+    __tablename__ = "grid_cells"
+
+    generation_id: Mapped[str] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True)
+    grid_id: Mapped[str] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+    grid: Mapped[Grid] = relationship(back_populates="cells")
+    generation: Mapped[Generation] = relationship()

@@ -24,9 +24,11 @@ from ..derived_images import upscale_upload, upscaler_menu
 from ..errors import register_api_errors
 from ..extensions import db
 from ..generations import cancel_generation, generation_state
+from ..prompting.picks import prompt_of
 from ..services import default_model as default_model_name
 from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus
 from .a1111_fields import decode_image, number, read_body, read_png_text, whole_number
+from .a1111_grids import is_xyz_plot, xyz_plot
 from .extra_networks import lora_tags, refuse_tags_in_negative_prompt
 from .gate import Scheme, current_token, protect
 from .problems import ApiError, a1111_error
@@ -86,7 +88,7 @@ def txt2img_response(generation: Generation, body: dict) -> dict:
     pngs = [stored_png(image) for image in generation.images] if body.get("send_images", True) else []
     seeds = [generation.seed + image.index for image in generation.images]
     info = {
-        "prompt": generation.prompt, "all_prompts": [generation.prompt] * len(seeds),
+        "prompt": generation.prompt, "all_prompts": [prompt_of(generation, image.index) for image in generation.images],
         "negative_prompt": generation.negative_prompt, "all_negative_prompts": [generation.negative_prompt] * len(seeds),
         "seed": generation.seed, "all_seeds": seeds, "subseed": -1, "all_subseeds": [-1] * len(seeds),
         "width": generation.width, "height": generation.height, "steps": generation.steps,
@@ -117,6 +119,8 @@ def _run(params: dict, body: dict, start: PILImage.Image | None = None):
 def txt2img():
     """Text to image; waits for the images (``API_WAIT_SECONDS``)."""
     body = read_body()
+    if is_xyz_plot(body):  # A1111's X/Y/Z plot script: an Easel grid (webapp/api/a1111_grids.py)
+        return xyz_plot(txt2img_params(body), body)
     return _run(txt2img_params(body), body)
 
 

@@ -75,6 +75,19 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None) -> Ge
     Raises:
         ApiError: 400 with per-field messages; 429 (with Retry-After) over a limit; 403; 503 queue down.
     """
+    columns = checked_columns(params, start)
+    entry = services.catalog()[columns["model"]]
+    with refusals_as_api_errors():
+        return create_generation(current_user._get_current_object(), columns, job_timeout=entry.job_timeout,
+                                 upload=start)
+
+
+def checked_columns(params: Mapping[str, Any], start: PILImage.Image | None = None) -> dict:
+    """The request with its defaults filled in, checked against the rules, as generation columns.
+
+    Raises:
+        ApiError: 400 with per-field messages.
+    """
     full = with_defaults(params)
     if start is not None:
         full.setdefault("strength", DEFAULT_STRENGTH)
@@ -93,10 +106,7 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None) -> Ge
     columns["guidance"] = float(columns["guidance"])
     columns["variants"] = full.get("variants") or "random"
     columns["loras"] = [[lora.name, scale] for lora, scale in chosen_loras(services.loras(), full["loras"])] or None
-    entry = services.catalog()[columns["model"]]
-    with refusals_as_api_errors():
-        return create_generation(current_user._get_current_object(), columns, job_timeout=entry.job_timeout,
-                                 upload=start)
+    return columns
 
 
 @contextmanager

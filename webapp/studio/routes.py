@@ -16,6 +16,7 @@ from ..generation_rules import shown_reason
 from ..generations import GenerationRefused, PromptBlocked, cancel_generation, create_generation, generation_state
 from ..groups.limits import visible
 from ..image_files import serve_file
+from ..prompting.grids import AXES as GRID_TYPES
 from ..styles import STYLES
 from ..tables import DEFAULT_STRENGTH, Source, Upload
 from .board import board
@@ -23,6 +24,7 @@ from .forms import GenerationForm, lora_choices, model_choices
 from .landing import landing_page, showcase_thumbnail
 
 bp = Blueprint("studio", __name__)
+GRID_AXES = [(name, label) for name, (label, _) in GRID_TYPES.items()]
 
 
 def default_entry(models: dict[str, ModelEntry]) -> ModelEntry:
@@ -57,7 +59,7 @@ def start_preview(form: GenerationForm) -> dict | None:
     return None
 
 
-def render_studio(form: GenerationForm, status: int = 200, error: str | None = None):
+def render_studio(form: GenerationForm, status: int = 200, error: str | None = None, grid_error: bool = False):
     """The studio page with the form, the models' defaults for the script, and recent work.
 
     The menus list only the models and LoRAs that the person's groups allow (the others are refused anyway).
@@ -78,7 +80,8 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
     entry = form.entry or default_entry(models)
     return render_template("studio/studio.html", form=form, entry=entry, model_info=model_info,
                            lora_info=lora_info(loras), capabilities=capability_info(entry),
-                           styles=STYLES.values(), recent=board(current_user.id), error=error, start=start_preview(form)), status
+                           styles=STYLES.values(), recent=board(current_user.id), error=error, start=start_preview(form),
+                           grid_axes=GRID_AXES, grid_error=grid_error), status
 
 
 def capability_info(entry: ModelEntry) -> dict:

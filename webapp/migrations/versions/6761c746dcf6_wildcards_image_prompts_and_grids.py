@@ -1,4 +1,4 @@
-"""wildcard lists and each image's prompt
+"""wildcard lists, each image's prompt, X/Y/Z grids
 
 Revision ID: 6761c746dcf6
 Revises: b7f3a9c2d1e0
@@ -36,9 +36,33 @@ def upgrade():
     sa.ForeignKeyConstraint(['generation_id'], ['generations.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('generation_id')
     )
+    op.create_table('grids',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('settings', sa.JSON(), nullable=False),
+    sa.Column('generation_id', sa.String(length=36), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('generation_id')
+    )
+    op.create_index('ix_grids_user_id', 'grids', ['user_id'], unique=False)
+    op.create_table('grid_cells',
+    sa.Column('generation_id', sa.String(length=36), nullable=False),
+    sa.Column('grid_id', sa.String(length=36), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['generation_id'], ['generations.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['grid_id'], ['grids.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('generation_id')
+    )
+    op.create_index('ix_grid_cells_grid_id', 'grid_cells', ['grid_id'], unique=False)
 
 
 def downgrade():
+    op.drop_index('ix_grid_cells_grid_id', table_name='grid_cells')
+    op.drop_table('grid_cells')
+    op.drop_index('ix_grids_user_id', table_name='grids')
+    op.drop_table('grids')
     op.drop_table('generation_prompts')
     op.drop_index('uq_wildcards_owner_name', table_name='wildcards')
     op.drop_index('ix_wildcards_user_id', table_name='wildcards')
