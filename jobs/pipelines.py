@@ -26,7 +26,7 @@ from models.catalog import CATALOG_PATH, LoraEntry, ModelEntry, load_catalog, lo
 from models.lora import apply_loras
 from webapp import services, worker_status
 from webapp.prompting.picks import prompt_of
-from webapp.styles import styled_prompt
+from webapp.prompting.styles import apply_style
 
 from .preview import LatentPreviewer
 from .prompting import PromptEncoder
@@ -202,9 +202,15 @@ def with_trigger_words(prompt: str, loras: list[LoraEntry]) -> str:
     return ", ".join([prompt, *missing]) if missing else prompt
 
 
-def model_prompt(prompt: str, style: str, loras: list[LoraEntry]) -> str:
-    """The text the model sees: the person's words, the LoRAs' trigger words, then the style's modifiers."""
-    return styled_prompt(with_trigger_words(prompt, loras), style)
+def model_prompt(prompt: str, style: str, loras: list[LoraEntry], user_id: int | None = None) -> str:
+    """The text the model sees: the person's words, the LoRAs' trigger words, then the style (a bundled preset's
+    modifiers, or a saved style's template around them: ``webapp.prompting.styles``)."""
+    return apply_style(with_trigger_words(prompt, loras), "", style, user_id)[0]
+
+
+def model_negative(generation: Generation) -> str:
+    """The negative prompt the model sees: the person's, and a saved style's after it."""
+    return apply_style("", generation.negative_prompt or "", generation.style, generation.user_id)[1]
 
 
 def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILImage.Image],
@@ -231,13 +237,13 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
     STATE.generations += len(generations)
     used = apply_to(warm, lead.loras)
     # each image's own prompt: its wildcard picks (``webapp.prompting``), else the prompt as written
-    seen = {generation.id: [model_prompt(prompt_of(generation, index), generation.style, used)
+    seen = {generation.id: [model_prompt(prompt_of(generation, index), generation.style, used, generation.user_id)
                             for index in range(generation.num_images)] for generation in generations}
     prompts, negatives, generators, images = [], [], [], []
     for generation in generations:
         for index in range(generation.num_images):
             prompts.append(seen[generation.id][index])
-            negatives.append(generation.negative_prompt or "")
+            negatives.append(model_negative(generation))
             generators.append(torch.Generator("cpu").manual_seed(generation.seed + index))
             if generation.init_image_key:
                 images.append(starts[generation.id])

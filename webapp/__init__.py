@@ -92,6 +92,7 @@ def register_blueprints(app: Flask) -> None:
     from .gallery import bp as gallery_bp
     from .groups.routes import bp as groups_bp
     from .links import bp as links_bp
+    from .prompting import style_routes  # noqa: F401  (adds the styles pages to both blueprints)
     from .prompting.routes import bp as prompting_bp
     from .studio import bp as studio_bp
 

@@ -28,7 +28,7 @@ PROMPT_TOO_LONG = f"Keep the prompt under {PROMPT_MAX} characters."
 NEGATIVE_TOO_LONG = f"Keep it under {PROMPT_MAX} characters."
 IMAGES_OUT_OF_RANGE = f"Choose 1 to {IMAGES_MAX} images."
 SEED_OUT_OF_RANGE = f"The seed is a whole number from 0 to {MAX_SEED}, or blank for a random one."
-STYLE_UNKNOWN = f"Choose one of the styles: {', '.join(STYLES)}."
+STYLE_UNKNOWN = f"Choose one of the styles: {', '.join(STYLES)}, or one saved on the Styles page."
 STRENGTH_OUT_OF_RANGE = f"Use a strength from {MIN_STRENGTH} to {MAX_STRENGTH:g}."
 MIN_LORA_SCALE, MAX_LORA_SCALE = 0.0, 2.0
 LORA_SCALE_OUT_OF_RANGE = f"Use a scale from {MIN_LORA_SCALE:g} to {MAX_LORA_SCALE:g}."
@@ -134,9 +134,21 @@ def seed_problem(seed: int | None) -> str | None:
 
 def style_problem(style: str | None) -> str | None:
     """One of the style presets (None: the default, ``none``); an empty name is not one."""
-    if style is not None and style not in STYLES:
+    if style is not None and style not in STYLES and not _saved_style(style):
         return STYLE_UNKNOWN
     return None
+
+
+def _saved_style(name: str) -> bool:
+    """Whether the signed-in person may apply a saved style of that name (``webapp.prompting.styles``)."""
+    from flask import has_request_context
+    from flask_login import current_user
+
+    from .prompting.styles import style_exists
+
+    if not has_request_context() or not isinstance(name, str):
+        return False
+    return style_exists(name, current_user.id if current_user.is_authenticated else None)
 
 
 def strength_problem(strength: float, steps: int) -> str | None:

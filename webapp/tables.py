@@ -485,3 +485,23 @@ class GridCell(db.Model):
 
     grid: Mapped[Grid] = relationship(back_populates="cells")
     generation: Mapped[Generation] = relationship()
+
+
+class SavedStyle(db.Model):
+    """A style as data, beside the bundled presets (``webapp.styles``): the site's (no owner; admins keep them),
+    or one person's own, which they may publish so everyone can apply it by name."""
+
+    __tablename__ = "saved_styles"
+    __table_args__ = (Index("uq_saved_styles_owner_name", "user_id", "name", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True)
+    name: Mapped[str] = mapped_column(String(32))  # what ``style`` names, in the studio and the APIs
+    label: Mapped[str] = mapped_column(String(64))
+    template: Mapped[str] = mapped_column(Text)  # the prompt, with {prompt} where the person's words go
+    negative_prompt: Mapped[str] = mapped_column(Text, default="")
+    model: Mapped[str | None] = mapped_column(String(64), nullable=True)  # suggested, with its steps and guidance
+    steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    guidance: Mapped[float | None] = mapped_column(Float, nullable=True)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)  # a person's, published to the site
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

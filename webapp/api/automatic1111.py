@@ -70,13 +70,25 @@ def txt2img_params(body: dict) -> dict:
     prompt, loras = lora_tags(prompt)
     refuse_tags_in_negative_prompt(negative)
     return {
-        "prompt": prompt, "negative_prompt": negative, "loras": loras,
+        "prompt": prompt, "negative_prompt": negative, "loras": loras, "style": a1111_style(body),
         "model": _model_name(checkpoint) if isinstance(checkpoint, str) and checkpoint else token_model(),
         "width": whole_number(body, "width", None), "height": whole_number(body, "height", None),
         "steps": whole_number(body, "steps", None), "guidance": number(body, "cfg_scale"),
         "seed": None if seed is None or seed < 0 else seed,
         "num_images": (whole_number(body, "batch_size", 1) or 1) * (whole_number(body, "n_iter", 1) or 1),
     }
+
+
+def a1111_style(body: dict) -> str | None:
+    """A1111's ``styles`` list as Easel's one style by name (None: none asked)."""
+    styles = body.get("styles")
+    if styles in (None, []):
+        return None
+    if not isinstance(styles, list) or not all(isinstance(name, str) for name in styles):
+        raise ApiError(422, "styles must be a list of style names.")
+    if len(styles) > 1:
+        raise ApiError(422, f"Easel applies one style at a time; {len(styles)} were given ({', '.join(styles)[:200]}).")
+    return styles[0]
 
 
 def _infotext(png: bytes) -> str:

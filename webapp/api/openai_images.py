@@ -19,8 +19,8 @@ from .. import services
 from ..errors import register_api_errors
 from ..inputs import AsciiFloat, ascii_float, ascii_int
 from ..links.tokens import public_url, result_token
+from ..prompting.styles import apply_style
 from ..services import default_model as default_model_name
-from ..styles import styled_prompt
 from ..tables import Generation
 from .gate import Scheme, protect
 from .problems import ApiError, openai_error
@@ -100,7 +100,7 @@ def _encode(png: bytes, output_format: str) -> bytes:
 
 def images_response(generation: Generation, response_format: str, output_format: str) -> dict:
     """The OpenAI ``ImagesResponse`` for a finished generation."""
-    revised = styled_prompt(generation.prompt, generation.style)
+    revised = apply_style(generation.prompt, "", generation.style, generation.user_id)[0]
     data = []
     for image in generation.images:
         item: dict = {"revised_prompt": revised} if revised != generation.prompt else {}

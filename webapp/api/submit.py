@@ -17,6 +17,7 @@ from .. import services
 from ..extensions import db
 from ..generation_rules import chosen_loras, problems
 from ..generations import GenerationRefused, PromptBlocked, create_generation
+from ..prompting.styles import find_style
 from ..tables import DEFAULT_STRENGTH, Generation, GenerationStatus
 from ..uploads import UploadRejected, decode_upload
 from .problems import ApiError
@@ -32,6 +33,10 @@ def with_defaults(params: Mapping[str, Any]) -> dict:
     catalog entry (size, steps, guidance) and the site."""
     filled = {"negative_prompt": "", "seed": None, "num_images": 1, "style": "none", "loras": [], **{
         key: value for key, value in params.items() if value is not None}}
+    if (saved := find_style(filled.get("style"), current_user.id if current_user.is_authenticated else None)):
+        for key in ("model", "steps", "guidance"):  # what the style suggests, where the request says nothing
+            if getattr(saved, key) is not None:
+                filled.setdefault(key, getattr(saved, key))
     filled.setdefault("model", services.default_model())
     for lora, _ in chosen_loras(services.loras(), filled["loras"]):
         if lora.default_steps is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from redis.exceptions import RedisError
+from wtforms.fields.choices import SelectChoice
 
 from models.capabilities import pipeline_capabilities
 from models.catalog import LoraEntry, ModelEntry
@@ -17,6 +18,7 @@ from ..generations import GenerationRefused, PromptBlocked, cancel_generation, c
 from ..groups.limits import visible
 from ..image_files import serve_file
 from ..prompting.grids import AXES as GRID_TYPES
+from ..prompting.styles import styles_for
 from ..styles import STYLES
 from ..tables import DEFAULT_STRENGTH, Source, Upload
 from .board import board
@@ -67,6 +69,7 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
     models = visible(current_user.id, form.catalog) or form.catalog  # a list of models all gone: refused on submit
     loras = visible(current_user.id, form.lora_catalog, "loras")
     form.model.choices = model_choices(models)
+    form.style.choices = [SelectChoice(name, label) for name, label in styles_for(current_user.id)]
     for pick in form.loras:
         pick.form.name.choices = lora_choices(loras)
     model_info = {

@@ -91,7 +91,8 @@ class GenerationCreateSchema(Schema):
                           validate=validate.Range(0, MAX_SEED, error=rules.SEED_OUT_OF_RANGE))
     num_images = fields.Integer(load_default=1, strict=True,
                                 validate=validate.Range(1, rules.IMAGES_MAX, error=rules.IMAGES_OUT_OF_RANGE))
-    style = fields.String(load_default="none", validate=validate.OneOf(list(STYLES), error=rules.STYLE_UNKNOWN))
+    style = fields.String(load_default="none", validate=validate.Length(max=32, error=rules.STYLE_UNKNOWN),
+                          metadata={"description": f"a bundled style ({', '.join(STYLES)}) or a saved one, by name"})
     loras = lora_picks()
     variants = fields.String(load_default="random", validate=validate.OneOf(VARIANTS, error=rules.VARIANTS_UNKNOWN),
                              metadata={"description": "random: each image picks its {a|b} and __list__ choices from "

@@ -1,4 +1,4 @@
-"""wildcard lists, each image's prompt, X/Y/Z grids
+"""wildcard lists, each image's prompt, X/Y/Z grids, saved styles
 
 Revision ID: 6761c746dcf6
 Revises: b7f3a9c2d1e0
@@ -56,9 +56,29 @@ def upgrade():
     sa.PrimaryKeyConstraint('generation_id')
     )
     op.create_index('ix_grid_cells_grid_id', 'grid_cells', ['grid_id'], unique=False)
+    op.create_table('saved_styles',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('name', sa.String(length=32), nullable=False),
+    sa.Column('label', sa.String(length=64), nullable=False),
+    sa.Column('template', sa.Text(), nullable=False),
+    sa.Column('negative_prompt', sa.Text(), nullable=False),
+    sa.Column('model', sa.String(length=64), nullable=True),
+    sa.Column('steps', sa.Integer(), nullable=True),
+    sa.Column('guidance', sa.Float(), nullable=True),
+    sa.Column('is_public', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_index('ix_saved_styles_user_id', 'saved_styles', ['user_id'], unique=False)
+    op.create_index('uq_saved_styles_owner_name', 'saved_styles', ['user_id', 'name'], unique=True)
 
 
 def downgrade():
+    op.drop_index('uq_saved_styles_owner_name', table_name='saved_styles')
+    op.drop_index('ix_saved_styles_user_id', table_name='saved_styles')
+    op.drop_table('saved_styles')
     op.drop_index('ix_grid_cells_grid_id', table_name='grid_cells')
     op.drop_table('grid_cells')
     op.drop_index('ix_grids_user_id', table_name='grids')
