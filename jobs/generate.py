@@ -29,8 +29,8 @@ from sqlalchemy.exc import OperationalError
 from models.catalog import ModelError
 from webapp import lifecycle, progress, safety, services
 from webapp.extensions import db
+from webapp.grids import picture as grid_picture
 from webapp.lineage import chain_from
-from webapp.prompting import grid_picture
 from webapp.prompting.picks import prompt_of
 from webapp.storage import StorageError, image_key, thumbnail_key, timelapse_key
 from webapp.styles import postprocess
@@ -411,7 +411,7 @@ def make(requests: list[tuple[str, int]]) -> dict[str, Outcome]:
 
 
 def _grid_pictures(members: list[Member]) -> None:
-    """Queue the picture of each grid whose last cell just ended (``webapp.prompting.grid_picture``)."""
+    """Queue the picture of each grid whose last cell just ended (``webapp.grids.picture``)."""
     try:
         grid_picture.queue_picture_when_done([member.generation.id for member in members])
     except Exception:  # the cells are made; a grid picture that was not queued is not their failure

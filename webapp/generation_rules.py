@@ -14,13 +14,13 @@ from models.lora import MAX_LORAS
 from .generations import MAX_SEED
 from .prompting.weights import weights_problem
 from .styles import STYLES
-from .tables import denoising_steps
+from .tables import MAX_IMAGES_PER_REQUEST, denoising_steps
 
 if TYPE_CHECKING:
     from models.upscalers import UpscalerEntry
 
 PROMPT_MAX = 1000
-IMAGES_MAX = 4  # per request, whatever the model allows
+IMAGES_MAX = MAX_IMAGES_PER_REQUEST  # per request, whatever the model allows
 # Messages of the model-independent rules, also given to the API schemas' validators (same words everywhere).
 MIN_STRENGTH, MAX_STRENGTH = 0.05, 1.0
 PROMPT_MISSING = "Describe the picture you want."

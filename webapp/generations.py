@@ -17,10 +17,12 @@ from . import lifecycle, progress, services
 from .extensions import db
 from .groups.limits import choices_refusal, limits_refusal
 from .moderation.blocked_terms import find_blocked_term
-from .prompting.picks import prompt_of
+from .prompting.picks import image_prompts, prompt_of
+from .prompting.wildcards import PromptProblem
 from .queues import SERIALIZER, model_queue_name, queued_eta
 from .tables import (
     DEFAULT_STRENGTH,
+    MAX_IMAGES_PER_REQUEST,
     Generation,
     GenerationStatus,
     Image,
@@ -201,12 +203,8 @@ def _pick_prompts(user: User, params: dict) -> tuple[dict, object]:
     Raises:
         PromptRefused: the wildcards cannot be expanded. PromptBlocked: a pick holds a blocked term.
     """
-    from .generation_rules import IMAGES_MAX
-    from .prompting.picks import image_prompts
-    from .prompting.wildcards import PromptProblem
-
     entry = services.catalog().get(params["model"])
-    limit = min(IMAGES_MAX, entry.max_images if entry is not None else IMAGES_MAX)
+    limit = min(MAX_IMAGES_PER_REQUEST, entry.max_images if entry is not None else MAX_IMAGES_PER_REQUEST)
     try:
         params, picks = image_prompts(user.id, params, limit)
     except PromptProblem as exc:

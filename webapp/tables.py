@@ -197,6 +197,7 @@ class Generation(db.Model):
         return self.steps
 
 
+MAX_IMAGES_PER_REQUEST = 4  # whatever the model allows (generation_rules.IMAGES_MAX)
 DEFAULT_STRENGTH = 0.6  # how far image-to-image moves from the starting image when nobody says
 
 

@@ -11,7 +11,7 @@ from flask import current_app, jsonify
 from flask_login import current_user
 
 from ..extensions import db
-from ..prompting.grid_start import start_grid
+from ..grids.start import start_grid
 from ..prompting.grids import GridProblem, axes_from_a1111
 from ..tables import Generation, GenerationStatus, Grid
 from .problems import ApiError

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from tests.support import FIELDS, api_token, csrf_token, queued_jobs, wait_for
 from webapp.extensions import db
-from webapp.prompting.grid_picture import layout
+from webapp.grids.picture import layout
 from webapp.tables import Generation, GridCell, User
 
 # X: seed (3 values), Y: guidance (2 values), the rest from the studio form

@@ -10,8 +10,8 @@ from sqlalchemy import select, update
 
 from .. import lifecycle, services
 from ..extensions import db
+from ..prompting.grids import AXES
 from ..tables import Generation, GenerationStatus, Grid, GridCell, Source
-from .grids import AXES
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from .. import services
 from ..extensions import db
 from ..generation_rules import problems
 from ..generations import GenerationRefused, check_limits, create_generation, lock_user, new_seed
+from ..prompting.grids import Axis, GridProblem, cell_params, places, settings_of
 from ..tables import Generation, GenerationStatus, Grid, GridCell, User
-from .grid_picture import queue_picture_when_done
-from .grids import Axis, GridProblem, cell_params, places, settings_of
+from .picture import queue_picture_when_done
 
 
 def plan(base: Mapping[str, Any], axes: list[Axis]) -> list[tuple[tuple, dict]]:

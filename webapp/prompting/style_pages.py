@@ -1,13 +1,11 @@
-"""Saved styles: a person's own at ``/styles`` ("Save as style" in the studio fills the form), the site's at
-``/admin/styles`` (audited)."""
+"""Saved styles pages: a person's own at ``/styles`` ("Save as style" in the studio fills the form); the site's
+(``webapp.admin.styles``) share the page and the saving."""
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from ..admin.base import acting_admin
-from ..admin.base import bp as admin_bp
 from ..extensions import db
 from ..tables import SavedStyle
 from .forms import DeleteForm, StyleForm
@@ -20,14 +18,14 @@ def _rows(owner_id: int | None) -> list[SavedStyle]:
     return list(db.session.scalars(select(SavedStyle).where(where).order_by(SavedStyle.name)))
 
 
-def _page(form: StyleForm, owner_id: int | None, status: int = 200):
+def styles_page(form: StyleForm, owner_id: int | None, status: int = 200):
     own = owner_id is not None
     return render_template("prompting/styles.html", form=form, delete_form=DeleteForm(), rows=_rows(owner_id), own=own,
                            save_endpoint="prompting.save_style" if own else "admin.save_site_style",
                            delete_endpoint="prompting.delete_style" if own else "admin.delete_site_style"), status
 
 
-def _save(owner_id: int | None, admin=None):
+def save_from_form(owner_id: int | None, admin=None):
     form = StyleForm()
     if form.validate_on_submit():
         try:
@@ -37,7 +35,7 @@ def _save(owner_id: int | None, admin=None):
         else:
             flash(f"Saved the style “{row.label}”: choose it as {row.name} in the studio or the APIs.", "success")
             return None
-    return _page(form, owner_id, 400)
+    return styles_page(form, owner_id, 400)
 
 
 @bp.get("/styles")
@@ -47,14 +45,14 @@ def styles():
     form = StyleForm(formdata=None, data={"template": request.args.get("prompt", "")[:1000],
                                           "negative_prompt": request.args.get("negative_prompt", "")[:1000],
                                           "model": request.args.get("model", "")[:64]})
-    return _page(form, current_user.id)
+    return styles_page(form, current_user.id)
 
 
 @bp.post("/styles", endpoint="save_style")
 @login_required
 def save_own_style():
     """Create or replace one of my styles (published or not)."""
-    return _save(current_user.id) or redirect(url_for("prompting.styles"), 303)
+    return save_from_form(current_user.id) or redirect(url_for("prompting.styles"), 303)
 
 
 @bp.post("/styles/<id:style_id>/delete")
@@ -70,26 +68,3 @@ def delete_style(style_id: int):
     return redirect(url_for("prompting.styles"), 303)
 
 
-
-@admin_bp.get("/styles")
-def site_styles():
-    """The site's styles."""
-    return _page(StyleForm(formdata=None), None)
-
-
-@admin_bp.post("/styles")
-def save_site_style():
-    """Create or replace a site style (audited)."""
-    return _save(None, admin=acting_admin()) or redirect(url_for("admin.site_styles"), 303)
-
-
-@admin_bp.post("/styles/<id:style_id>/delete")
-def delete_site_style(style_id: int):
-    """Delete a site style (audited)."""
-    row = db.session.get(SavedStyle, style_id)
-    if row is None or row.user_id is not None:
-        abort(404)
-    if not DeleteForm().validate_on_submit():
-        abort(400)
-    remove_style(row, admin=acting_admin())
-    return redirect(url_for("admin.site_styles"), 303)
