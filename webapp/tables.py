@@ -240,6 +240,14 @@ class Image(db.Model):
     user: Mapped[User] = relationship()
 
     @property
+    def prompt(self) -> str:
+        """The prompt this picture was made from: its wildcard picks filled in, else its generation's prompt."""
+        picks = getattr(self.generation, "prompt_picks", None)
+        if picks is not None and 0 <= self.index < len(picks.prompts):
+            return picks.prompts[self.index]
+        return self.generation.prompt
+
+    @property
     def file_keys(self) -> tuple[str, ...]:
         """Every stored file of this image: the PNG, the thumbnail and, when made, the timelapse."""
         return tuple(key for key in (self.storage_key, self.thumbnail_key, self.timelapse_key) if key)
@@ -455,8 +463,9 @@ class GenerationPrompts(db.Model):
     prompts: Mapped[list] = mapped_column(JSON)  # one per image, in order
     variants: Mapped[str] = mapped_column(String(8), default="random")  # "random" (by seed) or "all"
 
+    # loaded with its generation (one LEFT JOIN), so a gallery page asks no extra query per picture
     generation: Mapped[Generation] = relationship(backref=backref(
-        "prompt_picks", uselist=False, cascade="all, delete-orphan", passive_deletes=True))
+        "prompt_picks", uselist=False, cascade="all, delete-orphan", passive_deletes=True, lazy="joined"))
 
 
 class Grid(db.Model):
