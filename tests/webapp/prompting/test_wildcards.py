@@ -1,24 +1,16 @@
-"""Wildcards and variants through the real routes: the site's and a person's lists, picks reproducible from the
-seed, ``variants=all``, each image's own prompt (JSON, PNG, search), the A1111 client with a weighted prompt,
-and bad prompts refused with nothing queued."""
+"""Wildcards and styles through the real routes: the site's and a person's lists, picks reproducible from the
+seed, saved styles applied by name, and bad prompts refused with nothing queued (the pictures themselves:
+``test_grids.py``, which shares one worker for all of them)."""
 from __future__ import annotations
 
-import io
-import json
 from base64 import b64encode
-from urllib.parse import urlsplit
 
-import requests
-import webuiapi
-from PIL import Image as PILImage
 from sqlalchemy import func, select
 
-from tests.support import api_token, audit_entries, bearer, post, queued_jobs, submit, submit_ok, wait_status
+from tests.support import api_token, audit_entries, bearer, post, queued_jobs, submit, submit_ok
 from webapp.extensions import db
 from webapp.prompting.wildcards import every_combination, pick
 from webapp.tables import Generation, GenerationPrompts, User
-
-VARIANTS_PROMPT = "a {red|blue|green} (circle:1.2) in the center, yellow background"
 
 
 def test_picks_come_from_the_seed() -> None:
@@ -96,31 +88,3 @@ def _id(app, email: str) -> int:
     with app.app_context():
         return db.session.scalar(select(User.id).where(User.email == email))
 
-
-def test_one_image_per_combination_each_with_its_prompt(app, signed_in, workers, live_server) -> None:
-    client = signed_in
-    workers.start()
-    generation_id = submit_ok(client, prompt=VARIANTS_PROMPT, variants="all", num_images=1, steps=4)
-    final = wait_status(client, generation_id, {"succeeded", "failed"})
-    assert final["status"] == "succeeded", final
-    prompts = [image["prompt"] for image in final["images"]]
-    assert prompts == [f"a {colour} (circle:1.2) in the center, yellow background" for colour in ("red", "blue", "green")]
-    for image, prompt in zip(final["images"], prompts, strict=True):
-        response = client.get(image["url"])
-        png = PILImage.open(io.BytesIO(response.get_data()))
-        response.close()
-        assert png.text["parameters"].splitlines()[0] == prompt  # A1111 reads the weights back
-        assert json.loads(png.text["easel"])["prompt_template"] == VARIANTS_PROMPT
-    token = api_token(app, _id(app, "ada@example.com"))
-    listed = requests.get(f"{live_server}/api/v1/generations/{generation_id}", headers=bearer(token), timeout=10).json()
-    assert [image["prompt"] for image in listed["images"]] == prompts
-    assert "circle" in client.get("/gallery?q=green").get_data(as_text=True)  # the choices are in the prompt's words
-
-    # the real A1111 client with a weighted prompt: kept as written, and it changes the picture
-    api = webuiapi.WebUIApi(host="127.0.0.1", port=urlsplit(live_server).port, username="ada@example.com",
-                            password=token)
-    settings = {"seed": 3, "steps": 4, "cfg_scale": 3.0, "width": 64, "height": 64}
-    up = api.txt2img(prompt="a (red:1.5) star in the top left, blue background", **settings)
-    down = api.txt2img(prompt="a (red:0.5) star in the top left, blue background", **settings)
-    assert up.info["prompt"] == "a (red:1.5) star in the top left, blue background"
-    assert up.image.convert("RGB").tobytes() != down.image.convert("RGB").tobytes()
