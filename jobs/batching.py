@@ -47,8 +47,10 @@ def batch_key(generation: Generation) -> tuple | None:
     styles and starting images are per image, so they are not. On SDXL, whether a negative prompt was given
     is: its pipeline makes zeros of a missing negative prompt but encodes "", so the two never share a call.
     """
-    if generation.source == Source.UPSCALE or generation.edit is not None:
-        return None  # upscales run another model; an edit's mask and settings are its own call's
+    if generation.source in (Source.UPSCALE, Source.GRID) or generation.edit is not None:
+        # upscales run another model; a grid's picture is drawn, not generated; an edit's mask and settings
+        # are its own call's
+        return None
     image_to_image = bool(generation.init_image_key)
     loras = tuple((str(name), None if scale is None else float(scale)) for name, scale in (generation.loras or []))
     return (generation.model, generation.width, generation.height, generation.steps, float(generation.guidance),

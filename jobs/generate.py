@@ -29,7 +29,9 @@ from sqlalchemy.exc import OperationalError
 from models.catalog import ModelError
 from webapp import lifecycle, progress, safety, services
 from webapp.extensions import db
+from webapp.grids import picture as grid_picture
 from webapp.lineage import chain_from
+from webapp.prompting.picks import prompt_of
 from webapp.storage import StorageError, image_key, thumbnail_key, timelapse_key
 from webapp.styles import postprocess
 from webapp.tables import Generation, GenerationStatus, Image, Source, new_id
@@ -237,25 +239,28 @@ def start_image(generation: Generation) -> PILImage.Image:
 
 
 def _store(generation: Generation, images: list[PILImage.Image], recorder: TimelapseRecorder | None = None,
-           seen: str | None = None) -> None:
+           seen: str | list[str] | None = None) -> None:
     """Save files first, then the rows and the final status in one commit (``lifecycle.succeed``, which also
-    sends the email); no row ever points at a missing file."""
+    sends the email); no row ever points at a missing file. ``seen``: the text the model saw (for each image)."""
     storage = services.storage()
+    seen_by_image = [seen] * len(images) if seen is None or isinstance(seen, str) else seen
     saved: list[str] = []
     rows = []
     lineage = chain_from(generation)
-    if generation.source != Source.UPSCALE:
+    if generation.source not in (Source.UPSCALE, Source.GRID):
         generation.precision = pipelines.precision_of(generation.model)  # what its warm pipeline computes in
     try:
         for index, picture in enumerate(images):
             parameters = {
-                "prompt": generation.prompt, "negative_prompt": generation.negative_prompt, "model": generation.model,
+                "prompt": prompt_of(generation, index), "negative_prompt": generation.negative_prompt, "model": generation.model,
                 "seed": generation.seed + index, "steps": generation.steps, "guidance": generation.guidance,
                 "width": generation.width, "height": generation.height, "style": generation.style,
                 "generation_id": generation.id, "source": generation.source, "loras": generation.loras or [],
             }
-            if seen is not None:
-                parameters["model_prompt"] = seen  # the text the model saw: the readable line shows it
+            if seen_by_image[index] is not None:
+                parameters["model_prompt"] = seen_by_image[index]  # the text the model saw: the readable line shows it
+            if generation.prompt_picks is not None:
+                parameters["prompt_template"] = generation.prompt  # as the person wrote it, choices and all
             if generation.source == Source.UPSCALE:
                 parameters.update(upscaler=generation.upscaler, upscale_factor=generation.upscale_factor)
             if generation.init_image_key:
@@ -264,6 +269,8 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
                 parameters.update(editing.parameters(generation.edit))
             if lineage:
                 parameters["lineage"] = lineage
+            if generation.source == Source.GRID and (grid := grid_picture.grid_of(generation.id)) is not None:
+                parameters["grid"] = grid.settings  # the axes and their values, and the request of every cell
             if generation.precision:
                 parameters["precision"] = generation.precision
             key = image_key(generation.user_id, generation.id, index)
@@ -282,7 +289,8 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
                               storage_key=key, thumbnail_key=thumb, timelapse_key=timelapse,
                               width=picture.width, height=picture.height,
                               file_bytes=sum(len(data) for data, _ in files.values()), **verdict.columns()))
-        if not lifecycle.succeed(generation.id, rows, model_prompt=seen):  # canceled from the web at the last moment
+        first_seen = seen_by_image[0] if seen_by_image else None
+        if not lifecycle.succeed(generation.id, rows, model_prompt=first_seen):  # canceled from the web at the last moment
             raise Canceled()
     except BaseException:
         db.session.rollback()
@@ -324,7 +332,7 @@ def _begin(requests: list[tuple[str, int]], outcomes: dict[str, Outcome]) -> lis
     return members
 
 
-def _render(members: list[Member], outcomes: dict[str, Outcome]) -> tuple[list[Member], dict[str, str]]:
+def _render(members: list[Member], outcomes: dict[str, Outcome]) -> tuple[list[Member], dict[str, list[str]]]:
     """Make every member's pictures (``member.pictures``); those whose starting image is gone fail alone.
 
     Returns:
@@ -333,6 +341,9 @@ def _render(members: list[Member], outcomes: dict[str, Outcome]) -> tuple[list[M
     lead = members[0].generation
     if lead.source == Source.UPSCALE:  # another model, never batched
         members[0].pictures = make_upscaled(lead, StartImageGone, Canceled)
+        return members, {}
+    if lead.source == Source.GRID:  # drawn from its cells' pictures, never batched
+        members[0].pictures = [grid_picture.picture_for(lead)]
         return members, {}
     warm = pipelines.STATE.warm(lead.model)  # raises ModelError when the model is not usable here
     starts: dict[str, PILImage.Image] = {}
@@ -382,6 +393,7 @@ def make(requests: list[tuple[str, int]]) -> dict[str, Outcome]:
                     outcomes[member.job_id] = ("ok", {"canceled": True})
                 else:
                     outcomes[member.job_id] = _settle_error(member, exc)
+        _grid_pictures(members)
         return outcomes
     seconds = time.perf_counter() - began
     for member in made:
@@ -405,7 +417,17 @@ def make(requests: list[tuple[str, int]]) -> dict[str, Outcome]:
         # A generation's one ending line (RQ's own are filtered out: jobs.worker.OneLinePerJobEnd).
         log.info("generation %s done: %d image(s) in %.2fs%s", generation.id, generation.num_images, seconds,
                  f" (one call for {len(made)})" if len(made) > 1 else "")
+    _grid_pictures(members)
     return outcomes
+
+
+def _grid_pictures(members: list[Member]) -> None:
+    """Queue the picture of each grid whose last cell just ended (``webapp.grids.picture``)."""
+    try:
+        grid_picture.queue_picture_when_done([member.generation.id for member in members])
+    except Exception:  # the cells are made; a grid picture that was not queued is not their failure
+        db.session.rollback()
+        log.exception("could not queue a grid picture")
 
 
 @with_app

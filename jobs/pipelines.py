@@ -25,10 +25,12 @@ from models.capabilities import supported_kwargs
 from models.catalog import CATALOG_PATH, CatalogFile, LoraEntry, ModelEntry
 from models.lora import apply_loras
 from webapp import services, worker_status
-from webapp.styles import styled_prompt
+from webapp.prompting.picks import prompt_of
+from webapp.prompting.styles import apply_style
 
 from . import editing
 from .preview import LatentPreviewer
+from .prompting import PromptEncoder
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
@@ -108,6 +110,14 @@ class Warm:
     _img2img: DiffusionPipeline | None = field(default=None, repr=False)
     _inpaint: DiffusionPipeline | None = field(default=None, repr=False)
     _previewer: LatentPreviewer | None = field(default=None, repr=False)
+    _prompts: PromptEncoder | None = field(default=None, repr=False)
+
+    @property
+    def prompts(self) -> PromptEncoder:
+        """compel set up for this pipeline's text encoders (``jobs.prompting``), made on first use."""
+        if self._prompts is None:
+            self._prompts = PromptEncoder(self.pipe)
+        return self._prompts
 
     @property
     def previewer(self) -> LatentPreviewer:
@@ -199,14 +209,20 @@ def with_trigger_words(prompt: str, loras: list[LoraEntry]) -> str:
     return ", ".join([prompt, *missing]) if missing else prompt
 
 
-def model_prompt(prompt: str, style: str, loras: list[LoraEntry]) -> str:
-    """The text the model sees: the person's words, the LoRAs' trigger words, then the style's modifiers."""
-    return styled_prompt(with_trigger_words(prompt, loras), style)
+def model_prompt(prompt: str, style: str, loras: list[LoraEntry], user_id: int | None = None) -> str:
+    """The text the model sees: the person's words, the LoRAs' trigger words, then the style (a bundled preset's
+    modifiers, or a saved style's template around them: ``webapp.prompting.styles``)."""
+    return apply_style(with_trigger_words(prompt, loras), "", style, user_id)[0]
+
+
+def model_negative(generation: Generation) -> str:
+    """The negative prompt the model sees: the person's, and a saved style's after it."""
+    return apply_style("", generation.negative_prompt or "", generation.style, generation.user_id)[1]
 
 
 def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILImage.Image],
              callback: Callable, edits: dict[str, editing.Edit] | None = None
-             ) -> tuple[list[PILImage.Image], dict[str, str]]:
+             ) -> tuple[list[PILImage.Image], dict[str, list[str]]]:
     """Make the images of one or more compatible generations in one call of the warm pipeline.
 
     The one place a pipeline is prepared and called: the generations' LoRAs and their scheduler
@@ -222,25 +238,28 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
         edits: the mask and settings of an inpainting or outpainting generation, by id (never batched).
 
     Returns:
-        The images, in order of the generations and then of their seeds, and the text the model saw, by id.
+        The images, in order of the generations and then of their seeds, and the text the model saw for each
+        image, by generation id.
     """
     lead = generations[0]
     STATE.calls += 1
     STATE.generations += len(generations)
     used = apply_to(warm, lead.loras)
-    seen = {generation.id: model_prompt(generation.prompt, generation.style, used) for generation in generations}
+    # each image's own prompt: its wildcard picks (``webapp.prompting``), else the prompt as written
+    seen = {generation.id: [model_prompt(prompt_of(generation, index), generation.style, used, generation.user_id)
+                            for index in range(generation.num_images)] for generation in generations}
     prompts, negatives, generators, images = [], [], [], []
     for generation in generations:
         for index in range(generation.num_images):
-            prompts.append(seen[generation.id])
-            negatives.append(generation.negative_prompt or "")
+            prompts.append(seen[generation.id][index])
+            negatives.append(model_negative(generation))
             generators.append(torch.Generator("cpu").manual_seed(generation.seed + index))
             if generation.init_image_key:
                 images.append(starts[generation.id])
     common = {
-        "prompt": prompts,
-        # None, not "", when nobody gave one: SDXL then uses zero embeddings (``force_zeros_for_empty_prompt``)
-        "negative_prompt": negatives if any(negatives) else None,
+        # weights, BREAK and long prompts through compel (``jobs.prompting``). None, not "", when nobody gave a
+        # negative prompt: SDXL then uses zero embeddings (``force_zeros_for_empty_prompt``)
+        **warm.prompts.encode(prompts, negatives if any(negatives) else None),
         "num_inference_steps": lead.steps, "guidance_scale": lead.guidance, "num_images_per_prompt": 1,
         "generator": generators, "callback_on_step_end": callback, "output_type": "pil",
     }

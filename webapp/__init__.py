@@ -90,8 +90,11 @@ def register_blueprints(app: Flask) -> None:
     from .auth import bp as auth_bp
     from .collections import bp as collections_bp
     from .gallery import bp as gallery_bp
+    from .grids.routes import bp as grids_bp
     from .groups.routes import bp as groups_bp
     from .links import bp as links_bp
+    from .prompting import style_pages  # noqa: F401  (adds the styles pages to the blueprint)
+    from .prompting.routes import bp as prompting_bp
     from .studio import bp as studio_bp
 
     app.register_blueprint(studio_bp)
@@ -102,6 +105,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(links_bp)
     app.register_blueprint(collections_bp)
     app.register_blueprint(groups_bp, url_prefix="/groups")
+    app.register_blueprint(prompting_bp)
+    app.register_blueprint(grids_bp)
     register_apis(app)
 
 

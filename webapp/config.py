@@ -402,6 +402,7 @@ def from_environment() -> dict:
         "MAX_QUEUED_PER_USER": _int("MAX_QUEUED_PER_USER", 10),
         "MAX_TOKENS_PER_USER": _int("MAX_TOKENS_PER_USER", 10),
         "DAILY_IMAGE_QUOTA": _int("DAILY_IMAGE_QUOTA", 200),
+        "MAX_GRID_CELLS": _int("MAX_GRID_CELLS", 36),  # cells of one X/Y/Z grid (docs/prompts.md)
         "RESULT_LINK_DAYS": _int("RESULT_LINK_DAYS", 7),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
         "MAX_UPLOAD_PIXELS": _int("MAX_UPLOAD_PIXELS", 16_000_000),

@@ -12,14 +12,15 @@ from models.catalog import LoraEntry, ModelEntry
 from models.lora import MAX_LORAS
 
 from .generations import MAX_SEED
+from .prompting.weights import weights_problem
 from .styles import STYLES
-from .tables import denoising_steps
+from .tables import MAX_IMAGES_PER_REQUEST, denoising_steps
 
 if TYPE_CHECKING:
     from models.upscalers import UpscalerEntry
 
 PROMPT_MAX = 1000
-IMAGES_MAX = 4  # per request, whatever the model allows
+IMAGES_MAX = MAX_IMAGES_PER_REQUEST  # per request, whatever the model allows
 # Messages of the model-independent rules, also given to the API schemas' validators (same words everywhere).
 MIN_STRENGTH, MAX_STRENGTH = 0.05, 1.0
 PROMPT_MISSING = "Describe the picture you want."
@@ -27,12 +28,13 @@ PROMPT_TOO_LONG = f"Keep the prompt under {PROMPT_MAX} characters."
 NEGATIVE_TOO_LONG = f"Keep it under {PROMPT_MAX} characters."
 IMAGES_OUT_OF_RANGE = f"Choose 1 to {IMAGES_MAX} images."
 SEED_OUT_OF_RANGE = f"The seed is a whole number from 0 to {MAX_SEED}, or blank for a random one."
-STYLE_UNKNOWN = f"Choose one of the styles: {', '.join(STYLES)}."
+STYLE_UNKNOWN = f"Choose one of the styles: {', '.join(STYLES)}, or one saved on the Styles page."
 STRENGTH_OUT_OF_RANGE = f"Use a strength from {MIN_STRENGTH} to {MAX_STRENGTH:g}."
 MIN_LORA_SCALE, MAX_LORA_SCALE = 0.0, 2.0
 LORA_SCALE_OUT_OF_RANGE = f"Use a scale from {MIN_LORA_SCALE:g} to {MAX_LORA_SCALE:g}."
 TOO_MANY_LORAS = f"Choose at most {MAX_LORAS} LoRAs."
 LORA_TWICE = "Choose each LoRA once."
+VARIANTS_UNKNOWN = "variants is random (each image picks from its seed) or all (one image per combination)."
 LORA_NAME_SHOWN = 60  # characters of an unknown LoRA's name repeated in the message
 
 
@@ -42,14 +44,14 @@ def prompt_problem(prompt: str | None) -> str | None:
         return PROMPT_MISSING
     if len(prompt) > PROMPT_MAX:
         return PROMPT_TOO_LONG
-    return None
+    return weights_problem(prompt)
 
 
 def negative_prompt_problem(negative_prompt: str | None) -> str | None:
     """The negative prompt is optional and bounded."""
     if negative_prompt and len(negative_prompt) > PROMPT_MAX:
         return NEGATIVE_TOO_LONG
-    return None
+    return weights_problem(negative_prompt)
 
 
 NOT_INSTALLED = "not installed on this server"
@@ -132,9 +134,21 @@ def seed_problem(seed: int | None) -> str | None:
 
 def style_problem(style: str | None) -> str | None:
     """One of the style presets (None: the default, ``none``); an empty name is not one."""
-    if style is not None and style not in STYLES:
+    if style is not None and style not in STYLES and not _saved_style(style):
         return STYLE_UNKNOWN
     return None
+
+
+def _saved_style(name: str) -> bool:
+    """Whether the signed-in person may apply a saved style of that name (``webapp.prompting.styles``)."""
+    from flask import has_request_context
+    from flask_login import current_user
+
+    from .prompting.styles import style_exists
+
+    if not has_request_context() or not isinstance(name, str):
+        return False
+    return style_exists(name, current_user.id if current_user.is_authenticated else None)
 
 
 def strength_problem(strength: float, steps: int) -> str | None:

@@ -20,9 +20,12 @@ from .extensions import db
 from .groups.limits import allowance, choices_refusal, limits_refusal
 from .moderation.blocked_terms import find_blocked_term
 from .moderation.prompt_classifier import ClassifierChoice, classifier_refusal, site_choice
+from .prompting.picks import image_prompts, prompt_of
+from .prompting.wildcards import PromptProblem
 from .queues import SERIALIZER, model_queue_name, queued_eta
 from .tables import (
     DEFAULT_STRENGTH,
+    MAX_IMAGES_PER_REQUEST,
     Generation,
     GenerationStatus,
     Image,
@@ -61,6 +64,15 @@ class PromptBlocked(GenerationRefused):
     """The prompt contains a term the admins have blocked; ``field`` names the form field."""
 
     field = "prompt"
+
+
+class PromptRefused(GenerationRefused):
+    """The prompt's wildcards cannot be expanded (an unknown list, too many combinations): a 400 on its field."""
+
+    field = "prompt"
+
+    def __init__(self, message: str):
+        super().__init__(message, status=400)
 
 
 def new_seed() -> int:
@@ -168,6 +180,7 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
         raise GenerationRefused(refusal.message, status=refusal.status)
     if params.get("seed") is None:
         params = {**params, "seed": new_seed()}
+    params, picks = _pick_prompts(user, params)
     # before the lock: the detector takes a fraction of a second, and SQLite's lock is everyone's
     verdict = safety.check(upload) if upload is not None else None
     # The checks and the insert are one transaction under the person's lock: simultaneous submits cannot
@@ -186,6 +199,8 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
     generation = Generation(user_id=user.id, status=GenerationStatus.QUEUED, **params)
     if generation.id is None:
         generation.id = new_id()  # the mask's key is made of it
+    if picks is not None:
+        generation.prompt_picks = picks
     db.session.add(generation)
     written = [upload_file] if upload_file else []
     try:
@@ -206,6 +221,24 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
         lifecycle.fail(generation.id, QUEUE_DOWN, (GenerationStatus.QUEUED,), notify=False)  # the answer says so
         raise GenerationRefused(QUEUE_DOWN, status=503) from None
     return generation
+
+
+def _pick_prompts(user: User, params: dict) -> tuple[dict, object]:
+    """Each image's prompt from the wildcards (``webapp.prompting``), checked for blocked terms like the prompt.
+
+    Raises:
+        PromptRefused: the wildcards cannot be expanded. PromptBlocked: a pick holds a blocked term.
+    """
+    entry = services.catalog().get(params["model"])
+    limit = min(MAX_IMAGES_PER_REQUEST, entry.max_images if entry is not None else MAX_IMAGES_PER_REQUEST)
+    try:
+        params, picks = image_prompts(user.id, params, limit)
+    except PromptProblem as exc:
+        db.session.rollback()
+        raise PromptRefused(str(exc)) from None
+    for prompt in picks.prompts if picks is not None else ():
+        check_prompt(prompt)
+    return params, picks
 
 
 def cancel_generation(generation: Generation) -> None:
@@ -287,6 +320,7 @@ def image_json(image: Image) -> dict:
     return {
         "id": image.id,
         "seed": image.generation.seed + image.index,
+        "prompt": prompt_of(image.generation, image.index),  # its own, with wildcard picks filled in
         "url": url_for("gallery.image_file", image_id=image.id),
         "thumbnail_url": url_for("gallery.image_thumbnail", image_id=image.id),
         "page_url": url_for("gallery.image_detail", image_id=image.id),

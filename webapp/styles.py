@@ -47,4 +47,5 @@ def pixelate(image: PILImage.Image, cell: int | None = None, colors: int = 16) -
 
 def postprocess(image: PILImage.Image, style: str) -> PILImage.Image:
     """Apply the preset's after-generation step, if it has one."""
-    return pixelate(image) if STYLES[style].pixelate else image
+    preset = STYLES.get(style)  # a saved style (webapp/prompting/styles.py) has no after-generation step
+    return pixelate(image) if preset is not None and preset.pixelate else image

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .config import PASSWORD_METHOD
@@ -106,6 +106,7 @@ class Source(enum.StrEnum):
     UPSCALE = "upscale"
     INPAINT = "inpaint"  # part of an image repainted through a mask (webapp/editing.py)
     OUTPAINT = "outpaint"  # an image continued beyond its border
+    GRID = "grid"  # an X/Y/Z grid's picture, drawn from its cells' pictures
 
 
 class GenerationStatus(enum.StrEnum):
@@ -203,6 +204,7 @@ class Generation(db.Model):
         return self.steps
 
 
+MAX_IMAGES_PER_REQUEST = 4  # whatever the model allows (generation_rules.IMAGES_MAX)
 DEFAULT_STRENGTH = 0.6  # how far image-to-image moves from the starting image when nobody says
 
 
@@ -246,6 +248,14 @@ class Image(db.Model):
 
     generation: Mapped[Generation] = relationship(back_populates="images")
     user: Mapped[User] = relationship()
+
+    @property
+    def prompt(self) -> str:
+        """The prompt this picture was made from: its wildcard picks filled in, else its generation's prompt."""
+        picks = getattr(self.generation, "prompt_picks", None)
+        if picks is not None and 0 <= self.index < len(picks.prompts):
+            return picks.prompts[self.index]
+        return self.generation.prompt
 
     @property
     def file_keys(self) -> tuple[str, ...]:
@@ -475,3 +485,81 @@ class BoardAccess(db.Model):
 
     user: Mapped[User | None] = relationship()
     group: Mapped[Group | None] = relationship()
+
+
+class Wildcard(db.Model):
+    """A named list that ``__name__`` in a prompt picks from: the site's (no owner; admins keep them) or one
+    person's own, which wins for them over a site list of the same name."""
+
+    __tablename__ = "wildcards"
+    __table_args__ = (Index("uq_wildcards_owner_name", "user_id", "name", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    values: Mapped[list] = mapped_column(JSON)  # the entries, in order
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class GenerationPrompts(db.Model):
+    """The prompt each image of a generation was made from, when wildcards or variants made them differ
+    (picked when it was submitted, so a list edited later changes nothing)."""
+
+    __tablename__ = "generation_prompts"
+
+    generation_id: Mapped[str] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True)
+    prompts: Mapped[list] = mapped_column(JSON)  # one per image, in order
+    variants: Mapped[str] = mapped_column(String(8), default="random")  # "random" (by seed) or "all"
+
+    # loaded with its generation (one LEFT JOIN), so a gallery page asks no extra query per picture
+    generation: Mapped[Generation] = relationship(backref=backref(
+        "prompt_picks", uselist=False, cascade="all, delete-orphan", passive_deletes=True, lazy="joined"))
+
+
+class Grid(db.Model):
+    """An X/Y/Z comparison: its cells are ordinary generations; its picture is one more, made when they end."""
+
+    __tablename__ = "grids"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    settings: Mapped[dict] = mapped_column(JSON)  # the axes ([{"type", "values"}]) and the base request
+    # the grid picture's generation, set once when every cell has ended (no foreign key: it is made later)
+    generation_id: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    cells: Mapped[list[GridCell]] = relationship(back_populates="grid", order_by="GridCell.position",
+                                                 cascade="all, delete-orphan", passive_deletes=True)
+
+
+class GridCell(db.Model):
+    """One cell of a grid: a generation, at its place (``position`` = x + y·X + z·X·Y)."""
+
+    __tablename__ = "grid_cells"
+
+    generation_id: Mapped[str] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True)
+    grid_id: Mapped[str] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+    grid: Mapped[Grid] = relationship(back_populates="cells")
+    generation: Mapped[Generation] = relationship()
+
+
+class SavedStyle(db.Model):
+    """A style as data, beside the bundled presets (``webapp.styles``): the site's (no owner; admins keep them),
+    or one person's own, which they may publish so everyone can apply it by name."""
+
+    __tablename__ = "saved_styles"
+    __table_args__ = (Index("uq_saved_styles_owner_name", "user_id", "name", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True)
+    name: Mapped[str] = mapped_column(String(32))  # what ``style`` names, in the studio and the APIs
+    label: Mapped[str] = mapped_column(String(64))
+    template: Mapped[str] = mapped_column(Text)  # the prompt, with {prompt} where the person's words go
+    negative_prompt: Mapped[str] = mapped_column(Text, default="")
+    model: Mapped[str | None] = mapped_column(String(64), nullable=True)  # suggested, with its steps and guidance
+    steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    guidance: Mapped[float | None] = mapped_column(Float, nullable=True)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)  # a person's, published to the site
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -158,6 +158,8 @@ $(function () {
   });
 
   $form.on('submit', function (e) {
+    var submitter = e.originalEvent && e.originalEvent.submitter;
+    if (submitter && submitter.hasAttribute('formaction')) { return; }  // "Make a grid": an ordinary page post
     e.preventDefault();
     clearErrors();
     var $button = $form.find('button[type=submit]');

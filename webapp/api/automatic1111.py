@@ -29,6 +29,7 @@ from ..groups.limits import allowance, visible
 from ..services import default_model as default_model_name
 from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus
 from .a1111_fields import base64_bytes, decode_image, number, read_body, read_png_text, whole_number
+from .a1111_grids import is_xyz_plot, xyz_plot
 from .extra_networks import lora_tags, refuse_tags_in_negative_prompt
 from .gate import Scheme, current_token, protect
 from .problems import ApiError, a1111_error
@@ -71,13 +72,25 @@ def txt2img_params(body: dict) -> dict:
     prompt, loras = lora_tags(prompt)
     refuse_tags_in_negative_prompt(negative)
     return {
-        "prompt": prompt, "negative_prompt": negative, "loras": loras,
+        "prompt": prompt, "negative_prompt": negative, "loras": loras, "style": a1111_style(body),
         "model": _model_name(checkpoint) if isinstance(checkpoint, str) and checkpoint else token_model(),
         "width": whole_number(body, "width", None), "height": whole_number(body, "height", None),
         "steps": whole_number(body, "steps", None), "guidance": number(body, "cfg_scale"),
         "seed": None if seed is None or seed < 0 else seed,
         "num_images": (whole_number(body, "batch_size", 1) or 1) * (whole_number(body, "n_iter", 1) or 1),
     }
+
+
+def a1111_style(body: dict) -> str | None:
+    """A1111's ``styles`` list as Easel's one style by name (None: none asked)."""
+    styles = body.get("styles")
+    if styles in (None, []):
+        return None
+    if not isinstance(styles, list) or not all(isinstance(name, str) for name in styles):
+        raise ApiError(422, "styles must be a list of style names.")
+    if len(styles) > 1:
+        raise ApiError(422, f"Easel applies one style at a time; {len(styles)} were given ({', '.join(styles)[:200]}).")
+    return styles[0]
 
 
 def _infotext(png: bytes) -> str:
@@ -145,6 +158,8 @@ def a1111_mask(body: dict) -> MaskInput | None:
 def txt2img():
     """Text to image; waits for the images (``API_WAIT_SECONDS``)."""
     body = read_body()
+    if is_xyz_plot(body):  # A1111's X/Y/Z plot script: an Easel grid (webapp/api/a1111_grids.py)
+        return xyz_plot(txt2img_params(body), body)
     return _run(txt2img_params(body), body, hires=a1111_hires(body))
 
 

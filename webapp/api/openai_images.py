@@ -23,8 +23,8 @@ from ..generations import generation_state
 from ..groups.limits import visible
 from ..inputs import AsciiFloat, ascii_float, ascii_int
 from ..links.tokens import public_url, result_token
+from ..prompting.styles import apply_style
 from ..services import default_model as default_model_name
-from ..styles import styled_prompt
 from ..tables import Generation
 from .gate import Scheme, protect
 from .problems import ApiError, openai_error
@@ -106,7 +106,7 @@ def _encode(png: bytes, output_format: str) -> bytes:
 def images_response(generation: Generation, response_format: str, output_format: str) -> dict:
     """The OpenAI ``ImagesResponse`` for a finished generation, selected from ``generation_state``."""
     state = generation_state(generation)
-    revised = styled_prompt(state["params"]["prompt"], state["params"]["style"])
+    revised = apply_style(state["params"]["prompt"], "", state["params"]["style"], generation.user_id)[0]
     images = {image.id: image for image in generation.images}
     data = []
     for shown in state["images"]:

@@ -18,6 +18,7 @@ from ..editing import HiresRejected, MaskInput, MaskRejected, decode_mask, hires
 from ..extensions import db
 from ..generation_rules import chosen_loras, problems
 from ..generations import GenerationRefused, PromptBlocked, create_generation
+from ..prompting.styles import find_style
 from ..tables import DEFAULT_STRENGTH, Generation, GenerationStatus
 from ..uploads import UploadRejected, decode_upload
 from .problems import ApiError
@@ -33,6 +34,10 @@ def with_defaults(params: Mapping[str, Any]) -> dict:
     catalog entry (size, steps, guidance) and the site."""
     filled = {"negative_prompt": "", "seed": None, "num_images": 1, "style": "none", "loras": [], **{
         key: value for key, value in params.items() if value is not None}}
+    if (saved := find_style(filled.get("style"), current_user.id if current_user.is_authenticated else None)):
+        for key in ("model", "steps", "guidance"):  # what the style suggests, where the request says nothing
+            if getattr(saved, key) is not None:
+                filled.setdefault(key, getattr(saved, key))
     filled.setdefault("model", services.default_model())
     for lora, _ in chosen_loras(services.loras(), filled["loras"]):
         if lora.default_steps is not None:
@@ -92,6 +97,29 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None, mask:
     Raises:
         ApiError: 400 with per-field messages; 429 (with Retry-After) over a limit; 403; 503 queue down.
     """
+    columns, edit = edit_columns(params, start, mask, mask_field, hires)
+    entry = services.catalog()[columns["model"]]
+    with refusals_as_api_errors():
+        return create_generation(current_user._get_current_object(), columns, job_timeout=entry.job_timeout,
+                                 upload=start, edit=edit)
+
+
+def checked_columns(params: Mapping[str, Any], start: PILImage.Image | None = None) -> dict:
+    """The request with its defaults filled in, checked against the rules, as generation columns.
+
+    Raises:
+        ApiError: 400 with per-field messages.
+    """
+    return edit_columns(params, start)[0]
+
+
+def edit_columns(params: Mapping[str, Any], start: PILImage.Image | None = None, mask: MaskInput | None = None,
+                 mask_field: str = "mask", hires: Mapping[str, Any] | None = None) -> tuple[dict, Any]:
+    """``checked_columns``, and the edit (a fitted mask, or a hires fix's settings; None for neither).
+
+    Raises:
+        ApiError: 400 with per-field messages.
+    """
     full = with_defaults(params)
     if start is not None:
         full.setdefault("strength", DEFAULT_STRENGTH)
@@ -122,6 +150,7 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None, mask:
     columns["prompt"] = columns["prompt"].strip()
     columns["negative_prompt"] = (columns["negative_prompt"] or "").strip()
     columns["guidance"] = float(columns["guidance"])
+    columns["variants"] = full.get("variants") or "random"
     columns["loras"] = [[lora.name, scale] for lora, scale in chosen_loras(services.loras(), full["loras"])] or None
     edit = hires_edit
     if mask is not None:
@@ -131,10 +160,7 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None, mask:
             raise ApiError(400, str(exc), errors={mask_field: str(exc)}, param=mask_field) from None
         if mask.fill == "latent_noise":  # the masked area starts from noise alone
             columns["strength"] = 1.0
-    entry = services.catalog()[columns["model"]]
-    with refusals_as_api_errors():
-        return create_generation(current_user._get_current_object(), columns, job_timeout=entry.job_timeout,
-                                 upload=start, edit=edit)
+    return columns, edit
 
 
 @contextmanager

@@ -92,6 +92,8 @@ class GenerationForm(FlaskForm):
         SelectChoice(name, name.capitalize()) for name in ("lanczos", "bicubic", "bilinear", "nearest")])
     hr_strength = AsciiFloatField("Hires strength", default=editing.DEFAULT_HR_STRENGTH, validators=[Optional()])
     hr_steps = AsciiIntegerField("Second-pass steps (0: as many as the first)", default=0, validators=[Optional()])
+    variants = SelectField("Choices like {red|blue}", default="random", choices=[
+        SelectChoice("random", "Pick by each image's seed"), SelectChoice("all", "One image per combination")])
     loras = FieldList(FormField(LoraPick), min_entries=MAX_LORAS, max_entries=MAX_LORAS)
 
     def __init__(self, catalog: dict[str, ModelEntry], *args, lora_catalog: dict[str, LoraEntry] | None = None,
@@ -217,6 +219,7 @@ class GenerationForm(FlaskForm):
             "style": self.style.data,
             "timelapse": bool(self.timelapse.data),
             "loras": [[lora.name, scale] for lora, scale in self.chosen_loras()] or None,
+            "variants": self.variants.data or "random",
         }
 
     def start_params(self) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from redis.exceptions import RedisError
+from wtforms.fields.choices import SelectChoice
 
 from models.capabilities import pipeline_capabilities
 from models.catalog import LoraEntry, ModelEntry
@@ -18,6 +19,8 @@ from ..generation_rules import shown_reason
 from ..generations import GenerationRefused, PromptBlocked, cancel_generation, create_generation, generation_state
 from ..groups.limits import visible
 from ..image_files import serve_file
+from ..prompting.grids import AXES as GRID_TYPES
+from ..prompting.styles import styles_for
 from ..styles import STYLES
 from ..tables import DEFAULT_STRENGTH, Source, Upload
 from .board import board
@@ -26,6 +29,7 @@ from .landing import landing_page, showcase_thumbnail
 from .masks import hires_edit, mask_edit
 
 bp = Blueprint("studio", __name__)
+GRID_AXES = [(name, label) for name, (label, _) in GRID_TYPES.items()]
 
 
 def default_entry(models: dict[str, ModelEntry]) -> ModelEntry:
@@ -63,7 +67,7 @@ def start_preview(form: GenerationForm) -> dict | None:
     return None
 
 
-def render_studio(form: GenerationForm, status: int = 200, error: str | None = None):
+def render_studio(form: GenerationForm, status: int = 200, error: str | None = None, grid_error: bool = False):
     """The studio page with the form, the models' defaults for the script, and recent work.
 
     The menus list only the models and LoRAs that the person's groups allow (the others are refused anyway).
@@ -71,6 +75,7 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
     models = visible(current_user.id, form.catalog) or form.catalog  # a list of models all gone: refused on submit
     loras = visible(current_user.id, form.lora_catalog, "loras")
     form.model.choices = model_choices(models)
+    form.style.choices = [SelectChoice(name, label) for name, label in styles_for(current_user.id)]
     for pick in form.loras:
         pick.form.name.choices = lora_choices(loras)
     model_info = {
@@ -85,7 +90,7 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
     return render_template("studio/studio.html", form=form, entry=entry, model_info=model_info,
                            lora_info=lora_info(loras), capabilities=capability_info(entry),
                            styles=STYLES.values(), recent=board(current_user.id), error=error, start=start_preview(form),
-                           hires=hires_offered(entry.sizes)), status
+                           hires=hires_offered(entry.sizes), grid_axes=GRID_AXES, grid_error=grid_error), status
 
 
 def capability_info(entry: ModelEntry) -> dict:

@@ -15,6 +15,7 @@ from ... import generation_rules as rules
 from ...editing import DEFAULT_MASK_BLUR, INPAINT_AREAS, MASK_BLUR_OUT_OF_RANGE, MAX_MASK_BLUR
 from ...generations import MAX_SEED
 from ...inputs import AsciiFloat, AsciiInteger, json_text
+from ...prompting.wildcards import VARIANTS
 from ...styles import STYLES
 from ...tables import DEFAULT_STRENGTH, GenerationStatus
 from ...uploads import RESIZE_MODES
@@ -103,9 +104,13 @@ class GenerationCreateSchema(Schema):
                           validate=validate.Range(0, MAX_SEED, error=rules.SEED_OUT_OF_RANGE))
     num_images = fields.Integer(load_default=1, strict=True,
                                 validate=validate.Range(1, rules.IMAGES_MAX, error=rules.IMAGES_OUT_OF_RANGE))
-    style = fields.String(load_default="none", validate=validate.OneOf(list(STYLES), error=rules.STYLE_UNKNOWN))
+    style = fields.String(load_default="none", validate=validate.Length(max=32, error=rules.STYLE_UNKNOWN),
+                          metadata={"description": f"a bundled style ({', '.join(STYLES)}) or a saved one, by name"})
     loras = lora_picks()
     hires = fields.Nested(HiresSchema, load_default=None, allow_none=True)
+    variants = fields.String(load_default="random", validate=validate.OneOf(VARIANTS, error=rules.VARIANTS_UNKNOWN),
+                             metadata={"description": "random: each image picks its {a|b} and __list__ choices from "
+                                                      "its seed; all: one image per combination (num_images ignored)"})
 
 
 class GenerationFromImageSchema(GenerationCreateSchema):
@@ -146,7 +151,8 @@ class ImageSchema(Schema):
     index = fields.Integer(required=True)
     width = fields.Integer(required=True)
     height = fields.Integer(required=True)
-    prompt = fields.String(required=True)
+    prompt = fields.String(required=True, metadata={"description": "the prompt this very image was made from "
+                                                                   "(wildcard picks filled in)"})
     seed = fields.Integer(required=True, metadata={"description": "the seed of this very image"})
     starred = fields.Boolean(required=True)
     public = fields.Boolean(required=True)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from flask import url_for
 
 from ...generations import generation_state
+from ...prompting.picks import prompt_of
 from ...tables import Generation, Image
 
 
@@ -19,7 +20,7 @@ def image_dict(image: Image) -> dict:
     generation = image.generation
     return {
         "id": image.id, "generation_id": image.generation_id, "index": image.index, "width": image.width,
-        "height": image.height, "prompt": generation.prompt, "seed": generation.seed + image.index,
+        "height": image.height, "prompt": prompt_of(generation, image.index), "seed": generation.seed + image.index,
         "starred": image.is_starred, "public": image.is_public, "hidden": image.is_hidden,
         "held": image.is_held, "held_reason": image.held_reason,
         "created_at": utc(image.created_at), "download_url": url_for("api_images.image_file", image_id=image.id),
