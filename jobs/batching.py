@@ -51,9 +51,10 @@ def batch_key(generation: Generation) -> tuple | None:
         return None  # upscales run another model
     image_to_image = bool(generation.init_image_key)
     loras = tuple((str(name), None if scale is None else float(scale)) for name, scale in (generation.loras or []))
+    controls = tuple((str(unit["name"]), float(unit["scale"])) for unit in generation.controls or [])
     return (generation.model, generation.width, generation.height, generation.steps, float(generation.guidance),
             image_to_image, float(generation.strength or 0) if image_to_image else None, bool(generation.timelapse),
-            loras, bool(generation.negative_prompt) if _zeros_for_no_negative(generation.model) else None)
+            loras, bool(generation.negative_prompt) if _zeros_for_no_negative(generation.model) else None, controls)
 
 
 def _zeros_for_no_negative(model: str) -> bool:

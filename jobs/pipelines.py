@@ -27,6 +27,7 @@ from models.lora import apply_loras
 from webapp import services, worker_status
 from webapp.styles import styled_prompt
 
+from . import control
 from .preview import LatentPreviewer
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ class Warm:
     base_scheduler: Any
     _img2img: DiffusionPipeline | None = field(default=None, repr=False)
     _previewer: LatentPreviewer | None = field(default=None, repr=False)
+    controls: dict = field(default_factory=dict, repr=False)  # control models and pipelines (jobs/control.py)
 
     @property
     def previewer(self) -> LatentPreviewer:
@@ -235,10 +237,15 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
         "num_inference_steps": lead.steps, "guidance_scale": lead.guidance, "num_images_per_prompt": 1,
         "generator": generators, "callback_on_step_end": callback, "output_type": "pil",
     }
+    controlled = control.for_call(warm, generations, bool(lead.init_image_key)) if lead.controls else None
+    if controlled is not None:  # the control pipeline made from the warm one, and its control images
+        common.update(controlled[1])
     if lead.init_image_key:
-        result = call(warm.img2img(), warm.plan, len(prompts), image=images, strength=lead.strength, **common)
+        pipe = controlled[0] if controlled else warm.img2img()
+        result = call(pipe, warm.plan, len(prompts), image=images, strength=lead.strength, **common)
     else:
-        result = call(warm.pipe, warm.plan, len(prompts), width=lead.width, height=lead.height, **common)
+        pipe = controlled[0] if controlled else warm.pipe
+        result = call(pipe, warm.plan, len(prompts), width=lead.width, height=lead.height, **common)
     return list(result.images), seen
 
 

@@ -13,6 +13,7 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 from sqlalchemy import func, select, update
 
+from . import controls as control_images
 from . import lifecycle, progress, services
 from .extensions import db
 from .groups.limits import choices_refusal, limits_refusal
@@ -131,7 +132,8 @@ def _store_upload(user: User, picture: PILImage.Image, params: dict) -> tuple[Up
     return upload, upload.storage_key
 
 
-def create_generation(user: User, params: dict, job_timeout: int, upload: PILImage.Image | None = None) -> Generation:
+def create_generation(user: User, params: dict, job_timeout: int, upload: PILImage.Image | None = None,
+                      controls: list | None = None) -> Generation:
     """Insert the row, then enqueue its job (id = row id).
 
     Args:
@@ -139,6 +141,7 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
         params: validated column values (prompt, model, width, ..., seed may be None).
         job_timeout: seconds the job may run (from the model's catalog entry).
         upload: a decoded starting image to store with the row (only once every check has passed).
+        controls: checked control images (``webapp.controls.prepare``), stored with the row likewise.
 
     Raises:
         GenerationRefused: banned, over a limit, or the queue is down (the row is then marked failed).
@@ -164,14 +167,18 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
         row, upload_file = _store_upload(user, upload, params)
         # an upload is image-to-image unless the caller says otherwise (an upscale of the upload)
         params = {"source": Source.UPLOAD, **params, "upload_id": row.id, "init_image_key": upload_file}
-    generation = Generation(user_id=user.id, status=GenerationStatus.QUEUED, **params)
-    db.session.add(generation)
+    recorded = None
     try:
+        if controls:
+            recorded = params["controls"] = control_images.store(user.id, controls)
+        generation = Generation(user_id=user.id, status=GenerationStatus.QUEUED, **params)
+        db.session.add(generation)
         db.session.commit()
     except BaseException:
         db.session.rollback()
         if upload_file:
             services.storage().delete(upload_file)
+        control_images.forget(recorded)
         raise
     try:
         lifecycle.enqueue(generation, job_timeout)
@@ -231,7 +238,14 @@ def generation_params(generation: Generation) -> dict:
             "init_image_id": (generation.parent_image_id or "") if generation.source != Source.UPSCALE else "",
             "upload_id": generation.upload_id or "", "resize_mode": generation.resize_mode or "crop",
             "strength": generation.strength if generation.strength is not None else DEFAULT_STRENGTH,
-            **lora_fields(generation.loras)}
+            **lora_fields(generation.loras), **reused_control(generation)}
+
+
+def reused_control(generation: Generation) -> dict:
+    """The studio's control fields for a generation's first control image (its stored copy, by generation id)."""
+    unit = (generation.controls or [{}])[0]
+    return {"control": unit.get("name", ""), "control_scale": unit.get("scale", ""), "control_preprocessor": "",
+            "control_from": generation.id if unit else ""}
 
 
 def lora_fields(loras: list | None, slots: int = 3) -> dict:

@@ -14,6 +14,7 @@ from PIL import Image as PILImage
 from models.catalog import ModelEntry
 
 from .. import services
+from ..controls import ControlProblem, ControlUnit, prepare
 from ..extensions import db
 from ..generation_rules import chosen_loras, problems
 from ..generations import GenerationRefused, PromptBlocked, create_generation
@@ -64,13 +65,15 @@ def decode_start_image(data: bytes, field: str) -> PILImage.Image:
         raise ApiError(400, str(exc), errors={field: str(exc)}) from None
 
 
-def submit(params: Mapping[str, Any], start: PILImage.Image | None = None) -> Generation:
+def submit(params: Mapping[str, Any], start: PILImage.Image | None = None,
+           controls: list[ControlUnit] | None = None) -> Generation:
     """Check the request against the rules and start it as the current user.
 
     Args:
         params: generation parameters (``loras``: ``(name, scale)`` pairs, scale None for the LoRA's default);
             what is missing comes from the LoRAs, the model and the site.
         start: a decoded starting image (image-to-image at ``params["strength"]``), or None.
+        controls: control images to steer it (checked against the model here, 400 naming the field).
 
     Raises:
         ApiError: 400 with per-field messages; 429 (with Retry-After) over a limit; 403; 503 queue down.
@@ -93,9 +96,13 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None) -> Ge
     columns["guidance"] = float(columns["guidance"])
     columns["loras"] = [[lora.name, scale] for lora, scale in chosen_loras(services.loras(), full["loras"])] or None
     entry = services.catalog()[columns["model"]]
+    try:
+        prepared = prepare(controls or [], entry, columns["width"], columns["height"], start is not None)
+    except ControlProblem as exc:
+        raise ApiError(400, str(exc), errors={exc.field: str(exc)}) from None
     with refusals_as_api_errors():
         return create_generation(current_user._get_current_object(), columns, job_timeout=entry.job_timeout,
-                                 upload=start)
+                                 upload=start, controls=prepared)
 
 
 @contextmanager

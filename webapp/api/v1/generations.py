@@ -13,6 +13,7 @@ from ...access import owned_generation_or_404
 from ...extensions import db
 from ...generations import cancel_generation
 from ...tables import Generation
+from ..control_input import base64_image, v1_controls
 from ..gate import Scheme, protect
 from ..problems import ApiError
 from ..submit import decode_start_image, submit
@@ -23,6 +24,7 @@ from .schemas import (
     GenerationListQuerySchema,
     GenerationPageSchema,
     GenerationSchema,
+    GenerationWithControlSchema,
 )
 from .serialize import created, generation_dict, page_dict
 
@@ -36,8 +38,11 @@ protect(blp, Scheme.BEARER, allow_session=True)
 @blp.alt_response(400, response="BAD_REQUEST")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def create(params: dict):
-    """Start a text-to-image generation (limits, quota and blocked terms as in the studio)."""
-    generation = submit(params)
+    """Start a text-to-image generation (limits, quota and blocked terms as in the studio); a ``control_image``
+    (base64) steers it with a control model."""
+    raw = params.pop("control_image", None)
+    controls = v1_controls(params, base64_image(raw, "control_image") if raw else None)
+    generation = submit(params, controls=controls)
     return created(generation)
 
 
@@ -47,9 +52,28 @@ def create(params: dict):
 @blp.alt_response(400, response="BAD_REQUEST")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def create_from_image(params: dict):
-    """Start an image-to-image generation from an uploaded picture (multipart/form-data)."""
+    """Start an image-to-image generation from an uploaded picture (multipart/form-data); a ``control_image``
+    file steers it too."""
     start = decode_start_image(params.pop("init_image").read(), "init_image")
-    generation = submit(params, start)
+    control = params.pop("control_image", None)
+    generation = submit(params, start, v1_controls(params, control.read() if control else None))
+    return created(generation)
+
+
+@blp.post("/with-control")
+@multipart_400(blp, GenerationWithControlSchema)
+@blp.response(201, GenerationSchema)
+@blp.alt_response(400, response="BAD_REQUEST")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def create_with_control(params: dict):
+    """Start a generation steered by a control image (multipart/form-data), from text or from ``init_image``."""
+    init = params.pop("init_image", None)
+    start = decode_start_image(init.read(), "init_image") if init else None
+    if start is None:
+        params.pop("strength", None)
+        params.pop("resize_mode", None)
+    controls = v1_controls(params, params.pop("control_image").read())
+    generation = submit(params, start, controls)
     return created(generation)
 
 

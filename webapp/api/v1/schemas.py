@@ -74,6 +74,23 @@ def lora_picks(kind: type[fields.List] = fields.List, note: str = "") -> fields.
                 validate=validate.Length(max=MAX_LORAS, error=rules.TOO_MANY_LORAS))
 
 
+CONTROL_DOC = {
+    "control": "a control model's catalog name (GET /api/v1/controls); left out: the first that fits the model",
+    "control_scale": "how strongly the control image steers, 0 to 2; left out: the control model's default",
+    "control_preprocessor": "none, scribble or canny; left out: the control model's own",
+}
+
+
+def control_fields() -> dict:
+    """The control image's settings (beside ``control_image``), as JSON or multipart text."""
+    return {"control": fields.String(load_default=None, validate=validate.Length(min=1, max=100),
+                                     metadata={"description": CONTROL_DOC["control"]}),
+            "control_scale": AsciiFloat(load_default=None, allow_nan=False,
+                                        metadata={"description": CONTROL_DOC["control_scale"]}),
+            "control_preprocessor": fields.String(load_default=None, validate=validate.Length(max=32),
+                                                  metadata={"description": CONTROL_DOC["control_preprocessor"]})}
+
+
 class GenerationCreateSchema(Schema):
     """A new text-to-image generation; what is left out comes from the model's defaults."""
 
@@ -92,6 +109,11 @@ class GenerationCreateSchema(Schema):
                                 validate=validate.Range(1, rules.IMAGES_MAX, error=rules.IMAGES_OUT_OF_RANGE))
     style = fields.String(load_default="none", validate=validate.OneOf(list(STYLES), error=rules.STYLE_UNKNOWN))
     loras = lora_picks()
+    control_image = fields.String(load_default=None, metadata={
+        "description": "a control image, base64 (PNG, JPEG or WebP; a data: URL is fine) — docs/controls.md"})
+    control = control_fields()["control"]
+    control_scale = control_fields()["control_scale"]
+    control_preprocessor = control_fields()["control_preprocessor"]
 
 
 class GenerationFromImageSchema(GenerationCreateSchema):
@@ -111,6 +133,29 @@ class GenerationFromImageSchema(GenerationCreateSchema):
                                 metadata={"description": "crop (fill) or fit (bars) to the model's size"})
     init_image = Upload(required=True, metadata={"description": "the starting picture: PNG, JPEG or WebP"})
     loras = lora_picks(JsonPartList, "; in this multipart body, one part of JSON text")
+    control_image = Upload(load_default=None, metadata={"description": "a control image: PNG, JPEG or WebP"})
+
+
+class GenerationWithControlSchema(GenerationFromImageSchema):
+    """``multipart/form-data``: a generation steered by a control image, from text or from a starting image."""
+
+    init_image = Upload(load_default=None, metadata={"description": "a starting picture (optional)"})
+    control_image = Upload(required=True, metadata={"description": "the control image: PNG, JPEG or WebP"})
+
+
+class ControlSchema(Schema):
+    """A control model of the catalog."""
+
+    name = fields.String(required=True)
+    label = fields.String(required=True)
+    type = fields.String(required=True, metadata={"description": "controlnet or t2i-adapter"})
+    base_kinds = fields.List(fields.String(), required=True)
+    models = fields.List(fields.String(), required=True, metadata={"description": "the catalog models it fits"})
+    preprocessor = fields.String(required=True, metadata={"description": "what its control images want"})
+    default_scale = fields.Float(required=True)
+    description = fields.String(required=True)
+    available = fields.Boolean(required=True)
+    unavailable_reason = fields.String(allow_none=True, required=True)
 
 
 class ImageSchema(Schema):
