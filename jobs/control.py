@@ -114,6 +114,8 @@ def for_call(warm: Warm, generations: list[Generation], image_to_image: bool) ->
     scales = [float(unit["scale"]) for unit in lead]
     if entries[0].type == "t2i-adapter":
         return pipe, {"image": per_unit[0], "adapter_conditioning_scale": scales[0]}
-    images: Any = per_unit[0] if len(per_unit) == 1 else per_unit
+    # Several ControlNets take one image each for the whole call (diffusers' MultiControlNet): such generations
+    # never share a call (jobs.batching.batch_key), so that image is the one generation's.
+    images: Any = per_unit[0] if len(per_unit) == 1 else [pictures[0] for pictures in per_unit]
     return pipe, {"control_image" if image_to_image else "image": images,
                   "controlnet_conditioning_scale": scales[0] if len(scales) == 1 else scales}

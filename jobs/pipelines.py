@@ -297,4 +297,5 @@ def publish(worker_name: str, serves: list[str]) -> None:
     worker_status.publish(services.redis(), worker_name, {
         "serves": serves, "loaded": loaded, "device": plan.device, "memory": memory_bytes(plan.device),
         "max_loaded": current_app.config["EASEL_MAX_LOADED_MODELS"], "loads": loader.LOAD_COUNT,
+        "control_loads": control.LOAD_COUNT,
         "calls": STATE.calls, "generations": STATE.generations, "catalog_reads": STATE.catalog_reads})

@@ -32,6 +32,8 @@ from models.training.scribbles import Placed, free_caption, scribble_dataset
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 CONDITIONING_CHANNELS = (16, 32, 64)  # two stride-2 convs: 64x64 control -> the 16x16 latent grid
+# Parts of the ControlNet that do not come from the UNet: they learn at --new-lr, the copied encoder at --lr.
+NEW_PARTS = ("controlnet_cond_embedding", "controlnet_down_blocks", "controlnet_mid_block")
 
 
 def parse_args() -> argparse.Namespace:
@@ -41,14 +43,16 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("models/controls/easel-scribble"))
     p.add_argument("--work", type=Path, default=Path(".train/easel-scribble"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--images", type=int, default=16_000)
+    p.add_argument("--images", type=int, default=6000)
     p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--batch", type=int, default=12)
+    p.add_argument("--lr", type=float, default=2e-4, help="the copied encoder's rate")
+    p.add_argument("--new-lr", type=float, default=1e-3,
+                   help="the rate of the parts that start from zero or scratch (zero convolutions, control encoder)")
+    p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--object-weight", type=float, default=8.0, help="extra loss weight on the object's area")
     p.add_argument("--caption-dropout", type=float, default=0.1)
-    p.add_argument("--t-power", type=float, default=2.0, help="timesteps t = T(1 - u^p), biased to high noise")
+    p.add_argument("--t-power", type=float, default=2.5, help="timesteps t = T(1 - u^p), biased to high noise")
     p.add_argument("--minutes", type=float, default=0.0,
                    help="if > 0: after 50 steps, cut --steps to what fits this many minutes")
     p.add_argument("--checkpoint-every", type=int, default=50)
@@ -135,7 +139,11 @@ def main() -> None:
     controlnet = build_controlnet(unet).to(device).train()
     params = [p for p in controlnet.parameters() if p.requires_grad]
     log(args.work, f"controlnet: {sum(p.numel() for p in params):,} parameters")
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    new = NEW_PARTS
+    fresh = [p for n, p in controlnet.named_parameters() if n.startswith(new)]
+    copied = [p for n, p in controlnet.named_parameters() if not n.startswith(new)]
+    opt = torch.optim.AdamW([{"params": copied, "base": args.lr}, {"params": fresh, "base": args.new_lr}],
+                            lr=args.lr, weight_decay=0.0)
     ckpt, start, total = args.work / "controlnet.pt", 0, args.steps
     if ckpt.exists():
         state = torch.load(ckpt, map_location=device)
@@ -174,7 +182,7 @@ def main() -> None:
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
         target = a.sqrt() * noise - (1 - a).sqrt() * x0  # v
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, total, args.lr, args.warmup)
+            group["lr"] = lr_at(step, total, group["base"], args.warmup)
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
             down, mid = controlnet(xt, t, text, controlnet_cond=cond, return_dict=False)
             pred = unet(xt, t, text, down_block_additional_residuals=down,
