@@ -88,7 +88,7 @@ train-model: $(VENV)/.run-installed
 # The bundled scribble ControlNet for easel-tiny (about 40 minutes on a busy 2-core CPU; resumable, see its
 # model card), then its scores (eval.json, eval_grid.png beside the weights).
 train-control: $(VENV)/.run-installed
-	nice -n 10 $(PY) -m models.training.train_control --out models/controls/easel-scribble --minutes 37
+	nice -n 10 $(PY) -m models.training.train_control --out models/controls/easel-scribble --minutes 36
 	nice -n 10 $(PY) -m models.training.evaluate_control
 
 train-upscaler: $(VENV)/.run-installed

@@ -38,6 +38,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--guidance", type=float, default=2.0)
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (one is faster on a busy shared machine)")
     return p.parse_args()
 
 
@@ -99,6 +100,8 @@ def save_grid(scribbles: np.ndarray, without: list[Image.Image], with_control: l
 
 def main() -> None:
     args = parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     from diffusers import ControlNetModel, StableDiffusionControlNetPipeline, StableDiffusionPipeline
 
     _, scribbles, silhouettes, placed = scribble_dataset(args.count, args.seed, held=True)

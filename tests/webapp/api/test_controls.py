@@ -82,8 +82,8 @@ def test_a_scribble_puts_the_object_where_it_is_drawn(app, app_env, live_server,
     token, url = ada["token"], f"{live_server}/api/v1/generations"
     controls = requests.get(f"{live_server}/api/v1/controls", headers=bearer(token), timeout=10).json()
     listed = {c["name"]: c for c in controls}
-    assert listed["easel-scribble"]["available"] and listed["easel-scribble"]["models"] == ["easel-tiny",
-                                                                                            "easel-tiny-slow"]
+    assert listed["easel-scribble"]["available"] and listed["easel-scribble"]["type"] == "controlnet"
+    assert listed["easel-scribble"]["models"] == ["easel-tiny", "easel-tiny-slow", "missing-model"]  # all SD ones
     assert not listed["missing-control"]["available"] and "config.json missing" in listed["missing-control"][
         "unavailable_reason"]
 
