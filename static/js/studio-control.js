@@ -96,6 +96,19 @@ $(function () {
   $(input).on('change', function () { $('#control_from').val(''); preview(); });
   $('#control_preprocessor, #control').on('change', preview);
   $('#model').on('change', followModel);
+  // "Reuse settings" brings back a generation's control: its stored image (control_from) is shown as the preview.
+  if (window.Easel && Easel.reuseSettings) {
+    var reuse = Easel.reuseSettings;
+    Easel.reuseSettings = function (params, seed) {
+      reuse(params, seed);
+      clear();
+      input.value = '';
+      var from = params.control_from;
+      $('#control-preview-box').prop('hidden', !from);
+      if (from) { $('#control-preview').attr('src', '/generations/' + encodeURIComponent(from) + '/control.png'); }
+      followModel();
+    };
+  }
   clear();
   followModel();
 });
