@@ -18,7 +18,7 @@ from models.control_images import preprocess
 from models.controls import MAX_SCALE, PREPROCESSORS, ControlEntry, load_controls
 
 from . import services
-from .tables import new_id
+from .storage import generation_prefix
 from .uploads import encode_png, fit_to
 
 
@@ -122,17 +122,18 @@ def prepare(units: list[ControlUnit], entry: ModelEntry, width: int, height: int
     return prepared
 
 
-def control_key(user_id: int, control_id: str) -> str:
-    """Where a generation's control image is stored."""
-    return f"users/{int(user_id)}/controls/{control_id}.png"
+def control_key(user_id: int, generation_id: str, index: int) -> str:
+    """Where a generation's control image is stored: in the generation's folder, so it goes with the generation
+    (deleting it, cleanup, the sweep of files no row owns)."""
+    return f"{generation_prefix(user_id, generation_id)}control-{int(index)}.png"
 
 
-def store(user_id: int, prepared: list[PreparedControl]) -> list[dict]:
+def store(user_id: int, generation_id: str, prepared: list[PreparedControl]) -> list[dict]:
     """Save each control image (preprocessed, at the generation's size); the ``controls`` column's entries."""
     recorded = []
     storage = services.storage()
-    for control in prepared:
-        key = control_key(user_id, new_id())
+    for index, control in enumerate(prepared):
+        key = control_key(user_id, generation_id, index)
         storage.save(key, encode_png(control.image), "image/png")
         recorded.append({"name": control.entry.name, "scale": control.scale, "preprocessor": control.preprocessor,
                          "image_key": key})

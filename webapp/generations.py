@@ -27,6 +27,7 @@ from .tables import (
     Source,
     Upload,
     User,
+    new_id,
     utcnow,
 )
 from .uploads import encode_png, fit_to, new_upload_id, upload_key
@@ -169,8 +170,9 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
         params = {"source": Source.UPLOAD, **params, "upload_id": row.id, "init_image_key": upload_file}
     recorded = None
     try:
-        if controls:
-            recorded = params["controls"] = control_images.store(user.id, controls)
+        if controls:  # stored in the generation's folder: its id is chosen here
+            params = {**params, "id": new_id()}
+            recorded = params["controls"] = control_images.store(user.id, params["id"], controls)
         generation = Generation(user_id=user.id, status=GenerationStatus.QUEUED, **params)
         db.session.add(generation)
         db.session.commit()

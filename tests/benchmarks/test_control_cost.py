@@ -42,7 +42,7 @@ def test_control_cost_per_image(app, tmp_path):
         from webapp.controls import PreparedControl
 
         image = preprocess(PILImage.open(io.BytesIO(scribble_png())).convert("RGB").resize((64, 64)), "scribble")
-        recorded = store(1, [PreparedControl(control_entry, 1.0, "scribble", image)])
+        recorded = store(1, "bench", [PreparedControl(control_entry, 1.0, "scribble", image)])
 
         def one(seed: int, controls: list | None) -> float:
             generation = SimpleNamespace(
