@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip --disable-pip-version-check
 
-.PHONY: run test test-fast lint migrate admin cleanup benchmark benchmark-real-size benchmark-gpu loadtest train-model train-upscaler evaluate-model examples system-packages browser
+.PHONY: run test test-fast lint migrate admin cleanup benchmark benchmark-real-size benchmark-gpu loadtest train-model train-control train-upscaler evaluate-model examples system-packages browser
 
 run: $(VENV)/.run-installed
 	exec $(PY) -m webapp.launch
@@ -84,6 +84,12 @@ examples: $(VENV)/.run-installed
 
 train-model: $(VENV)/.run-installed
 	$(PY) -m models.training.train --out models/easel-tiny
+
+# The bundled scribble ControlNet for easel-tiny (about 40 minutes on a busy 2-core CPU; resumable, see its
+# model card), then its scores (eval.json, eval_grid.png beside the weights).
+train-control: $(VENV)/.run-installed
+	nice -n 10 $(PY) -m models.training.train_control --out models/controls/easel-scribble --minutes 36
+	nice -n 10 $(PY) -m models.training.evaluate_control
 
 train-upscaler: $(VENV)/.run-installed
 	$(PY) -m models.training.train_upscaler --out models/upscalers/easel-compact-x4

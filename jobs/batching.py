@@ -42,7 +42,8 @@ return 0
 def batch_key(generation: Generation) -> tuple | None:
     """What must be equal for generations to share one pipeline call; None when it never batches.
 
-    Guidance and strength are one number per call in diffusers' pipelines, and the LoRAs (with their
+    Guidance and strength are one number per call in diffusers' pipelines, the control models and their scales
+    too (the control images are per image), and the LoRAs (with their
     scales and scheduler) are switched on for the whole call, so they are in the key; prompts, seeds,
     styles and starting images are per image, so they are not. On SDXL, whether a negative prompt was given
     is: its pipeline makes zeros of a missing negative prompt but encodes "", so the two never share a call.
@@ -51,11 +52,14 @@ def batch_key(generation: Generation) -> tuple | None:
         # upscales run another model; a grid's picture is drawn, not generated; an edit's mask and settings
         # are its own call's
         return None
+    if len(generation.controls or []) > 1:
+        return None  # several ControlNets take one control image each for a whole call
     image_to_image = bool(generation.init_image_key)
     loras = tuple((str(name), None if scale is None else float(scale)) for name, scale in (generation.loras or []))
+    controls = tuple((str(unit["name"]), float(unit["scale"])) for unit in generation.controls or [])
     return (generation.model, generation.width, generation.height, generation.steps, float(generation.guidance),
             image_to_image, float(generation.strength or 0) if image_to_image else None, bool(generation.timelapse),
-            loras, bool(generation.negative_prompt) if _zeros_for_no_negative(generation.model) else None)
+            loras, bool(generation.negative_prompt) if _zeros_for_no_negative(generation.model) else None, controls)
 
 
 def _zeros_for_no_negative(model: str) -> bool:

@@ -28,7 +28,7 @@ from webapp import services, worker_status
 from webapp.prompting.picks import prompt_of
 from webapp.prompting.styles import apply_style
 
-from . import editing
+from . import control, editing
 from .preview import LatentPreviewer
 from .prompting import PromptEncoder
 
@@ -111,6 +111,7 @@ class Warm:
     _inpaint: DiffusionPipeline | None = field(default=None, repr=False)
     _previewer: LatentPreviewer | None = field(default=None, repr=False)
     _prompts: PromptEncoder | None = field(default=None, repr=False)
+    controls: dict = field(default_factory=dict, repr=False)  # control models and pipelines (jobs/control.py)
 
     @property
     def prompts(self) -> PromptEncoder:
@@ -263,6 +264,7 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
         "num_inference_steps": lead.steps, "guidance_scale": lead.guidance, "num_images_per_prompt": 1,
         "generator": generators, "callback_on_step_end": callback, "output_type": "pil",
     }
+    # an edit with control images is refused when asked for (webapp.generations.create_generation)
     if lead.edit is not None and lead.edit.kind == "hires":
         return hires(warm, lead, len(prompts), common), seen
     if edit := (edits or {}).get(lead.id):
@@ -270,10 +272,15 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
         result = call(warm.inpaint(), warm.plan, len(prompts), image=edit.image(), strength=lead.strength,
                       **edit.call_kwargs(), **common)
         return [edit.paste_back(picture) for picture in result.images], seen
+    controlled = control.for_call(warm, generations, bool(lead.init_image_key)) if lead.controls else None
+    if controlled is not None:  # the control pipeline made from the warm one, and its control images
+        common.update(controlled[1])
     if lead.init_image_key:
-        result = call(warm.img2img(), warm.plan, len(prompts), image=images, strength=lead.strength, **common)
+        pipe = controlled[0] if controlled else warm.img2img()
+        result = call(pipe, warm.plan, len(prompts), image=images, strength=lead.strength, **common)
     else:
-        result = call(warm.pipe, warm.plan, len(prompts), width=lead.width, height=lead.height, **common)
+        pipe = controlled[0] if controlled else warm.pipe
+        result = call(pipe, warm.plan, len(prompts), width=lead.width, height=lead.height, **common)
     return list(result.images), seen
 
 
@@ -339,4 +346,5 @@ def publish(worker_name: str, serves: list[str]) -> None:
     worker_status.publish(services.redis(), worker_name, {
         "serves": serves, "loaded": loaded, "device": plan.device, "memory": memory_bytes(plan.device),
         "max_loaded": current_app.config["EASEL_MAX_LOADED_MODELS"], "loads": loader.LOAD_COUNT,
+        "control_loads": control.LOAD_COUNT,
         "calls": STATE.calls, "generations": STATE.generations, "catalog_reads": STATE.catalog_reads})

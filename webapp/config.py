@@ -406,6 +406,7 @@ def from_environment() -> dict:
         "RESULT_LINK_DAYS": _int("RESULT_LINK_DAYS", 7),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
         "MAX_UPLOAD_PIXELS": _int("MAX_UPLOAD_PIXELS", 16_000_000),
+        "MAX_CONTROLS": max(1, _int("MAX_CONTROLS", 2)),  # control images one generation may combine
         # Each limit is a list of windows: failing on past the first makes the wait grow (back-off).
         "LOGIN_LIMIT": os.environ.get("LOGIN_LIMIT", "") or "10 per 15 minutes;20 per hour;40 per day",
         "LOGIN_IP_LIMIT": os.environ.get("LOGIN_IP_LIMIT", "") or "30 per 15 minutes;60 per hour;200 per day",

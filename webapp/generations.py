@@ -13,6 +13,7 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 from sqlalchemy import func, select, update
 
+from . import controls as control_images
 from . import lifecycle, progress, safety, services
 from .drawable import drawing_hint
 from .editing import EditRequest, save_mask
@@ -159,7 +160,7 @@ def _store_upload(user: User, picture: PILImage.Image, params: dict, verdict: sa
 
 
 def create_generation(user: User, params: dict, job_timeout: int, upload: PILImage.Image | None = None,
-                      edit: EditRequest | None = None) -> Generation:
+                      edit: EditRequest | None = None, controls: list | None = None) -> Generation:
     """Insert the row, then enqueue its job (id = row id).
 
     Args:
@@ -168,6 +169,7 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
         job_timeout: seconds the job may run (from the model's catalog entry).
         upload: a decoded starting image to store with the row (only once every check has passed).
         edit: a mask (at the generation's size) and its settings, stored with the row (``webapp.editing``).
+        controls: checked control images (``webapp.controls.prepare``), stored with the row likewise.
 
     Raises:
         GenerationRefused: banned, over a limit, or the queue is down (the row is then marked failed).
@@ -175,6 +177,9 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
     """
     if user.is_banned:
         raise GenerationRefused("This account has been suspended, so it cannot make images.", status=403)
+    if edit is not None and controls:
+        raise GenerationRefused("A control image cannot be combined with a mask, outpainting or the hires fix yet: "
+                                "leave one of them out.", status=400)
     check_prompt(params["prompt"], user.id)
     if (refusal := choices_refusal(user.id, params)) is not None:  # a model, LoRA or upscaler outside its groups'
         raise GenerationRefused(refusal.message, status=refusal.status)
@@ -196,14 +201,18 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
         row, upload_file = _store_upload(user, upload, params, verdict)
         # an upload is image-to-image unless the caller says otherwise (an upscale of the upload)
         params = {"source": Source.UPLOAD, **params, "upload_id": row.id, "init_image_key": upload_file}
-    generation = Generation(user_id=user.id, status=GenerationStatus.QUEUED, **params)
-    if generation.id is None:
-        generation.id = new_id()  # the mask's key is made of it
-    if picks is not None:
-        generation.prompt_picks = picks
-    db.session.add(generation)
     written = [upload_file] if upload_file else []
+    recorded = None
     try:
+        if controls:  # stored in the generation's folder: its id is chosen here
+            params = {**params, "id": new_id()}
+            recorded = params["controls"] = control_images.store(user.id, params["id"], controls)
+        generation = Generation(user_id=user.id, status=GenerationStatus.QUEUED, **params)
+        if generation.id is None:
+            generation.id = new_id()  # the mask's key is made of it
+        if picks is not None:
+            generation.prompt_picks = picks
+        db.session.add(generation)
         if edit is not None:
             key = None if edit.mask is None else save_mask(services.storage(), user.id, generation.id, edit.mask)
             written += [key] if key else []
@@ -213,6 +222,7 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
         db.session.rollback()
         for key in written:
             services.storage().delete(key)
+        control_images.forget(recorded)
         raise
     try:
         lifecycle.enqueue(generation, job_timeout)
@@ -290,7 +300,7 @@ def generation_params(generation: Generation) -> dict:
             "init_image_id": (generation.parent_image_id or "") if generation.source != Source.UPSCALE else "",
             "upload_id": generation.upload_id or "", "resize_mode": generation.resize_mode or "crop",
             "strength": generation.strength if generation.strength is not None else DEFAULT_STRENGTH,
-            **lora_fields(generation.loras), **edit_fields(generation)}
+            **lora_fields(generation.loras), **edit_fields(generation), **reused_control(generation)}
 
 
 def edit_fields(generation: Generation) -> dict:
@@ -306,6 +316,13 @@ def edit_fields(generation: Generation) -> dict:
     if edit.kind == "outpaint":  # its start is the canvas it stored (an upload), not the image it came from
         found["init_image_id"] = ""
     return found
+
+
+def reused_control(generation: Generation) -> dict:
+    """The studio's control fields for a generation's first control image (its stored copy, by generation id)."""
+    unit = (generation.controls or [{}])[0]
+    return {"control": unit.get("name", ""), "control_scale": unit.get("scale", ""), "control_preprocessor": "",
+            "control_from": generation.id if unit else ""}
 
 
 def lora_fields(loras: list | None, slots: int = 3) -> dict:

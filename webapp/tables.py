@@ -173,6 +173,9 @@ class Generation(db.Model):
     upscale_factor: Mapped[int | None] = mapped_column(Integer, nullable=True)
     upscaler: Mapped[str | None] = mapped_column(String(64), nullable=True)
     loras: Mapped[list | None] = mapped_column(JSON, nullable=True)  # up to 3 [name, scale] pairs from the catalog
+    # Control images (webapp/controls.py): [{"name", "scale", "preprocessor", "image_key"}], the stored control
+    # image preprocessed at the generation's size
+    controls: Mapped[list | None] = mapped_column(JSON, nullable=True)
     precision: Mapped[str | None] = mapped_column(String(8), nullable=True)  # fp32/bf16/fp16 the worker computed in
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

@@ -143,7 +143,9 @@ def encode_png(image: PILImage.Image, parameters: dict | None = None) -> bytes:
         f"Steps: {parameters['steps']}, CFG scale: {parameters['guidance']}, Seed: {parameters['seed']}, "
         f"Size: {parameters['width']}x{parameters['height']}, Model: {parameters['model']}, Style: {parameters['style']}"
         + (f", Denoising strength: {parameters['strength']}" if parameters.get("strength") is not None else "")
-        + (f", Precision: {parameters['precision']}" if parameters.get("precision") else "")))
+        + (f", Precision: {parameters['precision']}" if parameters.get("precision") else "")
+        + "".join(f", ControlNet {index}: \"Module: {unit['preprocessor']}, Model: {unit['name']}, "
+                  f"Weight: {unit['scale']}\"" for index, unit in enumerate(parameters.get("controls") or []))))
     info.add_itxt("easel", json.dumps(parameters, ensure_ascii=False))
     image.save(buffer, format="PNG", pnginfo=info, optimize=False, compress_level=6)
     return buffer.getvalue()

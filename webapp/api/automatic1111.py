@@ -28,8 +28,10 @@ from ..generations import cancel_generation, generation_state
 from ..groups.limits import allowance, visible
 from ..services import default_model as default_model_name
 from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus
+from . import a1111_controlnet
 from .a1111_fields import base64_bytes, decode_image, number, read_body, read_png_text, whole_number
 from .a1111_grids import is_xyz_plot, xyz_plot
+from .control_input import a1111_controls
 from .extra_networks import lora_tags, refuse_tags_in_negative_prompt
 from .gate import Scheme, current_token, protect
 from .problems import ApiError, a1111_error
@@ -130,9 +132,11 @@ A1111_RESIZE_MODES = {0: "crop", 1: "crop", 2: "fit", 3: "crop"}
 
 def _run(params: dict, body: dict, start: PILImage.Image | None = None, mask: MaskInput | None = None,
          hires: dict | None = None):
-    """Start the generation, wait for it, and answer in A1111's shape."""
+    """Start the generation, wait for it, and answer in A1111's shape (ControlNet units steer it)."""
+    controls = a1111_controls(body)
     with waiting_place():
-        generation = submit(params, start, mask, hires=hires)  # a 400 is answered as FastAPI's 422 by a1111_error
+        # a 400 is answered as FastAPI's 422 by a1111_error
+        generation = submit(params, start, mask, hires=hires, controls=controls)
         wait_for_images(generation)
     return jsonify(txt2img_response(generation, body))
 
@@ -387,3 +391,4 @@ def register(app: Flask) -> None:
     """Serve the dialect; its errors are A1111-shaped."""
     app.register_blueprint(bp)
     register_api_errors(app, "/sdapi/v1", a1111_error)
+    a1111_controlnet.register(app)

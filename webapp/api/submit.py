@@ -14,6 +14,7 @@ from PIL import Image as PILImage
 from models.catalog import ModelEntry
 
 from .. import services
+from ..controls import ControlProblem, ControlUnit, prepare
 from ..editing import HiresRejected, MaskInput, MaskRejected, decode_mask, hires_request
 from ..extensions import db
 from ..generation_rules import chosen_loras, problems
@@ -83,7 +84,8 @@ def decode_mask_input(data: bytes, field: str, transparent_edits: bool = False) 
 
 
 def submit(params: Mapping[str, Any], start: PILImage.Image | None = None, mask: MaskInput | None = None,
-           mask_field: str = "mask", hires: Mapping[str, Any] | None = None) -> Generation:
+           mask_field: str = "mask", hires: Mapping[str, Any] | None = None,
+           controls: list[ControlUnit] | None = None) -> Generation:
     """Check the request against the rules and start it as the current user.
 
     Args:
@@ -93,15 +95,20 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None, mask:
         mask: what to repaint in ``start`` (inpainting), and how; ``mask_field`` names it in refusals.
         hires: a hires fix of the picture (``scale``, ``upscaler``, ``strength``, ``steps``; None each for the
             default): ``params``' size is the first pass's.
+        controls: control images to steer it (checked against the model here, 400 naming the field).
 
     Raises:
         ApiError: 400 with per-field messages; 429 (with Retry-After) over a limit; 403; 503 queue down.
     """
     columns, edit = edit_columns(params, start, mask, mask_field, hires)
     entry = services.catalog()[columns["model"]]
+    try:
+        prepared = prepare(controls or [], entry, columns["width"], columns["height"], start is not None)
+    except ControlProblem as exc:
+        raise ApiError(400, str(exc), errors={exc.field: str(exc)}) from None
     with refusals_as_api_errors():
         return create_generation(current_user._get_current_object(), columns, job_timeout=entry.job_timeout,
-                                 upload=start, edit=edit)
+                                 upload=start, edit=edit, controls=prepared)
 
 
 def checked_columns(params: Mapping[str, Any], start: PILImage.Image | None = None) -> dict:

@@ -19,6 +19,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from models.capabilities import pipeline_capabilities
 from models.catalog import LoraEntry, ModelEntry
+from models.controls import PREPROCESSORS
 from models.lora import MAX_LORAS
 
 from .. import editing
@@ -95,6 +96,14 @@ class GenerationForm(FlaskForm):
     variants = SelectField("Choices like {red|blue}", default="random", choices=[
         SelectChoice("random", "Pick by each image's seed"), SelectChoice("all", "One image per combination")])
     loras = FieldList(FormField(LoraPick), min_entries=MAX_LORAS, max_entries=MAX_LORAS)
+    # A control image (webapp/controls.py): an upload or a drawn scribble, or one a reused generation stored
+    control_image = FileField("Control image (optional)")
+    control_from = HiddenField()
+    control = SelectField("Control model", validate_choice=False)
+    control_scale = AsciiFloatField("Control scale", validators=[Optional()])
+    control_preprocessor = SelectField("Preprocessor", default="", validate_choice=False,
+                                       choices=[SelectChoice("", "The control model's own")]
+                                       + [SelectChoice(name, name) for name in PREPROCESSORS])
 
     def __init__(self, catalog: dict[str, ModelEntry], *args, lora_catalog: dict[str, LoraEntry] | None = None,
                  **kwargs):
@@ -104,6 +113,7 @@ class GenerationForm(FlaskForm):
         self.model.choices = model_choices(catalog)
         self.upload_picture = None  # the decoded upload, set by validate_init_image
         self.mask_picture = None  # the decoded mask, set by validate_mask
+        self.control_picture = None  # the decoded control image, set by validate_control_image
 
     @property
     def has_start(self) -> bool:
@@ -129,6 +139,15 @@ class GenerationForm(FlaskForm):
             raise ValidationError("A mask marks what to repaint in a starting image: choose one too.")
         try:
             self.mask_picture = editing.decode_mask(storage.read(), current_app.config["MAX_UPLOAD_PIXELS"])
+        except UploadRejected as exc:
+            raise ValidationError(str(exc)) from None
+
+    def validate_control_image(self, field: FileField) -> None:
+        storage = field.data
+        if storage is None or not getattr(storage, "filename", None):
+            return
+        try:
+            self.control_picture = decode_upload(storage.read(), current_app.config["MAX_UPLOAD_PIXELS"])
         except UploadRejected as exc:
             raise ValidationError(str(exc)) from None
 

@@ -11,12 +11,20 @@ from models.catalog import LoraEntry, ModelEntry
 
 from .. import progress, services
 from ..access import owned_generation_or_404, viewable_generation_or_404, viewable_image_or_404
+from ..controls import ControlProblem
 from ..drawable import offered_styles
 from ..editing import HiresRejected, MaskRejected, hires_offered
 from ..errors import render_error, wants_json
 from ..extensions import db
 from ..generation_rules import shown_reason
-from ..generations import GenerationRefused, PromptBlocked, cancel_generation, create_generation, generation_state
+from ..generations import (
+    GenerationRefused,
+    PromptBlocked,
+    cancel_generation,
+    create_generation,
+    generation_state,
+    reused_control,
+)
 from ..groups.limits import visible
 from ..image_files import serve_file
 from ..prompting.grids import AXES as GRID_TYPES
@@ -24,6 +32,7 @@ from ..prompting.styles import styles_for
 from ..styles import STYLES
 from ..tables import DEFAULT_STRENGTH, Source, Upload
 from .board import board
+from .controls import control_info, studio_controls
 from .forms import GenerationForm, lora_choices, model_choices
 from .landing import landing_page, showcase_thumbnail
 from .masks import hires_edit, mask_edit
@@ -90,7 +99,8 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
     return render_template("studio/studio.html", form=form, entry=entry, model_info=model_info,
                            lora_info=lora_info(loras), capabilities=capability_info(entry),
                            styles=STYLES.values(), recent=board(current_user.id), error=error, start=start_preview(form),
-                           hires=hires_offered(entry.sizes), grid_axes=GRID_AXES, grid_error=grid_error), status
+                           hires=hires_offered(entry.sizes), grid_axes=GRID_AXES, grid_error=grid_error,
+                           control_info=control_info(models)), status
 
 
 def capability_info(entry: ModelEntry) -> dict:
@@ -125,7 +135,8 @@ def index():
                            "upload_id": "" if source.parent_image_id else (source.upload_id or ""),
                            "strength": source.strength or DEFAULT_STRENGTH, "resize_mode": source.resize_mode or "crop",
                            "timelapse": source.timelapse,
-                           "loras": [{"name": name, "scale": scale} for name, scale in source.loras or []]})
+                           "loras": [{"name": name, "scale": scale} for name, scale in source.loras or []],
+                           **reused_control(source)})
         if source.source == Source.UPSCALE:  # remixing an upscale starts from words again, at the model's size
             form.init_image_id.data = form.upload_id.data = ""
             form.width.data, form.height.data = source.width // source.upscale_factor, source.height // source.upscale_factor
@@ -187,8 +198,14 @@ def create():
         getattr(form, exc.field).errors.append(str(exc))
         return refused(form)
     try:
+        controls = studio_controls(form, bool(params.get("init_image_key") or form.upload_picture))
+    except ControlProblem as exc:
+        getattr(form, exc.field if exc.field != "control" or form.control.data else "control_image").errors.append(
+            str(exc))
+        return refused(form)
+    try:
         generation = create_generation(current_user, params, job_timeout=entry.job_timeout,
-                                       upload=form.upload_picture, edit=edit)
+                                       upload=form.upload_picture, edit=edit, controls=controls)
     except PromptBlocked as exc:
         getattr(form, exc.field).errors.append(str(exc))
         return refused(form)

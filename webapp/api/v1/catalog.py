@@ -9,11 +9,12 @@ from flask_smorest import Blueprint
 from models.upscalers import load_upscalers
 
 from ... import services
+from ...controls import listing as control_listing
 from ...generation_rules import shown_reason
 from ...groups.limits import visible
 from ...services import default_model as default_model_name
 from ..gate import Scheme, protect
-from .schemas import LoraSchema, ModelSchema, UpscalerSchema
+from .schemas import ControlSchema, LoraSchema, ModelSchema, UpscalerSchema
 
 blp = Blueprint("api_models", __name__, url_prefix="/api/v1", description="Models, LoRAs and upscalers")
 protect(blp, Scheme.BEARER, allow_session=True)
@@ -53,6 +54,14 @@ def list_loras():
         "max_steps": lora.max_steps, "default_guidance": lora.default_guidance,
         **availability(lora),
     } for lora in visible(current_user.id, services.loras(), "loras").values()]
+
+
+@blp.get("/controls")
+@blp.response(200, ControlSchema(many=True))
+def list_controls():
+    """The catalog's control models (ControlNet, T2I-Adapter): the models each fits, its preprocessor and default
+    scale; ``available`` is false, with the reason, when its folder is not on this machine."""
+    return control_listing()
 
 
 @blp.get("/upscalers")

@@ -14,6 +14,7 @@ from ...editing import MaskInput
 from ...extensions import db
 from ...generations import cancel_generation
 from ...tables import Generation
+from ..control_input import base64_image, v1_controls
 from ..gate import Scheme, protect
 from ..problems import ApiError
 from ..submit import decode_mask_input, decode_start_image, submit
@@ -24,6 +25,7 @@ from .schemas import (
     GenerationListQuerySchema,
     GenerationPageSchema,
     GenerationSchema,
+    GenerationWithControlSchema,
 )
 from .serialize import created, generation_dict, page_dict
 
@@ -37,9 +39,12 @@ protect(blp, Scheme.BEARER, allow_session=True)
 @blp.alt_response(400, response="BAD_REQUEST")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def create(params: dict):
-    """Start a text-to-image generation (limits, quota and blocked terms as in the studio); ``hires``: two passes."""
+    """Start a text-to-image generation (limits, quota and blocked terms as in the studio); ``hires``: two passes;
+    a ``control_image`` (base64) steers it with a control model."""
     hires = params.pop("hires", None)
-    generation = submit(params, hires=hires)
+    raw = params.pop("control_image", None)
+    controls = v1_controls(params, base64_image(raw, "control_image") if raw else None)
+    generation = submit(params, hires=hires, controls=controls)
     return created(generation)
 
 
@@ -50,13 +55,35 @@ def create(params: dict):
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def create_from_image(params: dict):
     """Start an image-to-image generation from an uploaded picture (multipart/form-data); with a ``mask``, only
-    its white part is repainted (inpainting)."""
+    its white part is repainted (inpainting); a ``control_image`` file steers it."""
     start = decode_start_image(params.pop("init_image").read(), "init_image")
     upload, blur, area = params.pop("mask"), params.pop("mask_blur"), params.pop("inpaint_area")
     mask = None
     if upload is not None and upload.filename:
         mask = MaskInput(decode_mask_input(upload.read(), "mask"), mask_blur=blur, inpaint_area=area)
-    generation = submit(params, start, mask)
+    control = params.pop("control_image", None)
+    generation = submit(params, start, mask, controls=v1_controls(params, control.read() if control else None))
+    return created(generation)
+
+
+@blp.post("/with-control")
+@multipart_400(blp, GenerationWithControlSchema)
+@blp.response(201, GenerationSchema)
+@blp.alt_response(400, response="BAD_REQUEST")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def create_with_control(params: dict):
+    """Start a generation steered by a control image (multipart/form-data), from text or from ``init_image``."""
+    init = params.pop("init_image", None)
+    start = decode_start_image(init.read(), "init_image") if init else None
+    if start is None:
+        params.pop("strength", None)
+        params.pop("resize_mode", None)
+    upload, blur, area = params.pop("mask", None), params.pop("mask_blur", None), params.pop("inpaint_area", None)
+    mask = None
+    if upload is not None and upload.filename:  # refused with a control image, but said so, not dropped
+        mask = MaskInput(decode_mask_input(upload.read(), "mask"), mask_blur=blur, inpaint_area=area)
+    controls = v1_controls(params, params.pop("control_image").read())
+    generation = submit(params, start, mask, controls=controls)
     return created(generation)
 
 

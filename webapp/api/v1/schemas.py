@@ -86,6 +86,21 @@ class HiresSchema(Schema):
                             metadata={"description": "the second pass's denoising strength (default 0.4)"})
     steps = fields.Integer(load_default=None, strict=True,
                            metadata={"description": "the second pass's steps (default: as many as the first)"})
+CONTROL_DOC = {
+    "control": "a control model's catalog name (GET /api/v1/controls); left out: the first that fits the model",
+    "control_scale": "how strongly the control image steers, 0 to 2; left out: the control model's default",
+    "control_preprocessor": "none, scribble or canny; left out: the control model's own",
+}
+
+
+def control_fields() -> dict:
+    """The control image's settings (beside ``control_image``), as JSON or multipart text."""
+    return {"control": fields.String(load_default=None, validate=validate.Length(min=1, max=100),
+                                     metadata={"description": CONTROL_DOC["control"]}),
+            "control_scale": AsciiFloat(load_default=None, allow_nan=False,
+                                        metadata={"description": CONTROL_DOC["control_scale"]}),
+            "control_preprocessor": fields.String(load_default=None, validate=validate.Length(max=32),
+                                                  metadata={"description": CONTROL_DOC["control_preprocessor"]})}
 
 
 class GenerationCreateSchema(Schema):
@@ -111,6 +126,11 @@ class GenerationCreateSchema(Schema):
     variants = fields.String(load_default="random", validate=validate.OneOf(VARIANTS, error=rules.VARIANTS_UNKNOWN),
                              metadata={"description": "random: each image picks its {a|b} and __list__ choices from "
                                                       "its seed; all: one image per combination (num_images ignored)"})
+    control_image = fields.String(load_default=None, metadata={
+        "description": "a control image, base64 (PNG, JPEG or WebP; a data: URL is fine) — docs/controls.md"})
+    control = control_fields()["control"]
+    control_scale = control_fields()["control_scale"]
+    control_preprocessor = control_fields()["control_preprocessor"]
 
 
 class GenerationFromImageSchema(GenerationCreateSchema):
@@ -141,6 +161,29 @@ class GenerationFromImageSchema(GenerationCreateSchema):
     inpaint_area = fields.String(load_default="whole", validate=validate.OneOf(INPAINT_AREAS), metadata={
         "description": "whole: the model sees the whole picture; masked: only the masked area, cropped with padding "
                        "and pasted back"})
+    control_image = Upload(load_default=None, metadata={"description": "a control image: PNG, JPEG or WebP"})
+
+
+class GenerationWithControlSchema(GenerationFromImageSchema):
+    """``multipart/form-data``: a generation steered by a control image, from text or from a starting image."""
+
+    init_image = Upload(load_default=None, metadata={"description": "a starting picture (optional)"})
+    control_image = Upload(required=True, metadata={"description": "the control image: PNG, JPEG or WebP"})
+
+
+class ControlSchema(Schema):
+    """A control model of the catalog."""
+
+    name = fields.String(required=True)
+    label = fields.String(required=True)
+    type = fields.String(required=True, metadata={"description": "controlnet or t2i-adapter"})
+    base_kinds = fields.List(fields.String(), required=True)
+    models = fields.List(fields.String(), required=True, metadata={"description": "the catalog models it fits"})
+    preprocessor = fields.String(required=True, metadata={"description": "what its control images want"})
+    default_scale = fields.Float(required=True)
+    description = fields.String(required=True)
+    available = fields.Boolean(required=True)
+    unavailable_reason = fields.String(allow_none=True, required=True)
 
 
 class ImageSchema(Schema):

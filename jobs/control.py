@@ -1,0 +1,121 @@
+"""Control images on the worker: control models kept warm beside their pipeline, and the control pipeline built
+from the warm one (``from_pipe``: the base model's weights are shared, never loaded a second time).
+
+``jobs.pipelines.generate`` asks ``for_call`` for the pipeline and the call arguments when a generation has
+controls. A control model is read from its folder once per warm pipeline and lives as long as that pipeline
+does (the loader's bounded cache evicts both together), as LoRAs do.
+"""
+from __future__ import annotations
+
+import io
+import logging
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image as PILImage
+
+from models import loader
+from models.catalog import ModelError, ModelUnavailable
+from models.controls import ControlEntry, load_controls
+from webapp import services
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
+    from webapp.tables import Generation
+
+    from .pipelines import Warm
+
+log = logging.getLogger(__name__)
+
+LOAD_COUNT = 0  # control models read from disk in this process (tests prove they stay warm)
+CONTROL_GONE = "The control image of this generation is no longer stored, so it cannot be made."
+
+
+def _catalog() -> dict[str, ControlEntry]:
+    from flask import current_app
+
+    return load_controls(current_app.config["EASEL_CATALOG"])
+
+
+def _model(warm: Warm, entry: ControlEntry) -> Any:
+    """The control model, read once per warm pipeline, on its device and in its dtype."""
+    global LOAD_COUNT
+    held = warm.controls.setdefault("models", {})
+    if entry.name not in held:
+        if reason := entry.unavailable_reason():
+            raise ModelUnavailable(reason)
+        from diffusers import ControlNetModel, T2IAdapter
+
+        cls = ControlNetModel if entry.type == "controlnet" else T2IAdapter
+        model = cls.from_pretrained(str(entry.path), torch_dtype=warm.pipe.unet.dtype, use_safetensors=True)
+        held[entry.name] = model.to(warm.pipe.device).eval()
+        LOAD_COUNT += 1
+        log.info("loaded control %s for %s", entry.name, warm.name)
+    return held[entry.name]
+
+
+def pipeline(warm: Warm, entries: list[ControlEntry], image_to_image: bool) -> DiffusionPipeline:
+    """The control pipeline for these control models, made from the warm pipeline once and kept."""
+    from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
+
+    key = (tuple(entry.name for entry in entries), image_to_image)
+    pipes = warm.controls.setdefault("pipelines", {})
+    if key not in pipes:
+        models = [_model(warm, entry) for entry in entries]
+        adapter = entries[0].type == "t2i-adapter"
+        if adapter and (image_to_image or len(entries) > 1):
+            raise ModelError("a T2I-Adapter works alone and on text-to-image only")
+        extra = {"adapter": models[0]} if adapter else {"controlnet": models[0] if len(models) == 1 else models}
+        if adapter:
+            from diffusers import StableDiffusionAdapterPipeline, StableDiffusionXLAdapterPipeline
+
+            cls = StableDiffusionXLAdapterPipeline if "XL" in type(warm.pipe).__name__ else StableDiffusionAdapterPipeline
+            pipe = cls.from_pipe(warm.pipe, **extra)
+        else:
+            auto = AutoPipelineForImage2Image if image_to_image else AutoPipelineForText2Image
+            pipe = auto.from_pipe(warm.pipe, **extra)
+        pipe.set_progress_bar_config(disable=True)
+        pipe._easel_precision = loader.precision_of(warm.pipe)
+        if pipe._easel_precision == "bf16":
+            loader.decode_in_fp32(pipe)
+        pipes[key] = pipe
+    pipe = pipes[key]
+    pipe.scheduler = warm.pipe.scheduler  # a LoRA (LCM) may have swapped it since the control pipeline was made
+    return pipe
+
+
+def _image(key: str) -> PILImage.Image:
+    try:
+        data = services.storage().open(key)
+    except FileNotFoundError as exc:
+        raise ModelError(CONTROL_GONE) from exc
+    with PILImage.open(io.BytesIO(data)) as picture:
+        return picture.convert("RGB")
+
+
+def for_call(warm: Warm, generations: list[Generation], image_to_image: bool) -> tuple[DiffusionPipeline, dict]:
+    """The control pipeline and its call arguments (control images per image, scales) for these generations.
+
+    They share the batch key, so the same control models and scales; each image gets its generation's
+    control images (stored at its size, already preprocessed).
+    """
+    lead = generations[0].controls
+    catalog = _catalog()
+    missing = next((unit["name"] for unit in lead if unit["name"] not in catalog), None)
+    if missing is not None:
+        raise ModelUnavailable(f"control {missing!r} is no longer in the catalog")
+    entries = [catalog[unit["name"]] for unit in lead]
+    pipe = pipeline(warm, entries, image_to_image)
+    per_unit: list[list[PILImage.Image]] = [[] for _ in lead]
+    for generation in generations:
+        pictures = [_image(unit["image_key"]) for unit in generation.controls]
+        for index, picture in enumerate(pictures):
+            per_unit[index] += [picture] * generation.num_images
+    scales = [float(unit["scale"]) for unit in lead]
+    if entries[0].type == "t2i-adapter":
+        return pipe, {"image": per_unit[0], "adapter_conditioning_scale": scales[0]}
+    # Several ControlNets take one image each for the whole call (diffusers' MultiControlNet): such generations
+    # never share a call (jobs.batching.batch_key), so that image is the one generation's.
+    images: Any = per_unit[0] if len(per_unit) == 1 else [pictures[0] for pictures in per_unit]
+    return pipe, {"control_image" if image_to_image else "image": images,
+                  "controlnet_conditioning_scale": scales[0] if len(scales) == 1 else scales}

@@ -1,0 +1,88 @@
+"""Control models in the catalog (models/controls.py) and the built-in preprocessors (models/control_images.py)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from models.catalog import ModelError
+from models.control_images import line_width, preprocess
+from models.controls import load_controls
+from models.training.scribbles import Placed, render_placed, silhouette
+
+CATALOG = """
+[controls.here]
+path = "here"
+base_kinds = ["sd"]
+preprocessor = "scribble"
+
+[controls.absent]
+path = "absent"
+base_kinds = ["sd"]
+
+[controls.pickled]
+path = "pickled"
+base_kinds = ["sd"]
+
+[controls.adapter]
+path = "here"
+type = "t2i-adapter"
+base_kinds = ["sdxl"]
+"""
+
+
+def test_control_entries_say_why_they_cannot_be_used(tmp_path):
+    for name, files in {"here": ["diffusion_pytorch_model.safetensors"], "pickled": ["diffusion_pytorch_model.bin"]}.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"_class_name": "ControlNetModel"}))
+        for file in files:
+            (tmp_path / name / file).write_bytes(b"")
+    (tmp_path / "catalog.toml").write_text(CATALOG)
+    controls = load_controls(tmp_path / "catalog.toml")
+    assert controls["here"].unavailable_reason() is None and controls["here"].default_scale == 1.0
+    assert "config.json missing" in controls["absent"].unavailable_reason()
+    assert "pickled weights (.bin)" in controls["pickled"].unavailable_reason()
+    assert "holds a ControlNetModel, but the catalog says type = 't2i-adapter'" in controls["adapter"].unavailable_reason()
+    (tmp_path / "catalog.toml").write_text(CATALOG + '\n[controls.bad]\npath = "x"\nbase_kinds = ["sd"]\n'
+                                                     'preprocessor = "depth"\n')
+    with pytest.raises(ModelError, match="preprocessor 'depth'"):
+        load_controls(tmp_path / "catalog.toml")
+
+
+def test_the_bundled_catalog_lists_the_bundled_scribble_control():
+    control = load_controls()["easel-scribble"]
+    assert (control.type, control.base_kinds, control.preprocessor) == ("controlnet", ("sd",), "scribble")
+    assert control.unavailable_reason() is None
+
+
+def outline_of(mask: np.ndarray) -> np.ndarray:
+    grown = np.pad(mask, 1)
+    inner = mask & grown[:-2, 1:-1] & grown[2:, 1:-1] & grown[1:-1, :-2] & grown[1:-1, 2:]
+    return mask & ~inner
+
+
+@pytest.mark.parametrize("preprocessor", ["scribble", "canny"])
+def test_a_render_becomes_its_outline_white_on_black(preprocessor):
+    scene = Placed("triangle", "green", "red", 0.6, 0.4, 0.18)  # close in brightness: the colours tell them apart
+    control = np.asarray(preprocess(render_placed(scene), preprocessor).convert("L")) > 127
+    edge = outline_of(silhouette(scene))
+    near = np.zeros_like(edge)
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            near |= np.roll(np.roll(edge, dy, 0), dx, 1)
+    assert control.sum() > 0.5 * edge.sum()
+    assert (control & near).sum() >= 0.9 * control.sum()  # the lines lie on the shape's outline
+    assert not control[~near].any() or (control & ~near).sum() < 0.1 * control.sum()
+
+
+def test_a_thick_dark_drawing_becomes_thin_white_strokes():
+    drawing = Image.new("RGB", (256, 256), "white")
+    ImageDraw.Draw(drawing).ellipse([60, 60, 200, 200], outline="black", width=14)
+    small = drawing.resize((64, 64), Image.Resampling.LANCZOS)
+    control = np.asarray(preprocess(small, "scribble").convert("L")) > 127
+    assert control[32, 32] == 0 and control[:, :12].sum() == 0  # inside and outside the circle stay black
+    row = control[32]
+    runs = np.diff(np.flatnonzero(np.diff(np.r_[0, row.astype(int), 0])))[::2]
+    assert list(runs) and max(runs) <= line_width((64, 64)) + 1  # one line each side, a steady thin width
