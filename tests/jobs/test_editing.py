@@ -124,6 +124,7 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
     done = wait_status(signed_in, hires, {"succeeded", "failed"}, timeout=120)
     assert done["status"] == "succeeded", done
     assert (done["step"], done["total_steps"]) == (6, 6)  # 4 steps, then int(4 * 0.5)
+    assert "hires fix ×2.0 (lanczos, strength 0.5)" in signed_in.get(f"/generations/{hires}").get_data(as_text=True)
     large = result_png(signed_in, done)
     assert large.size == (128, 128) and json.loads(large.text["easel"])["hires"]["scale"] == 2
     assert read_image(large.convert("RGB").resize((64, 64))).colour == "blue"
