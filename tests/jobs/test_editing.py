@@ -118,7 +118,7 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
 
     # Hires fix: made at 64×64, enlarged ×2, refined at 128×128; one progress bar over both passes
     studio = signed_in.get("/").get_data(as_text=True)
-    assert 'id="hires-box"' in studio  # offered: the model makes twice its size
+    assert 'id="hires-box"' in studio and 'id="hires-box" hidden' not in studio  # offered: it makes twice its size
     hires = generation_id(post_edit(signed_in, prompt="a large blue circle in the center, yellow background",
                                     steps="4", hires="y", hr_scale="2", hr_strength="0.5", hr_steps="4"))
     done = wait_status(signed_in, hires, {"succeeded", "failed"}, timeout=120)
