@@ -60,6 +60,7 @@ $(function () {
     $('#guidance').attr({min: 0, max: m.max_guidance});
     $('#num_images').attr('max', m.max_images);
     $('#model-description').text(m.unavailable ? 'Not available: ' + m.unavailable : m.description);
+    $('#hires-box').prop('hidden', !m.hires);  // offered only where the model makes a larger size
   }
   $('#model').on('change', function () { applyModel($(this).val(), true); });
   if (info[$('#model').val()]) { offerSizes(info[$('#model').val()]); offerStyles(info[$('#model').val()]); }

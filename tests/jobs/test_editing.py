@@ -118,12 +118,13 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
 
     # Hires fix: made at 64×64, enlarged ×2, refined at 128×128; one progress bar over both passes
     studio = signed_in.get("/").get_data(as_text=True)
-    assert 'id="hires-box"' in studio  # offered: the model makes twice its size
+    assert 'id="hires-box"' in studio and 'id="hires-box" hidden' not in studio  # offered: it makes twice its size
     hires = generation_id(post_edit(signed_in, prompt="a large blue circle in the center, yellow background",
                                     steps="4", hires="y", hr_scale="2", hr_strength="0.5", hr_steps="4"))
     done = wait_status(signed_in, hires, {"succeeded", "failed"}, timeout=120)
     assert done["status"] == "succeeded", done
     assert (done["step"], done["total_steps"]) == (6, 6)  # 4 steps, then int(4 * 0.5)
+    assert "hires fix ×2.0 (lanczos, strength 0.5)" in signed_in.get(f"/generations/{hires}").get_data(as_text=True)
     large = result_png(signed_in, done)
     assert large.size == (128, 128) and json.loads(large.text["easel"])["hires"]["scale"] == 2
     assert read_image(large.convert("RGB").resize((64, 64))).colour == "blue"
@@ -137,3 +138,29 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
     image_page = f"/images/{image_id}"
     signed_in.post(f"{image_page}/delete", data={"csrf_token": csrf_token(signed_in, image_page)})
     assert not (Path(app.config["MEDIA_DIR"]) / key).exists()
+
+
+def test_an_inpainting_checkpoint_is_used_as_such():
+    """A 9-channel UNet (an inpainting checkpoint) takes the masked picture itself through the same twin and call."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from jobs.editing import Edit, inpaint_from
+    from tests.support.tiny_pipelines import build_sd
+    from webapp.tables import GenerationEdit
+
+    torch.manual_seed(0)
+    pipe = build_sd()
+    pipe.unet = UNet2DConditionModel(**{**pipe.unet.config, "in_channels": 9})
+    twin = inpaint_from(pipe)
+    assert type(twin).__name__ == "StableDiffusionInpaintPipeline" and twin.unet is pipe.unet  # no second copy
+    start = PILImage.new("RGB", (32, 32), (200, 30, 30))
+    mask = PILImage.new("L", (32, 32), 0)
+    mask.paste(255, (8, 8, 24, 24))
+    edit = Edit(start=start, mask=mask, settings=GenerationEdit(kind="inpaint", mask_blur=2, inpaint_area="whole",
+                                                                padding=32, fill="original"))
+    result = twin("a blue square", image=edit.image(), strength=1.0, num_inference_steps=2,
+                  generator=torch.Generator("cpu").manual_seed(1), **edit.call_kwargs()).images[0]
+    out = np.asarray(edit.paste_back(result), np.int16)
+    assert np.abs(out[:8] - np.asarray(start, np.int16)[:8]).max() == 0
+    assert np.abs(out[12:20, 12:20] - np.asarray(start, np.int16)[12:20, 12:20]).mean() > 10  # repainted (random net)

@@ -20,7 +20,7 @@ from ..extensions import db
 from ..generation_rules import chosen_loras, problems
 from ..generations import GenerationRefused, PromptBlocked, create_generation
 from ..prompting.styles import find_style
-from ..tables import DEFAULT_STRENGTH, Generation, GenerationStatus
+from ..tables import DEFAULT_STRENGTH, Generation, GenerationStatus, Image, Source
 from ..uploads import UploadRejected, decode_upload
 from .problems import ApiError
 
@@ -85,7 +85,7 @@ def decode_mask_input(data: bytes, field: str, transparent_edits: bool = False) 
 
 def submit(params: Mapping[str, Any], start: PILImage.Image | None = None, mask: MaskInput | None = None,
            mask_field: str = "mask", hires: Mapping[str, Any] | None = None,
-           controls: list[ControlUnit] | None = None) -> Generation:
+           controls: list[ControlUnit] | None = None, parent: Image | None = None) -> Generation:
     """Check the request against the rules and start it as the current user.
 
     Args:
@@ -96,14 +96,16 @@ def submit(params: Mapping[str, Any], start: PILImage.Image | None = None, mask:
         hires: a hires fix of the picture (``scale``, ``upscaler``, ``strength``, ``steps``; None each for the
             default): ``params``' size is the first pass's.
         controls: control images to steer it (checked against the model here, 400 naming the field).
+        parent: instead of ``start``, an image the caller checked the person may see, as the starting image.
 
     Raises:
         ApiError: 400 with per-field messages; 429 (with Retry-After) over a limit; 403; 503 queue down.
     """
-    columns, edit = edit_columns(params, start, mask, mask_field, hires)
+    columns, edit = edit_columns(params, start, mask, mask_field, hires, parent)
     entry = services.catalog()[columns["model"]]
     try:
-        prepared = prepare(controls or [], entry, columns["width"], columns["height"], start is not None)
+        prepared = prepare(controls or [], entry, columns["width"], columns["height"],
+                           start is not None or parent is not None)
     except ControlProblem as exc:
         raise ApiError(400, str(exc), errors={exc.field: str(exc)}) from None
     with refusals_as_api_errors():
@@ -121,21 +123,23 @@ def checked_columns(params: Mapping[str, Any], start: PILImage.Image | None = No
 
 
 def edit_columns(params: Mapping[str, Any], start: PILImage.Image | None = None, mask: MaskInput | None = None,
-                 mask_field: str = "mask", hires: Mapping[str, Any] | None = None) -> tuple[dict, Any]:
+                 mask_field: str = "mask", hires: Mapping[str, Any] | None = None,
+                 parent: Image | None = None) -> tuple[dict, Any]:
     """``checked_columns``, and the edit (a fitted mask, or a hires fix's settings; None for neither).
 
     Raises:
         ApiError: 400 with per-field messages.
     """
     full = with_defaults(params)
-    if start is not None:
+    has_start = start is not None or parent is not None
+    if has_start:
         full.setdefault("strength", DEFAULT_STRENGTH)
         full.setdefault("resize_mode", "crop")
     elif full.get("strength") is not None:
         raise ApiError(400, "strength needs a starting image.", errors={"strength": "Needs a starting image."})
     hires_edit = None
     if hires is not None and (entry := services.catalog().get(full["model"])) is not None:
-        if start is not None:
+        if has_start:
             raise ApiError(400, "The hires fix makes a picture from words, not from a starting image.",
                            errors={"enable_hr": "Not with a starting image."})
         try:
@@ -146,14 +150,17 @@ def edit_columns(params: Mapping[str, Any], start: PILImage.Image | None = None,
     found = problems(services.catalog(), full, services.loras())
     if mask is not None:
         found |= mask.problems()
-        if start is None:
+        if not has_start:
             found[mask_field] = "A mask needs a starting image."
     if found:
         raise ApiError(400, "The request is not valid: " + " ".join(found.values()), errors=found)
     columns = {key: full[key] for key in ("prompt", "negative_prompt", "model", "width", "height", "steps",
                                          "guidance", "seed", "num_images", "style")}
-    if start is not None:
+    if has_start:
         columns |= {"strength": float(full["strength"]), "resize_mode": full["resize_mode"]}
+    if parent is not None:
+        columns |= {"source": Source.INPAINT if mask else Source.IMAGE, "parent_image_id": parent.id,
+                    "init_image_key": parent.storage_key}
     columns["prompt"] = columns["prompt"].strip()
     columns["negative_prompt"] = (columns["negative_prompt"] or "").strip()
     columns["guidance"] = float(columns["guidance"])
@@ -162,7 +169,8 @@ def edit_columns(params: Mapping[str, Any], start: PILImage.Image | None = None,
     edit = hires_edit
     if mask is not None:
         try:
-            edit = mask.fitted(start.size, (columns["width"], columns["height"]), columns["resize_mode"])
+            size = start.size if start is not None else (parent.width, parent.height)
+            edit = mask.fitted(size, (columns["width"], columns["height"]), columns["resize_mode"])
         except MaskRejected as exc:
             raise ApiError(400, str(exc), errors={mask_field: str(exc)}, param=mask_field) from None
         if mask.fill == "latent_noise":  # the masked area starts from noise alone

@@ -13,7 +13,6 @@ from ..access import viewable_image_or_404
 from ..generations import GenerationRefused
 from ..inputs import AsciiFloatField
 from ..outpainting import SIDES, start_outpaint
-from ..tables import DEFAULT_STRENGTH
 from .routes import bp
 
 EDIT_STRENGTH = 0.9  # the editor's default: the painted area is repainted, not nudged
@@ -33,9 +32,8 @@ class OutpaintForm(FlaskForm):
 def editor(image_id: str):
     """The editor: paint over the picture what to repaint, say what it should become."""
     image = viewable_image_or_404(image_id)
-    source = image.generation
-    return render_template("studio/editor.html", image=image, generation=source, outpaint=OutpaintForm(),
-                           strength=EDIT_STRENGTH if source else DEFAULT_STRENGTH)
+    return render_template("studio/editor.html", image=image, generation=image.generation, outpaint=OutpaintForm(),
+                           strength=EDIT_STRENGTH)
 
 
 @bp.post("/images/<image_id>/outpaint")

@@ -91,7 +91,7 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
         name: {"width": e.default_width, "height": e.default_height, "steps": e.default_steps,
                "guidance": e.default_guidance, "sizes": e.sizes, "min_steps": e.min_steps, "max_steps": e.max_steps,
                "max_guidance": e.max_guidance, "max_images": e.max_images, "description": e.description,
-               "unavailable": shown_reason(e), "takes": capability_info(e),
+               "unavailable": shown_reason(e), "takes": capability_info(e), "hires": hires_offered(e.sizes),
                "loras": [lora.name for lora in loras.values() if lora.fits(e)], "styles": offered_styles(e)}
         for name, e in models.items()
     }

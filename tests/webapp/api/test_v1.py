@@ -289,7 +289,23 @@ def test_a_mask_on_from_image_and_outpaint_on_images(app, client, ada, make_user
                               data={"prompt": "x", "init_image": (_png_file(), "s.png"), **fields})
         assert refused.status_code == 400 and field in refused.get_json()["errors"], (fields, refused.get_json())
 
-    mine = make_image(user_id)
+    mine, theirs = make_image(user_id), make_image(make_user("bob@example.com"))
+    square = PILImage.new("L", (64, 64), 0)
+    square.paste(255, (0, 0, 32, 32))
+    by_id = client.post("/api/v1/generations/from-image", headers=auth, content_type="multipart/form-data",
+                        data={"prompt": "a red circle", "strength": "0.9", "steps": "8", "init_image_id": mine,
+                              "mask": (io.BytesIO(_encoded_png(square)), "m.png")})
+    assert by_id.status_code == 201, by_id.get_json()
+    with app.app_context():
+        row = db.session.get(Generation, by_id.get_json()["id"])
+        assert (row.source, row.parent_image_id, row.upload_id) == ("inpaint", mine, None)
+        count = db.session.scalar(db.select(db.func.count()).select_from(Generation))
+    private = client.post("/api/v1/generations/from-image", headers=auth, content_type="multipart/form-data",
+                          data={"prompt": "x", "init_image_id": theirs, "mask": (io.BytesIO(_encoded_png(square)), "m.png")})
+    assert private.status_code == 404
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(Generation)) == count  # nothing queued
+
     grown = client.post(f"/api/v1/images/{mine}/outpaint", headers=auth, json={"left": 32, "top": 0.25})
     assert grown.status_code == 201, grown.get_json()
     with app.app_context():
@@ -297,10 +313,15 @@ def test_a_mask_on_from_image_and_outpaint_on_images(app, client, ada, make_user
         assert (row.source, row.parent_image_id, row.width, row.height) == ("outpaint", mine, 64, 64)
         assert row.edit.grow == [32, 0, 16, 0]
     assert client.post(f"/api/v1/images/{mine}/outpaint", headers=auth, json={}).status_code == 400  # no side
-    theirs = make_image(make_user("bob@example.com"))
     assert client.post(f"/api/v1/images/{theirs}/outpaint", headers=auth, json={"left": 8}).status_code == 404
     spec = client.get("/api/v1/openapi.json").get_json()
     body = spec["paths"]["/api/v1/generations/from-image"]["post"]["requestBody"]["content"]["multipart/form-data"]
     schema = spec["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
     assert {"mask", "mask_blur", "inpaint_area"} <= set(schema["properties"])
     assert "/api/v1/images/{image_id}/outpaint" in spec["paths"]
+
+
+def _encoded_png(picture: PILImage.Image) -> bytes:
+    out = io.BytesIO()
+    picture.save(out, "PNG")
+    return out.getvalue()

@@ -41,6 +41,7 @@ def test_a_bad_mask_is_refused_and_nothing_is_written(app, signed_in, app_env, f
 
 def test_a_mask_needs_a_start_and_another_persons_picture_or_mask_is_404(app, signed_in, app_env, make_user,
                                                                           make_image):
+    assert 'id="hires-box" hidden' in signed_in.get("/").get_data(as_text=True)  # 64×64 only: no hires fix offered
     alone = post_start(signed_in, files={"mask": (mask((0, 0, 8, 8)), "m.png")})
     assert alone.status_code == 400 and "choose one too" in alone.get_data(as_text=True)
     other = make_user("other@example.com")

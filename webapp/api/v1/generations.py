@@ -9,7 +9,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from ... import progress, services
-from ...access import owned_generation_or_404
+from ...access import owned_generation_or_404, viewable_image_or_404
 from ...editing import MaskInput
 from ...extensions import db
 from ...generations import cancel_generation
@@ -56,13 +56,19 @@ def create(params: dict):
 def create_from_image(params: dict):
     """Start an image-to-image generation from an uploaded picture (multipart/form-data); with a ``mask``, only
     its white part is repainted (inpainting); a ``control_image`` file steers it."""
-    start = decode_start_image(params.pop("init_image").read(), "init_image")
+    sent, image_id = params.pop("init_image"), params.pop("init_image_id")
+    if bool(sent is not None and sent.filename) == bool(image_id):
+        message = "Send one starting picture: init_image (a file) or init_image_id (an image's id)."
+        raise ApiError(400, message, errors={"init_image": message})
+    parent = viewable_image_or_404(image_id) if image_id else None  # another person's private image: 404
+    start = None if parent else decode_start_image(sent.read(), "init_image")
     upload, blur, area = params.pop("mask"), params.pop("mask_blur"), params.pop("inpaint_area")
     mask = None
     if upload is not None and upload.filename:
         mask = MaskInput(decode_mask_input(upload.read(), "mask"), mask_blur=blur, inpaint_area=area)
     control = params.pop("control_image", None)
-    generation = submit(params, start, mask, controls=v1_controls(params, control.read() if control else None))
+    generation = submit(params, start, mask, parent=parent,
+                        controls=v1_controls(params, control.read() if control else None))
     return created(generation)
 
 

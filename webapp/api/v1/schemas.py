@@ -151,7 +151,10 @@ class GenerationFromImageSchema(GenerationCreateSchema):
                                                     error=rules.STRENGTH_OUT_OF_RANGE))
     resize_mode = fields.String(load_default="crop", validate=validate.OneOf(list(RESIZE_MODES)),
                                 metadata={"description": "crop (fill) or fit (bars) to the model's size"})
-    init_image = Upload(required=True, metadata={"description": "the starting picture: PNG, JPEG or WebP"})
+    init_image = Upload(load_default=None, metadata={"description": "the starting picture: PNG, JPEG or WebP "
+                                                                    "(or init_image_id)"})
+    init_image_id = fields.String(load_default=None, metadata={
+        "description": "instead of init_image: an image I may see (mine, or a public one) as the starting picture"})
     loras = lora_picks(JsonPartList, "; in this multipart body, one part of JSON text")
     mask = Upload(load_default=None, metadata={
         "description": "inpainting: white repaints, black keeps (PNG, JPEG or WebP, resized to the starting picture); "
