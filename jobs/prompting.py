@@ -1,6 +1,6 @@
 """Prompt embeddings with compel: weights, BREAK and long prompts for the model's text encoders.
 
-``jobs.pipelines.generate`` asks ``embedding_kwargs`` for the call's text arguments. For an SD 1.x/2.x pipeline
+``jobs.pipelines.generate`` asks ``Warm.prompts.encode`` for the call's text arguments. For an SD 1.x/2.x pipeline
 (one CLIP encoder, its last hidden state) and SDXL (two encoders, penultimate hidden states side by side, the
 second's pooled output) the prompts become ``prompt_embeds`` (+ pooled and negative) built by compel from the
 weighted fragments of ``webapp.prompting.weights``: a fragment weighted above 1 is pushed away from the empty

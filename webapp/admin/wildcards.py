@@ -31,7 +31,7 @@ def save_wildcard():
         try:
             row = save_list(None, form.name.data, form.values.data, admin=acting_admin())
         except PromptProblem as exc:
-            form.values.errors.append(str(exc)) if "entr" in str(exc) else form.name.errors.append(str(exc))
+            getattr(form, exc.field).errors.append(str(exc))
         else:
             flash(f"Saved the site's __{row.name}__ ({len(row.values)} entries).", "success")
             return redirect(url_for("admin.wildcards"), 303)

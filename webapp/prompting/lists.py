@@ -24,7 +24,7 @@ def save_list(owner_id: int | None, name: str, text: str, admin: User | None = N
     """
     name = (name or "").strip().lower()
     if not NAME.fullmatch(name):
-        raise PromptProblem(NAME_RULE)
+        raise PromptProblem(NAME_RULE, field="name")
     values = parse_values(text or "")
     row = next((row for row in lists_of(owner_id) if row.name == name), None)
     if row is None:
@@ -39,7 +39,7 @@ def save_list(owner_id: int | None, name: str, text: str, admin: User | None = N
         db.session.commit()
     except IntegrityError:  # the same name saved twice at once
         db.session.rollback()
-        raise PromptProblem(f"A list named {name} was just saved; reload the page.") from None
+        raise PromptProblem(f"A list named {name} was just saved; reload the page.", field="name") from None
     return row
 
 

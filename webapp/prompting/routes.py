@@ -40,7 +40,7 @@ def save():
         try:
             row = save_list(current_user.id, form.name.data, form.values.data)
         except PromptProblem as exc:
-            form.values.errors.append(str(exc)) if "entr" in str(exc) else form.name.errors.append(str(exc))
+            getattr(form, exc.field).errors.append(str(exc))
         else:
             flash(f"Saved __{row.name}__ ({len(row.values)} entries).", "success")
             return redirect(url_for("prompting.wildcards"), 303)

@@ -31,7 +31,7 @@ def save_from_form(owner_id: int | None, admin=None):
         try:
             row = save_style(owner_id, form.fields(), admin=admin)
         except StyleProblem as exc:
-            form.name.errors.append(str(exc)) if "ame" in str(exc) else form.template.errors.append(str(exc))
+            getattr(form, exc.field).errors.append(str(exc))
         else:
             flash(f"Saved the style “{row.label}”: choose it as {row.name} in the studio or the APIs.", "success")
             return None

@@ -23,7 +23,11 @@ NAME_RULE = "Name a style with 1 to 32 lower-case letters, digits or “-”, st
 
 
 class StyleProblem(ValueError):
-    """A style that cannot be saved as given, with a message for the person."""
+    """A style that cannot be saved as given, with a message for the person; ``field`` names the form field."""
+
+    def __init__(self, message: str, field: str = "template"):
+        super().__init__(message)
+        self.field = field
 
 
 def find_style(name: str | None, user_id: int | None) -> SavedStyle | None:
@@ -74,15 +78,16 @@ def save_style(owner_id: int | None, fields: dict, admin: User | None = None) ->
     """
     name = (fields.get("name") or "").strip().lower()
     if not NAME.fullmatch(name):
-        raise StyleProblem(NAME_RULE)
+        raise StyleProblem(NAME_RULE, field="name")
     if name in STYLES:
-        raise StyleProblem(f"“{name}” is a bundled style's name; choose another.")
+        raise StyleProblem(f"“{name}” is a bundled style's name; choose another.", field="name")
     template = (fields.get("template") or "").strip()
     if not template:
         raise StyleProblem("Write the style's prompt, with {prompt} where the person's words go.")
-    for text in (template.replace("{prompt}", "x"), fields.get("negative_prompt") or ""):
+    for field, text in (("template", template.replace("{prompt}", "x")),
+                        ("negative_prompt", fields.get("negative_prompt") or "")):
         if problem := weights_problem(text):
-            raise StyleProblem(problem)
+            raise StyleProblem(problem, field=field)
     where = SavedStyle.user_id.is_(None) if owner_id is None else SavedStyle.user_id == owner_id
     row = db.session.scalar(select(SavedStyle).where(where, SavedStyle.name == name))
     if row is None:
@@ -99,7 +104,7 @@ def save_style(owner_id: int | None, fields: dict, admin: User | None = None) ->
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise StyleProblem(f"A style named {name} was just saved; reload the page.") from None
+        raise StyleProblem(f"A style named {name} was just saved; reload the page.", field="name") from None
     return row
 
 

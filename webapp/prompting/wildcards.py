@@ -22,7 +22,12 @@ NAME_RULE = "Use 1 to 64 lower-case letters, digits, “-” or “_”, startin
 
 
 class PromptProblem(ValueError):
-    """A prompt whose wildcards cannot be expanded, with a message for the person."""
+    """A prompt whose wildcards cannot be expanded (or a list that cannot be saved), with a message for the
+    person; ``field`` names the form field it is about."""
+
+    def __init__(self, message: str, field: str = "values"):
+        super().__init__(message)
+        self.field = field
 
 
 def is_dynamic(prompt: str) -> bool:
