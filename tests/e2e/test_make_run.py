@@ -23,7 +23,7 @@ import openai
 import pytest
 import requests
 
-from tests.support import CSRF_RE, LINK_RE, ROOT, free_port, links_in, wait_for
+from tests.support import CSRF_RE, LINK_RE, ROOT, free_port, links_in, metric_sample, wait_for
 from tests.webapp.test_launch import descendants, stop_site
 
 PASSWORD = "correct horse battery"
@@ -294,22 +294,12 @@ def scrape(site: Site) -> str:
     return response.text
 
 
-def sample(text: str, name: str, **labels) -> float:
-    """One sample's value from Prometheus text (0 when absent)."""
-    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
-    for line in text.splitlines():
-        match = re.fullmatch(r"([a-z_]+)(?:\{(.*)\})? (\S+)", line)
-        if match and match.group(1) == name and ",".join(sorted((match.group(2) or "").split(","))) == wanted:
-            return float(match.group(3))
-    return 0.0
-
-
 def test_the_web_and_the_worker_count_into_one_scrape(site, person):
     """With METRICS_TOKEN, the web process and the worker count into one scrape; stale files are emptied at start."""
     assert not (site.instance / "metrics" / "counter_1.db").exists()
     assert requests.get(site.url + "/metrics", timeout=10).status_code == 404
     before = scrape(site)
-    assert sample(before, "easel_workers", queue="generate:easel-tiny") == 1
+    assert metric_sample(before, "easel_workers", queue="generate:easel-tiny") == 1
     made = 0
     for _ in (1, 2):
         make_picture(site, steps="2", num_images="2")
@@ -320,8 +310,8 @@ def test_the_web_and_the_worker_count_into_one_scrape(site, person):
                                   ("easel_generation_seconds_count", {"model": "easel-tiny"}, 1),
                                   ("easel_http_request_duration_seconds_count",
                                    {"route": "/generations", "status": "303"}, 1)):
-            assert sample(after, name, **labels) - sample(before, name, **labels) == per * made, name
-        assert sample(after, "easel_batch_size_count") - sample(before, "easel_batch_size_count") >= made
+            assert metric_sample(after, name, **labels) - metric_sample(before, name, **labels) == per * made, name
+        assert metric_sample(after, "easel_batch_size_count") - metric_sample(before, "easel_batch_size_count") >= made
     # the web's and the worker's histograms are added up (each process counts into its own file)
     assert len({path.name.split("_")[-1] for path in (site.instance / "metrics").glob("histogram_*.db")}) >= 2
-    assert sample(after, "easel_queue_jobs", queue="generate:easel-tiny") == 0
+    assert metric_sample(after, "easel_queue_jobs", queue="generate:easel-tiny") == 0

@@ -89,6 +89,16 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, message: s
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
 
 
+def metric_sample(text: str, name: str, **labels) -> float:
+    """One sample's value from Prometheus text (0 when absent)."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    for line in text.splitlines():
+        match = re.fullmatch(r"([a-z_]+)(?:\{(.*)\})? (\S+)", line)
+        if match and match.group(1) == name and ",".join(sorted((match.group(2) or "").split(","))) == wanted:
+            return float(match.group(3))
+    return 0.0
+
+
 def csrf_token(client, path: str) -> str:
     """Fetch ``path`` and read the CSRF token from its form, as a browser would."""
     html = client.get(path).get_data(as_text=True)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 import signal
 
 import requests
 
-from tests.support import Auth, free_port, point_redis_at, submit_ok, wait_for, wait_status
+from tests.support import Auth, free_port, metric_sample, point_redis_at, submit_ok, wait_for, wait_status
 
 
 def test_metrics_are_404_without_the_token_or_an_allowed_network(app, client):
@@ -52,8 +51,8 @@ def test_health_and_readiness_follow_the_worker_and_redis(app, client, workers, 
     assert requests.get(worker_metrics, timeout=10).status_code == 404
     assert requests.get(worker_metrics, headers={"Authorization": "Bearer nope"}, timeout=10).status_code == 404
     text = requests.get(worker_metrics, headers={"Authorization": "Bearer w-tok"}, timeout=10).text
-    assert _sample(text, "easel_generations_total", status="succeeded", model="easel-tiny") == 1
-    assert _sample(text, "easel_images_total", model="easel-tiny") == 1
+    assert metric_sample(text, "easel_generations_total", status="succeeded", model="easel-tiny") == 1
+    assert metric_sample(text, "easel_images_total", model="easel-tiny") == 1
     proc.send_signal(signal.SIGTERM)  # a worker told to stop leaves the registry at once
     assert proc.wait(60) == 0
     assert client.get("/readyz").status_code == 503
@@ -71,11 +70,3 @@ def test_health_and_readiness_follow_the_worker_and_redis(app, client, workers, 
         assert secret not in body
 
 
-def _sample(text: str, name: str, **labels) -> float:
-    """One sample's value from Prometheus text (0 when absent)."""
-    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
-    for line in text.splitlines():
-        match = re.fullmatch(r"([a-z_]+)(?:\{(.*)\})? (\S+)", line)
-        if match and match.group(1) == name and ",".join(sorted((match.group(2) or "").split(","))) == wanted:
-            return float(match.group(3))
-    return 0.0
