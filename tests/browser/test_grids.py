@@ -18,7 +18,7 @@ def test_a_seed_by_guidance_grid_from_the_studio(page, live_server, make_user, w
     page.get_by_label("X values").fill("1, 2")
     page.get_by_label("Y axis").select_option("guidance")
     page.get_by_label("Y values").fill("2, 6")
-    page.get_by_label("Steps").fill("3")
+    page.get_by_label("Steps", exact=True).fill("3")
     page.get_by_role("button", name="Make a grid").click()
     page.wait_for_url("**/grids/*")
     assert "CFG Scale (2.0, 6.0)" in page.locator("#grid-axes").inner_text()

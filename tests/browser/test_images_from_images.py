@@ -29,7 +29,7 @@ def test_upload_watch_and_see_the_lineage(page, live_server, make_user, workers,
     page.get_by_label("Strength").fill("0.5")
     page.get_by_label("Make a timelapse").check()
     page.locator("details").evaluate("details => { details.open = true; }")  # open after the error, else closed
-    page.get_by_label("Steps").fill("40")
+    page.get_by_label("Steps", exact=True).fill("40")
     page.get_by_role("button", name="Create").click()
     page.locator(".try").first.get_by_role("link", name="Progress page").click()  # the studio stays; the try links
     page.wait_for_url("**/generations/*")

@@ -19,7 +19,7 @@ def test_generate_get_email_open_link_signed_out(browser, page, live_server, mak
     page.get_by_role("button", name="Sign in").click()
     page.get_by_label("Prompt", exact=True).fill("a green triangle on white")
     page.locator("summary").click()
-    page.get_by_label("Steps").fill("2")
+    page.get_by_label("Steps", exact=True).fill("2")
     page.get_by_role("button", name="Create").click()
     page.locator(".try").first.get_by_role("link", name="Progress page").click()  # the studio stays; the try links
     page.wait_for_url("**/generations/*")

@@ -78,9 +78,9 @@ def test_sign_up_to_first_picture_on_a_phone_then_what_a_newcomer_meets(app, bro
 
         # The gallery's filters fold behind one button on a phone.
         page.goto(live_server + "/gallery")
-        assert not page.get_by_label("Model").is_visible()
+        assert not page.get_by_label("Model", exact=True).is_visible()
         page.get_by_role("button", name="Search and filters").click()
-        page.get_by_label("Model").wait_for()
+        page.get_by_label("Model", exact=True).wait_for()
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
         context.close()

@@ -21,10 +21,10 @@ def sign_in(page, live_server: str, email: str = "ada@example.com", password: st
 def submit_prompt(page, prompt: str, model: str = "easel-tiny-slow", steps: int | None = None) -> None:
     """Fill the studio form as a person would and press Create."""
     page.get_by_label("Prompt", exact=True).fill(prompt)
-    page.get_by_label("Model").select_option(model)
+    page.get_by_label("Model", exact=True).select_option(model)
     if steps is not None:
         page.locator("summary").click()
-        page.get_by_label("Steps").fill(str(steps))
+        page.get_by_label("Steps", exact=True).fill(str(steps))
     page.get_by_role("button", name="Create").click()
 
 

@@ -75,7 +75,7 @@ def test_recent_pictures_are_a_board_newest_first_with_seed_settings_open_and_st
     assert page.get_by_label("Seed", exact=True).input_value() == "11"
     cards.nth(0).get_by_role("button", name="Reuse settings").click()
     assert page.get_by_label("Prompt", exact=True).input_value() == "a new blue star"
-    assert page.get_by_label("Steps").input_value() == "9"
+    assert page.get_by_label("Steps", exact=True).input_value() == "9"
     assert page.get_by_label("Seed", exact=True).input_value() == "22"
 
     star = old_card.get_by_role("button", name="Star")

@@ -27,9 +27,9 @@ def test_a_drawn_scribble_steers_the_picture(app, app_env, page, live_server, ma
     workers.start()
     sign_in(page, live_server)
     page.get_by_label("Prompt", exact=True).fill("a red star, blue background")
-    page.get_by_label("Model").select_option("easel-tiny")
+    page.get_by_label("Model", exact=True).select_option("easel-tiny")
     page.locator("summary").click()
-    page.get_by_label("Steps").fill("8")
+    page.get_by_label("Steps", exact=True).fill("8")
     page.get_by_label("Seed", exact=True).fill("3")
 
     # A star in the bottom-right corner of the canvas, drawn with the mouse as a person would.

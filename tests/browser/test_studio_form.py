@@ -67,11 +67,11 @@ def test_width_and_height_are_a_choice_of_the_models_sizes(page, live_server, ma
     size.select_option(label="32 × 48 (portrait 2:3)")
     assert (page.locator("#width").input_value(), page.locator("#height").input_value()) == ("32", "48")
 
-    page.get_by_label("Model").select_option("xl")  # another model: its own sizes, its default chosen
+    page.get_by_label("Model", exact=True).select_option("xl")  # another model: its own sizes, its default chosen
     assert offered(page) == ["1024 × 1024 (square)", "896 × 1152 (portrait 7:9)", "1152 × 896 (landscape 9:7)"]
     assert size.input_value() == "1024x1024" and page.locator("#width").input_value() == "1024"
 
-    page.get_by_label("Model").select_option("tiny")
+    page.get_by_label("Model", exact=True).select_option("tiny")
     size.select_option("64x32")
     page.get_by_label("Prompt", exact=True).fill("a wide red square")
     page.get_by_role("button", name="Create").click()  # the chosen size is what is sent (no worker: it waits)

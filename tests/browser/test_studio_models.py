@@ -23,13 +23,13 @@ def test_studio_follows_the_model_and_its_loras(page, live_server, make_user) ->
     page.locator("summary").click()
     negative = page.locator("#negative-prompt-box")
     assert negative.is_visible()
-    page.get_by_label("Model").select_option("lcm-model")
+    page.get_by_label("Model", exact=True).select_option("lcm-model")
     assert not negative.is_visible()
     assert page.locator("#capability-note").inner_text() == "This model takes no negative prompt."
-    page.get_by_label("Model").select_option("cascade")
+    page.get_by_label("Model", exact=True).select_option("cascade")
     assert not page.locator("#guidance-box").is_visible() and negative.is_visible()
 
-    page.get_by_label("Model").select_option("tiny")
+    page.get_by_label("Model", exact=True).select_option("tiny")
     first, second = page.locator("#loras-0-name"), page.locator("#loras-1-name")
     offered = first.locator("option:not([hidden])").evaluate_all("options => options.map(o => o.value)")
     assert offered == ["", "ink", "lcm"]
@@ -38,7 +38,7 @@ def test_studio_follows_the_model_and_its_loras(page, live_server, make_user) ->
     second.select_option("ink")
     notes = page.locator("#lora-notes").inner_text()
     assert "LCM-LoRA uses LCMScheduler, 2 to 8 steps" in notes and "“ink drawing”" in notes
-    page.get_by_label("Model").select_option("xl")
+    page.get_by_label("Model", exact=True).select_option("xl")
     assert first.input_value() == "" and second.input_value() == "", "LoRAs that do not fit are cleared"
     offered = second.locator("option:not([hidden])").evaluate_all("options => options.map(o => o.value)")
     assert offered == ["", "xl-style"]

@@ -21,9 +21,9 @@ def same_document(page) -> bool:
 
 def fill(page, prompt: str, steps: int, model: str = "easel-tiny-slow") -> None:
     page.get_by_label("Prompt", exact=True).fill(prompt)
-    page.get_by_label("Model").select_option(model)
+    page.get_by_label("Model", exact=True).select_option(model)
     page.locator("summary").click() if not page.locator("details[open]").count() else None
-    page.get_by_label("Steps").fill(str(steps))
+    page.get_by_label("Steps", exact=True).fill(str(steps))
 
 
 def try_card(page, prompt: str):
@@ -53,7 +53,7 @@ def test_two_tries_beside_the_form_across_a_reload_then_seed_and_settings_back(p
     assert [queue.nth(i).locator(".fw-semibold").inner_text() for i in range(2)] == \
         ["a slow green field", "a quick red sun"]
     assert page.get_by_label("Prompt", exact=True).input_value() == "a quick red sun"
-    assert page.get_by_label("Steps").input_value() == "6"
+    assert page.get_by_label("Steps", exact=True).input_value() == "6"
     assert page.get_by_label("Seed", exact=True).input_value() == "1234"
     assert not page.get_by_label("Random", exact=True).is_checked()
     assert page.url == studio_url and same_document(page)
@@ -86,8 +86,8 @@ def test_two_tries_beside_the_form_across_a_reload_then_seed_and_settings_back(p
     green_seed = green.locator(".use-seed").inner_text().removeprefix("Use seed ")
     green.locator(".reuse-settings").click()
     assert page.get_by_label("Prompt", exact=True).input_value() == "a slow green field"
-    assert page.get_by_label("Steps").input_value() == "150"
-    assert page.get_by_label("Model").input_value() == "easel-tiny-slow"
+    assert page.get_by_label("Steps", exact=True).input_value() == "150"
+    assert page.get_by_label("Model", exact=True).input_value() == "easel-tiny-slow"
     assert page.get_by_label("Seed", exact=True).input_value() == green_seed
     assert same_document(page)
 
@@ -106,7 +106,7 @@ def test_refusals_and_errors_shown_in_the_page(app, page, live_server, make_user
     assert page.locator("#prompt").get_attribute("aria-invalid") == "true"
     # Fixed, it goes through, and the errors go away (no worker: it waits in the queue).
     page.get_by_label("Prompt", exact=True).fill("a calm sea")
-    page.get_by_label("Steps").fill("5")
+    page.get_by_label("Steps", exact=True).fill("5")
     for _ in range(2):
         page.get_by_role("button", name="Create").click()
     page.locator("#queue .queue-item").nth(1).wait_for()
