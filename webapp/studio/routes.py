@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from redis.exceptions import RedisError
+from wtforms.fields.choices import SelectChoice
 
 from models.capabilities import pipeline_capabilities
 from models.catalog import LoraEntry, ModelEntry
@@ -76,6 +77,9 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
     form.model.choices = model_choices(models)
     for pick in form.loras:
         pick.form.name.choices = lora_choices(loras)
+    controls = control_info(models)
+    form.control.choices = [SelectChoice("", "The first that fits the model")] + [
+        SelectChoice(name, c["label"]) for name, c in controls.items()]
     model_info = {
         name: {"width": e.default_width, "height": e.default_height, "steps": e.default_steps,
                "guidance": e.default_guidance, "sizes": e.sizes, "min_steps": e.min_steps, "max_steps": e.max_steps,
@@ -88,7 +92,7 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
     return render_template("studio/studio.html", form=form, entry=entry, model_info=model_info,
                            lora_info=lora_info(loras), capabilities=capability_info(entry),
                            styles=STYLES.values(), recent=board(current_user.id), error=error, start=start_preview(form),
-                           control_info=control_info(models)), status
+                           control_info=controls), status
 
 
 def capability_info(entry: ModelEntry) -> dict:
