@@ -38,6 +38,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--guidance", type=float, default=2.0)
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--control-only", type=Path, default=None,
+                   help="only the pictures with the control, their scores written to this JSON file (other scales)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (one is faster on a busy shared machine)")
     return p.parse_args()
 
@@ -112,6 +114,14 @@ def main() -> None:
     controlled = StableDiffusionControlNetPipeline.from_pipe(pipe, controlnet=controlnet)
     controlled.set_progress_bar_config(disable=True)
     controls = [Image.fromarray(s).convert("RGB") for s in scribbles]
+    if args.control_only is not None:
+        pictures = generate(controlled, prompts, args.batch, args.steps, args.guidance, image=controls,
+                            controlnet_conditioning_scale=args.scale)
+        found = {"prompts": args.count, "steps": args.steps, "guidance": args.guidance, "scale": args.scale,
+                 "with_control": measure(pictures, placed, silhouettes)}
+        args.control_only.write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
+        print(json.dumps(found, indent=2))
+        return
     t0 = time.time()
     without = generate(pipe, prompts, args.batch, args.steps, args.guidance)
     t1 = time.time()

@@ -7,6 +7,7 @@ from flask_login import login_required
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import SelectField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
 from models.control_images import preprocess
@@ -26,7 +27,7 @@ class ControlPreviewForm(FlaskForm):
     """Fields of ``POST /controls/preview``."""
 
     control_image = FileField("Control image")
-    control_preprocessor = SelectField("Preprocessor", choices=[(p, p) for p in PREPROCESSORS], default="scribble")
+    control_preprocessor = SelectField("Preprocessor", choices=[SelectChoice(p, p) for p in PREPROCESSORS], default="scribble")
     width = AsciiIntegerField("Width", validators=[Optional()])
     height = AsciiIntegerField("Height", validators=[Optional()])
 

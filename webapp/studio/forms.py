@@ -99,7 +99,7 @@ class GenerationForm(FlaskForm):
     # A control image (webapp/controls.py): an upload or a drawn scribble, or one a reused generation stored
     control_image = FileField("Control image (optional)")
     control_from = HiddenField()
-    control = SelectField("Control model", validate_choice=False)
+    control = SelectField("Control", validate_choice=False)  # the control model ("Model" would be ambiguous)
     control_scale = AsciiFloatField("Control scale", validators=[Optional()])
     control_preprocessor = SelectField("Preprocessor", default="", validate_choice=False,
                                        choices=[SelectChoice("", "The control model's own")]

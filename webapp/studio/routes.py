@@ -87,6 +87,9 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
     form.style.choices = [SelectChoice(name, label) for name, label in styles_for(current_user.id)]
     for pick in form.loras:
         pick.form.name.choices = lora_choices(loras)
+    controls = control_info(models)
+    form.control.choices = [SelectChoice("", "The first that fits the model")] + [
+        SelectChoice(name, c["label"]) for name, c in controls.items()]
     model_info = {
         name: {"width": e.default_width, "height": e.default_height, "steps": e.default_steps,
                "guidance": e.default_guidance, "sizes": e.sizes, "min_steps": e.min_steps, "max_steps": e.max_steps,
@@ -100,7 +103,7 @@ def render_studio(form: GenerationForm, status: int = 200, error: str | None = N
                            lora_info=lora_info(loras), capabilities=capability_info(entry),
                            styles=STYLES.values(), recent=board(current_user.id), error=error, start=start_preview(form),
                            hires=hires_offered(entry.sizes), grid_axes=GRID_AXES, grid_error=grid_error,
-                           control_info=control_info(models)), status
+                           control_info=controls), status
 
 
 def capability_info(entry: ModelEntry) -> dict:
