@@ -32,7 +32,10 @@ def test_a_drawn_scribble_steers_the_picture(app, app_env, page, live_server, ma
     page.get_by_label("Steps", exact=True).fill("8")
     page.get_by_label("Seed", exact=True).fill("3")
 
-    # A star in the bottom-right corner of the canvas, drawn with the mouse as a person would.
+    # A star in the bottom-right corner of the canvas, drawn with the mouse as a person would, the canvas scrolled
+    # to the middle of the window (clear of the sticky Create bar) once the board and queue have filled in above it.
+    page.wait_for_load_state("networkidle")
+    page.locator("#control-canvas").evaluate("canvas => canvas.scrollIntoView({block: 'center', behavior: 'instant'})")
     box = page.locator("#control-canvas").bounding_box()
     scale = box["width"] / 64
     points = shape_polygon("star", 46, 46, 10)
