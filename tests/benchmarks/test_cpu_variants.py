@@ -31,7 +31,9 @@ import torch
 from tests.benchmarks.test_precision import cpu_name
 from tests.support import ROOT
 
-pytestmark = pytest.mark.benchmark
+# torch.compile's import and openvino's tracing warn that torch.jit is deprecated; they still work
+pytestmark = [pytest.mark.benchmark, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")]
 
 ROUNDS = int(os.environ.get("EASEL_BENCH_VARIANT_ROUNDS", "2"))
 PROMPTS = int(os.environ.get("EASEL_BENCH_VARIANT_PROMPTS", "6"))
@@ -118,3 +120,51 @@ def test_cpu_variants(tmp_path: Path) -> None:
     for name in ("fp32 OpenVINO", "fp32 torch.compile"):
         if name in results["variants"]:
             assert results["variants"][name]["psnr_vs_fp32_db"] >= 30, results["variants"][name]
+
+
+@pytest.mark.skipif(os.environ.get("EASEL_BENCH_SD15_VARIANTS") != "1",
+                    reason="SD 1.5-size UNet variants: set EASEL_BENCH_SD15_VARIANTS=1 (converts an 860M-parameter UNet)")
+def test_sd15_unet_variants(tmp_path: Path) -> None:
+    """One guided step (batch 2) of an SD 1.5-size random UNet at 128×128: eager fp32 against OpenVINO, alternating."""
+    import openvino as ov
+    from diffusers import UNet2DConditionModel
+
+    from models.openvino_unet import _Traced
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768).eval()  # SD 1.5's blocks
+    inputs = (torch.randn(2, 4, 16, 16), torch.tensor([500.0, 500.0]), torch.randn(2, 77, 768))
+    began = time.perf_counter()
+    with torch.no_grad():
+        model = ov.convert_model(_Traced(unet), example_input=inputs)
+    convert_s = time.perf_counter() - began
+    began = time.perf_counter()
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": 1})
+    compile_s = time.perf_counter() - began
+    request = compiled.create_infer_request()
+
+    def eager() -> torch.Tensor:
+        with torch.no_grad():
+            return unet(*inputs, return_dict=False)[0]
+
+    def openvino() -> torch.Tensor:
+        return torch.from_numpy(request.infer([t.numpy() for t in inputs])[0].copy())
+
+    reference, fast = eager(), openvino()
+    times: dict[str, list[float]] = {"fp32 eager": [], "fp32 OpenVINO": []}
+    for run in range(int(os.environ.get("EASEL_BENCH_VARIANT_ROUNDS", "3"))):
+        for name in (("fp32 eager", "fp32 OpenVINO") if run % 2 else ("fp32 OpenVINO", "fp32 eager")):
+            began = time.perf_counter()
+            (eager if name == "fp32 eager" else openvino)()
+            times[name].append(time.perf_counter() - began)
+    med = {name: statistics.median(values) for name, values in times.items()}
+    results = {"cpu": cpu_name(), "torch_capability": torch.backends.cpu.get_cpu_capability(),
+               "load_average": os.getloadavg(), "convert_s": round(convert_s, 1), "compile_s": round(compile_s, 1),
+               "median_s": {k: round(v, 2) for k, v in med.items()},
+               "speed_vs_fp32_eager": round(med["fp32 eager"] / med["fp32 OpenVINO"], 2),
+               "max_abs_diff": float((reference - fast).abs().max()), "raw_s": times}
+    print("\n" + json.dumps(results, indent=2))
+    if out := os.environ.get("EASEL_BENCH_OUT_SD15"):
+        Path(out).write_text(json.dumps(results, indent=2))
+    assert float((reference - fast).abs().max()) < 1e-2, results
