@@ -24,7 +24,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def picture(pipe) -> np.ndarray:
-    image = pipe("a small red star in the top left, blue background", width=64, height=64, num_inference_steps=4,
+    image = pipe("a small red star in the top left, blue background", width=64, height=64, num_inference_steps=2,
                  guidance_scale=2.0, generator=torch.Generator("cpu").manual_seed(5), output_type="pil").images[0]
     return np.asarray(image)
 
@@ -58,7 +58,7 @@ def test_optimize_converts_the_unet_and_the_worker_uses_it(app, tmp_path: Path, 
         warm.use_unet(openvino=True)
         twin = warm.img2img()  # the image-to-image twin shares the OpenVINO UNet, other sizes and batches too
         assert twin.unet is warm.openvino
-        start = warm.pipe("a blue square", width=128, height=128, num_inference_steps=2, num_images_per_prompt=2,
+        start = warm.pipe("a blue square", width=128, height=128, num_inference_steps=1, num_images_per_prompt=2,
                           generator=torch.Generator("cpu").manual_seed(1)).images
         assert [image.size for image in start] == [(128, 128)] * 2
     assert psnr(fast, reference) >= 40, psnr(fast, reference)
