@@ -178,9 +178,9 @@ class WorkerState:
                 log.info("loaded %s on %s in %s in %.1f s", name, plan.device, loader.precision_of(pipe), seconds)
             prepare(pipe, plan)
             warm = Warm(name, pipe, plan, seconds, base_scheduler=pipe.scheduler)
-            if plan.openvino and name in models:
-                warm.openvino = openvino_unet.for_entry(pipe, models[name], config["INSTANCE_DIR"])
+            if plan.openvino and name in models and getattr(pipe, "unet", None) is not None:
                 warm.torch_unet = pipe.unet
+                warm.openvino = openvino_unet.for_entry(pipe, models[name], config["INSTANCE_DIR"])
         self.models = {held: self.models[held] for held, _ in loader.loaded_models() if held in self.models}
         self.models[name] = warm
         return warm
