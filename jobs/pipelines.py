@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from flask import current_app
 
-from models import loader
+from models import loader, openvino_unet
 from models.capabilities import supported_kwargs
 from models.catalog import CATALOG_PATH, CatalogFile, LoraEntry, ModelEntry
 from models.lora import apply_loras
@@ -50,13 +50,15 @@ class DevicePlan:
 
     device: str
     offload: bool = False  # enable_model_cpu_offload: components visit the GPU one at a time (small GPUs)
-    compile: bool = False  # torch.compile the denoiser (CUDA only; the first job pays the compile)
+    compile: bool = False  # torch.compile the denoiser (the first job pays the compile; CPU: inductor, minutes)
+    openvino: bool = False  # CPU: the UNet through OpenVINO where `flask models optimize` made its IR
     attention_slicing: bool = False  # MPS: less memory per attention at little cost (diffusers' Mac advice)
     cuda: bool = False
 
 
-def plan_for(device: str, offload: bool = False, compile: bool = False) -> DevicePlan:
-    """The set-up for a device: CUDA may offload or compile (not both), MPS slices attention, CPU runs as loaded.
+def plan_for(device: str, offload: bool = False, compile: bool = False, openvino: bool = False) -> DevicePlan:
+    """The set-up for a device: CUDA may offload or compile (not both), MPS slices attention, the CPU may compile
+    or run an OpenVINO UNet (docs/precision.md, *CPU variants*).
 
     The dtype (fp16/bf16 on CUDA, fp16 on MPS, fp32 on CPU) and PyTorch SDPA are the loader's choice.
     """
@@ -65,7 +67,7 @@ def plan_for(device: str, offload: bool = False, compile: bool = False) -> Devic
         return DevicePlan(device=device, offload=offload, compile=compile and not offload, cuda=True)
     if device == "mps":
         return DevicePlan(device=device, attention_slicing=True)
-    return DevicePlan(device=device)
+    return DevicePlan(device=device, compile=compile, openvino=openvino)
 
 
 def vae_modes(plan: DevicePlan, width: int, height: int, num_images: int) -> tuple[bool, bool]:
@@ -93,7 +95,8 @@ def prepare(pipe: DiffusionPipeline, plan: DevicePlan) -> None:
 def _plan() -> DevicePlan:
     config = current_app.config
     device = loader.pick_device(config["EASEL_DEVICE"])
-    return plan_for(device, offload=config["EASEL_OFFLOAD"], compile=config["EASEL_COMPILE"])
+    return plan_for(device, offload=config["EASEL_OFFLOAD"], compile=config["EASEL_COMPILE"],
+                    openvino=config["EASEL_OPENVINO"])
 
 
 @dataclass
@@ -112,6 +115,8 @@ class Warm:
     _previewer: LatentPreviewer | None = field(default=None, repr=False)
     _prompts: PromptEncoder | None = field(default=None, repr=False)
     controls: dict = field(default_factory=dict, repr=False)  # control models and pipelines (jobs/control.py)
+    openvino: Any = field(default=None, repr=False)  # the OpenVINO UNet (models/openvino_unet.py) when in use
+    torch_unet: Any = field(default=None, repr=False)  # the PyTorch UNet beside it, for LoRAs and control models
 
     @property
     def prompts(self) -> PromptEncoder:
@@ -139,6 +144,15 @@ class Warm:
             self._inpaint = editing.inpaint_from(self.pipe)
         self._inpaint.scheduler = self.pipe.scheduler
         return self._inpaint
+
+    def use_unet(self, openvino: bool) -> None:
+        """Run the OpenVINO UNet (when there is one) or the PyTorch one, in the pipeline and its twins."""
+        if self.openvino is None:
+            return
+        unet = self.openvino if openvino else self.torch_unet
+        for pipe in (self.pipe, self._img2img, self._inpaint):
+            if pipe is not None and pipe.unet is not unet:
+                pipe.unet = unet
 
 
 class WorkerState:
@@ -184,6 +198,9 @@ class WorkerState:
                 log.info("loaded %s on %s in %s in %.1f s", name, plan.device, loader.precision_of(pipe), seconds)
             prepare(pipe, plan)
             warm = Warm(name, pipe, plan, seconds, base_scheduler=pipe.scheduler)
+            if plan.openvino and name in models and getattr(pipe, "unet", None) is not None:
+                warm.torch_unet = pipe.unet
+                warm.openvino = openvino_unet.for_entry(pipe, models[name], config["INSTANCE_DIR"])
         self.models = {held: self.models[held] for held, _ in loader.loaded_models() if held in self.models}
         self.models[name] = warm
         return warm
@@ -245,7 +262,10 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
     lead = generations[0]
     STATE.calls += 1
     STATE.generations += len(generations)
+    warm.use_unet(openvino=False)  # LoRAs load into the PyTorch UNet
     used = apply_to(warm, lead.loras)
+    # OpenVINO's UNet takes no LoRA and no ControlNet residuals: those calls run the PyTorch one
+    warm.use_unet(openvino=not used and not lead.controls)
     # each image's own prompt: its wildcard picks (``webapp.prompting``), else the prompt as written
     seen = {generation.id: [model_prompt(prompt_of(generation, index), generation.style, used, generation.user_id)
                             for index in range(generation.num_images)] for generation in generations}

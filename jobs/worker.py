@@ -243,9 +243,16 @@ def precisions(app, serves: list[str]) -> str:
 
     with app.app_context():
         catalog = services.catalog()
+    from models.openvino_unet import find_ir, model_folder
+
     device = pick_device(app.config["EASEL_DEVICE"])
-    return ", ".join(f"{name} ({choose(catalog[name].precision, app.config['EASEL_PRECISION'], device)} on {device})"
-                     for name in serves)
+
+    def openvino(name: str) -> str:  # the UNet through OpenVINO where `flask models optimize` made it
+        on = device == "cpu" and app.config["EASEL_OPENVINO"] and (folder := model_folder(catalog[name])) is not None
+        return ", OpenVINO UNet" if on and find_ir(folder, name, app.config["INSTANCE_DIR"]) else ""
+
+    return ", ".join(f"{name} ({choose(catalog[name].precision, app.config['EASEL_PRECISION'], device)} on {device}"
+                     f"{openvino(name)})" for name in serves)
 
 
 def queue_names(queues: list[str], serves: list[str], requested: bool) -> list[str]:

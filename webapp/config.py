@@ -102,6 +102,8 @@ def model_settings() -> dict:
         "EASEL_MAX_LOADED_MODELS": loaded,
         "EASEL_GPU_HEADROOM_MB": _int("EASEL_GPU_HEADROOM_MB", 6144),
         "EASEL_COMPILE": _bool(os.environ.get("EASEL_COMPILE")),
+        # the CPU runs a model's UNet through OpenVINO where `flask models optimize NAME` made its IR
+        "EASEL_OPENVINO": _bool(os.environ.get("EASEL_OPENVINO"), default=True),
         "EASEL_OFFLOAD": _bool(os.environ.get("EASEL_OFFLOAD")),
     }
 

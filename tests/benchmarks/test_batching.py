@@ -5,7 +5,7 @@ through the real site (HTTP, a real worker process, files, rows), back to back, 
 ``EASEL_BENCH_SECONDS`` (default 30) per setting. The bare pipeline's batch-1 and batch-4 images/s are
 measured in the same run with the worker's torch thread count, so the ratios compare like with like.
 
-Targets at 4 people: batching ≥ 1.35× unbatched, and within 15% of the bare batch-4 rate.
+Targets at 4 people: batching ≥ 1.35× unbatched, and at least 90% of the bare batch-4 rate (issue 28).
 
 Run with ``make benchmark`` or ``pytest tests/benchmarks/test_batching.py -s -o addopts=""``. On a CUDA
 machine ``make benchmark-gpu`` runs it with ``EASEL_DEVICE=cuda EASEL_BENCH_SD15=<folder> EASEL_BENCH_PEOPLE=4,8``:
@@ -145,4 +145,4 @@ def test_batching_throughput(app, live_server, make_user, workers, tmp_path):
             json.dump(results, fh, indent=2)
     if 4 in PEOPLE:
         assert results["speedup_4_people"] >= 1.35, results
-        assert results["batched_4_people"] >= 0.85 * results["bare_batch_4"], results
+        assert results["batched_4_people"] >= 0.90 * results["bare_batch_4"], results

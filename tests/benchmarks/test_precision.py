@@ -11,7 +11,8 @@ so that load from elsewhere hits both alike; medians per image. Targets:
 - the worker's peak resident memory with bf16 ≤ 60% of fp32's.
 
 On a CPU without AVX-512 BF16 or AMX, auto is fp32: the benchmark says so, runs bf16 by name instead
-(slow there, emulated) and asserts nothing about speed.
+(slow there, emulated), checks the memory target (bf16 weights are half the size on any CPU) and reports the
+speed targets as skipped, "not measurable on this CPU (AVX2)", with the ratios it measured.
 
     make benchmark            # with the other benchmarks
     .venv/bin/python -m pytest tests/benchmarks/test_precision.py -s -o addopts="" -p no:cacheprovider
@@ -50,6 +51,13 @@ TINY_PROMPT = "a small red star in the top left, blue background"
 POLL = 0.25  # the progress page polls once a second; a tight loop here would take a core from the worker
 TOKEN_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 TINY = ROOT / "models" / "easel-tiny"
+
+
+def torch_capability() -> str:
+    """PyTorch's name for the vector instructions it uses here (AVX2, AVX512, ...)."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
 
 
 def cpu_name() -> str:
@@ -133,8 +141,9 @@ def test_precision_speed_and_memory(app, live_server, make_user, workers, redis_
     fast = os.environ["EASEL_BENCH_FAST"]
     capability = cpu_bf16_capability()
     if capability is None:
-        print("\nThis CPU has neither AVX-512 BF16 nor AMX (torch.cpu.get_capabilities()): auto is fp32 here. "
-              "Comparing bf16 by name (emulated, expect it slower) with fp32; no speed target applies.")
+        print(f"\nThis CPU ({torch_capability()}) has neither AVX-512 BF16 nor AMX (torch.cpu.get_capabilities()): "
+              "auto is fp32 here. Comparing bf16 by name (emulated, expect it slower) with fp32: the speed targets "
+              "are not measurable on this CPU (reported as skipped), the memory target is checked.")
     app.config.update(MAX_ACTIVE_PER_USER=100, DAILY_IMAGE_QUOTA=10_000)
     make_user("bench@example.com")
     procs = {p: workers.start(models=f"sd15-{p},tiny-{p}", extra_env={"EASEL_MAX_LOADED_MODELS": "2"})
@@ -168,7 +177,7 @@ def test_precision_speed_and_memory(app, live_server, make_user, workers, redis_
     peak = {p: reports[proc.worker_name]["memory"]["peak_rss"] for p, proc in procs.items()}
     med = {key: statistics.median(values) for key, values in times.items()}
     results = {
-        "cpu": cpu_name(), "cpus": os.cpu_count(), "bf16_capability": capability,
+        "cpu": cpu_name(), "cpus": os.cpu_count(), "torch_capability": torch_capability(), "bf16_capability": capability,
         "auto_resolves_to": resolve("auto", "cpu"), "compared": [fast, "fp32"],
         "recorded_precisions": {p: sorted(map(str, v)) for p, v in recorded.items()},
         "sd15": {"size": SIZE, "steps": STEPS, "guidance": GUIDANCE, "pairs": RUNS,
@@ -188,9 +197,13 @@ def test_precision_speed_and_memory(app, live_server, make_user, workers, redis_
     if out := os.environ.get("EASEL_BENCH_OUT"):
         Path(out).write_text(json.dumps(results, indent=2))
     assert recorded == {fast: {resolve(fast, "cpu")}, "fp32": {"fp32"}}, recorded  # each picture says its precision
-    if capability is None:
-        return
-    failed = [name for name, ok in (("sd15 >= 2.0x", results["sd15"]["speedup"] >= 2.0),
-                                    ("tiny >= 1.5x", results["tiny"]["speedup"] >= 1.5),
-                                    ("peak RSS <= 60%", results["peak_rss_ratio"] <= 0.60)) if not ok]
+    targets = [("peak RSS <= 60%", results["peak_rss_ratio"] <= 0.60)]  # memory: the same on any CPU
+    if capability is not None:
+        targets += [("sd15 >= 2.0x", results["sd15"]["speedup"] >= 2.0),
+                    ("tiny >= 1.5x", results["tiny"]["speedup"] >= 1.5)]
+    failed = [name for name, ok in targets if not ok]
     assert not failed, f"targets missed: {failed}; {results}"
+    if capability is None:
+        pytest.skip(f"bf16 speed targets (sd15 >= 2.0x, tiny >= 1.5x) not measurable on this CPU "
+                    f"({torch_capability()}: no AVX-512 BF16 or AMX, bf16 is emulated); measured: sd15 "
+                    f"{results['sd15']['speedup']}x, tiny {results['tiny']['speedup']}x; the memory target was checked")

@@ -227,7 +227,8 @@ def test_out_of_memory_is_explained_and_the_worker_carries_on(app, signed_in, wo
 def test_device_plans() -> None:
     from jobs.pipelines import DevicePlan, plan_for
 
-    assert plan_for("cpu", offload=True, compile=True) == DevicePlan(device="cpu")
+    assert plan_for("cpu", offload=True) == DevicePlan(device="cpu")
+    assert plan_for("cpu", compile=True, openvino=True) == DevicePlan(device="cpu", compile=True, openvino=True)
     assert plan_for("mps") == DevicePlan(device="mps", attention_slicing=True)
     assert plan_for("cuda", compile=True) == DevicePlan(device="cuda", compile=True, cuda=True)
     assert plan_for("cuda:1", offload=True, compile=True) == DevicePlan(device="cuda:1", offload=True, cuda=True)
@@ -318,10 +319,11 @@ def test_model_settings(monkeypatch) -> None:
     from webapp import config
 
     for name in ("EASEL_MAX_LOADED_MODELS", "EASEL_GPU_HEADROOM_MB", "EASEL_COMPILE", "EASEL_OFFLOAD",
-                 "EASEL_PRECISION"):
+                 "EASEL_PRECISION", "EASEL_OPENVINO"):
         monkeypatch.delenv(name, raising=False)
     assert config.model_settings() == {"EASEL_MAX_LOADED_MODELS": 2, "EASEL_GPU_HEADROOM_MB": 6144,
-                                       "EASEL_COMPILE": False, "EASEL_OFFLOAD": False, "EASEL_PRECISION": ""}
+                                       "EASEL_COMPILE": False, "EASEL_OPENVINO": True, "EASEL_OFFLOAD": False,
+                                       "EASEL_PRECISION": ""}
     monkeypatch.setenv("EASEL_MAX_LOADED_MODELS", "0")
     with pytest.raises(config.ConfigError, match="at least 1"):
         config.model_settings()

@@ -1,0 +1,81 @@
+"""``flask models optimize``: the bundled model's UNet converted to OpenVINO once, and a worker's warm model using it.
+
+A copy of easel-tiny (18 MB) in a temporary folder, so the IR is written beside that copy, not in the checkout.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.support import ROOT
+from tests.support.tiny_pipelines import catalog_entry
+
+pytest.importorskip("openvino")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def picture(pipe) -> np.ndarray:
+    image = pipe("a small red star in the top left, blue background", width=64, height=64, num_inference_steps=2,
+                 guidance_scale=2.0, generator=torch.Generator("cpu").manual_seed(5), output_type="pil").images[0]
+    return np.asarray(image)
+
+
+def test_optimize_converts_the_unet_and_the_worker_uses_it(app, tmp_path: Path, fresh_loader) -> None:
+    from jobs import pipelines
+    from models.openvino_unet import OpenVINOUNet, find_ir
+
+    model = shutil.copytree(ROOT / "models" / "easel-tiny", tmp_path / "easel-tiny")
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(catalog_entry("tiny", "sd", model, precision="fp32"), encoding="utf-8")
+    app.config.update(EASEL_CATALOG=str(catalog), EASEL_DEVICE="cpu", EASEL_OPENVINO=True,
+                      INSTANCE_DIR=str(tmp_path / "instance"))
+
+    assert app.test_cli_runner().invoke(args=["models", "optimize", "missing"]).exit_code != 0
+    result = app.test_cli_runner().invoke(args=["models", "optimize", "tiny"])
+    assert result.exit_code == 0, result.output
+    assert "Converted tiny's UNet to OpenVINO" in result.output
+    assert (model / "openvino" / "unet.xml").is_file() and (model / "openvino" / "unet.bin").is_file()
+
+    with app.app_context():
+        state = pipelines.WorkerState()
+        warm = state.warm("tiny")
+        assert isinstance(warm.openvino, OpenVINOUNet) and warm.torch_unet is not warm.openvino
+        warm.use_unet(openvino=True)
+        assert warm.pipe.unet is warm.openvino
+        fast = picture(warm.pipe)
+        warm.use_unet(openvino=False)
+        assert warm.pipe.unet is warm.torch_unet
+        reference = picture(warm.pipe)
+        warm.use_unet(openvino=True)
+        twin = warm.img2img()  # the image-to-image twin shares the OpenVINO UNet, other sizes and batches too
+        assert twin.unet is warm.openvino
+        start = warm.pipe("a blue square", width=128, height=128, num_inference_steps=1, num_images_per_prompt=2,
+                          generator=torch.Generator("cpu").manual_seed(1)).images
+        assert [image.size for image in start] == [(128, 128)] * 2
+    assert psnr(fast, reference) >= 40, psnr(fast, reference)
+
+    # new weights make the IR stale: the worker runs PyTorch until the model is optimized again
+    weights = model / "unet" / "diffusion_pytorch_model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert find_ir(model, "tiny", tmp_path / "instance") is None
+
+
+def test_openvino_setting_and_cpu_compile_in_the_device_plan(monkeypatch) -> None:
+    from jobs.pipelines import plan_for
+    from webapp.config import model_settings
+
+    assert model_settings()["EASEL_OPENVINO"] is True  # on by default: it wins on the CPU (docs/precision.md)
+    monkeypatch.setenv("EASEL_OPENVINO", "0")
+    assert model_settings()["EASEL_OPENVINO"] is False
+    plan = plan_for("cpu", compile=True, openvino=True)
+    assert plan.compile and plan.openvino
+    assert not plan_for("cuda", openvino=True).openvino
