@@ -10,7 +10,6 @@ Every preprocessor takes and returns an RGB picture of the same size; call it at
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -49,6 +48,8 @@ def line_width(size: tuple[int, int]) -> int:
 
 def scribble(image: Image.Image) -> Image.Image:
     """A drawing (dark on light or light on dark) or a photo as white strokes on black."""
+    import cv2  # here, not at import: the web process loads OpenCV only when it preprocesses a control image
+
     rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
     gray = rgb[..., 0]
     border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
@@ -68,6 +69,8 @@ def scribble(image: Image.Image) -> Image.Image:
 
 def canny(image: Image.Image, low: int = 100, high: int = 200) -> Image.Image:
     """OpenCV's Canny edges of the picture (any of its colour channels), white on black."""
+    import cv2
+
     rgb = np.asarray(image.convert("RGB"))
     edges = np.max([cv2.Canny(np.ascontiguousarray(rgb[..., c]), low, high) for c in range(3)], axis=0)
     return Image.fromarray(edges).convert("RGB")

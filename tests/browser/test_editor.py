@@ -47,7 +47,7 @@ def test_paint_a_mask_with_the_mouse_and_see_the_part_repainted(app, page, live_
     page.mouse.up()
     assert "The mask covers" in page.locator("#mask-status").inner_text()
     page.get_by_label("What the painted part should become").fill("a large blue square in the center, green background")
-    page.get_by_label("Strength").fill("1")
+    page.get_by_label("Strength", exact=True).fill("1")
     page.get_by_role("button", name="Repaint the painted part").click()
     page.wait_for_url("**/generations/*")
     page.wait_for_selector("#images img", timeout=120000)

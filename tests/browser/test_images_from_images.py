@@ -26,7 +26,7 @@ def test_upload_watch_and_see_the_lineage(page, live_server, make_user, workers,
     assert "not a PNG, JPEG or WebP" in page.locator("#start-image .invalid-feedback").inner_text()
 
     page.set_input_files("#init_image", str(tmp_path / "start.jpg"))
-    page.get_by_label("Strength").fill("0.5")
+    page.get_by_label("Strength", exact=True).fill("0.5")
     page.get_by_label("Make a timelapse").check()
     page.locator("details").evaluate("details => { details.open = true; }")  # open after the error, else closed
     page.get_by_label("Steps", exact=True).fill("40")

@@ -19,6 +19,8 @@ from email.policy import default as default_policy
 from pathlib import Path
 from types import SimpleNamespace
 
+import requests
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 TEST_CATALOG = Path(os.environ.get("EASEL_TEST_CATALOG", ROOT / "tests" / "catalog.toml"))
 
@@ -383,8 +385,6 @@ def result_token(app, image_id: str, age_seconds: int = 0) -> str:
 
 def http_session(base: str, email: str, pool: int = 20, password: str = "correct horse"):
     """A ``requests`` session signed in through the real form (``pool`` connections), and a CSRF token."""
-    import requests
-
     session = requests.Session()
     session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=pool))
     token = CSRF_RE.search(session.get(f"{base}/auth/login").text)
@@ -426,3 +426,37 @@ def api_token(app, user_id: int, name: str = "script", expires_at=None) -> str:
 def bearer(token: str) -> dict[str, str]:
     """The Authorization header for ``token``."""
     return {"Authorization": f"Bearer {token}"}
+
+
+class HttpClient:
+    """The shape of Flask's test client that ``submit_ok`` and ``wait_status`` use, over real HTTP."""
+
+    def __init__(self, session: requests.Session, base: str, token: str):
+        self.session, self.base, self.token = session, base, token
+
+    def get(self, path: str):
+        return HttpResponse(self.session.get(self.base + path, timeout=30))
+
+    def post(self, path: str, data: dict):
+        return HttpResponse(self.session.post(self.base + path, data=data, allow_redirects=False, timeout=30))
+
+
+class HttpResponse:
+    """A requests answer in the shape of Flask's test response (status, headers as paths, JSON, data)."""
+
+    def __init__(self, response: requests.Response):
+        self.response = response
+        self.status_code = response.status_code
+        self.headers = {k: v.removeprefix(_base_of(response)) for k, v in response.headers.items()}
+
+    def get_json(self):
+        return self.response.json()
+
+    def get_data(self, as_text: bool = False):
+        return self.response.text if as_text else self.response.content
+
+
+def _base_of(response: requests.Response) -> str:
+    """The scheme and host of the request, so a Location header reads as a path."""
+    url = response.request.url
+    return url[: url.index("/", url.index("//") + 2)]

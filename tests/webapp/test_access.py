@@ -1,12 +1,14 @@
 """Per-user access: another user gets 404 on everything of mine; admins may look."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
 from tests.support import Auth, add_generation, audit_entries, csrf_token
 from webapp.extensions import db
-from webapp.tables import Generation, Image
+from webapp.tables import Generation, Image, utcnow
 
 pytestmark = pytest.mark.db
 
@@ -135,14 +137,15 @@ def test_public_image_visible_to_others_hidden_is_not(app, client, make_user, ma
 
 def test_delete_star_publish(app, client, make_user, make_image):
     ada = make_user("ada@example.com")
-    image_id = make_image(ada)
+    # in its last week of retention, the owner is told when it goes and what keeps it
+    image_id = make_image(ada, created_at=utcnow() - timedelta(days=app.config["RETENTION_DAYS"] - 3))
     Auth(client).login()
     token = csrf_token(client, f"/images/{image_id}")
     detail = client.get(f"/images/{image_id}").get_data(as_text=True)
-    assert "star it to keep it" in detail
+    assert "Kept until" in detail and "Star keeps it for good" in detail
     assert client.post(f"/images/{image_id}/star", data={"csrf_token": token}).status_code == 400  # says which state
     assert client.post(f"/images/{image_id}/star", data={"csrf_token": token, "starred": "1"}).status_code == 303
-    assert "for good (starred)" in client.get(f"/images/{image_id}").get_data(as_text=True)
+    assert "Kept until" not in client.get(f"/images/{image_id}").get_data(as_text=True)  # starred: kept for good
     assert client.post(f"/images/{image_id}/publish", data={"csrf_token": token, "public": "1"}).status_code == 303
     assert client.post(f"/images/{image_id}/delete").status_code == 400  # no CSRF token
     with app.app_context():

@@ -13,9 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
-from tests.support import ROOT, free_port, http_session, submit_ok, wait_for, wait_status
-
-from .test_monitoring import _Client
+from tests.support import ROOT, HttpClient, free_port, http_session, submit_ok, wait_for, wait_status
 
 
 def test_each_request_gets_an_id_that_json_logs_carry(app, client):
@@ -93,7 +91,7 @@ def test_a_generation_is_one_trace_from_the_request_to_the_worker(app, app_env, 
     try:
         wait_for(lambda: _answers(base), timeout=60, message="the web server to answer")
         session, token = http_session(base, "ada@example.com")
-        client = _Client(session, base, token)
+        client = HttpClient(session, base, token)
         generation_id = submit_ok(client, steps="2")
         assert wait_status(client, generation_id, {"succeeded", "failed"})["status"] == "succeeded"
 
