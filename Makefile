@@ -10,9 +10,9 @@ PIP := $(VENV)/bin/pip --disable-pip-version-check
 run: $(VENV)/.run-installed
 	exec $(PY) -m webapp.launch
 
-# Three test processes (pytest-xdist): most tests wait on worker processes, Redis or the browser, so three keep
-# a 2-core machine busy; TEST_JOBS=1 runs them one by one, TEST_JOBS=6 suits a bigger machine.
-TEST_JOBS ?= 3
+# Two test processes (pytest-xdist): most tests wait on worker processes, Redis or the browser, so two keep
+# a 2-core machine busy; TEST_JOBS=1 runs them one by one, TEST_JOBS=4 suits a bigger machine.
+TEST_JOBS ?= 2
 
 test: $(VENV)/.dev-installed browser
 	$(PY) -m pytest -n $(TEST_JOBS) --dist worksteal
