@@ -145,7 +145,9 @@ def test_cancel_and_storage_failure_stay_with_their_generation(app, signed_in, w
             assert db.session.scalar(select(func.count()).select_from(Image).where(Image.generation_id == gid)) == count
     assert not [path for path in media.rglob("*") if dropped in str(path)]  # its files were never written
     queue = Queue(model_queue_name("easel-tiny-slow"), connection=redis, serializer=SERIALIZER)
-    assert broken in queue.failed_job_registry.get_job_ids()
+    # RQ files the job as failed just after the worker wrote the row's status
+    wait_for(lambda: broken in queue.failed_job_registry.get_job_ids(), timeout=30,
+             message="RQ's failed registry to list the broken generation")
     assert queue.started_job_registry.get_job_ids() == []
 
 
