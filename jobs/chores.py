@@ -29,6 +29,17 @@ JOB_ENDED = "This generation stopped because part of the site failed while it ra
 # What a running row becomes when its job is over but the row is not final (its own writes failed, e.g. the
 # database was down). Jobs still waiting (queued, scheduled for a retry, deferred) or running are left alone.
 SETTLE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED}
+# RQ's words for a job whose worker died under it (the worker's own handler says the same, if it gets there first).
+WORKER_DIED = ("AbandonedJobError", "Work-horse terminated unexpectedly")
+
+
+def _ended_message(job: Job) -> str:
+    """Why a running row's job ended without it: the worker stopped under it, or another part of the site failed."""
+    from .generate import WORKER_STOPPED  # the one wording, which the worker's failure handler also writes
+
+    result = job.latest_result()
+    text = (result.exc_string or "") if result is not None else ""
+    return WORKER_STOPPED if any(words in text for words in WORKER_DIED) else JOB_ENDED
 WAITING = {JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED}  # the scheduler and the reaper watch these
 
 
@@ -104,7 +115,7 @@ def reconcile_generations(now: datetime | None = None) -> dict[str, int]:
             outcome = lifecycle.resubmit(generation) if generation is not None else None
             done = outcome is not None
         elif row.status == GenerationStatus.RUNNING and job_status in SETTLE:
-            done = lifecycle.fail(row.id, JOB_ENDED, (GenerationStatus.RUNNING,))
+            done = lifecycle.fail(row.id, _ended_message(job), (GenerationStatus.RUNNING,))
             outcome = "failed"
         else:
             continue
