@@ -48,6 +48,14 @@ def create(params: dict):
     return created(generation)
 
 
+def mask_input(params: dict) -> MaskInput | None:
+    """The multipart body's ``mask`` file with its ``mask_blur`` and ``inpaint_area`` (popped), or None."""
+    upload, blur, area = params.pop("mask", None), params.pop("mask_blur", None), params.pop("inpaint_area", None)
+    if upload is None or not upload.filename:
+        return None
+    return MaskInput(decode_mask_input(upload.read(), "mask"), mask_blur=blur, inpaint_area=area)
+
+
 @blp.post("/from-image")
 @multipart_400(blp, GenerationFromImageSchema)
 @blp.response(201, GenerationSchema)
@@ -62,10 +70,7 @@ def create_from_image(params: dict):
         raise ApiError(400, message, errors={"init_image": message})
     parent = viewable_image_or_404(image_id) if image_id else None  # another person's private image: 404
     start = None if parent else decode_start_image(sent.read(), "init_image")
-    upload, blur, area = params.pop("mask"), params.pop("mask_blur"), params.pop("inpaint_area")
-    mask = None
-    if upload is not None and upload.filename:
-        mask = MaskInput(decode_mask_input(upload.read(), "mask"), mask_blur=blur, inpaint_area=area)
+    mask = mask_input(params)
     control = params.pop("control_image", None)
     generation = submit(params, start, mask, parent=parent,
                         controls=v1_controls(params, control.read() if control else None))
@@ -84,10 +89,7 @@ def create_with_control(params: dict):
     if start is None:
         params.pop("strength", None)
         params.pop("resize_mode", None)
-    upload, blur, area = params.pop("mask", None), params.pop("mask_blur", None), params.pop("inpaint_area", None)
-    mask = None
-    if upload is not None and upload.filename:  # refused with a control image, but said so, not dropped
-        mask = MaskInput(decode_mask_input(upload.read(), "mask"), mask_blur=blur, inpaint_area=area)
+    mask = mask_input(params)  # refused with a control image, but said so, not dropped
     controls = v1_controls(params, params.pop("control_image").read())
     generation = submit(params, start, mask, controls=controls)
     return created(generation)
