@@ -8,8 +8,10 @@ runs the compiled IR; the torch UNet stays beside it for what the IR cannot do (
 when ``EASEL_OPENVINO`` is on and the IR is present and made from the model's current weights
 (``jobs/pipelines.py``). Only SD-style UNets (no added conditions: SD 1.x/2.x) are converted.
 
-Measured on a 2-vCPU AVX2 EPYC: easel-tiny's UNet 2.2x as fast as eager PyTorch, same pixels
-(docs/precision.md, *CPU variants*). openvino itself is imported only when a model is converted or compiled.
+The IR computes in the model's precision (fp32, or bf16 where ``auto`` chose it), never in OpenVINO's own
+default. Measured on the 2-vCPU EPYC (docs/precision.md, *CPU variants*): easel-tiny's pipeline 1.6x as fast
+as eager PyTorch in fp32, same pixels, and 2.5x in bf16 on a CPU with AVX-512 BF16. openvino itself is
+imported only when a model is converted or compiled.
 """
 from __future__ import annotations
 
@@ -27,6 +29,10 @@ log = logging.getLogger(__name__)
 FOLDER = "openvino"  # beside the model's components, or instance/openvino/<name>/
 IR_NAME = "unet.xml"
 SOURCE_NAME = "source.json"  # the UNet weights the IR was made from: size and modification time
+
+
+# what the torch UNet's dtype (the model's precision, models/precision.py) asks of OpenVINO's CPU plugin
+INFERENCE_PRECISION = {torch.float32: "f32", torch.bfloat16: "bf16", torch.float16: "f16"}
 
 
 class OptimizeError(ValueError):
@@ -109,9 +115,13 @@ class OpenVINOUNet(torch.nn.Module):
         super().__init__()
         core = ov.Core()
         began = time.perf_counter()
-        self._compiled = core.compile_model(core.read_model(ir), "CPU",
-                                            {"INFERENCE_NUM_THREADS": threads or torch.get_num_threads()})
+        self._compiled = core.compile_model(core.read_model(ir), "CPU", {
+            "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
+            # the model's chosen precision, not OpenVINO's own default (bf16 on a CPU that has it): fp32 stays fp32
+            "INFERENCE_PRECISION_HINT": INFERENCE_PRECISION.get(unet.dtype, "f32")})
         self._request = self._compiled.create_infer_request()
+        # what the plugin computes in: f32, bf16 (or f16), as OpenVINO reports it after compiling
+        self.inference_precision = self._compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         self.compile_seconds = time.perf_counter() - began
         self.config = unet.config
         self.ir = ir
@@ -136,6 +146,22 @@ class OpenVINOUNet(torch.nn.Module):
         from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 
         return UNet2DConditionOutput(sample=result)
+
+
+def optimize(entry: Any, instance_dir: Path | str) -> tuple[Path, float]:
+    """Convert a catalog model's UNet (``flask models optimize NAME``); (the IR's path, seconds taken)."""
+    from models.loader import load_pipeline
+
+    folder = model_folder(entry)
+    if folder is None:
+        raise OptimizeError(f"model {entry.name!r} is not a diffusers folder; `flask models add --convert` makes one")
+    return convert(load_pipeline(entry, device="cpu", dtype=torch.float32), folder, entry.name, instance_dir)
+
+
+def needs_optimizing(entry: Any, instance_dir: Path | str) -> bool:
+    """True for a folder model whose UNet has no current IR yet (none made, or its weights changed since)."""
+    folder = model_folder(entry)
+    return folder is not None and bool(_weights(folder)) and find_ir(folder, entry.name, instance_dir) is None
 
 
 def model_folder(entry: Any) -> Path | None:

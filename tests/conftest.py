@@ -43,6 +43,21 @@ def _postgres_available() -> bool:
 POSTGRES = os.environ.get("EASEL_TEST_SKIP_POSTGRES") != "1" and _postgres_available()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The bundled model as ``make run`` leaves it: its UNet converted to OpenVINO for CPU workers (once).
+
+    ``make run`` converts it before the site starts (``webapp.launch.optimize_default_model``); the workers
+    tests start then run it as a user's workers do. Done once, by the main process (not each xdist worker).
+    """
+    if hasattr(config, "workerinput"):
+        return
+    from webapp import config as settings
+    from webapp.launch import optimize_default_model
+
+    optimize_default_model({**settings.model_settings(), "EASEL_DEVICE": "cpu", "EASEL_MODEL": "easel-tiny",
+                            "EASEL_CATALOG": str(TEST_CATALOG), "INSTANCE_DIR": str(Path(config.rootpath) / "instance")})
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests marked ``db`` run on SQLite and, when it answers, on PostgreSQL too."""
     if "database_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("db"):

@@ -98,20 +98,12 @@ def models_add(path: Path, name: str, convert: bool, config_dir: Path | None, mo
 @click.argument("name")
 def models_optimize(name: str) -> None:
     """Convert a model's UNet to OpenVINO once, for CPU workers (EASEL_OPENVINO; docs/precision.md)."""
-    import torch
-
     from models.catalog import ModelError, get_entry
-    from models.loader import load_pipeline
-    from models.openvino_unet import OptimizeError, convert, model_folder
+    from models.openvino_unet import OptimizeError, optimize
 
     catalog_path = current_app.config.get("EASEL_CATALOG") or None
     try:
-        entry = get_entry(name, catalog_path=catalog_path)
-        folder = model_folder(entry)
-        if folder is None:
-            raise OptimizeError(f"model {name!r} is not a diffusers folder; `flask models add --convert` makes one")
-        pipe = load_pipeline(entry, device="cpu", dtype=torch.float32)
-        ir, seconds = convert(pipe, folder, entry.name, current_app.config["INSTANCE_DIR"])
+        ir, seconds = optimize(get_entry(name, catalog_path=catalog_path), current_app.config["INSTANCE_DIR"])
     except (ModelError, OptimizeError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Converted {name}'s UNet to OpenVINO in {seconds:.1f} s: {ir}; CPU workers use it after a restart "

@@ -54,7 +54,7 @@ def test_cpu_variants(tmp_path: Path) -> None:
     from tests.support.tiny_pipelines import catalog_entry
 
     torch.set_num_threads(1)
-    model = shutil.copytree(ROOT / "models" / "easel-tiny", tmp_path / "easel-tiny")
+    model = shutil.copytree(ROOT / "models" / "easel-tiny", tmp_path / "easel-tiny", ignore=shutil.ignore_patterns("openvino"))
     catalog = tmp_path / "catalog.toml"
     catalog.write_text(catalog_entry("tiny-fp32", "sd", model, precision="fp32")
                        + catalog_entry("tiny-bf16", "sd", model, precision="bf16"), encoding="utf-8")

@@ -31,24 +31,38 @@ def picture(pipe) -> np.ndarray:
 
 def test_optimize_converts_the_unet_and_the_worker_uses_it(app, tmp_path: Path, fresh_loader) -> None:
     from jobs import pipelines
-    from models.openvino_unet import OpenVINOUNet, find_ir
+    from models.catalog import get_entry
+    from models.openvino_unet import OpenVINOUNet, find_ir, needs_optimizing
+    from models.precision import cpu_bf16_capability
+    from webapp.launch import optimize_default_model
 
-    model = shutil.copytree(ROOT / "models" / "easel-tiny", tmp_path / "easel-tiny")
+    model = shutil.copytree(ROOT / "models" / "easel-tiny", tmp_path / "easel-tiny",
+                            ignore=shutil.ignore_patterns("openvino"))  # as a clean clone has it
     catalog = tmp_path / "catalog.toml"
-    catalog.write_text(catalog_entry("tiny", "sd", model, precision="fp32"), encoding="utf-8")
+    catalog.write_text(catalog_entry("tiny", "sd", model, precision="fp32")
+                       + catalog_entry("tiny-bf16", "sd", model, precision="bf16"), encoding="utf-8")
     app.config.update(EASEL_CATALOG=str(catalog), EASEL_DEVICE="cpu", EASEL_OPENVINO=True,
                       INSTANCE_DIR=str(tmp_path / "instance"))
 
     assert app.test_cli_runner().invoke(args=["models", "optimize", "missing"]).exit_code != 0
+    launch = {**app.config, "EASEL_MODEL": "tiny", "EASEL_DEVICE": "cpu"}
+    optimize_default_model({**launch, "EASEL_OPENVINO": False})  # `make run` with OpenVINO off converts nothing
+    optimize_default_model({**launch, "EASEL_DEVICE": "cuda"})  # nor on a GPU
+    assert not (model / "openvino").exists() and needs_optimizing(get_entry("tiny", catalog_path=catalog), "x")
     result = app.test_cli_runner().invoke(args=["models", "optimize", "tiny"])
     assert result.exit_code == 0, result.output
     assert "Converted tiny's UNet to OpenVINO" in result.output
     assert (model / "openvino" / "unet.xml").is_file() and (model / "openvino" / "unet.bin").is_file()
+    made = (model / "openvino" / "unet.xml").stat().st_mtime_ns
+    optimize_default_model(launch)  # `make run` after it: the IR is current, nothing is converted again
+    assert (model / "openvino" / "unet.xml").stat().st_mtime_ns == made
 
     with app.app_context():
         state = pipelines.WorkerState()
         warm = state.warm("tiny")
         assert isinstance(warm.openvino, OpenVINOUNet) and warm.torch_unet is not warm.openvino
+        # fp32 asked, fp32 computed: not OpenVINO's own default (bf16 on a CPU with AVX-512 BF16)
+        assert warm.openvino.inference_precision == "f32"
         warm.use_unet(openvino=True)
         assert warm.pipe.unet is warm.openvino
         fast = picture(warm.pipe)
@@ -62,11 +76,15 @@ def test_optimize_converts_the_unet_and_the_worker_uses_it(app, tmp_path: Path, 
                           generator=torch.Generator("cpu").manual_seed(1)).images
         assert [image.size for image in start] == [(128, 128)] * 2
     assert psnr(fast, reference) >= 40, psnr(fast, reference)
+    if cpu_bf16_capability() is not None:  # bf16 asked (auto's choice on such a CPU): the IR computes in bf16
+        with app.app_context():
+            assert pipelines.WorkerState().warm("tiny-bf16").openvino.inference_precision == "bf16"
 
-    # new weights make the IR stale: the worker runs PyTorch until the model is optimized again
+    # new weights make the IR stale: the worker runs PyTorch until the model is optimized again (or make run)
     weights = model / "unet" / "diffusion_pytorch_model.safetensors"
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
     assert find_ir(model, "tiny", tmp_path / "instance") is None
+    assert needs_optimizing(get_entry("tiny", catalog_path=catalog), tmp_path / "instance")
 
 
 def test_openvino_setting_and_cpu_compile_in_the_device_plan(monkeypatch) -> None:
