@@ -27,7 +27,7 @@ from ..extensions import db
 from ..generation_rules import STYLE_UNKNOWN
 from ..generations import cancel_generation, generation_state
 from ..groups.limits import allowance, visible
-from ..prompting.styles import SEPARATOR, style_exists
+from ..prompting.styles import SEPARATOR, style_exists, style_names
 from ..prompting.wildcards import VARIANTS
 from ..services import default_model as default_model_name
 from ..tables import ACTIVE_STATUSES, STYLE_MAX, Generation, GenerationStatus
@@ -141,6 +141,7 @@ def txt2img_response(generation: Generation, body: dict) -> dict:
         "width": params["width"], "height": params["height"], "steps": params["steps"],
         "cfg_scale": params["guidance"], "batch_size": params["num_images"], "sd_model_name": params["model"],
         "sampler_name": services.catalog()[params["model"]].scheduler or "default",
+        "styles": [name for name in style_names(params["style"]) if name != "none"],
         "infotexts": [_infotext(stored[image["id"]]) for image in shown],
         "job_timestamp": generation.created_at.strftime("%Y%m%d%H%M%S"), "easel_generation_id": state["id"],
     }

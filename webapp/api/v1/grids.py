@@ -102,6 +102,7 @@ def grid_dict(grid: Grid) -> dict:
 @arguments_400(blp, GridCreateSchema)
 @blp.response(202, GridSchema)
 @blp.alt_response(400, response="BAD_REQUEST")
+@blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def create(params: dict):
     """Start a grid: every cell an ordinary generation, checked whole first (the rules, ``MAX_GRID_CELLS``, the
