@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
 from ..extensions import db
 from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus, GridCell, Group, GroupMember, Source, utcnow
@@ -143,9 +143,8 @@ def requests_count(user_id: int, statuses) -> int:
     """The person's requests with a generation in one of ``statuses``: a generation on its own counts one, a
     grid counts one however many of its cells are there (its cells count as images, against the daily limits)."""
     mine = (Generation.user_id == user_id, Generation.status.in_(list(statuses)))
-    cells = select(GridCell.generation_id)
-    alone = db.session.scalar(select(func.count()).select_from(Generation).where(
-        *mine, Generation.id.notin_(cells))) or 0
+    in_a_grid = exists().where(GridCell.generation_id == Generation.id)  # the cell's primary key answers
+    alone = db.session.scalar(select(func.count()).select_from(Generation).where(*mine, ~in_a_grid)) or 0
     grids = db.session.scalar(select(func.count(func.distinct(GridCell.grid_id))).select_from(GridCell).join(
         Generation, Generation.id == GridCell.generation_id).where(*mine)) or 0
     return alone + grids

@@ -32,8 +32,9 @@ def ada(app, make_user):
     return user_id, api_token(app, user_id)
 
 
-def test_a_grid_is_one_request_of_all_its_cells_images(app, client, ada, make_user, redis_url):
-    _, token = ada
+@pytest.mark.db
+def test_a_grid_is_one_request_of_all_its_cells_images(app, client, ada, make_user, make_image, redis_url):
+    ada_id, token = ada
     auth = bearer(token)
     assert app.config["MAX_QUEUED_PER_USER"] == 10 and app.config["MAX_GRID_CELLS"] == 36  # the defaults
     app.config["DAILY_IMAGE_QUOTA"] = 14
@@ -63,7 +64,8 @@ def test_a_grid_is_one_request_of_all_its_cells_images(app, client, ada, make_us
     state = client.get(f"/api/v1/grids/{grid['id']}", headers=auth).get_json()
     assert [c["generation_id"] for c in state["cells"]] == [c["generation_id"] for c in grid["cells"]]
     assert state["settings"]["axes"][1]["values"] == [2.0, 4.0, 6.0]
-    bob = bearer(api_token(app, make_user("bob@example.com")))
+    bob_id = make_user("bob@example.com")
+    bob = bearer(api_token(app, bob_id))
     assert client.get(f"/api/v1/grids/{grid['id']}", headers=bob).status_code == 404
     assert client.get(f"/api/v1/grids/{grid['id']}").status_code == 401
 
@@ -78,6 +80,17 @@ def test_a_grid_is_one_request_of_all_its_cells_images(app, client, ada, make_us
     assert full.status_code == 429 and "2 generations waiting" in full.get_json()["detail"]
     assert client.post("/api/v1/generations", json={"prompt": "a sky", "steps": 3}, headers=auth).status_code == 429
     assert count(app, Generation) == 13 and queued_jobs(redis_url) == 13
+
+    # a strength axis from an image of the gallery; another person's private image is 404
+    app.config["MAX_QUEUED_PER_USER"] = 10
+    strength = {**small, "steps": 10, "axes": [{"type": "strength", "values": "0.3, 0.7"}]}
+    others = client.post("/api/v1/grids", json={**strength, "init_image_id": make_image(bob_id)}, headers=auth)
+    assert others.status_code == 404 and queued_jobs(redis_url) == 13
+    started = client.post("/api/v1/grids", json={**strength, "init_image_id": make_image(ada_id)}, headers=auth)
+    assert started.status_code == 202, started.get_json()
+    with app.app_context():
+        cells = [db.session.get(Generation, c["generation_id"]) for c in started.get_json()["cells"]]
+        assert [(c.strength, c.source) for c in cells] == [(0.3, "image"), (0.7, "image")]
 
     document = client.get("/api/v1/openapi.json").get_json()
     assert {"/api/v1/grids", "/api/v1/grids/{grid_id}"} <= set(document["paths"])
