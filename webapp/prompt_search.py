@@ -42,7 +42,9 @@ POSTGRESQL_CREATE = ("CREATE INDEX IF NOT EXISTS ix_generations_prompt_search ON
 # Each image's own prompt (``generation_prompts.prompts``, a JSON list: wildcard picks and variants) is searched
 # too. JSON keeps non-ASCII letters as ``\u`` escapes, so SQLite's index holds its own copy of the decoded text
 # (``json_each``), one row per generation_prompts row (same rowid; ``generation_id`` is what searches read);
-# PostgreSQL indexes the JSON's strings (``to_tsvector(regconfig, json)``).
+# PostgreSQL indexes the JSON's strings (``to_tsvector(regconfig, json)``). A migration that rebuilds
+# ``generation_prompts`` on SQLite (rowids renumbered) must refill ``generation_prompts_fts`` after it, as
+# c9e4b2a7d1f3's last statement does: ``rebuild_table`` refills only external-content indexes.
 PICKS_FTS_TABLE = "generation_prompts_fts"
 PICKS_GIN_INDEX = "ix_generation_prompts_search"
 SQLITE_PICKS_CREATE = [
