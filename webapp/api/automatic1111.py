@@ -24,15 +24,22 @@ from ..derived_images import upscale_upload, upscaler_menu
 from ..editing import A1111_FILLS, DEFAULT_MASK_BLUR, DEFAULT_PADDING, MaskInput
 from ..errors import register_api_errors
 from ..extensions import db
-from ..generation_rules import STYLE_UNKNOWN
 from ..generations import cancel_generation, generation_state
 from ..groups.limits import allowance, visible
-from ..prompting.styles import SEPARATOR, style_exists, style_names
-from ..prompting.wildcards import VARIANTS
+from ..prompting.styles import style_names
 from ..services import default_model as default_model_name
-from ..tables import ACTIVE_STATUSES, STYLE_MAX, Generation, GenerationStatus
+from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus
 from . import a1111_controlnet
-from .a1111_fields import base64_bytes, decode_image, number, read_body, read_png_text, whole_number
+from .a1111_fields import (
+    a1111_style,
+    a1111_variants,
+    base64_bytes,
+    decode_image,
+    number,
+    read_body,
+    read_png_text,
+    whole_number,
+)
 from .a1111_grids import is_xyz_plot, xyz_plot
 from .control_input import a1111_controls
 from .extra_networks import lora_tags, refuse_tags_in_negative_prompt
@@ -85,39 +92,6 @@ def txt2img_params(body: dict) -> dict:
         "num_images": (whole_number(body, "batch_size", 1) or 1) * (whole_number(body, "n_iter", 1) or 1),
         "variants": a1111_variants(body),
     }
-
-
-def a1111_variants(body: dict) -> str | None:
-    """Easel's extra field ``variants``: ``all`` makes one image per combination of the prompt's ``{a|b}`` and
-    ``__list__`` choices (batch_size and n_iter are then ignored); ``random`` (the default) picks by seed."""
-    variants = body.get("variants")
-    if variants is not None and variants not in VARIANTS:
-        raise ApiError(422, "variants is random (each image picks from its seed) or all (one image per combination).",
-                       errors={"variants": "Use random or all."})
-    return variants
-
-
-def a1111_style(body: dict) -> str | None:
-    """A1111's ``styles`` list as Easel's ``style``: one name, or several joined by ``,`` and applied in order
-    (``webapp.prompting.styles.apply_style``); None: none asked.
-
-    Raises:
-        ApiError: 422 naming a style that does not exist for the person, or a list too long to keep.
-    """
-    styles = body.get("styles")
-    if styles in (None, []):
-        return None
-    if not isinstance(styles, list) or not all(isinstance(name, str) and name for name in styles):
-        raise ApiError(422, "styles must be a list of style names.", errors={"styles": "A list of style names."})
-    for name in styles:
-        if SEPARATOR in name or not style_exists(name, current_user.id):
-            raise ApiError(422, f"There is no style “{name[:60]}”. {STYLE_UNKNOWN}",
-                           errors={"styles": f"No style “{name[:60]}”."})
-    joined = SEPARATOR.join(styles)
-    if len(joined) > STYLE_MAX:
-        raise ApiError(422, f"Too many styles: their names may take {STYLE_MAX} characters together.",
-                       errors={"styles": "Too many styles."})
-    return joined
 
 
 def _infotext(png: bytes) -> str:
