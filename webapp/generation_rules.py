@@ -133,9 +133,14 @@ def seed_problem(seed: int | None) -> str | None:
 
 
 def style_problem(style: str | None) -> str | None:
-    """One of the style presets (None: the default, ``none``); an empty name is not one."""
-    if style is not None and style not in STYLES and not _saved_style(style):
-        return STYLE_UNKNOWN
+    """One of the style presets or a saved style (None: the default, ``none``), or several joined by ``,`` (each
+    must be one; the message names the first that is not); an empty name is not one."""
+    if style is None:
+        return None
+    names = style.split(",") if isinstance(style, str) and "," in style else [style]
+    for name in names:
+        if name not in STYLES and not _saved_style(name):
+            return STYLE_UNKNOWN if len(names) == 1 else f"There is no style “{str(name)[:40]}”. {STYLE_UNKNOWN}"
     return None
 
 

@@ -18,7 +18,7 @@ from . import lifecycle, progress, safety, services
 from .drawable import drawing_hint
 from .editing import EditRequest, save_mask
 from .extensions import db
-from .groups.limits import allowance, choices_refusal, limits_refusal
+from .groups.limits import allowance, choices_refusal, limits_refusal, requests_count
 from .moderation.blocked_terms import find_blocked_term
 from .moderation.prompt_classifier import ClassifierChoice, classifier_refusal, site_choice
 from .prompting.picks import image_prompts, prompt_of
@@ -94,25 +94,26 @@ def lock_user(user_id: int) -> None:
         db.session.execute(select(User.id).where(User.id == user_id).with_for_update())
 
 
-def check_limits(user: User, num_images: int) -> None:
-    """Refuse a new generation past ``MAX_QUEUED_PER_USER`` waiting ones or the daily image quota (call under
-    ``lock_user``).
+def check_limits(user: User, num_images: int, new_request: bool = True) -> None:
+    """Refuse a new request past ``MAX_QUEUED_PER_USER`` waiting ones or the daily image quota (call under
+    ``lock_user``). A grid is one request of all its cells' images (``webapp.grids.start``): its cells are then
+    made with ``new_request`` False, so only their images are counted again.
 
     Waiting and running are limited apart: at most ``MAX_ACTIVE_PER_USER`` of a person's generations run at once
     (a worker's pipeline call takes no more of them; see ``jobs.batching``), the rest wait in the fair queue, where
     they delay nobody else's turn, up to ``MAX_QUEUED_PER_USER`` of them. A person's groups may set their own
     limits instead (webapp/groups/limits.py); the refusal then names the group.
     """
-    refusal, replaced = limits_refusal(user.id, num_images)
+    refusal, replaced = limits_refusal(user.id, num_images, new_request)
     if refusal is not None:
         raise GenerationRefused(refusal.message, status=refusal.status, retry_after=refusal.retry_after)
-    waiting = db.session.scalar(select(func.count()).select_from(Generation).where(
-        Generation.user_id == user.id, Generation.status == GenerationStatus.QUEUED))
+    waiting = requests_count(user.id, (GenerationStatus.QUEUED,)) if new_request else 0
     limit = current_app.config["MAX_QUEUED_PER_USER"]
     if "max_queued" not in replaced and waiting >= limit:
         raise GenerationRefused(
             f"You already have {waiting} generation{'s' if waiting != 1 else ''} waiting in the queue "
-            f"(the limit is {limit}). Wait for one to start, or cancel one.", retry_after=ACTIVE_RETRY_SECONDS)
+            f"(the limit is {limit}). Wait for one to start, or cancel one.",
+            retry_after=ACTIVE_RETRY_SECONDS)
     quota = current_app.config["DAILY_IMAGE_QUOTA"]
     since = utcnow() - timedelta(days=1)
     counted = (Generation.user_id == user.id, Generation.created_at >= since,
@@ -160,7 +161,8 @@ def _store_upload(user: User, picture: PILImage.Image, params: dict, verdict: sa
 
 
 def create_generation(user: User, params: dict, job_timeout: int, upload: PILImage.Image | None = None,
-                      edit: EditRequest | None = None, controls: list | None = None) -> Generation:
+                      edit: EditRequest | None = None, controls: list | None = None,
+                      grid_cell: bool = False) -> Generation:
     """Insert the row, then enqueue its job (id = row id).
 
     Args:
@@ -170,6 +172,7 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
         upload: a decoded starting image to store with the row (only once every check has passed).
         edit: a mask (at the generation's size) and its settings, stored with the row (``webapp.editing``).
         controls: checked control images (``webapp.controls.prepare``), stored with the row likewise.
+        grid_cell: a cell of a grid whose request the caller already counted (``check_limits``).
 
     Raises:
         GenerationRefused: banned, over a limit, or the queue is down (the row is then marked failed).
@@ -192,7 +195,7 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
     # all see room for one more (check-then-insert), however many arrive at once.
     lock_user(user.id)
     try:
-        check_limits(user, params["num_images"])
+        check_limits(user, params["num_images"], new_request=not grid_cell)
     except GenerationRefused:
         db.session.rollback()
         raise

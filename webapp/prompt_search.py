@@ -18,7 +18,8 @@ _WORD = re.compile(r"[^\W_]+")  # what both tokenizers (FTS5 unicode61, PostgreS
 
 FTS_TABLE = "generations_fts"
 # FTS5 keeps its index in these shadow tables; the schema comparison must not mistake them for strays.
-FTS_SHADOW_TABLES = frozenset({FTS_TABLE} | {f"{FTS_TABLE}_{part}" for part in ("data", "idx", "docsize", "config")})
+FTS_SHADOW_TABLES = frozenset({name for table in (FTS_TABLE, "generation_prompts_fts") for name in (
+    table, *(f"{table}_{part}" for part in ("data", "idx", "docsize", "config", "content")))})
 GIN_INDEX = "ix_generations_prompt_search"
 
 # External content: FTS5 stores only its index and reads prompts from ``generations`` by rowid.
@@ -38,6 +39,31 @@ SQLITE_DROP = "DROP TABLE IF EXISTS generations_fts"  # its triggers go with ``g
 POSTGRESQL_CREATE = ("CREATE INDEX IF NOT EXISTS ix_generations_prompt_search ON generations "
                      "USING gin (to_tsvector('simple', prompt))")
 
+# Each image's own prompt (``generation_prompts.prompts``, a JSON list: wildcard picks and variants) is searched
+# too. JSON keeps non-ASCII letters as ``\u`` escapes, so SQLite's index holds its own copy of the decoded text
+# (``json_each``), one row per generation_prompts row (same rowid; ``generation_id`` is what searches read);
+# PostgreSQL indexes the JSON's strings (``to_tsvector(regconfig, json)``). A migration that rebuilds
+# ``generation_prompts`` on SQLite (rowids renumbered) must refill ``generation_prompts_fts`` after it, as
+# c9e4b2a7d1f3's last statement does: ``rebuild_table`` refills only external-content indexes.
+PICKS_FTS_TABLE = "generation_prompts_fts"
+PICKS_GIN_INDEX = "ix_generation_prompts_search"
+SQLITE_PICKS_CREATE = [
+    "CREATE VIRTUAL TABLE generation_prompts_fts USING fts5(prompts, generation_id UNINDEXED, "
+    "tokenize='unicode61 remove_diacritics 0')",
+    "CREATE TRIGGER generation_prompts_fts_insert AFTER INSERT ON generation_prompts BEGIN "
+    "INSERT INTO generation_prompts_fts(rowid, prompts, generation_id) VALUES (new.rowid, "
+    "(SELECT group_concat(value, ' ') FROM json_each(new.prompts)), new.generation_id); END",
+    "CREATE TRIGGER generation_prompts_fts_delete AFTER DELETE ON generation_prompts BEGIN "
+    "DELETE FROM generation_prompts_fts WHERE rowid = old.rowid; END",
+    "CREATE TRIGGER generation_prompts_fts_update AFTER UPDATE OF prompts ON generation_prompts BEGIN "
+    "DELETE FROM generation_prompts_fts WHERE rowid = old.rowid; "
+    "INSERT INTO generation_prompts_fts(rowid, prompts, generation_id) VALUES (new.rowid, "
+    "(SELECT group_concat(value, ' ') FROM json_each(new.prompts)), new.generation_id); END",
+]
+SQLITE_PICKS_DROP = "DROP TABLE IF EXISTS generation_prompts_fts"
+POSTGRESQL_PICKS_CREATE = ("CREATE INDEX IF NOT EXISTS ix_generation_prompts_search ON generation_prompts "
+                           "USING gin (to_tsvector('simple', prompts))")
+
 
 def add_prompt_index(generations: Table) -> None:
     """Create (and drop) the full-text index objects together with the ``generations`` table."""
@@ -47,12 +73,32 @@ def add_prompt_index(generations: Table) -> None:
     event.listen(generations, "before_drop", DDL(SQLITE_DROP).execute_if(dialect="sqlite"))
 
 
+def add_picks_index(generation_prompts: Table) -> None:
+    """Create (and drop) the full-text index of each image's own prompt together with ``generation_prompts``."""
+    for statement in SQLITE_PICKS_CREATE:
+        event.listen(generation_prompts, "after_create", DDL(statement).execute_if(dialect="sqlite"))
+    event.listen(generation_prompts, "after_create", DDL(POSTGRESQL_PICKS_CREATE).execute_if(dialect="postgresql"))
+    event.listen(generation_prompts, "before_drop", DDL(SQLITE_PICKS_DROP).execute_if(dialect="sqlite"))
+
+
+PG_MATCH = "to_tsvector('simple', generations.prompt) @@ to_tsquery('simple', :prompt_query)"
+# one IN over a UNION, not an OR: PostgreSQL then uses both GIN indexes
+PG_PICKS_MATCH = ("generations.id IN (SELECT matched.id FROM generations AS matched WHERE to_tsvector('simple', "
+                  "matched.prompt) @@ to_tsquery('simple', :prompt_query) UNION SELECT generation_id FROM "
+                  "generation_prompts WHERE to_tsvector('simple', generation_prompts.prompts) "
+                  "@@ to_tsquery('simple', :prompt_query))")
+SQLITE_MATCH = "generations.rowid IN (SELECT rowid FROM generations_fts WHERE generations_fts MATCH :prompt_query)"
+SQLITE_PICKS_MATCH = ("(generations.rowid IN (SELECT rowid FROM generations_fts WHERE generations_fts MATCH :prompt_query) "
+                      "OR generations.id IN (SELECT generation_id FROM generation_prompts_fts "
+                      "WHERE generation_prompts_fts MATCH :prompt_query))")
+
+
 def include_name(name: str | None, type_: str, parent_names: dict) -> bool:
     """Alembic's filter: leave the full-text index objects out of the schema comparison."""
     if type_ == "table":
         return name not in FTS_SHADOW_TABLES
     if type_ == "index":
-        return name != GIN_INDEX
+        return name not in (GIN_INDEX, PICKS_GIN_INDEX)
     return True
 
 
@@ -61,12 +107,14 @@ def search_terms(query: str) -> list[str]:
     return [word[:MAX_TERM_LENGTH] for word in _WORD.findall(query.lower())][:MAX_TERMS]
 
 
-def prompt_filter(query: str, dialect: str) -> TextClause | None:
-    """A WHERE clause on ``generations``: the prompt has every word, the last one as a prefix.
+def prompt_filter(query: str, dialect: str, picks: bool = True) -> TextClause | None:
+    """A WHERE clause on ``generations``: the prompt has every word, the last one as a prefix; or (``picks``) one
+    of its images' own prompts has them (the words a wildcard or a variant put in: ``generation_prompts``).
 
     Args:
         query: what the person typed; any character is safe (only words reach the database, as a bound value).
         dialect: ``sqlite`` or ``postgresql``.
+        picks: search the images' own prompts too (False: only ``generations.prompt``, as before c9e4b2a7d1f3).
 
     Returns:
         The clause, or None when the query has no words (no filtering).
@@ -75,12 +123,12 @@ def prompt_filter(query: str, dialect: str) -> TextClause | None:
     if not terms:
         return None
     if dialect == "postgresql":
-        # Same expression as the GIN index, so the planner uses it.
+        # Same expressions as the GIN indexes, so the planner uses them.
         expression = " & ".join(f"'{term}'" for term in terms) + ":*"
-        clause = text("to_tsvector('simple', generations.prompt) @@ to_tsquery('simple', :prompt_query)")
+        sql = PG_PICKS_MATCH if picks else PG_MATCH
     elif dialect == "sqlite":
         expression = " ".join(f'"{term}"' for term in terms) + "*"
-        clause = text("generations.rowid IN (SELECT rowid FROM generations_fts WHERE generations_fts MATCH :prompt_query)")
+        sql = SQLITE_PICKS_MATCH if picks else SQLITE_MATCH
     else:
         raise ValueError(f"prompt search supports sqlite and postgresql, not {dialect}")
-    return clause.bindparams(prompt_query=expression)
+    return text(sql).bindparams(prompt_query=expression)

@@ -47,5 +47,6 @@ def pixelate(image: PILImage.Image, cell: int | None = None, colors: int = 16) -
 
 def postprocess(image: PILImage.Image, style: str) -> PILImage.Image:
     """Apply the preset's after-generation step, if it has one."""
-    preset = STYLES.get(style)  # a saved style (webapp/prompting/styles.py) has no after-generation step
-    return pixelate(image) if preset is not None and preset.pixelate else image
+    # a saved style (webapp/prompting/styles.py) has no after-generation step; several styles are joined by ","
+    presets = [STYLES.get(name) for name in (style or "").split(",")]
+    return pixelate(image) if any(preset is not None and preset.pixelate for preset in presets) else image

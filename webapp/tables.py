@@ -13,12 +13,15 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .config import PASSWORD_METHOD
 from .extensions import db
-from .prompt_search import add_prompt_index
+from .prompt_search import add_picks_index, add_prompt_index
 
 
 def utcnow() -> datetime:
     """Naive UTC now: stored the same way on SQLite and PostgreSQL."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+STYLE_MAX = 200  # characters of Generation.style
 
 
 def new_id() -> str:
@@ -152,7 +155,8 @@ class Generation(db.Model):
     # The text the model saw: the prompt with the LoRAs' trigger words and the style's modifiers (set when it runs)
     model_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
     negative_prompt: Mapped[str] = mapped_column(Text, default="")
-    style: Mapped[str] = mapped_column(String(32), default="none")
+    # a style's name, or several joined by "," (A1111's styles list, applied in order: webapp/prompting/styles.py)
+    style: Mapped[str] = mapped_column(String(STYLE_MAX), default="none")
     model: Mapped[str] = mapped_column(String(64))
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
@@ -517,6 +521,9 @@ class GenerationPrompts(db.Model):
     # loaded with its generation (one LEFT JOIN), so a gallery page asks no extra query per picture
     generation: Mapped[Generation] = relationship(backref=backref(
         "prompt_picks", uselist=False, cascade="all, delete-orphan", passive_deletes=True, lazy="joined"))
+
+
+add_picks_index(GenerationPrompts.__table__)  # gallery search finds the words each image's prompt was made of
 
 
 class Grid(db.Model):

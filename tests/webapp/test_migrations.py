@@ -48,11 +48,27 @@ def assert_prompt_search_objects(conn) -> None:
         assert "USING gin (to_tsvector('simple'::regconfig, prompt))" in found[prompt_search.GIN_INDEX]
 
 
-def found_prompts(conn, words: str) -> list[str]:
-    """The prompts that the app's own search filter finds."""
+SEARCHES_PICKS_SINCE = "c9e4b2a7d1f3"  # the images' own prompts (generation_prompts) are searched too
+
+
+def found_prompts(conn, words: str, picks: bool = True) -> list[str]:
+    """The prompts that the app's own search filter finds (``picks`` False: before the images' own prompts were)."""
     generations = table("generations", column("prompt"))
-    query = select(generations.c.prompt).where(prompt_search.prompt_filter(words, conn.dialect.name))
+    query = select(generations.c.prompt).where(prompt_search.prompt_filter(words, conn.dialect.name, picks))
     return list(conn.scalars(query))
+
+
+def assert_picks_search_objects(conn) -> None:
+    """The index of the images' own prompts, as ``webapp.prompt_search`` declares it."""
+    if conn.dialect.name == "sqlite":
+        rows = conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE name = ? OR "
+                                    "(type = 'trigger' AND tbl_name = 'generation_prompts')",
+                                    (prompt_search.PICKS_FTS_TABLE,))
+        assert sorted(sql for _, sql in rows) == sorted(prompt_search.SQLITE_PICKS_CREATE)
+    else:
+        rows = conn.exec_driver_sql("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
+                                    (prompt_search.PICKS_GIN_INDEX,))
+        assert "USING gin (to_tsvector('simple'::regconfig, prompts))" in rows.scalar_one()
 
 
 @pytest.mark.db
@@ -64,6 +80,7 @@ def test_the_migrated_database_is_the_models_schema_with_prompt_search(app):
                                                          "compare_type": True, "compare_server_default": True})
         assert compare_metadata(context, db.metadata) == []  # tables, columns, types, defaults, indexes, keys
         assert_prompt_search_objects(conn)  # what the comparison leaves out
+        assert_picks_search_objects(conn)
 
 
 @pytest.mark.db
@@ -89,6 +106,7 @@ def test_every_migration_keeps_prompt_search_working(app_env, empty_database, mo
             "false, false, false, :at)"), row)
 
     def check(revision: str, searchable: bool = True) -> None:
+        picks = REVISIONS.index(revision) >= REVISIONS.index(SEARCHES_PICKS_SINCE)
         with db.engine.connect() as conn:
             for name in ("users", "generations", "images"):  # a rebuild drops a table: nothing may go with it
                 count = conn.scalar(select(func.count()).select_from(table(name)))
@@ -96,7 +114,7 @@ def test_every_migration_keeps_prompt_search_working(app_env, empty_database, mo
             if not searchable:
                 return
             for word, prompt in prompts.items():
-                assert found_prompts(conn, word) == [prompt], f"{word!r} is not found at {revision}"
+                assert found_prompts(conn, word, picks) == [prompt], f"{word!r} is not found at {revision}"
             assert_prompt_search_objects(conn)
 
     with flask_app.app_context():

@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 from webapp.extensions import db
 from webapp.gallery.search import GalleryFilters, gallery_query
 from webapp.prompt_search import prompt_filter, search_terms
-from webapp.tables import Generation, Image
+from webapp.tables import Generation, GenerationPrompts, Image
 
 pytestmark = pytest.mark.db
 
@@ -86,6 +86,32 @@ def test_the_index_follows_new_changed_and_deleted_prompts(app, gallery, make_im
     assert found(app, gallery, "violet") == set()
 
 
+def test_the_words_an_image_was_made_from_are_found(app, gallery, make_image):
+    """Words that came from a wildcard list or a {a|b} pick (generation_prompts) are found, accents kept, and the
+    index follows a change and a delete; another person's picks stay theirs."""
+    extra = make_image(gallery["user"], prompt="a __animal__ by the sea")
+    gallery["ids"]["picked"] = extra
+    with app.app_context():
+        generation_id = db.session.get(Image, extra).generation_id
+        db.session.add(GenerationPrompts(generation_id=generation_id, prompts=["a narwhal by the sea",
+                                                                                "a pelican by the sea, café"]))
+        db.session.commit()
+    assert found(app, gallery, "narwhal") == {"picked"}
+    assert found(app, gallery, "pelican sea") == {"picked"}  # a template's word and a pick's together
+    assert found(app, gallery, "café") == {"picked"} and found(app, gallery, "caf") == {"picked"}
+    assert found(app, gallery, "u00e9") == set()  # the JSON's escapes are not words
+    assert found(app, gallery, "animal") == {"picked"}  # the template is still searched
+    with app.app_context():
+        db.session.execute(update(GenerationPrompts).where(GenerationPrompts.generation_id == generation_id)
+                           .values(prompts=["a walrus by the sea"]))
+        db.session.commit()
+    assert found(app, gallery, "narwhal") == set() and found(app, gallery, "walrus") == {"picked"}
+    with app.app_context():
+        db.session.delete(db.session.get(Generation, generation_id))
+        db.session.commit()
+    assert found(app, gallery, "walrus") == set()
+
+
 def test_terms_are_words_only():
     assert search_terms('Red "circle" AND:* *blue* naïve_x') == ["red", "circle", "and", "blue", "naïve", "x"]
     assert len(search_terms(" ".join(f"w{n}" for n in range(30)))) == 8
@@ -102,11 +128,11 @@ def test_search_uses_the_index(app, gallery):
         if dialect == "postgresql":
             connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a tiny table is otherwise scanned anyway
             plan = "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {sql}"))
-            assert "ix_generations_prompt_search" in plan, plan
+            assert "ix_generations_prompt_search" in plan and "ix_generation_prompts_search" in plan, plan
         else:
             rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}").all()
             plan = "\n".join(row[-1] for row in rows)
-            assert "generations_fts VIRTUAL TABLE" in plan, plan
+            assert "generations_fts VIRTUAL TABLE" in plan and "generation_prompts_fts VIRTUAL TABLE" in plan, plan
         db.session.rollback()
     assert prompt_filter("", "sqlite") is None
     assert prompt_filter("", "postgresql") is None

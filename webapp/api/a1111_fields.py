@@ -1,4 +1,4 @@
-"""Reading what AUTOMATIC1111 clients send: a JSON body, whole numbers and numbers, base64 images.
+"""Reading what AUTOMATIC1111 clients send: a JSON body, whole numbers and numbers, base64 images, styles, variants.
 
 Every problem is a 422 naming its field, as A1111's FastAPI answers.
 """
@@ -9,8 +9,13 @@ import binascii
 import math
 
 from flask import request
+from flask_login import current_user
 from PIL import Image as PILImage
 
+from ..generation_rules import STYLE_UNKNOWN
+from ..prompting.styles import SEPARATOR, style_exists
+from ..prompting.wildcards import VARIANTS
+from ..tables import STYLE_MAX
 from ..uploads import UploadRejected, read_text_chunks
 from .problems import ApiError
 from .submit import decode_start_image
@@ -66,3 +71,36 @@ def read_png_text(data: object) -> dict[str, str]:
         return read_text_chunks(base64_bytes(data, "image"))
     except UploadRejected as exc:
         raise ApiError(422, f"image: {exc}", errors={"image": str(exc)}) from None
+
+
+def a1111_variants(body: dict) -> str | None:
+    """Easel's extra field ``variants``: ``all`` makes one image per combination of the prompt's ``{a|b}`` and
+    ``__list__`` choices (batch_size and n_iter are then ignored); ``random`` (the default) picks by seed."""
+    variants = body.get("variants")
+    if variants is not None and variants not in VARIANTS:
+        raise ApiError(422, "variants is random (each image picks from its seed) or all (one image per combination).",
+                       errors={"variants": "Use random or all."})
+    return variants
+
+
+def a1111_style(body: dict) -> str | None:
+    """A1111's ``styles`` list as Easel's ``style``: one name, or several joined by ``,`` and applied in order
+    (``webapp.prompting.styles.apply_style``); None: none asked.
+
+    Raises:
+        ApiError: 422 naming a style that does not exist for the person, or a list too long to keep.
+    """
+    styles = body.get("styles")
+    if styles in (None, []):
+        return None
+    if not isinstance(styles, list) or not all(isinstance(name, str) and name for name in styles):
+        raise ApiError(422, "styles must be a list of style names.", errors={"styles": "A list of style names."})
+    for name in styles:
+        if SEPARATOR in name or not style_exists(name, current_user.id):
+            raise ApiError(422, f"There is no style “{name[:60]}”. {STYLE_UNKNOWN}",
+                           errors={"styles": f"No style “{name[:60]}”."})
+    joined = SEPARATOR.join(styles)
+    if len(joined) > STYLE_MAX:
+        raise ApiError(422, f"Too many styles: their names may take {STYLE_MAX} characters together.",
+                       errors={"styles": "Too many styles."})
+    return joined

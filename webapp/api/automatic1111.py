@@ -26,10 +26,20 @@ from ..errors import register_api_errors
 from ..extensions import db
 from ..generations import cancel_generation, generation_state
 from ..groups.limits import allowance, visible
+from ..prompting.styles import style_names
 from ..services import default_model as default_model_name
 from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus
 from . import a1111_controlnet
-from .a1111_fields import base64_bytes, decode_image, number, read_body, read_png_text, whole_number
+from .a1111_fields import (
+    a1111_style,
+    a1111_variants,
+    base64_bytes,
+    decode_image,
+    number,
+    read_body,
+    read_png_text,
+    whole_number,
+)
 from .a1111_grids import is_xyz_plot, xyz_plot
 from .control_input import a1111_controls
 from .extra_networks import lora_tags, refuse_tags_in_negative_prompt
@@ -80,19 +90,8 @@ def txt2img_params(body: dict) -> dict:
         "steps": whole_number(body, "steps", None), "guidance": number(body, "cfg_scale"),
         "seed": None if seed is None or seed < 0 else seed,
         "num_images": (whole_number(body, "batch_size", 1) or 1) * (whole_number(body, "n_iter", 1) or 1),
+        "variants": a1111_variants(body),
     }
-
-
-def a1111_style(body: dict) -> str | None:
-    """A1111's ``styles`` list as Easel's one style by name (None: none asked)."""
-    styles = body.get("styles")
-    if styles in (None, []):
-        return None
-    if not isinstance(styles, list) or not all(isinstance(name, str) for name in styles):
-        raise ApiError(422, "styles must be a list of style names.")
-    if len(styles) > 1:
-        raise ApiError(422, f"Easel applies one style at a time; {len(styles)} were given ({', '.join(styles)[:200]}).")
-    return styles[0]
 
 
 def _infotext(png: bytes) -> str:
@@ -116,6 +115,7 @@ def txt2img_response(generation: Generation, body: dict) -> dict:
         "width": params["width"], "height": params["height"], "steps": params["steps"],
         "cfg_scale": params["guidance"], "batch_size": params["num_images"], "sd_model_name": params["model"],
         "sampler_name": services.catalog()[params["model"]].scheduler or "default",
+        "styles": [name for name in style_names(params["style"]) if name != "none"],
         "infotexts": [_infotext(stored[image["id"]]) for image in shown],
         "job_timestamp": generation.created_at.strftime("%Y%m%d%H%M%S"), "easel_generation_id": state["id"],
     }

@@ -2,7 +2,8 @@
 
 The call waits for the generation (``API_WAIT_SECONDS``); it is an ordinary generation, so it shows
 in the gallery even when the wait runs out. Easel's extras come as extension fields, as other
-self-hosted servers do: ``negative_prompt``, ``steps``, ``guidance``, ``seed``, ``style``.
+self-hosted servers do: ``negative_prompt``, ``steps``, ``guidance``, ``seed``, ``style``, ``variants``
+(``all``: one image per combination of the prompt's ``{a|b}`` and ``__list__`` choices; ``n`` is then ignored).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from ..groups.limits import visible
 from ..inputs import AsciiFloat, ascii_float, ascii_int
 from ..links.tokens import public_url, result_token
 from ..prompting.styles import apply_style
+from ..prompting.wildcards import VARIANTS
 from ..services import default_model as default_model_name
 from ..tables import Generation
 from .gate import Scheme, protect
@@ -61,6 +63,8 @@ class ImageGenerateSchema(Schema):
     seed = fields.Integer(load_default=None, allow_none=True, strict=True)
     strength = AsciiFloat(load_default=None, allow_none=True, allow_nan=False)
     style = fields.String(load_default=None, allow_none=True)
+    variants = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(
+        VARIANTS, error="variants is random (each image picks from its seed) or all (one image per combination)."))
 
 
 class ImageEditSchema(ImageGenerateSchema):
@@ -106,11 +110,13 @@ def _encode(png: bytes, output_format: str) -> bytes:
 def images_response(generation: Generation, response_format: str, output_format: str) -> dict:
     """The OpenAI ``ImagesResponse`` for a finished generation, selected from ``generation_state``."""
     state = generation_state(generation)
-    revised = apply_style(state["params"]["prompt"], "", state["params"]["style"], generation.user_id)[0]
     images = {image.id: image for image in generation.images}
     data = []
     for shown in state["images"]:
         image = images[shown["id"]]
+        # the prompt this image was made from (its own pick of the wildcards), styled as the model saw it
+        revised = apply_style(shown.get("prompt") or state["params"]["prompt"], "", state["params"]["style"],
+                              generation.user_id)[0]
         item: dict = {"revised_prompt": revised} if revised != state["params"]["prompt"] else {}
         if response_format == "url":
             item["url"] = public_url("links.result_file", token=result_token(image))
@@ -135,7 +141,8 @@ def _generate(args: dict, start: PILImage.Image | None = None, mask: MaskInput |
     width, height = _size(args["size"], model)
     params = {"prompt": args["prompt"], "negative_prompt": args["negative_prompt"], "model": model, "width": width,
               "height": height, "steps": args["steps"], "guidance": args["guidance"], "seed": args["seed"],
-              "num_images": 1 if args["n"] is None else args["n"], "style": args["style"], "strength": args["strength"]}
+              "num_images": 1 if args["n"] is None else args["n"], "style": args["style"], "strength": args["strength"],
+              "variants": args["variants"]}
     with waiting_place():
         try:
             generation = submit(params, start, mask)

@@ -19,7 +19,7 @@ from ..editing import HiresRejected, MaskInput, MaskRejected, decode_mask, hires
 from ..extensions import db
 from ..generation_rules import chosen_loras, problems
 from ..generations import GenerationRefused, PromptBlocked, create_generation
-from ..prompting.styles import find_style
+from ..prompting.styles import find_style, style_names
 from ..tables import DEFAULT_STRENGTH, Generation, GenerationStatus, Image, Source
 from ..uploads import UploadRejected, decode_upload
 from .problems import ApiError
@@ -35,10 +35,11 @@ def with_defaults(params: Mapping[str, Any]) -> dict:
     catalog entry (size, steps, guidance) and the site."""
     filled = {"negative_prompt": "", "seed": None, "num_images": 1, "style": "none", "loras": [], **{
         key: value for key, value in params.items() if value is not None}}
-    if (saved := find_style(filled.get("style"), current_user.id if current_user.is_authenticated else None)):
-        for key in ("model", "steps", "guidance"):  # what the style suggests, where the request says nothing
-            if getattr(saved, key) is not None:
-                filled.setdefault(key, getattr(saved, key))
+    for name in style_names(filled.get("style")):  # several: the first one's suggestion wins
+        if (saved := find_style(name, current_user.id if current_user.is_authenticated else None)):
+            for key in ("model", "steps", "guidance"):  # what the style suggests, where the request says nothing
+                if getattr(saved, key) is not None:
+                    filled.setdefault(key, getattr(saved, key))
     filled.setdefault("model", services.default_model())
     for lora, _ in chosen_loras(services.loras(), filled["loras"]):
         if lora.default_steps is not None:

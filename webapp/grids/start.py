@@ -6,14 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
 
 from .. import services
 from ..extensions import db
 from ..generation_rules import problems
 from ..generations import GenerationRefused, check_limits, create_generation, lock_user, new_seed
 from ..prompting.grids import Axis, GridProblem, cell_params, places, settings_of
-from ..tables import Generation, GenerationStatus, Grid, GridCell, User
+from ..tables import Generation, Grid, GridCell, User
 from .picture import queue_picture_when_done
 
 
@@ -41,7 +40,9 @@ def plan(base: Mapping[str, Any], axes: list[Axis]) -> list[tuple[tuple, dict]]:
 
 
 def check_room(user: User, planned: list[tuple[tuple, dict]]) -> None:
-    """The person's limits for the whole grid: waiting places for every cell, the daily images of all of them.
+    """The person's limits for the whole grid: one request among their waiting ones (``MAX_QUEUED_PER_USER``; the
+    fair queue gives their cells one turn in each round, as any of their generations), and every cell's images
+    against the daily quota and their groups' limits.
 
     Raises:
         GenerationRefused: over a limit (nothing was started).
@@ -49,12 +50,6 @@ def check_room(user: User, planned: list[tuple[tuple, dict]]) -> None:
     lock_user(user.id)
     try:
         check_limits(user, sum(params["num_images"] for _, params in planned))
-        waiting = db.session.scalar(select(func.count()).select_from(Generation).where(
-            Generation.user_id == user.id, Generation.status == GenerationStatus.QUEUED))
-        room = current_app.config["MAX_QUEUED_PER_USER"] - waiting
-        if len(planned) > room:
-            raise GenerationRefused(f"This grid has {len(planned)} cells, and you have room for {max(room, 0)} more "
-                                    f"waiting generations (a grid counts as its cells). Use fewer values, or wait.")
     finally:
         db.session.rollback()  # the lock is released; each cell takes it again
 
@@ -75,7 +70,7 @@ def start_grid(user: User, base: Mapping[str, Any], axes: list[Axis]) -> Grid:
     db.session.commit()
     for position, (_, params) in enumerate(planned):
         entry = services.catalog()[params["model"]]
-        generation = create_generation(user, params, job_timeout=entry.job_timeout)
+        generation = create_generation(user, params, job_timeout=entry.job_timeout, grid_cell=True)
         db.session.add(GridCell(grid_id=grid.id, generation_id=generation.id, position=position))
         db.session.commit()
     queue_picture_when_done([cell.generation_id for cell in grid.cells])  # every cell may have ended already

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
 from ..extensions import db
-from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus, Group, GroupMember, Source, utcnow
+from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus, GridCell, Group, GroupMember, Source, utcnow
 from .storage import storage_message
 
 ACTIVE_RETRY_SECONDS = 10  # as the site's own active limit: about one generation on the bundled model
@@ -139,17 +139,24 @@ def images_today(user_id: int) -> int:
         Generation.status.notin_([GenerationStatus.FAILED, GenerationStatus.CANCELED]))) or 0
 
 
-def _count(user_id: int, statuses) -> int:
-    return db.session.scalar(select(func.count()).select_from(Generation).where(
-        Generation.user_id == user_id, Generation.status.in_(list(statuses))))
+def requests_count(user_id: int, statuses) -> int:
+    """The person's requests with a generation in one of ``statuses``: a generation on its own counts one, a
+    grid counts one however many of its cells are there (its cells count as images, against the daily limits)."""
+    mine = (Generation.user_id == user_id, Generation.status.in_(list(statuses)))
+    in_a_grid = exists().where(GridCell.generation_id == Generation.id)  # the cell's primary key answers
+    alone = db.session.scalar(select(func.count()).select_from(Generation).where(*mine, ~in_a_grid)) or 0
+    grids = db.session.scalar(select(func.count(func.distinct(GridCell.grid_id))).select_from(GridCell).join(
+        Generation, Generation.id == GridCell.generation_id).where(*mine)) or 0
+    return alone + grids
 
 
 def _plural(count: float, word: str) -> str:
     return f"{count:g} {word}{'' if count == 1 else 's'}"
 
 
-def limits_refusal(user_id: int, num_images: int) -> tuple[GroupRefusal | None, frozenset[str]]:
-    """Check a new generation of ``num_images`` against the person's groups' limits (under the person's lock).
+def limits_refusal(user_id: int, num_images: int, new_request: bool = True) -> tuple[GroupRefusal | None, frozenset[str]]:
+    """Check a new generation of ``num_images`` against the person's groups' limits (under the person's lock);
+    ``new_request`` False: a cell of a grid already counted as one request (only its images are checked).
 
     Returns:
         The refusal (None: within every group limit) and the names of the site's limits that the groups
@@ -158,15 +165,15 @@ def limits_refusal(user_id: int, num_images: int) -> tuple[GroupRefusal | None, 
     groups = member_groups(user_id)
     rules = allowance(user_id, groups)
     replaced = frozenset(name for name in ("max_active", "max_queued", "daily_images") if getattr(rules, name))
-    if rules.max_active is not None:
-        active = _count(user_id, ACTIVE_STATUSES)
+    if rules.max_active is not None and new_request:
+        active = requests_count(user_id, ACTIVE_STATUSES)
         if active >= rules.max_active.value:
             return GroupRefusal(
                 f"Your group {rules.max_active.group} allows {_plural(rules.max_active.value, 'generation')} "
                 f"waiting or running at once; you have {active}. Wait for one to finish, or cancel one.",
                 retry_after=ACTIVE_RETRY_SECONDS), replaced
-    if rules.max_queued is not None:
-        queued = _count(user_id, (GenerationStatus.QUEUED,))
+    if rules.max_queued is not None and new_request:
+        queued = requests_count(user_id, (GenerationStatus.QUEUED,))
         if queued >= rules.max_queued.value:
             return GroupRefusal(
                 f"Your group {rules.max_queued.group} allows {_plural(rules.max_queued.value, 'generation')} "

@@ -1,9 +1,10 @@
 """X/Y/Z comparison grids: up to three axes of values; every cell an ordinary generation; then one picture.
 
 A grid is planned and checked whole before anything starts: every cell's request must meet the same rules as a
-studio request (``generation_rules.problems``), the cells must fit ``MAX_GRID_CELLS`` and the person's limits
-(waiting places, daily images, their groups'). Then each cell is made by ``create_generation`` (so they batch
-with each other and with anyone's, as ordinary generations do), and the worker that ends the last cell queues
+studio request (``generation_rules.problems``), the cells must fit ``MAX_GRID_CELLS`` and the person's limits (a
+grid is one waiting request; its cells' images count against the daily limits and their groups'). Then each cell
+is made by ``create_generation`` (so they batch with each other and with anyone's, as ordinary generations do),
+and the worker that ends the last cell queues
 the grid's picture (``jobs.grids``), drawn from the cells' first images with the axes' names and values in the
 margins, and stored like any picture, with the grid's settings in its PNG text.
 """

@@ -19,6 +19,7 @@ from ..tables import SavedStyle, User
 from .weights import weights_problem
 
 NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+SEPARATOR = ","  # between the names of several styles in one generation's ``style``
 NAME_RULE = "Name a style with 1 to 32 lower-case letters, digits or “-”, starting with a letter or digit."
 
 
@@ -57,8 +58,19 @@ def styles_for(user_id: int | None) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
+def style_names(style: str | None) -> list[str]:
+    """The names in a generation's ``style``: one, or several joined by ``,`` (A1111's ``styles`` list, applied in
+    order)."""
+    return [name for name in (style or "").split(SEPARATOR) if name] or ["none"]
+
+
 def apply_style(prompt: str, negative_prompt: str, name: str | None, user_id: int | None) -> tuple[str, str]:
-    """(prompt, negative prompt) as the model sees them with the style applied."""
+    """(prompt, negative prompt) as the model sees them with the style applied; several styles (``a,b``) are
+    applied in order, as A1111 does: each wraps (or follows) what the ones before made, negatives joined."""
+    if name and SEPARATOR in name:
+        for one in style_names(name):
+            prompt, negative_prompt = apply_style(prompt, negative_prompt, one, user_id)
+        return prompt, negative_prompt
     if not name or name in STYLES:
         return styled_prompt(prompt, name or "none"), negative_prompt
     row = find_style(name, user_id)

@@ -168,7 +168,7 @@ def test_openapi_document_is_generated_from_the_schemas(client):
     assert {"/api/v1/generations", "/api/v1/images/{image_id}/file", "/api/v1/models"} <= set(spec["paths"])
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     tags = {tag["name"] for tag in spec["tags"]}  # named for people, not after the blueprints
-    assert tags == {"Generations", "Images", "Models, LoRAs and upscalers"}
+    assert tags == {"Generations", "Comparison grids (X/Y/Z plot)", "Images", "Models, LoRAs and upscalers"}
     assert {tag for path in spec["paths"].values() for op in path.values() if isinstance(op, dict)
             for tag in op.get("tags", [])} == tags
 

@@ -8,6 +8,7 @@ import json
 from urllib.parse import urlsplit
 
 import numpy as np
+import openai
 import pytest
 import requests
 import webuiapi
@@ -119,3 +120,12 @@ def one_image_per_combination(app, client, live_server) -> None:
     down = api.txt2img(prompt="a (red:0.5) star in the top left, blue background", **settings)
     assert up.info["prompt"] == "a (red:1.5) star in the top left, blue background"
     assert up.image.convert("RGB").tobytes() != down.image.convert("RGB").tobytes()
+    styled = api.txt2img(prompt="a star", styles=["pencil", "watercolor"], **settings)
+    assert styled.info["styles"] == ["pencil", "watercolor"] and styled.info["prompt"] == "a star"
+
+    # the OpenAI client: one image per combination (an extension field), each with its own revised prompt
+    client = openai.OpenAI(base_url=f"{live_server}/v1", api_key=token, max_retries=0, timeout=120)
+    made = client.images.generate(model="easel-tiny", prompt="a {red|blue} circle", extra_body={
+        "variants": "all", "steps": 3, "style": "pencil"})
+    assert [item.revised_prompt for item in made.data] == [
+        f"a {colour} circle, pencil sketch, graphite drawing" for colour in ("red", "blue")]

@@ -50,7 +50,7 @@ class EaselApi(Api):
 
 def register(app: Flask) -> None:
     """Bind the API, its blueprints behind the token gate, and its problem-details errors."""
-    from . import catalog, generations, images
+    from . import catalog, generations, grids, images
 
     app.config.update({
         "API_TITLE": "Easel API",
@@ -67,6 +67,6 @@ def register(app: Flask) -> None:
         },
     })
     api = EaselApi(app, spec_kwargs={"marshmallow_plugin": ProblemResponses()})
-    for blueprint in (generations.blp, images.blp, catalog.blp):
+    for blueprint in (generations.blp, grids.blp, images.blp, catalog.blp):
         api.register_blueprint(blueprint)
     register_api_errors(app, PREFIX, problem_response)
