@@ -11,6 +11,10 @@ import math
 from flask import request
 from PIL import Image as PILImage
 
+from models.samplers import SAMPLER_ARCHITECTURES, from_a1111, sampler_problem
+
+from .. import services
+from ..generation_rules import chosen_loras
 from ..uploads import UploadRejected, read_text_chunks
 from .problems import ApiError
 from .submit import decode_start_image
@@ -66,3 +70,18 @@ def read_png_text(data: object) -> dict[str, str]:
         return read_text_chunks(base64_bytes(data, "image"))
     except UploadRejected as exc:
         raise ApiError(422, f"image: {exc}", errors={"image": str(exc)}) from None
+
+
+def a1111_sampler(body: dict, model: str, loras: list) -> object:
+    """``sampler_name`` (or the older ``sampler_index``) and ``scheduler`` as one of Easel's samplers; None where the
+    model or a chosen LoRA runs its own scheduler (webuiapi sends "Euler a" unless told otherwise). A name that is
+    none of them is kept, so the rules refuse it naming the ones there are."""
+    name = body.get("sampler_name") or body.get("sampler_index")
+    if name is None or name == "":
+        return None
+    entry = services.catalog().get(model)
+    own = any(lora.scheduler for lora, _ in chosen_loras(services.loras(), loras))
+    if sampler_problem(name) is None and (own or (entry is not None and entry.architecture is not None
+                                                   and entry.architecture not in SAMPLER_ARCHITECTURES)):
+        return None
+    return from_a1111(name, body.get("scheduler"))
