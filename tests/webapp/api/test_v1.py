@@ -7,7 +7,6 @@ import re
 
 import pytest
 from PIL import Image as PILImage
-
 from sqlalchemy import func, select
 
 from models.samplers import SAMPLERS
@@ -213,7 +212,7 @@ def test_docs_page_is_swagger_ui_from_our_own_static_files(client):
 def test_variations_of_an_image_i_may_see(app, client, ada, make_user, make_image):
     user_id, auth = ada
     app.config["MAX_QUEUED_PER_USER"] = 2
-    mine = make_image(user_id, prompt="a red circle")
+    mine = make_image(user_id, prompt="a red circle", generation={"scheduler": "Euler a"})
     created = client.post(f"/api/v1/images/{mine}/variations", json={"num_images": 2, "strength": 0.4}, headers=auth)
     assert created.status_code == 201, created.get_json()
     body = created.get_json()
@@ -224,6 +223,7 @@ def test_variations_of_an_image_i_may_see(app, client, ada, make_user, make_imag
     with app.app_context():
         row = db.session.get(Generation, body["id"])
         assert (row.source, row.parent_image_id, row.strength) == ("variation", mine, 0.4)
+        assert row.scheduler == body["scheduler"] == "Euler a"  # the image's sampler
     bad = client.post(f"/api/v1/images/{mine}/variations", json={"strength": 2}, headers=auth)
     assert bad.status_code == 400 and "strength" in bad.get_json()["errors"]
     bob = make_user("bob@example.com")
