@@ -220,7 +220,8 @@ def problems(catalog: Mapping[str, ModelEntry], params: Mapping[str, Any],
     Args:
         catalog: the site's models.
         params: ``prompt``, ``negative_prompt``, ``model``, ``width``, ``height``, ``steps``, ``guidance``,
-            ``seed``, ``num_images``, ``style``, optionally ``scheduler`` and ``loras`` (``(name, scale)`` pairs); numbers parsed.
+            ``seed``, ``num_images``, ``style``, optionally ``scheduler`` and ``loras`` (``(name, scale)``
+            pairs); numbers parsed.
         loras: the site's LoRAs (``[loras.<name>]`` in the catalog).
     """
     found = {
