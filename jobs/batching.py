@@ -43,9 +43,9 @@ def batch_key(generation: Generation) -> tuple | None:
     """What must be equal for generations to share one pipeline call; None when it never batches.
 
     Guidance and strength are one number per call in diffusers' pipelines, the control models and their scales
-    too (the control images are per image), and the LoRAs (with their
-    scales and scheduler) are switched on for the whole call, so they are in the key; prompts, seeds,
-    styles and starting images are per image, so they are not. On SDXL, whether a negative prompt was given
+    too (the control images are per image), and the LoRAs (with their scales and scheduler) and the chosen
+    sampler are switched on for the whole call, so they are in the key; prompts, seeds, styles and starting
+    images are per image, so they are not. On SDXL, whether a negative prompt was given
     is: its pipeline makes zeros of a missing negative prompt but encodes "", so the two never share a call.
     """
     if generation.source in (Source.UPSCALE, Source.GRID) or generation.edit is not None:
@@ -59,7 +59,8 @@ def batch_key(generation: Generation) -> tuple | None:
     controls = tuple((str(unit["name"]), float(unit["scale"])) for unit in generation.controls or [])
     return (generation.model, generation.width, generation.height, generation.steps, float(generation.guidance),
             image_to_image, float(generation.strength or 0) if image_to_image else None, bool(generation.timelapse),
-            loras, bool(generation.negative_prompt) if _zeros_for_no_negative(generation.model) else None, controls)
+            loras, bool(generation.negative_prompt) if _zeros_for_no_negative(generation.model) else None, controls,
+            generation.scheduler or None)
 
 
 def _zeros_for_no_negative(model: str) -> bool:

@@ -273,6 +273,8 @@ def _store(generation: Generation, images: list[PILImage.Image], recorder: Timel
                 parameters["grid"] = grid.settings  # the axes and their values, and the request of every cell
             if generation.precision:
                 parameters["precision"] = generation.precision
+            if generation.scheduler:  # the sampler chosen by name (else the model's own ran)
+                parameters["scheduler"] = generation.scheduler
             if generation.controls:  # the control model, scale, preprocessor and the stored control image
                 parameters["controls"] = generation.controls
             key = image_key(generation.user_id, generation.id, index)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from flask import current_app
 
-from models import loader, openvino_unet
+from models import loader, openvino_unet, samplers
 from models.capabilities import supported_kwargs
 from models.catalog import CATALOG_PATH, CatalogFile, LoraEntry, ModelEntry
 from models.lora import apply_loras
@@ -221,6 +221,20 @@ def apply_to(warm: Warm, loras: list | None) -> list[LoraEntry]:
     return apply_loras(warm.pipe, requested, catalog=catalog, base_scheduler=warm.base_scheduler)
 
 
+def use_sampler(warm: Warm, name: str | None) -> None:
+    """Run this call with the sampler of that name (``models.samplers``): its scheduler class made from the model's
+    own scheduler config (betas, prediction type, zero-SNR rescaling and spacing carry over) with the sampler's
+    settings, on the warm pipeline, without reloading anything. None keeps what ``apply_to`` just set (the model's
+    own scheduler, or a LoRA's), which every call sets afresh, so a sampler never outlives its call."""
+    sampler = samplers.find(name)
+    if sampler is None:
+        return
+    import diffusers
+
+    cls = getattr(diffusers, sampler.scheduler)
+    warm.pipe.scheduler = cls.from_config(warm.base_scheduler.config, **sampler.settings)
+
+
 def with_trigger_words(prompt: str, loras: list[LoraEntry]) -> str:
     """The prompt followed by each LoRA trigger word it does not already contain."""
     missing = [word for lora in loras for word in lora.trigger_words if word.lower() not in prompt.lower()]
@@ -243,8 +257,8 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
              ) -> tuple[list[PILImage.Image], dict[str, list[str]]]:
     """Make the images of one or more compatible generations in one call of the warm pipeline.
 
-    The one place a pipeline is prepared and called: the generations' LoRAs and their scheduler
-    (compatible generations share them, ``jobs.batching.batch_key``), each image's own prompt (trigger
+    The one place a pipeline is prepared and called: the generations' LoRAs, their scheduler and the chosen
+    sampler (compatible generations share them, ``jobs.batching.batch_key``), each image's own prompt (trigger
     words and style added), negative prompt and seeded generator, the arguments the pipeline accepts,
     VAE tiling and slicing, and out-of-memory recovery (``call``).
 
@@ -264,6 +278,7 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
     STATE.generations += len(generations)
     warm.use_unet(openvino=False)  # LoRAs load into the PyTorch UNet
     used = apply_to(warm, lead.loras)
+    use_sampler(warm, lead.scheduler)  # before the twins and control pipelines take the pipeline's scheduler
     # OpenVINO's UNet takes no LoRA and no ControlNet residuals: those calls run the PyTorch one
     warm.use_unet(openvino=not used and not lead.controls)
     # each image's own prompt: its wildcard picks (``webapp.prompting``), else the prompt as written

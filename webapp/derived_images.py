@@ -38,6 +38,7 @@ def inherited(image: Image) -> dict:
     source = image.generation
     return {"prompt": source.prompt, "negative_prompt": source.negative_prompt, "style": source.style,
             "model": source.model, "steps": source.steps, "guidance": source.guidance,
+            "scheduler": source.scheduler,  # the sampler it chose (None: the model's own), kept
             "parent_image_id": image.id, "init_image_key": image.storage_key}
 
 
@@ -119,7 +120,8 @@ def start_upscale(user: User, image: Image, factor: int, upscaler: str) -> Gener
     _check_upscale(factor, upscaler, width, height)
     source = image.generation
     params = {**inherited(image), "source": Source.UPSCALE, "width": width, "height": height,
-              "seed": source.seed + image.index, "num_images": 1, "upscale_factor": factor, "upscaler": upscaler}
+              "seed": source.seed + image.index, "num_images": 1, "upscale_factor": factor, "upscaler": upscaler,
+              "scheduler": None}  # the upscaler runs, no sampler
     entry = services.catalog().get(source.model)
     return create_generation(user, params, job_timeout=max(entry.job_timeout if entry else 0, UPSCALE_TIMEOUT))
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from models.catalog import LoraEntry, ModelEntry
 from models.lora import MAX_LORAS
+from models.samplers import ends_at_pure_noise, sampler_problem
 
 from .generations import MAX_SEED
 from .prompting.weights import weights_problem
@@ -208,6 +209,15 @@ def loras_problem(loras: Mapping[str, LoraEntry], entry: ModelEntry | None, pick
     return None
 
 
+def scheduler_problem(entry: ModelEntry | None, name: object,
+                      chosen: Sequence[tuple[LoraEntry, float]] = ()) -> str | None:
+    """A sampler by one of its names (``models.samplers``), on a model it fits and without a LoRA that brings
+    its own scheduler; None or "" is the model's own."""
+    lora_scheduler = next((lora.scheduler for lora, _ in chosen if lora.scheduler), None)
+    return sampler_problem(name, entry.architecture if entry is not None else None, lora_scheduler,
+                           pure_noise=entry is not None and ends_at_pure_noise(entry))
+
+
 def problems(catalog: Mapping[str, ModelEntry], params: Mapping[str, Any],
              loras: Mapping[str, LoraEntry] | None = None) -> dict[str, str]:
     """Every broken rule of a request, by field name (empty when it may be made).
@@ -215,7 +225,8 @@ def problems(catalog: Mapping[str, ModelEntry], params: Mapping[str, Any],
     Args:
         catalog: the site's models.
         params: ``prompt``, ``negative_prompt``, ``model``, ``width``, ``height``, ``steps``, ``guidance``,
-            ``seed``, ``num_images``, ``style``, optionally ``loras`` (``(name, scale)`` pairs); numbers parsed.
+            ``seed``, ``num_images``, ``style``, optionally ``scheduler`` and ``loras`` (``(name, scale)``
+            pairs); numbers parsed.
         loras: the site's LoRAs (``[loras.<name>]`` in the catalog).
     """
     found = {
@@ -235,4 +246,5 @@ def problems(catalog: Mapping[str, ModelEntry], params: Mapping[str, Any],
         found["guidance"] = guidance_problem(entry, params["guidance"])
         if params.get("strength") is not None:
             found["strength"] = strength_problem(params["strength"], params["steps"])
+    found["scheduler"] = scheduler_problem(entry, params.get("scheduler"), chosen_loras(loras or {}, picks))
     return {field: message for field, message in found.items() if message}

@@ -299,6 +299,7 @@ def generation_params(generation: Generation) -> dict:
             "width": generation.width, "height": generation.height, "steps": generation.steps,
             "guidance": generation.guidance, "seed": generation.seed, "num_images": generation.num_images,
             "style": generation.style, "timelapse": bool(generation.timelapse),
+            "scheduler": generation.scheduler or "",  # the sampler chosen; "": the model's own
             # the starting image, so a reused try starts from the same picture (remix does the same)
             "init_image_id": (generation.parent_image_id or "") if generation.source != Source.UPSCALE else "",
             "upload_id": generation.upload_id or "", "resize_mode": generation.resize_mode or "crop",

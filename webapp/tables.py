@@ -181,6 +181,8 @@ class Generation(db.Model):
     # image preprocessed at the generation's size
     controls: Mapped[list | None] = mapped_column(JSON, nullable=True)
     precision: Mapped[str | None] = mapped_column(String(8), nullable=True)  # fp32/bf16/fp16 the worker computed in
+    # The sampler chosen by name (models/samplers.py, "DPM++ 2M Karras"); None: the model's catalog scheduler
+    scheduler: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

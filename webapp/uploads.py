@@ -140,7 +140,9 @@ def encode_png(image: PILImage.Image, parameters: dict | None = None) -> bytes:
     info.add_text("parameters", (
         f"{one_line(parameters.get('model_prompt') or parameters['prompt'])}\n"
         f"Negative prompt: {one_line(parameters['negative_prompt'])}\n"
-        f"Steps: {parameters['steps']}, CFG scale: {parameters['guidance']}, Seed: {parameters['seed']}, "
+        f"Steps: {parameters['steps']}, "
+        + (f"Sampler: {parameters['scheduler']}, " if parameters.get("scheduler") else "")  # A1111's place for it
+        + f"CFG scale: {parameters['guidance']}, Seed: {parameters['seed']}, "
         f"Size: {parameters['width']}x{parameters['height']}, Model: {parameters['model']}, Style: {parameters['style']}"
         + (f", Denoising strength: {parameters['strength']}" if parameters.get("strength") is not None else "")
         + (f", Precision: {parameters['precision']}" if parameters.get("precision") else "")

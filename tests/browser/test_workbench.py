@@ -39,9 +39,11 @@ def test_two_tries_beside_the_form_across_a_reload_then_seed_and_settings_back(p
     mark_page(page)
 
     fill(page, "a slow green field", steps=150)
+    page.get_by_label("Sampler", exact=True).select_option("Euler a")
     page.get_by_label("Prompt", exact=True).press("Control+Enter")  # the keyboard shortcut submits
     try_card(page, "a slow green field").wait_for()
     fill(page, "a quick red sun", steps=6)
+    page.get_by_label("Sampler", exact=True).select_option("")  # Model default
     page.get_by_label("Seed", exact=True).click()  # typing a seed makes it fixed
     page.get_by_label("Seed", exact=True).fill("1234")
     page.get_by_role("button", name="Create").click()
@@ -89,6 +91,7 @@ def test_two_tries_beside_the_form_across_a_reload_then_seed_and_settings_back(p
     assert page.get_by_label("Steps", exact=True).input_value() == "150"
     assert page.get_by_label("Model", exact=True).input_value() == "easel-tiny-slow"
     assert page.get_by_label("Seed", exact=True).input_value() == green_seed
+    assert page.get_by_label("Sampler", exact=True).input_value() == "Euler a"
     assert same_document(page)
 
 

@@ -201,6 +201,19 @@ def test_a_batch_shares_one_preview_budget(app):
     assert sum(member.reporter.budget for member in members) == pytest.approx(PREVIEW_BUDGET)
 
 
+def test_different_samplers_never_share_a_call(app):
+    """The sampler is switched for a whole pipeline call, so it is in the batch key; no choice is its own."""
+    from jobs.batching import batch_key
+
+    def row(scheduler: str | None) -> Generation:
+        return Generation(prompt="a red circle", negative_prompt="", model="easel-tiny", width=64, height=64, steps=4,
+                          guidance=2.0, seed=1, num_images=1, source="text", scheduler=scheduler)
+
+    with app.app_context():
+        keys = [batch_key(row(name)) for name in (None, "Euler", "Euler a", "Euler")]
+    assert keys[1] == keys[3] and len({keys[0], keys[1], keys[2]}) == 3
+
+
 def test_waiting_for_company_only_after_a_call_that_had_some(app, signed_in):
     """``claim_companions`` waits up to EASEL_BATCH_WAIT_MS for a compatible arrival only when asked to."""
     import threading

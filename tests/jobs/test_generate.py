@@ -6,6 +6,7 @@ import json
 import os
 import signal
 
+import numpy as np
 from PIL import Image as PILImage
 from redis import Redis
 from rq.job import Job
@@ -100,7 +101,27 @@ def test_same_seed_same_pixels_and_pipeline_loaded_once(app, signed_in, workers)
     pixels = [png_pixels(client, r["images"][0]) for r in results]
     assert pixels[0] == pixels[1]
     assert pixels[0] != pixels[2]
-    report = worker_report(app.config["REDIS_URL"], proc, generations=3)
+
+    # A sampler by name: the same seed makes another picture, the row and the PNG say which; the next
+    # generation without one is the model's own again (nothing of the swap stays on the warm pipeline).
+    euler = wait_status(client, submit_ok(client, seed=7, scheduler="Euler a"), {"succeeded", "failed"})
+    unipc = wait_status(client, submit_ok(client, seed=7, scheduler="UniPC"), {"succeeded", "failed"})
+    again = wait_status(client, submit_ok(client, seed=7), {"succeeded", "failed"})
+    assert [r["status"] for r in (euler, unipc, again)] == ["succeeded"] * 3
+    assert (euler["params"]["scheduler"], again["params"]["scheduler"]) == ("Euler a", "")
+    seven, *sampled, own = [np.frombuffer(picture, np.uint8).astype(int) for picture in (
+        pixels[0], *(png_pixels(client, r["images"][0]) for r in (euler, unipc, again)))]
+    # the first three may have shared a call, which moves a pixel by a level or two (tests/jobs/test_batching.py)
+    assert np.abs(own - seven).max() <= 8 and np.abs(own - seven).mean() < 0.5
+    for one, other in ((seven, sampled[0]), (seven, sampled[1]), (sampled[0], sampled[1])):
+        assert np.abs(one - other).max() > 24, "each sampler makes its own picture (beyond a shared call's levels)"
+    png = PILImage.open(io.BytesIO(fetch(client, unipc["images"][0]["url"]).data))
+    assert "Steps: 8, Sampler: UniPC, CFG scale" in png.text["parameters"]
+    assert '<td id="sampler">Euler a</td>' in client.get(f"/images/{euler['images'][0]['id']}").get_data(as_text=True)
+    with app.app_context():
+        assert [db.session.get(Generation, r["id"]).scheduler for r in (euler, unipc, again)] == [
+            "Euler a", "UniPC", None]
+    report = worker_report(app.config["REDIS_URL"], proc, generations=6)
     assert (report["loads"], report["catalog_reads"]) == (1, 1)  # warm: loaded at start, never again
 
 

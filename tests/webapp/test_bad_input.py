@@ -133,7 +133,7 @@ def b64_png() -> str:
 
 GENERATION_FORM = {"prompt": "a red fox", "negative_prompt": "blur", "model": "easel-tiny", "width": "64",
                    "height": "64", "steps": "2", "guidance": "5", "num_images": "1", "style": "none", "seed": "7",
-                   "loras-0-name": "", "loras-0-scale": ""}
+                   "loras-0-name": "", "loras-0-scale": "", "scheduler": "Euler a"}
 FORM_NUMBERS = ["width", "height", "steps", "guidance", "num_images", "seed", "loras-0-scale"]
 
 
@@ -141,14 +141,16 @@ def routes() -> list[Route]:
     """Every route that reads fields, each with a request it takes; ``{image}``, ``{user}`` fill in later."""
     api_generation = {"prompt": "a red fox", "negative_prompt": "blur", "model": "easel-tiny", "width": 64,
                       "height": 64, "steps": 2, "guidance": 5.0, "seed": 7, "num_images": 1, "style": "none",
-                      "loras": []}
+                      "loras": [], "scheduler": "UniPC"}
     a1111 = {"prompt": "a red fox", "negative_prompt": "blur", "seed": 7, "steps": 2, "width": 64, "height": 64,
-             "cfg_scale": 5, "batch_size": 1, "n_iter": 1, "sampler_name": "Euler", "alwayson_scripts": {}}
+             "cfg_scale": 5, "batch_size": 1, "n_iter": 1, "sampler_name": "Euler", "scheduler": "Automatic",
+             "alwayson_scripts": {}}
     openai = {"prompt": "a red fox", "model": "easel-tiny", "n": 1, "size": "64x64", "steps": 2, "guidance": 5.0,
               "seed": 7, "negative_prompt": "blur", "style": "none", "response_format": "b64_json"}
     openai_form = {key: str(value) for key, value in openai.items()}
     return [
-        Route("POST", "/generations", "form", "session", GENERATION_FORM, FORM_NUMBERS, ["prompt", "negative_prompt", "style"]),
+        Route("POST", "/generations", "form", "session", GENERATION_FORM, FORM_NUMBERS,
+              ["prompt", "negative_prompt", "style", "scheduler"]),
         Route("POST", "/generations", "multipart", "session", {**GENERATION_FORM, "strength": "0.6", "init_image": "png"},
               [*FORM_NUMBERS, "strength"], ["prompt"], ["init_image"]),
         Route("POST", "/images/{image}/variations", "form", "session", {"num_images": "1", "strength": "0.3"},
@@ -163,7 +165,7 @@ def routes() -> list[Route]:
               ids=["/auth/tokens/{id}/revoke", "/admin/tokens/{id}/revoke"]),
         Route("POST", "/api/v1/generations", "json", "bearer", api_generation,
               ["width", "height", "steps", "guidance", "seed", "num_images"],
-              ["prompt", "negative_prompt", "model", "style"]),
+              ["prompt", "negative_prompt", "model", "style", "scheduler"]),
         Route("POST", "/api/v1/generations/from-image", "multipart", "bearer",
               {**{k: str(v) for k, v in api_generation.items() if k != "loras"}, "strength": "0.6",
                "init_image": "png"},
@@ -177,7 +179,8 @@ def routes() -> list[Route]:
         Route("POST", "/v1/images/edits", "multipart", "bearer", {**openai_form, "strength": "0.6", "image": "png"},
               ["n", "steps", "guidance", "seed", "strength"], ["prompt", "style", "size"], ["image"]),
         Route("POST", "/sdapi/v1/txt2img", "json", "basic", a1111,
-              ["seed", "steps", "width", "height", "cfg_scale", "batch_size", "n_iter"], ["prompt", "negative_prompt"]),
+              ["seed", "steps", "width", "height", "cfg_scale", "batch_size", "n_iter"],
+              ["prompt", "negative_prompt", "sampler_name", "scheduler"]),
         Route("POST", "/sdapi/v1/img2img", "json", "basic",
               {**a1111, "init_images": ["b64png"], "denoising_strength": 0.6, "resize_mode": 0},
               ["denoising_strength", "resize_mode", "steps"], ["prompt"], ["init_images.0"]),

@@ -24,6 +24,8 @@ BAD_INPUTS = [
     pytest.param({"num_images": 0}, "num_images", "Choose 1 to 4 images.", id="no images"),
     pytest.param({"seed": 2**32}, "seed", "The seed is a whole number from 0 to 4294967295", id="seed too big"),
     pytest.param({"style": "cubism"}, "style", "Choose one of the styles", id="unknown style"),
+    pytest.param({"scheduler": "Euler b"}, "scheduler", "There is no sampler “Euler b”; choose one of “Euler”",
+                 id="unknown sampler"),
 ]
 
 
@@ -70,3 +72,22 @@ def test_lora_rules_schedulers_steps_and_scales(tmp_path):
     assert rules.steps_range(entry, chosen) == (2, 8, "Easel Tiny and LCM")
     assert rules.steps_problem(entry, 20, chosen) == "Use 2 to 8 steps with Easel Tiny and LCM."
     assert rules.steps_problem(entry, 20) is None
+
+
+def test_sampler_rules(tmp_path):
+    """A sampler by name fits SD and SDXL models, not SD 3's flow matching, not beside an LCM-LoRA, and Karras's
+    sigmas not on a schedule that ends at pure noise (the bundled model's)."""
+    from dataclasses import replace
+
+    from webapp import generation_rules as rules
+
+    entry = load_catalog(TEST_CATALOG)["easel-tiny"]
+    lcm = [(_lora(tmp_path, "lcm", "LCMScheduler"), 1.0)]
+    assert rules.scheduler_problem(entry, "Euler a") is rules.scheduler_problem(entry, "") is None
+    assert rules.scheduler_problem(entry, "euler A") is None  # any case; stored as the table spells it
+    assert rules.scheduler_problem(entry, None, lcm) is None
+    assert rules.scheduler_problem(entry, "UniPC", lcm) == "The chosen LoRA runs with LCMScheduler; leave the sampler empty."
+    assert "runs its own scheduler" in rules.scheduler_problem(replace(entry, kind="sd3"), "Euler")
+    assert "zero terminal SNR" in rules.scheduler_problem(entry, "DPM++ 2M Karras")
+    assert rules.scheduler_problem(entry, 7).startswith("The sampler is one of “Euler”")
+

@@ -12,7 +12,10 @@ from flask import request
 from flask_login import current_user
 from PIL import Image as PILImage
 
-from ..generation_rules import STYLE_UNKNOWN
+from models.samplers import SAMPLER_ARCHITECTURES, from_a1111, sampler_problem
+
+from .. import services
+from ..generation_rules import STYLE_UNKNOWN, chosen_loras
 from ..prompting.styles import SEPARATOR, style_exists
 from ..prompting.wildcards import VARIANTS
 from ..tables import STYLE_MAX
@@ -104,3 +107,16 @@ def a1111_style(body: dict) -> str | None:
         raise ApiError(422, f"Too many styles: their names may take {STYLE_MAX} characters together.",
                        errors={"styles": "Too many styles."})
     return joined
+def a1111_sampler(body: dict, model: str, loras: list) -> object:
+    """``sampler_name`` (or the older ``sampler_index``) and ``scheduler`` as one of Easel's samplers; None where the
+    model or a chosen LoRA runs its own scheduler (webuiapi sends "Euler a" unless told otherwise). A name that is
+    none of them is kept, so the rules refuse it naming the ones there are."""
+    name = body.get("sampler_name") or body.get("sampler_index")
+    if name is None or name == "":
+        return None
+    entry = services.catalog().get(model)
+    own = any(lora.scheduler for lora, _ in chosen_loras(services.loras(), loras))
+    if sampler_problem(name) is None and (own or (entry is not None and entry.architecture is not None
+                                                   and entry.architecture not in SAMPLER_ARCHITECTURES)):
+        return None
+    return from_a1111(name, body.get("scheduler"))

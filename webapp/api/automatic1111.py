@@ -2,8 +2,10 @@
 
 The subset its clients (webuiapi, Open WebUI, SillyTavern) use. Unknown fields are ignored, as A1111
 does. LoRAs come as ``<lora:NAME:SCALE>`` tags in the prompt (``extra_networks``), as A1111's LoRA extension
-reads them. ``sampler_name`` is ignored too: each model runs with the scheduler its catalog entry names
-(listed by ``samplers``). ``POST options`` with ``sd_model_checkpoint`` sets the token's model, never the site's.
+reads them. ``sampler_name`` (with ``scheduler``, A1111's schedule type: "Karras") chooses one of Easel's samplers
+(``models.samplers``, listed by ``samplers``); on a model or LoRA that runs its own scheduler (SD 3, an LCM-LoRA)
+it is left out, as clients always send one. ``POST options`` with ``sd_model_checkpoint`` sets the token's model,
+never the site's.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from PIL import Image as PILImage
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from models.samplers import SAMPLERS
 from models.upscalers import LANCZOS
 
 from .. import progress, services
@@ -31,6 +34,7 @@ from ..services import default_model as default_model_name
 from ..tables import ACTIVE_STATUSES, Generation, GenerationStatus
 from . import a1111_controlnet
 from .a1111_fields import (
+    a1111_sampler,
     a1111_style,
     a1111_variants,
     base64_bytes,
@@ -83,9 +87,10 @@ def txt2img_params(body: dict) -> dict:
         raise ApiError(422, "prompt and negative_prompt must be text.")
     prompt, loras = lora_tags(prompt)
     refuse_tags_in_negative_prompt(negative)
+    model = _model_name(checkpoint) if isinstance(checkpoint, str) and checkpoint else token_model()
     return {
         "prompt": prompt, "negative_prompt": negative, "loras": loras, "style": a1111_style(body),
-        "model": _model_name(checkpoint) if isinstance(checkpoint, str) and checkpoint else token_model(),
+        "model": model, "scheduler": a1111_sampler(body, model, loras),
         "width": whole_number(body, "width", None), "height": whole_number(body, "height", None),
         "steps": whole_number(body, "steps", None), "guidance": number(body, "cfg_scale"),
         "seed": None if seed is None or seed < 0 else seed,
@@ -114,7 +119,7 @@ def txt2img_response(generation: Generation, body: dict) -> dict:
         "seed": params["seed"], "all_seeds": seeds, "subseed": -1, "all_subseeds": [-1] * len(seeds),
         "width": params["width"], "height": params["height"], "steps": params["steps"],
         "cfg_scale": params["guidance"], "batch_size": params["num_images"], "sd_model_name": params["model"],
-        "sampler_name": services.catalog()[params["model"]].scheduler or "default",
+        "sampler_name": params["scheduler"] or services.catalog()[params["model"]].scheduler or "default",
         "styles": [name for name in style_names(params["style"]) if name != "none"],
         "infotexts": [_infotext(stored[image["id"]]) for image in shown],
         "job_timestamp": generation.created_at.strftime("%Y%m%d%H%M%S"), "easel_generation_id": state["id"],
@@ -312,15 +317,18 @@ def set_options():
 
 @bp.get("/samplers")
 def samplers():
-    """The schedulers the models run with (``sampler_name`` in a request is ignored: the catalog decides)."""
-    names = sorted({e.scheduler or "default" for e in _usable_models().values()})
-    return jsonify([{"name": name, "aliases": [], "options": {}} for name in names])
+    """The samplers a request may name in ``sampler_name`` (``models.samplers``)."""
+    return jsonify([{"name": sampler.name, "aliases": list(sampler.aliases), "options": {}}
+                     for sampler in SAMPLERS.values()])
 
 
 @bp.get("/schedulers")
 def schedulers():
-    """One: each model's own schedule."""
+    """The schedule types ``scheduler`` may name: the sampler's own (automatic), or Karras's where the sampler has
+    a Karras form ("DPM++ 2M" with "Karras" is "DPM++ 2M Karras")."""
     return jsonify([{"name": "automatic", "label": "Automatic", "aliases": None, "default_rho": -1,
+                     "need_inner_model": False},
+                    {"name": "karras", "label": "Karras", "aliases": None, "default_rho": 7.0,
                      "need_inner_model": False}])
 
 

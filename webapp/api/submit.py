@@ -12,6 +12,7 @@ from flask_login import current_user
 from PIL import Image as PILImage
 
 from models.catalog import ModelEntry
+from models.samplers import canonical
 
 from .. import services
 from ..controls import ControlProblem, ControlUnit, prepare
@@ -166,6 +167,7 @@ def edit_columns(params: Mapping[str, Any], start: PILImage.Image | None = None,
     columns["negative_prompt"] = (columns["negative_prompt"] or "").strip()
     columns["guidance"] = float(columns["guidance"])
     columns["variants"] = full.get("variants") or "random"
+    columns["scheduler"] = canonical(full.get("scheduler"))  # the table's spelling; None: the model's own
     columns["loras"] = [[lora.name, scale] for lora, scale in chosen_loras(services.loras(), full["loras"])] or None
     edit = hires_edit
     if mask is not None:

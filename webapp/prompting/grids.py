@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from models.samplers import MODEL_DEFAULT
+
 AXES = {  # type -> (label, how a value is read)
     "seed": ("Seed", "int"),
     "steps": ("Steps", "int"),
@@ -25,6 +27,7 @@ AXES = {  # type -> (label, how a value is read)
     "model": ("Checkpoint name", "str"),
     "lora_scale": ("LoRA scale", "float"),
     "style": ("Styles", "str"),
+    "scheduler": ("Sampler", "str"),  # models/samplers.py's names; "Model default" for the model's own
     "prompt_sr": ("Prompt S/R", "str"),
 }
 # AUTOMATIC1111's X/Y/Z plot (scripts/xyz_grid.py) names its txt2img axes by their index in this list.
@@ -34,7 +37,7 @@ A1111_TXT2IMG_AXES = ["Nothing", "Seed", "Var. seed", "Var. strength", "Steps", 
                       "Schedule max sigma", "Schedule rho", "Eta", "Clip skip", "Denoising", "Initial noise multiplier",
                       "Extra noise", "Hires upscaler", "VAE", "Styles"]
 A1111_AXIS_TYPES = {"Seed": "seed", "Steps": "steps", "CFG Scale": "guidance", "Prompt S/R": "prompt_sr",
-                    "Checkpoint name": "model", "Denoising": "strength", "Styles": "style"}
+                    "Checkpoint name": "model", "Denoising": "strength", "Styles": "style", "Sampler": "scheduler"}
 MAX_VALUES = 16  # values on one axis
 _RANGE = re.compile(r"\s*(-?\d+)\s*-\s*(-?\d+)\s*(?:\(\s*\+?(\d+)\s*\))?\s*")
 
@@ -124,6 +127,8 @@ def cell_params(base: Mapping[str, Any], axes: list[Axis], place: tuple) -> dict
             params["loras"] = [[name, value], *rest]
         elif axis.type == "strength":
             params["strength"] = value
+        elif axis.type == "scheduler":
+            params["scheduler"] = None if value.lower() == MODEL_DEFAULT.lower() else value
         else:
             params[axis.type] = value
     return params

@@ -21,6 +21,7 @@ from models.capabilities import pipeline_capabilities
 from models.catalog import LoraEntry, ModelEntry
 from models.controls import PREPROCESSORS
 from models.lora import MAX_LORAS
+from models.samplers import MODEL_DEFAULT, SAMPLERS
 
 from .. import editing
 from .. import generation_rules as rules
@@ -93,6 +94,8 @@ class GenerationForm(FlaskForm):
         SelectChoice(name, name.capitalize()) for name in ("lanczos", "bicubic", "bilinear", "nearest")])
     hr_strength = AsciiFloatField("Hires strength", default=editing.DEFAULT_HR_STRENGTH, validators=[Optional()])
     hr_steps = AsciiIntegerField("Second-pass steps (0: as many as the first)", default=0, validators=[Optional()])
+    scheduler = SelectField("Sampler", default="", validate_choice=False, choices=[SelectChoice("", MODEL_DEFAULT)]
+                            + [SelectChoice(name, name) for name in SAMPLERS])
     variants = SelectField("Choices like {red|blue}", default="random", choices=[
         SelectChoice("random", "Pick by each image's seed"), SelectChoice("all", "One image per combination")])
     loras = FieldList(FormField(LoraPick), min_entries=MAX_LORAS, max_entries=MAX_LORAS)
@@ -215,6 +218,9 @@ class GenerationForm(FlaskForm):
     def validate_style(self, field: SelectField) -> None:
         self._raise(rules.style_problem(field.data))
 
+    def validate_scheduler(self, field: SelectField) -> None:
+        self._raise(rules.scheduler_problem(self.entry, field.data, self.chosen_loras()))
+
     def validate_seed(self, field: StringField) -> None:
         raw = (field.data or "").strip()
         # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and "٣" or "１２" (which it reads).
@@ -239,6 +245,7 @@ class GenerationForm(FlaskForm):
             "timelapse": bool(self.timelapse.data),
             "loras": [[lora.name, scale] for lora, scale in self.chosen_loras()] or None,
             "variants": self.variants.data or "random",
+            "scheduler": self.scheduler.data or None,
         }
 
     def start_params(self) -> dict:

@@ -137,7 +137,7 @@ def index():
                            "style": source.style, "init_image_id": source.parent_image_id or "",
                            "upload_id": "" if source.parent_image_id else (source.upload_id or ""),
                            "strength": source.strength or DEFAULT_STRENGTH, "resize_mode": source.resize_mode or "crop",
-                           "timelapse": source.timelapse,
+                           "timelapse": source.timelapse, "scheduler": source.scheduler or "",
                            "loras": [{"name": name, "scale": scale} for name, scale in source.loras or []],
                            **reused_control(source)})
         if source.source == Source.UPSCALE:  # remixing an upscale starts from words again, at the model's size

@@ -17,6 +17,7 @@ import webuiapi
 from PIL import Image as PILImage
 from sqlalchemy import func, select
 
+from models.samplers import SAMPLERS
 from models.training.data import Scene, render
 from models.training.measure import read_image
 from tests.support import api_token, bearer, wait_for
@@ -125,6 +126,20 @@ def test_webuiapi_client_txt2img_progress_models_and_options(app, live_server, w
     assert [image.size for image in result.images] == [(64, 64), (64, 64)]
     assert result.info["all_seeds"] == [5, 6] and result.info["seed"] == 5
     assert "Seed: 5" in result.info["infotexts"][0] and "Steps: 4" in result.info["infotexts"][0]
+    # sampler_name is honoured (webuiapi sends "Euler a" unless told otherwise), and listed as it is named
+    assert result.info["sampler_name"] == "Euler a" and "Steps: 4, Sampler: Euler a," in result.info["infotexts"][0]
+    assert [sampler["name"] for sampler in api.get_samplers()] == list(SAMPLERS)
+    with app.app_context():
+        made = db.session.scalar(select(func.count()).select_from(Generation))
+        assert db.session.scalar(select(Generation.scheduler).order_by(Generation.created_at.desc())) == "Euler a"
+    with pytest.raises(RuntimeError) as unknown:
+        api.txt2img(prompt="a blue square", width=64, height=64, sampler_name="Euler b")
+    assert unknown.value.args[0] == 422 and "“DPM++ 2M Karras”" in unknown.value.args[1]
+    with pytest.raises(RuntimeError) as karras:  # A1111 1.9's sampler and schedule apart: "DPM++ 2M Karras"
+        api.txt2img(prompt="a blue square", width=64, height=64, sampler_name="DPM++ 2M", scheduler="Karras")
+    assert karras.value.args[0] == 422 and "DPM++ 2M Karras does not fit" in karras.value.args[1]
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Generation)) == made, "nothing was queued"
     assert result.parameters["prompt"] == "a blue square on the left"
     progress = api.get_progress()
     assert progress["state"]["job_count"] == 0 and progress["progress"] == 0

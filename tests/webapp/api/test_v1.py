@@ -7,8 +7,12 @@ import re
 
 import pytest
 from PIL import Image as PILImage
+from sqlalchemy import func, select
 
-from tests.support import add_generation, api_token, bearer
+from models.samplers import SAMPLERS
+from tests.support import add_generation, api_token, bearer, queued_jobs, submit
+from webapp.extensions import db
+from webapp.tables import Generation
 
 pytestmark = pytest.mark.db
 
@@ -111,6 +115,28 @@ def test_invalid_requests_are_400_problems_with_per_field_messages(client, ada):
     assert broken.status_code == 400 and broken.content_type == PROBLEM
 
 
+
+def test_an_unknown_sampler_is_refused_naming_the_samplers_and_nothing_is_queued(app, client, auth, ada, redis_url):
+    _, bearer_auth = ada
+    response = client.post("/api/v1/generations", json={"prompt": "x", "scheduler": "Euler b"}, headers=bearer_auth)
+    assert response.status_code == 400 and response.content_type == PROBLEM
+    message = response.get_json()["errors"]["scheduler"][0]
+    assert "Euler b" in message and all(f"“{name}”" in message for name in SAMPLERS)
+    auth.login()
+    form = submit(client, scheduler="DPM++ 9M")  # the studio form, with the same words
+    assert form.status_code == 400 and "There is no sampler “DPM++ 9M”" in form.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Generation)) == 0
+    assert queued_jobs(redis_url) == 0
+    spec = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    assert "DPM++ 2M Karras" in spec["GenerationCreate"]["properties"]["scheduler"]["description"]
+    karras = client.post("/api/v1/generations", json={"prompt": "x", "scheduler": "DPM++ 2M Karras"},
+                         headers=bearer_auth)  # the bundled model's schedule ends at pure noise (zero terminal SNR)
+    assert karras.status_code == 400 and "zero terminal SNR" in karras.get_json()["errors"]["scheduler"][0]
+    made = client.post("/api/v1/generations", json={"prompt": "x", "scheduler": "dpm++ 2m"}, headers=bearer_auth)
+    assert made.status_code == 201 and made.get_json()["scheduler"] == "DPM++ 2M"  # the table's spelling
+
+
 def test_limits_give_429_with_retry_after(app, client, ada):
     _, auth = ada
     for _ in range(app.config["MAX_QUEUED_PER_USER"]):
@@ -186,7 +212,7 @@ def test_docs_page_is_swagger_ui_from_our_own_static_files(client):
 def test_variations_of_an_image_i_may_see(app, client, ada, make_user, make_image):
     user_id, auth = ada
     app.config["MAX_QUEUED_PER_USER"] = 2
-    mine = make_image(user_id, prompt="a red circle")
+    mine = make_image(user_id, prompt="a red circle", generation={"scheduler": "Euler a"})
     created = client.post(f"/api/v1/images/{mine}/variations", json={"num_images": 2, "strength": 0.4}, headers=auth)
     assert created.status_code == 201, created.get_json()
     body = created.get_json()
@@ -197,6 +223,7 @@ def test_variations_of_an_image_i_may_see(app, client, ada, make_user, make_imag
     with app.app_context():
         row = db.session.get(Generation, body["id"])
         assert (row.source, row.parent_image_id, row.strength) == ("variation", mine, 0.4)
+        assert row.scheduler == body["scheduler"] == "Euler a"  # the image's sampler
     bad = client.post(f"/api/v1/images/{mine}/variations", json={"strength": 2}, headers=auth)
     assert bad.status_code == 400 and "strength" in bad.get_json()["errors"]
     bob = make_user("bob@example.com")

@@ -51,6 +51,8 @@ def test_variants_weights_and_a_grid_of_six_generations_and_a_labelled_picture(a
     refused = post_grid(client, **{**GRID, "grid_y_values": "2, 99"})
     assert refused.status_code == 400 and "Use a guidance from 0 to 15" in refused.get_data(as_text=True)
     assert post_grid(client, grid_x_type="sampler", grid_x_values="a").status_code == 400
+    unknown = post_grid(client, grid_x_type="scheduler", grid_x_values="Euler, Model default, Euler b")
+    assert unknown.status_code == 400 and "There is no sampler “Euler b”" in unknown.get_data(as_text=True)
     assert count(app, Generation) == 0 and queued_jobs(redis_url) == 0, "nothing starts for a refused grid"
 
     response = post_grid(client, **GRID)
@@ -81,16 +83,22 @@ def test_variants_weights_and_a_grid_of_six_generations_and_a_labelled_picture(a
     assert "grid" in client.get("/gallery").get_data(as_text=True) or state["image_id"] in client.get(
         "/gallery").get_data(as_text=True)
 
-    # A1111's X/Y/Z plot script (seed is its txt2img axis 1; Sampler, 9, is not made here: 422)
+    # A1111's X/Y/Z plot script (seed is its txt2img axis 1, Sampler 9; Sigma Churn, 13, is not made here: 422)
     api = webuiapi.WebUIApi(host="127.0.0.1", port=urlsplit(live_server).port, username="ada@example.com",
                             password=api_token(app, user_id_of(app, "ada@example.com")))
     options = [True, False, False, False, False, False, False, 0, False]
     result = api.txt2img(prompt="a (red:1.3) star in the top left, blue background", steps=3, width=64, height=64,
-                         script_name="x/y/z plot", script_args=[1, "5, 6", [], 0, "", [], 0, "", [], *options])
-    assert len(result.images) == 3 and result.info["xyz_plot"]["axes"][0]["values"] == [5, 6]
+                         script_name="x/y/z plot", script_args=[1, "5, 6", [], 9, "", ["Euler", "DDIM"], 0, "", [],
+                                                                *options])
+    assert len(result.images) == 5 and [axis["values"] for axis in result.info["xyz_plot"]["axes"]] == [
+        [5, 6], ["Euler", "DDIM"]]
+    with app.app_context():
+        made = db.session.scalars(select(Generation.scheduler).where(Generation.source != "grid").order_by(
+            Generation.created_at.desc()).limit(4)).all()
+    assert sorted(made) == ["DDIM", "DDIM", "Euler", "Euler"]
     with pytest.raises(RuntimeError, match="422"):
         api.txt2img(prompt="a star", steps=3, width=64, height=64, script_name="x/y/z plot",
-                    script_args=[9, "Euler, DDIM", [], 0, "", [], 0, "", [], *options])
+                    script_args=[13, "0, 1", [], 0, "", [], 0, "", [], *options])
 
 
 def one_image_per_combination(app, client, live_server) -> None:

@@ -9,6 +9,7 @@ from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from models.lora import MAX_LORAS
+from models.samplers import SAMPLERS
 from models.upscalers import FACTORS, LANCZOS
 
 from ... import generation_rules as rules
@@ -122,6 +123,9 @@ class GenerationCreateSchema(Schema):
     style = fields.String(load_default="none", validate=validate.Length(max=32, error=rules.STYLE_UNKNOWN),
                           metadata={"description": f"a bundled style ({', '.join(STYLES)}) or a saved one, by name"})
     loras = lora_picks()
+    scheduler = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40), metadata={
+        "description": f"the sampler, by its AUTOMATIC1111 name ({', '.join(SAMPLERS)}); left out, null or \"\": "
+                       "the model's own scheduler"})
     hires = fields.Nested(HiresSchema, load_default=None, allow_none=True)
     variants = fields.String(load_default="random", validate=validate.OneOf(VARIANTS, error=rules.VARIANTS_UNKNOWN),
                              metadata={"description": "random: each image picks its {a|b} and __list__ choices from "
@@ -231,6 +235,8 @@ class GenerationSchema(Schema):
     seed = fields.Integer(required=True)
     num_images = fields.Integer(required=True)
     style = fields.String(required=True)
+    scheduler = fields.String(allow_none=True, required=True,
+                              metadata={"description": "the sampler chosen; null: the model's own scheduler"})
     loras = fields.List(fields.Nested(AppliedLoraSchema), required=True)
     created_at = fields.AwareDateTime(required=True)
     queue_position = fields.Integer(allow_none=True, required=True, metadata={"description": "1 = next to run"})

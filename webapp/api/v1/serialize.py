@@ -38,7 +38,7 @@ def generation_dict(generation: Generation) -> dict:
         "prompt": generation.prompt, "negative_prompt": generation.negative_prompt, "model": generation.model,
         "width": generation.width, "height": generation.height, "steps": generation.steps,
         "guidance": generation.guidance, "seed": generation.seed, "num_images": generation.num_images,
-        "style": generation.style, "created_at": utc(generation.created_at),
+        "style": generation.style, "scheduler": generation.scheduler, "created_at": utc(generation.created_at),
         "loras": [{"name": name, "scale": scale} for name, scale in generation.loras or []],
     }
 
