@@ -54,16 +54,21 @@ def _model(warm: Warm, entry: ControlEntry) -> Any:
     return held[entry.name]
 
 
-def pipeline(warm: Warm, entries: list[ControlEntry], image_to_image: bool) -> DiffusionPipeline:
-    """The control pipeline for these control models, made from the warm pipeline once and kept."""
-    from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
+MODES = ("text", "image", "inpaint")  # text-to-image, image-to-image, inpainting (a mask)
 
-    key = (tuple(entry.name for entry in entries), image_to_image)
+
+def pipeline(warm: Warm, entries: list[ControlEntry], mode: str = "text") -> DiffusionPipeline:
+    """The control pipeline for these control models and a mode (``MODES``), made from the warm pipeline once and
+    kept: ControlNet text-to-image, image-to-image or inpainting (diffusers' ``StableDiffusionControlNet…Pipeline``
+    for the mode, by ``AutoPipelineFor….from_pipe``)."""
+    from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image
+
+    key = (tuple(entry.name for entry in entries), mode)
     pipes = warm.controls.setdefault("pipelines", {})
     if key not in pipes:
         models = [_model(warm, entry) for entry in entries]
         adapter = entries[0].type == "t2i-adapter"
-        if adapter and (image_to_image or len(entries) > 1):
+        if adapter and (mode != "text" or len(entries) > 1):
             raise ModelError("a T2I-Adapter works alone and on text-to-image only")
         extra = {"adapter": models[0]} if adapter else {"controlnet": models[0] if len(models) == 1 else models}
         if adapter:
@@ -72,7 +77,8 @@ def pipeline(warm: Warm, entries: list[ControlEntry], image_to_image: bool) -> D
             cls = StableDiffusionXLAdapterPipeline if "XL" in type(warm.pipe).__name__ else StableDiffusionAdapterPipeline
             pipe = cls.from_pipe(warm.pipe, **extra)
         else:
-            auto = AutoPipelineForImage2Image if image_to_image else AutoPipelineForText2Image
+            auto = {"text": AutoPipelineForText2Image, "image": AutoPipelineForImage2Image,
+                    "inpaint": AutoPipelineForInpainting}[mode]
             pipe = auto.from_pipe(warm.pipe, **extra)
         pipe.set_progress_bar_config(disable=True)
         pipe._easel_precision = loader.precision_of(warm.pipe)
@@ -93,8 +99,10 @@ def _image(key: str) -> PILImage.Image:
         return picture.convert("RGB")
 
 
-def for_call(warm: Warm, generations: list[Generation], image_to_image: bool) -> tuple[DiffusionPipeline, dict]:
+def for_call(warm: Warm, generations: list[Generation], mode: str = "text") -> tuple[DiffusionPipeline, dict]:
     """The control pipeline and its call arguments (control images per image, scales) for these generations.
+
+    ``mode``: ``text``, ``image`` (a starting image) or ``inpaint`` (a starting image and a mask; never batched).
 
     They share the batch key, so the same control models and scales; each image gets its generation's
     control images (stored at its size, already preprocessed).
@@ -105,7 +113,7 @@ def for_call(warm: Warm, generations: list[Generation], image_to_image: bool) ->
     if missing is not None:
         raise ModelUnavailable(f"control {missing!r} is no longer in the catalog")
     entries = [catalog[unit["name"]] for unit in lead]
-    pipe = pipeline(warm, entries, image_to_image)
+    pipe = pipeline(warm, entries, mode)
     per_unit: list[list[PILImage.Image]] = [[] for _ in lead]
     for generation in generations:
         pictures = [_image(unit["image_key"]) for unit in generation.controls]
@@ -117,5 +125,5 @@ def for_call(warm: Warm, generations: list[Generation], image_to_image: bool) ->
     # Several ControlNets take one image each for the whole call (diffusers' MultiControlNet): such generations
     # never share a call (jobs.batching.batch_key), so that image is the one generation's.
     images: Any = per_unit[0] if len(per_unit) == 1 else [pictures[0] for pictures in per_unit]
-    return pipe, {"control_image" if image_to_image else "image": images,
+    return pipe, {"image" if mode == "text" else "control_image": images,
                   "controlnet_conditioning_scale": scales[0] if len(scales) == 1 else scales}

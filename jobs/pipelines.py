@@ -284,17 +284,21 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
         "num_inference_steps": lead.steps, "guidance_scale": lead.guidance, "num_images_per_prompt": 1,
         "generator": generators, "callback_on_step_end": callback, "output_type": "pil",
     }
-    # an edit with control images is refused when asked for (webapp.generations.create_generation)
+    # a hires fix with control images is refused when asked for (webapp.generations.create_generation)
     if lead.edit is not None and lead.edit.kind == "hires":
         return hires(warm, lead, len(prompts), common), seen
-    if edit := (edits or {}).get(lead.id):
-        # one starting picture and mask for every image (diffusers repeats them; its mask crop takes only one)
-        result = call(warm.inpaint(), warm.plan, len(prompts), image=edit.image(), strength=lead.strength,
-                      **edit.call_kwargs(), **common)
-        return [edit.paste_back(picture) for picture in result.images], seen
-    controlled = control.for_call(warm, generations, bool(lead.init_image_key)) if lead.controls else None
+    edit = (edits or {}).get(lead.id)
+    mode = "inpaint" if edit else "image" if lead.init_image_key else "text"
+    controlled = control.for_call(warm, generations, mode) if lead.controls else None
     if controlled is not None:  # the control pipeline made from the warm one, and its control images
         common.update(controlled[1])
+    if edit:
+        # one starting picture and mask for every image (diffusers repeats them; its mask crop takes only one);
+        # with control images, diffusers' ControlNet inpainting pipeline, pasted back the same way
+        pipe = controlled[0] if controlled else warm.inpaint()
+        result = call(pipe, warm.plan, len(prompts), image=edit.image(), strength=lead.strength,
+                      **edit.call_kwargs(), **common)
+        return [edit.paste_back(picture) for picture in result.images], seen
     if lead.init_image_key:
         pipe = controlled[0] if controlled else warm.img2img()
         result = call(pipe, warm.plan, len(prompts), image=images, strength=lead.strength, **common)

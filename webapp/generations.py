@@ -177,9 +177,9 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
     """
     if user.is_banned:
         raise GenerationRefused("This account has been suspended, so it cannot make images.", status=403)
-    if edit is not None and controls:
-        raise GenerationRefused("A control image cannot be combined with a mask, outpainting or the hires fix yet: "
-                                "leave one of them out.", status=400)
+    if edit is not None and edit.kind == "hires" and controls:  # a mask with controls: ControlNet inpainting
+        raise GenerationRefused("A control image cannot be combined with the hires fix yet: leave one of them out.",
+                                status=400)
     check_prompt(params["prompt"], user.id)
     if (refusal := choices_refusal(user.id, params)) is not None:  # a model, LoRA or upscaler outside its groups'
         raise GenerationRefused(refusal.message, status=refusal.status)

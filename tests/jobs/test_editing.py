@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image as PILImage
+from PIL import ImageDraw
 
 from models.training.data import Scene, render
 from models.training.measure import read_image
@@ -55,7 +56,21 @@ default_guidance = 3.0
 sizes = [[64, 64], [128, 128]]
 max_images = 4
 job_timeout = 120
+
+[controls.easel-scribble]
+label = "Easel Scribble"
+path = "{path}/../controls/easel-scribble"
+type = "controlnet"
+base_kinds = ["sd"]
+preprocessor = "scribble"
 """
+
+
+def circle_drawing() -> PILImage.Image:
+    """A black circle drawn on white in the middle (the scribble preprocessor makes its outline the control)."""
+    drawing = PILImage.new("RGB", (64, 64), "white")
+    ImageDraw.Draw(drawing).ellipse((20, 20, 44, 44), outline="black", width=3)
+    return drawing
 
 
 def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_grows_it(app, signed_in, workers,
@@ -77,6 +92,34 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
     assert read_image(result).colour == "blue"  # the square, repainted
     params = json.loads(result_png(signed_in, done).text["easel"])
     assert (params["edit"], params["mask_blur"], params["inpaint_area"]) == ("inpaint", 2, "whole")
+
+    first_done = done
+
+    # ControlNet inpainting: the same edit and seed steered by a drawn circle (diffusers' ControlNet inpainting
+    # pipeline from the warm one): the outside still kept to the pixel, the inside steered, both recorded
+    steered = generation_id(post_edit(signed_in, prompt=prompt, steps="10", strength="1.0", mask_blur="2",
+                                      init_image=(png(start), "start.png"), mask=(png(centre_mask()), "mask.png"),
+                                      control_image=(png(circle_drawing()), "circle.png"), control="easel-scribble"))
+    done = wait_status(signed_in, steered, {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done
+    steered_png = result_png(signed_in, done)
+    with_control = np.asarray(steered_png.convert("RGB"), np.int16)
+    assert np.abs(with_control[outside] - before[outside]).max() == 0
+    assert np.abs(with_control[~outside] - after[~outside]).mean() > 3  # the control changed the repainted part
+    recorded = json.loads(steered_png.text["easel"])
+    assert recorded["edit"] == "inpaint" and recorded["controls"][0]["name"] == "easel-scribble"
+    with app.app_context():
+        row = db.session.get(Generation, steered)
+        assert row.edit.kind == "inpaint" and row.edit.mask_key and row.controls[0]["name"] == "easel-scribble"
+
+    # ControlNet image-to-image: a control and a starting image, no mask
+    guided = generation_id(post_edit(signed_in, prompt=prompt, steps="4", strength="0.8",
+                                     init_image=(png(start), "start.png"),
+                                     control_image=(png(circle_drawing()), "circle.png"), control="easel-scribble"))
+    done = wait_status(signed_in, guided, {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done
+    assert json.loads(result_png(signed_in, done).text["easel"])["controls"][0]["name"] == "easel-scribble"
+    done = first_done
 
     # "Reuse settings" brings the mask back by the generation's id; only the masked area is repainted (cropped)
     reused = done["params"]
@@ -129,7 +172,8 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
     assert large.size == (128, 128) and json.loads(large.text["easel"])["hires"]["scale"] == 2
     assert read_image(large.convert("RGB").resize((64, 64))).colour == "blue"
     assert done["params"]["hires"] and (done["params"]["width"], done["params"]["height"]) == (64, 64)
-    assert worker_report(app.config["REDIS_URL"], proc, generations=4)["loads"] == 1  # the twins share the weights
+    report = worker_report(app.config["REDIS_URL"], proc, generations=6)
+    assert report["loads"] == 1 and report["control_loads"] == 1  # the twins share the weights
 
     # The mask lies with its generation's files and goes with it
     with app.app_context():
