@@ -288,7 +288,8 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
     if lead.edit is not None and lead.edit.kind == "hires":
         return hires(warm, lead, len(prompts), common), seen
     edit = (edits or {}).get(lead.id)
-    mode = "inpaint" if edit else "image" if lead.init_image_key else "text"
+    whole = edit is None and editing.inpainting_unet(warm.pipe)  # an inpainting checkpoint: the whole is the mask
+    mode = "inpaint" if edit or whole else "image" if lead.init_image_key else "text"
     controlled = control.for_call(warm, generations, mode) if lead.controls else None
     if controlled is not None:  # the control pipeline made from the warm one, and its control images
         common.update(controlled[1])
@@ -299,6 +300,13 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
         result = call(pipe, warm.plan, len(prompts), image=edit.image(), strength=lead.strength,
                       **edit.call_kwargs(), **common)
         return [edit.paste_back(picture) for picture in result.images], seen
+    if whole:  # from words: a grey start repainted at full strength; from a start: at its strength
+        size = (lead.width, lead.height)
+        start = images if lead.init_image_key else editing.grey(size)
+        result = call(controlled[0] if controlled else warm.inpaint(), warm.plan, len(prompts), image=start,
+                      mask_image=editing.whole_mask(size), width=size[0], height=size[1],
+                      strength=lead.strength if lead.init_image_key else 1.0, **common)
+        return list(result.images), seen
     if lead.init_image_key:
         pipe = controlled[0] if controlled else warm.img2img()
         result = call(pipe, warm.plan, len(prompts), image=images, strength=lead.strength, **common)

@@ -14,6 +14,7 @@ from models.training.data import Scene, render
 from models.training.measure import read_image
 from tests.jobs.test_img2img import result_png
 from tests.support import FIELDS, csrf_token, wait_status, worker_report
+from tests.support.tiny_pipelines import catalog_entry, save_tiny_inpainting
 from webapp.extensions import db
 from webapp.tables import Generation
 
@@ -76,7 +77,9 @@ def circle_drawing() -> PILImage.Image:
 def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_grows_it(app, signed_in, workers,
                                                                                         tmp_path):
     catalog = tmp_path / "catalog.toml"  # the bundled model, also allowed at 128×128 (for the hires fix)
-    catalog.write_text(CATALOG.format(path=Path(__file__).resolve().parents[2] / "models" / "easel-tiny"))
+    inpainting = save_tiny_inpainting(tmp_path / "tiny-inpainting")  # an inpainting checkpoint: 9-channel UNet
+    catalog.write_text(CATALOG.format(path=Path(__file__).resolve().parents[2] / "models" / "easel-tiny")
+                       + catalog_entry("tiny-inpainting", "sd", inpainting))
     app.config.update(MAX_ACTIVE_PER_USER=4, EASEL_CATALOG=str(catalog))
     start = render(SCENE)
     prompt = "a large blue square in the center, green background"
@@ -174,6 +177,23 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
     assert done["params"]["hires"] and (done["params"]["width"], done["params"]["height"]) == (64, 64)
     report = worker_report(app.config["REDIS_URL"], proc, generations=6)
     assert report["loads"] == 1 and report["control_loads"] == 1  # the twins share the weights
+
+    # An inpainting checkpoint in the catalog inpaints with its 9-channel UNet (a plain pipeline cannot even run
+    # it: its UNet wants the mask and the masked picture), keeps the outside, and makes pictures from words too
+    small_mask = centre_mask().resize((32, 32), PILImage.Resampling.NEAREST)
+    small_start = start.resize((32, 32))
+    nine = generation_id(post_edit(signed_in, model="tiny-inpainting", width="32", height="32", steps="2",
+                                   strength="1.0", mask_blur="0", init_image=(png(small_start), "start.png"),
+                                   mask=(png(small_mask), "mask.png")))
+    done = wait_status(signed_in, nine, {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done
+    kept = np.asarray(small_mask) == 0
+    made, was = np.asarray(result_png(signed_in, done).convert("RGB"), np.int16), np.asarray(small_start, np.int16)
+    assert np.abs(made[kept] - was[kept]).max() == 0 and np.abs(made[~kept] - was[~kept]).mean() > 10
+    worded = generation_id(post_edit(signed_in, model="tiny-inpainting", width="32", height="32", steps="2"))
+    done = wait_status(signed_in, worded, {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done
+    assert worker_report(app.config["REDIS_URL"], proc, generations=8)["loads"] == 2
 
     # The mask lies with its generation's files and goes with it
     with app.app_context():

@@ -120,6 +120,19 @@ def save_tiny(kind: str, folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def save_tiny_inpainting(folder: Path, seed: int = 0) -> Path:
+    """A tiny SD inpainting checkpoint: a StableDiffusionInpaintPipeline whose UNet takes 9 channels (latents,
+    mask, masked picture), random weights, saved as safetensors."""
+    from diffusers import StableDiffusionInpaintPipeline, UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    pipe = build_sd()
+    unet = UNet2DConditionModel(**{**pipe.unet.config, "in_channels": 9})
+    StableDiffusionInpaintPipeline(**{**pipe.components, "unet": unet}).save_pretrained(str(folder),
+                                                                                       safe_serialization=True)
+    return folder
+
+
 def catalog_entry(name: str, kind: str, path: Path | str, **extra: object) -> str:
     """A [models.<name>] TOML table for a tiny pipeline at SIZE x SIZE with few steps."""
     fields: dict[str, object] = {
