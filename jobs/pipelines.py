@@ -321,12 +321,18 @@ def hires(warm: Warm, generation: Generation, images: int, common: dict[str, Any
     hires strength; the second pass's steps follow the first's on the progress bar."""
     settings = generation.edit
     width, height = editing.base_size(generation)
-    first = call(warm.pipe, warm.plan, images, width=width, height=height, **common)
-    larger = [editing.enlarge(picture, (generation.width, generation.height), settings.hr_upscaler)
-              for picture in first.images]
+    full = (generation.width, generation.height)
+    if editing.inpainting_unet(warm.pipe):  # an inpainting checkpoint: both passes inpaint the whole picture
+        first = call(warm.inpaint(), warm.plan, images, image=editing.grey((width, height)), strength=1.0,
+                     mask_image=editing.whole_mask((width, height)), width=width, height=height, **common)
+        pipe, extra = warm.inpaint(), {"mask_image": editing.whole_mask(full), "width": full[0], "height": full[1]}
+    else:
+        first = call(warm.pipe, warm.plan, images, width=width, height=height, **common)
+        pipe, extra = warm.img2img(), {}
+    larger = [editing.enlarge(picture, full, settings.hr_upscaler) for picture in first.images]
     second = {**common, "num_inference_steps": settings.hr_steps or generation.steps,
               "callback_on_step_end": editing.AfterFirstPass(common["callback_on_step_end"], generation.steps)}
-    result = call(warm.img2img(), warm.plan, images, image=larger, strength=settings.hr_strength, **second)
+    result = call(pipe, warm.plan, images, image=larger, strength=settings.hr_strength, **extra, **second)
     return list(result.images)
 
 

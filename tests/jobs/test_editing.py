@@ -79,7 +79,7 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
     catalog = tmp_path / "catalog.toml"  # the bundled model, also allowed at 128×128 (for the hires fix)
     inpainting = save_tiny_inpainting(tmp_path / "tiny-inpainting")  # an inpainting checkpoint: 9-channel UNet
     catalog.write_text(CATALOG.format(path=Path(__file__).resolve().parents[2] / "models" / "easel-tiny")
-                       + catalog_entry("tiny-inpainting", "sd", inpainting))
+                       + catalog_entry("tiny-inpainting", "sd", inpainting, sizes=[[32, 32], [64, 64]]))
     app.config.update(MAX_ACTIVE_PER_USER=4, EASEL_CATALOG=str(catalog))
     start = render(SCENE)
     prompt = "a large blue square in the center, green background"
@@ -180,6 +180,7 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
 
     # An inpainting checkpoint in the catalog inpaints with its 9-channel UNet (a plain pipeline cannot even run
     # it: its UNet wants the mask and the masked picture), keeps the outside, and makes pictures from words too
+    # (here with the hires fix: both passes inpaint the whole picture)
     small_mask = centre_mask().resize((32, 32), PILImage.Resampling.NEAREST)
     small_start = start.resize((32, 32))
     nine = generation_id(post_edit(signed_in, model="tiny-inpainting", width="32", height="32", steps="2",
@@ -190,9 +191,11 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
     kept = np.asarray(small_mask) == 0
     made, was = np.asarray(result_png(signed_in, done).convert("RGB"), np.int16), np.asarray(small_start, np.int16)
     assert np.abs(made[kept] - was[kept]).max() == 0 and np.abs(made[~kept] - was[~kept]).mean() > 10
-    worded = generation_id(post_edit(signed_in, model="tiny-inpainting", width="32", height="32", steps="2"))
+    worded = generation_id(post_edit(signed_in, model="tiny-inpainting", width="32", height="32", steps="4",
+                                     hires="y", hr_scale="2", hr_strength="0.5"))
     done = wait_status(signed_in, worded, {"succeeded", "failed"}, timeout=120)
     assert done["status"] == "succeeded", done
+    assert result_png(signed_in, done).size == (64, 64)
     assert worker_report(app.config["REDIS_URL"], proc, generations=8)["loads"] == 2
 
     # The mask lies with its generation's files and goes with it
