@@ -175,7 +175,29 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
     assert large.size == (128, 128) and json.loads(large.text["easel"])["hires"]["scale"] == 2
     assert read_image(large.convert("RGB").resize((64, 64))).colour == "blue"
     assert done["params"]["hires"] and (done["params"]["width"], done["params"]["height"]) == (64, 64)
-    report = worker_report(app.config["REDIS_URL"], proc, generations=6)
+
+    # The hires fix of an image already made (its second pass, from the image page): "hires of" that image
+    page = signed_in.get(f"/images/{image_id}").get_data(as_text=True)
+    assert 'id="hires-form"' in page and '<option value="2.0">×2 (128×128)</option>' in page
+    token = csrf_token(signed_in, f"/images/{image_id}")
+    with app.app_context():
+        before_count = db.session.query(Generation).count()
+    refused = signed_in.post(f"/images/{image_id}/hires", data={"hr_scale": "3", "hr_strength": "0.5",
+                                                                 "csrf_token": token})
+    assert refused.status_code == 303 and refused.headers["Location"].endswith(f"/images/{image_id}")
+    with app.app_context():
+        assert db.session.query(Generation).count() == before_count  # 192×192 is not a size it makes: nothing queued
+    second = generation_id(signed_in.post(f"/images/{image_id}/hires", data={"hr_scale": "2", "hr_strength": "0.5",
+                                                                             "csrf_token": token}))
+    done = wait_status(signed_in, second, {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done
+    refined = result_png(signed_in, done)
+    assert refined.size == (128, 128)
+    assert json.loads(refined.text["easel"])["lineage"][0] == {"image_id": image_id, "source": "hires"}
+    page = signed_in.get(f"/images/{done['images'][0]['id']}").get_data(as_text=True)
+    assert "Made from hires of" in page and f'href="/images/{image_id}" id="parent-link"' in page
+
+    report = worker_report(app.config["REDIS_URL"], proc, generations=7)
     assert report["loads"] == 1 and report["control_loads"] == 1  # the twins share the weights
 
     # An inpainting checkpoint in the catalog inpaints with its 9-channel UNet (a plain pipeline cannot even run
@@ -196,7 +218,7 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
     done = wait_status(signed_in, worded, {"succeeded", "failed"}, timeout=120)
     assert done["status"] == "succeeded", done
     assert result_png(signed_in, done).size == (64, 64)
-    assert worker_report(app.config["REDIS_URL"], proc, generations=8)["loads"] == 2
+    assert worker_report(app.config["REDIS_URL"], proc, generations=9)["loads"] == 2
 
     # The mask lies with its generation's files and goes with it
     with app.app_context():
