@@ -3,7 +3,8 @@ from the warm one (``from_pipe``: the base model's weights are shared, never loa
 
 ``jobs.pipelines.generate`` asks ``for_call`` for the pipeline and the call arguments when a generation has
 controls. A control model is read from its folder once per warm pipeline and lives as long as that pipeline
-does (the loader's bounded cache evicts both together), as LoRAs do.
+does (the loader's bounded cache evicts both together), as LoRAs do. A control picture stored for an estimator
+preprocessor (depth) becomes its map here, with the weights the operator installed (``models/estimators.py``).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from PIL import Image as PILImage
 
 from models import loader
 from models.catalog import ModelError, ModelUnavailable
-from models.controls import ControlEntry, load_controls
+from models.controls import ESTIMATORS, ControlEntry, install_hint, load_controls, load_estimators
 from webapp import services
 
 if TYPE_CHECKING:
@@ -99,6 +100,18 @@ def _image(key: str) -> PILImage.Image:
         return picture.convert("RGB")
 
 
+def _estimated(picture: PILImage.Image, preprocessor: str) -> PILImage.Image:
+    """The map an estimator preprocessor (depth) makes of a stored control picture, with the installed weights."""
+    from flask import current_app
+
+    from models.estimators import depth_map
+
+    entry = load_estimators(current_app.config["EASEL_CATALOG"]).get(preprocessor)
+    if entry is None or (reason := entry.unavailable_reason()):
+        raise ModelUnavailable(install_hint(preprocessor) if entry is None else reason)
+    return depth_map(picture, entry.path)
+
+
 def for_call(warm: Warm, generations: list[Generation], mode: str = "text") -> tuple[DiffusionPipeline, dict]:
     """The control pipeline and its call arguments (control images per image, scales) for these generations.
 
@@ -117,6 +130,8 @@ def for_call(warm: Warm, generations: list[Generation], mode: str = "text") -> t
     per_unit: list[list[PILImage.Image]] = [[] for _ in lead]
     for generation in generations:
         pictures = [_image(unit["image_key"]) for unit in generation.controls]
+        pictures = [_estimated(picture, unit["preprocessor"]) if unit.get("preprocessor") in ESTIMATORS else picture
+                    for picture, unit in zip(pictures, generation.controls, strict=True)]
         for index, picture in enumerate(pictures):
             per_unit[index] += [picture] * generation.num_images
     scales = [float(unit["scale"]) for unit in lead]

@@ -13,6 +13,8 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 from sqlalchemy import func, select, update
 
+from models.controls import ESTIMATORS
+
 from . import controls as control_images
 from . import lifecycle, progress, safety, services
 from .drawable import drawing_hint
@@ -321,7 +323,9 @@ def edit_fields(generation: Generation) -> dict:
 def reused_control(generation: Generation) -> dict:
     """The studio's control fields for a generation's first control image (its stored copy, by generation id)."""
     unit = (generation.controls or [{}])[0]
-    return {"control": unit.get("name", ""), "control_scale": unit.get("scale", ""), "control_preprocessor": "",
+    # the stored copy is preprocessed, except for an estimator (depth), whose map the worker makes again
+    again = unit.get("preprocessor") if unit.get("preprocessor") in ESTIMATORS else ""
+    return {"control": unit.get("name", ""), "control_scale": unit.get("scale", ""), "control_preprocessor": again,
             "control_from": generation.id if unit else ""}
 
 

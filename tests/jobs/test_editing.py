@@ -14,7 +14,7 @@ from models.training.data import Scene, render
 from models.training.measure import read_image
 from tests.jobs.test_img2img import result_png
 from tests.support import FIELDS, csrf_token, wait_status, worker_report
-from tests.support.tiny_pipelines import catalog_entry, save_tiny_inpainting
+from tests.support.tiny_pipelines import catalog_entry, save_tiny_depth, save_tiny_inpainting
 from webapp.extensions import db
 from webapp.tables import Generation
 
@@ -64,6 +64,9 @@ path = "{path}/../controls/easel-scribble"
 type = "controlnet"
 base_kinds = ["sd"]
 preprocessor = "scribble"
+
+[preprocessors.depth]
+path = "{depth}"
 """
 
 
@@ -78,7 +81,8 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
                                                                                         tmp_path):
     catalog = tmp_path / "catalog.toml"  # the bundled model, also allowed at 128×128 (for the hires fix)
     inpainting = save_tiny_inpainting(tmp_path / "tiny-inpainting")  # an inpainting checkpoint: 9-channel UNet
-    catalog.write_text(CATALOG.format(path=Path(__file__).resolve().parents[2] / "models" / "easel-tiny")
+    depth = save_tiny_depth(tmp_path / "depth")  # depth-estimator weights an operator installed (random, tiny)
+    catalog.write_text(CATALOG.format(path=Path(__file__).resolve().parents[2] / "models" / "easel-tiny", depth=depth)
                        + catalog_entry("tiny-inpainting", "sd", inpainting, sizes=[[32, 32], [64, 64]]))
     app.config.update(MAX_ACTIVE_PER_USER=4, EASEL_CATALOG=str(catalog))
     start = render(SCENE)
@@ -115,13 +119,19 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
         row = db.session.get(Generation, steered)
         assert row.edit.kind == "inpaint" and row.edit.mask_key and row.controls[0]["name"] == "easel-scribble"
 
-    # ControlNet image-to-image: a control and a starting image, no mask
+    # ControlNet image-to-image: a control and a starting image, no mask; the control's map made by the depth
+    # preprocessor, offered because its weights are installed, and run by the worker (the web has no torch)
+    assert '<option value="depth">depth</option>' in signed_in.get("/").get_data(as_text=True)
     guided = generation_id(post_edit(signed_in, prompt=prompt, steps="4", strength="0.8",
-                                     init_image=(png(start), "start.png"),
+                                     init_image=(png(start), "start.png"), control_preprocessor="depth",
                                      control_image=(png(circle_drawing()), "circle.png"), control="easel-scribble"))
     done = wait_status(signed_in, guided, {"succeeded", "failed"}, timeout=120)
     assert done["status"] == "succeeded", done
-    assert json.loads(result_png(signed_in, done).text["easel"])["controls"][0]["name"] == "easel-scribble"
+    unit = json.loads(result_png(signed_in, done).text["easel"])["controls"][0]
+    assert (unit["name"], unit["preprocessor"]) == ("easel-scribble", "depth")
+    with PILImage.open(Path(app.config["MEDIA_DIR"]) / unit["image_key"]) as stored:  # the picture, as sent
+        assert np.array_equal(np.asarray(stored.convert("RGB")), np.asarray(circle_drawing()))
+    assert done["params"]["control_preprocessor"] == "depth"  # "Reuse settings" makes the map again
     done = first_done
 
     # "Reuse settings" brings the mask back by the generation's id; only the masked area is repainted (cropped)

@@ -133,6 +133,20 @@ def save_tiny_inpainting(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def save_tiny_depth(folder: Path, seed: int = 0) -> Path:
+    """A tiny random-weight DPT depth estimator (transformers) with its image processor, saved as safetensors: what
+    an operator installs for the depth preprocessor ([preprocessors.depth])."""
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    torch.manual_seed(seed)
+    config = DPTConfig(image_size=32, patch_size=16, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+                       intermediate_size=37, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[16, 16, 32, 32],
+                       reassemble_factors=[4, 2, 1, 0.5], fusion_hidden_size=16)
+    DPTForDepthEstimation(config).eval().save_pretrained(str(folder), safe_serialization=True)
+    DPTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(str(folder))
+    return folder
+
+
 def catalog_entry(name: str, kind: str, path: Path | str, **extra: object) -> str:
     """A [models.<name>] TOML table for a tiny pipeline at SIZE x SIZE with few steps."""
     fields: dict[str, object] = {

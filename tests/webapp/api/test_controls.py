@@ -147,7 +147,8 @@ def test_bad_control_input_is_refused_and_nothing_is_written(app, app_env, live_
         "scale": ({"control_image": good, "control_scale": 2.5}, "between 0 and 2"),
         "fit": ({"control_image": good, "control": "scribble-for-sdxl"}, "fits sdxl models, not Easel Tiny"),
         "absent": ({"control_image": good, "control": "missing-control"}, "not available here"),
-        "preprocessor": ({"control_image": good, "control_preprocessor": "depth"}, "Unknown preprocessor"),
+        "preprocessor": ({"control_image": good, "control_preprocessor": "sobel"}, "Unknown preprocessor"),
+        "depth": ({"control_image": good, "control_preprocessor": "depth"}, "[preprocessors.depth] path ="),
         "no image": ({"control": "easel-scribble"}, "need a control_image"),
     }
     for name, (fields, message) in refusals.items():
