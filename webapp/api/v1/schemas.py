@@ -341,6 +341,16 @@ class VariationCreateSchema(Schema):
                             metadata={"description": "how far they may move from the image (default 0.35)"})
 
 
+class HiresCreateSchema(Schema):
+    """The hires fix's second pass of an image already made: enlarged, then image-to-image at the larger size."""
+
+    scale = fields.Float(load_default=2.0, allow_nan=False, validate=validate.Range(1, 4, min_inclusive=False, error=(
+        "Use a hires scale above 1 and at most 4.")), metadata={
+        "description": "the larger size (image × scale) must be one the image's model makes"})
+    strength = fields.Float(load_default=0.4, allow_nan=False, validate=validate.Range(
+        0.05, 1, error="Use a hires strength from 0.05 to 1."), metadata={"description": "default 0.4"})
+
+
 def _side(name: str) -> fields.Float:
     return fields.Float(load_default=0.0, allow_nan=False, validate=validate.Range(0, 8192), metadata={
         "description": f"how far to extend the {name} side: pixels, or below 1 a fraction of the picture"})
