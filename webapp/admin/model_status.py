@@ -11,6 +11,7 @@ from models.capabilities import pipeline_capabilities
 from models.upscalers import load_upscalers
 
 from .. import services, worker_status
+from ..controls import estimators as installed_estimators
 from ..controls import listing as control_listing
 from ..queues import GENERATE_QUEUE, generation_queue
 
@@ -91,6 +92,7 @@ class ModelsOverview:
     upscalers: list[UpscalerRow]
     workers: list[WorkerRow]
     controls: list[ControlRow] = field(default_factory=list)
+    estimators: dict[str, str | None] = field(default_factory=dict)  # preprocessor -> why not usable (None: usable)
 
 
 def _worker_rows() -> list[WorkerRow]:
@@ -138,4 +140,6 @@ def models_overview() -> ModelsOverview:
     controls = [ControlRow(name=c["name"], label=c["label"], type=c["type"], base_kinds=c["base_kinds"],
                            preprocessor=c["preprocessor"], default_scale=c["default_scale"],
                            reason=c["unavailable_reason"], fits=c["models"]) for c in control_listing()]
-    return ModelsOverview(models=models, loras=lora_rows, upscalers=upscalers, workers=workers, controls=controls)
+    estimators = {name: entry.unavailable_reason() for name, entry in installed_estimators().items()}
+    return ModelsOverview(models=models, loras=lora_rows, upscalers=upscalers, workers=workers, controls=controls,
+                          estimators=estimators)

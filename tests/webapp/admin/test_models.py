@@ -47,6 +47,7 @@ def test_models_page_lists_control_models_with_availability(app, make_user) -> N
     missing = html.split('id="control-missing-control"')[1].split("</tr>")[0]
     assert '<td class="small base-kinds">sdxl</td>' in missing and "config.json missing" in missing
     assert '<td class="preprocessor">canny</td>' in missing
+    assert "none installed (depth needs its weights" in html.split('id="estimators"')[1].split("</p>")[0]
 
 
 def test_models_page_is_for_admins_only(app, make_user) -> None:
