@@ -4,7 +4,7 @@ from the warm one (``from_pipe``: the base model's weights are shared, never loa
 ``jobs.pipelines.generate`` asks ``for_call`` for the pipeline and the call arguments when a generation has
 controls. A control model is read from its folder once per warm pipeline and lives as long as that pipeline
 does (the loader's bounded cache evicts both together), as LoRAs do. A control picture stored for an estimator
-preprocessor (depth) becomes its map here, with the weights the operator installed (``models/estimators.py``).
+preprocessor (depth, pose) becomes its map here, with the weights the operator installed (``models/estimators.py``).
 """
 from __future__ import annotations
 
@@ -101,15 +101,16 @@ def _image(key: str) -> PILImage.Image:
 
 
 def _estimated(picture: PILImage.Image, preprocessor: str) -> PILImage.Image:
-    """The map an estimator preprocessor (depth) makes of a stored control picture, with the installed weights."""
+    """The map an estimator preprocessor (depth, pose) makes of a stored control picture, with the installed
+    weights."""
     from flask import current_app
 
-    from models.estimators import depth_map
+    from models.estimators import estimate
 
     entry = load_estimators(current_app.config["EASEL_CATALOG"]).get(preprocessor)
     if entry is None or (reason := entry.unavailable_reason()):
         raise ModelUnavailable(install_hint(preprocessor) if entry is None else reason)
-    return depth_map(picture, entry.path)
+    return estimate(preprocessor, picture, entry.path)
 
 
 def for_call(warm: Warm, generations: list[Generation], mode: str = "text") -> tuple[DiffusionPipeline, dict]:

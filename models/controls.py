@@ -4,9 +4,10 @@ Each entry names a diffusers ControlNet or T2I-Adapter folder (``config.json`` a
 model kinds it fits, the preprocessor its control images want and a default scale. Like models and LoRAs, an
 entry whose files are absent (or pickled) is listed as unavailable with the reason; nothing is downloaded.
 
-Preprocessors that need estimator weights (``ESTIMATORS``: depth) are offered only where an operator installed
-them: ``[preprocessors.depth] path = "..."`` names a local transformers depth-estimation folder (DPT, Depth
-Anything…; ``config.json``, ``preprocessor_config.json`` and safetensors weights). The worker runs them
+Preprocessors that need estimator weights (``ESTIMATORS``: depth, pose) are offered only where an operator
+installed them: ``[preprocessors.depth] path = "..."`` names a local transformers depth-estimation folder (DPT,
+Depth Anything…), ``[preprocessors.pose]`` a ViTPose one (``config.json``, ``preprocessor_config.json`` and
+safetensors weights). The worker runs them
 (``models/estimators.py``); the web side only checks that they are there.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from models.catalog import PICKLED_SUFFIXES, PIPELINE_CLASSES, ModelEntry, Model
 
 CONTROL_TYPES = ("controlnet", "t2i-adapter")
 PREPROCESSORS = ("none", "scribble", "canny")  # built in: no estimator weights (control_images.py)
-ESTIMATORS = ("depth",)  # need estimator weights an operator installs ([preprocessors.<name>]; models/estimators.py)
+ESTIMATORS = ("depth", "pose")  # need estimator weights an operator installs ([preprocessors.<name>], estimators.py)
 KNOWN_PREPROCESSORS = PREPROCESSORS + ESTIMATORS
 MAX_SCALE = 2.0
 DEFAULT_MAX_CONTROLS = 2
@@ -95,10 +96,14 @@ def load_controls(path: Path | str | None = None) -> dict[str, ControlEntry]:
     return {name: _control(name, raw, path.parent) for name, raw in data.get("controls", {}).items()}
 
 
+EXAMPLES = {"depth": "a depth-estimation model such as DPT or Depth Anything",
+            "pose": "a ViTPose pose-estimation model such as usyd-community/vitpose-base-simple"}
+
+
 def install_hint(name: str) -> str:
     """How an operator installs an estimator preprocessor (never downloaded by Easel)."""
-    return (f"The {name} preprocessor needs estimator weights that this site has not installed. An operator saves a "
-            f"transformers {name}-estimation model (for example DPT or Depth Anything) with safetensors into a "
+    return (f"The {name} preprocessor needs estimator weights that this site has not installed. An operator saves "
+            f"{EXAMPLES.get(name, 'its transformers model')} with safetensors into a "
             f"folder on a machine with network (model.save_pretrained(folder, safe_serialization=True) and its image "
             f"processor's save_pretrained(folder)), copies it here and names it in the catalog: "
             f"[preprocessors.{name}] path = \"<folder>\" (docs/controls.md). Or send a ready-made {name} map with "
@@ -133,7 +138,7 @@ def load_estimators(path: Path | str | None = None) -> dict[str, EstimatorEntry]
     found = {}
     for name, raw in data.get("preprocessors", {}).items():
         if name not in ESTIMATORS:
-            raise ModelError(f"catalog preprocessor {name!r}: only {', '.join(ESTIMATORS)} take estimator weights "
+            raise ModelError(f"catalog preprocessor {name!r}: only {' and '.join(ESTIMATORS)} take estimator weights "
                              f"(the others are built in)")
         try:
             found[name] = EstimatorEntry(name=name, path=(path.parent / raw["path"]).resolve())

@@ -147,6 +147,20 @@ def save_tiny_depth(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def save_tiny_pose(folder: Path, seed: int = 0) -> Path:
+    """A tiny random-weight ViTPose (transformers, COCO's 17 keypoints) with its image processor, saved as
+    safetensors: what an operator installs for the pose preprocessor ([preprocessors.pose])."""
+    from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation, VitPoseImageProcessor
+
+    torch.manual_seed(seed)
+    backbone = VitPoseBackboneConfig(image_size=[64, 48], patch_size=[16, 16], hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=4, intermediate_size=37, out_indices=[2])
+    config = VitPoseConfig(backbone_config=backbone, use_simple_decoder=True, num_labels=17)
+    VitPoseForPoseEstimation(config).eval().save_pretrained(str(folder), safe_serialization=True)
+    VitPoseImageProcessor(size={"height": 64, "width": 48}).save_pretrained(str(folder))
+    return folder
+
+
 def catalog_entry(name: str, kind: str, path: Path | str, **extra: object) -> str:
     """A [models.<name>] TOML table for a tiny pipeline at SIZE x SIZE with few steps."""
     fields: dict[str, object] = {
