@@ -182,6 +182,9 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
     if edit is not None and edit.kind == "hires" and controls:  # a mask with controls: ControlNet inpainting
         raise GenerationRefused("A control image cannot be combined with the hires fix yet: leave one of them out.",
                                 status=400)
+    if edit is not None and edit.inpaint_area == "masked" and len(controls or []) > 1:  # diffusers crops one only
+        raise GenerationRefused("Repainting only the masked area works with one control image; send one, or repaint "
+                                "the whole picture.", status=400)
     check_prompt(params["prompt"], user.id)
     if (refusal := choices_refusal(user.id, params)) is not None:  # a model, LoRA or upscaler outside its groups'
         raise GenerationRefused(refusal.message, status=refusal.status)
