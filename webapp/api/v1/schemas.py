@@ -89,7 +89,7 @@ class HiresSchema(Schema):
 CONTROL_DOC = {
     "control": "a control model's catalog name (GET /api/v1/controls); left out: the first that fits the model",
     "control_scale": "how strongly the control image steers, 0 to 2; left out: the control model's default",
-    "control_preprocessor": "none, scribble or canny; left out: the control model's own",
+    "control_preprocessor": "none, scribble or canny (depth, pose where installed); left out: the control model's own",
 }
 
 
