@@ -146,3 +146,26 @@ def for_call(warm: Warm, generations: list[Generation], mode: str = "text") -> t
                    else per_unit[0][0] if mode == "inpaint" else per_unit[0])
     return pipe, {"image" if mode == "text" else "control_image": images,
                   "controlnet_conditioning_scale": scales[0] if len(scales) == 1 else scales}
+
+
+def sized(arguments: dict, size: tuple[int, int]) -> dict:
+    """Call arguments with every control picture at ``size`` (a hires fix's passes are made at two sizes)."""
+    def fit(value: Any) -> Any:
+        if isinstance(value, list):
+            return [fit(item) for item in value]
+        if isinstance(value, PILImage.Image) and value.size != size:
+            return value.resize(size, PILImage.Resampling.LANCZOS)
+        return value
+
+    return {key: fit(value) if key in ("image", "control_image") else value for key, value in arguments.items()}
+
+
+def hires_passes(warm: Warm, generation: Generation, base: tuple[int, int], full: tuple[int, int]
+                 ) -> tuple[DiffusionPipeline, dict, DiffusionPipeline | None, dict]:
+    """A hires fix with control images: the first pass's control pipeline and arguments (text-to-image at ``base``),
+    and the second's (ControlNet image-to-image at ``full``; None for a T2I-Adapter, which steers the first only)."""
+    first_pipe, first = for_call(warm, [generation], "text")
+    if _catalog()[generation.controls[0]["name"]].type == "t2i-adapter":
+        return first_pipe, sized(first, base), None, {}
+    second_pipe, second = for_call(warm, [generation], "image")
+    return first_pipe, sized(first, base), second_pipe, sized(second, full)

@@ -22,7 +22,7 @@ from flask import current_app
 
 from models import loader, openvino_unet
 from models.capabilities import supported_kwargs
-from models.catalog import CATALOG_PATH, CatalogFile, LoraEntry, ModelEntry
+from models.catalog import CATALOG_PATH, CatalogFile, LoraEntry, ModelEntry, ModelError
 from models.lora import apply_loras
 from webapp import services, worker_status
 from webapp.prompting.picks import prompt_of
@@ -284,7 +284,6 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
         "num_inference_steps": lead.steps, "guidance_scale": lead.guidance, "num_images_per_prompt": 1,
         "generator": generators, "callback_on_step_end": callback, "output_type": "pil",
     }
-    # a hires fix with control images is refused when asked for (webapp.generations.create_generation)
     if lead.edit is not None and lead.edit.kind == "hires":
         return hires(warm, lead, len(prompts), common), seen
     edit = (edits or {}).get(lead.id)
@@ -323,12 +322,17 @@ def hires(warm: Warm, generation: Generation, images: int, common: dict[str, Any
     width, height = editing.base_size(generation)
     full = (generation.width, generation.height)
     if editing.inpainting_unet(warm.pipe):  # an inpainting checkpoint: both passes inpaint the whole picture
+        if generation.controls:
+            raise ModelError("A hires fix with a control image is not offered on an inpainting checkpoint.")
         first = call(warm.inpaint(), warm.plan, images, image=editing.grey((width, height)), strength=1.0,
                      mask_image=editing.whole_mask((width, height)), width=width, height=height, **common)
         pipe, extra = warm.inpaint(), {"mask_image": editing.whole_mask(full), "width": full[0], "height": full[1]}
-    else:
-        first = call(warm.pipe, warm.plan, images, width=width, height=height, **common)
-        pipe, extra = warm.img2img(), {}
+    else:  # with control images: ControlNet text-to-image, then ControlNet image-to-image (jobs/control.py)
+        first_pipe, steering, pipe, extra = warm.pipe, {}, warm.img2img(), {}
+        if generation.controls:
+            first_pipe, steering, steered, extra = control.hires_passes(warm, generation, (width, height), full)
+            pipe = steered or pipe
+        first = call(first_pipe, warm.plan, images, width=width, height=height, **steering, **common)
     larger = [editing.enlarge(picture, full, settings.hr_upscaler) for picture in first.images]
     second = {**common, "num_inference_steps": settings.hr_steps or generation.steps,
               "callback_on_step_end": editing.AfterFirstPass(common["callback_on_step_end"], generation.steps)}

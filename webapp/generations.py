@@ -179,9 +179,6 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
     """
     if user.is_banned:
         raise GenerationRefused("This account has been suspended, so it cannot make images.", status=403)
-    if edit is not None and edit.kind == "hires" and controls:  # a mask with controls: ControlNet inpainting
-        raise GenerationRefused("A control image cannot be combined with the hires fix yet: leave one of them out.",
-                                status=400)
     if edit is not None and edit.inpaint_area == "masked" and len(controls or []) > 1:  # diffusers crops one only
         raise GenerationRefused("Repainting only the masked area works with one control image; send one, or repaint "
                                 "the whole picture.", status=400)

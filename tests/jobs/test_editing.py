@@ -70,10 +70,11 @@ path = "{depth}"
 """
 
 
-def circle_drawing() -> PILImage.Image:
-    """A black circle drawn on white in the middle (the scribble preprocessor makes its outline the control)."""
+def circle_drawing(box: tuple[int, int, int, int] = (20, 20, 44, 44)) -> PILImage.Image:
+    """A black circle drawn on white, in the middle unless said (the scribble preprocessor makes its outline the
+    control)."""
     drawing = PILImage.new("RGB", (64, 64), "white")
-    ImageDraw.Draw(drawing).ellipse((20, 20, 44, 44), outline="black", width=3)
+    ImageDraw.Draw(drawing).ellipse(box, outline="black", width=3)
     return drawing
 
 
@@ -186,6 +187,21 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
     assert read_image(large.convert("RGB").resize((64, 64))).colour == "blue"
     assert done["params"]["hires"] and (done["params"]["width"], done["params"]["height"]) == (64, 64)
 
+    # ... steered by a control image (a circle drawn in the corner): ControlNet text-to-image at 64×64, then
+    # ControlNet image-to-image at 128×128, the control picture at each pass's size
+    steered_hires = generation_id(post_edit(signed_in, prompt="a large blue circle in the center, yellow background",
+                                            steps="4", hires="y", hr_scale="2", hr_strength="0.5", hr_steps="4",
+                                            control_image=(png(circle_drawing((34, 34, 60, 60))), "corner.png"),
+                                            control="easel-scribble"))
+    done = wait_status(signed_in, steered_hires, {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done
+    steered_png = result_png(signed_in, done)
+    recorded = json.loads(steered_png.text["easel"])
+    assert steered_png.size == (128, 128) and recorded["hires"]["scale"] == 2
+    assert recorded["controls"][0]["name"] == "easel-scribble"
+    moved = np.abs(np.asarray(steered_png.convert("RGB"), np.int16) - np.asarray(large.convert("RGB"), np.int16))
+    assert moved.mean() > 3  # the same prompt and seed, steered elsewhere
+
     # The hires fix of an image already made (its second pass, from the image page): "hires of" that image
     page = signed_in.get(f"/images/{image_id}").get_data(as_text=True)
     assert 'id="hires-form"' in page and '<option value="2.0">×2 (128×128)</option>' in page
@@ -207,7 +223,7 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
     page = signed_in.get(f"/images/{done['images'][0]['id']}").get_data(as_text=True)
     assert "Made from hires of" in page and f'href="/images/{image_id}" id="parent-link"' in page
 
-    report = worker_report(app.config["REDIS_URL"], proc, generations=7)
+    report = worker_report(app.config["REDIS_URL"], proc, generations=8)
     assert report["loads"] == 1 and report["control_loads"] == 1  # the twins share the weights
 
     # An inpainting checkpoint in the catalog inpaints with its 9-channel UNet (a plain pipeline cannot even run
@@ -228,7 +244,7 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
     done = wait_status(signed_in, worded, {"succeeded", "failed"}, timeout=120)
     assert done["status"] == "succeeded", done
     assert result_png(signed_in, done).size == (64, 64)
-    assert worker_report(app.config["REDIS_URL"], proc, generations=9)["loads"] == 2
+    assert worker_report(app.config["REDIS_URL"], proc, generations=10)["loads"] == 2
 
     # The mask lies with its generation's files and goes with it
     with app.app_context():
