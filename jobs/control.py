@@ -140,10 +140,10 @@ def for_call(warm: Warm, generations: list[Generation], mode: str = "text") -> t
         return pipe, {"image": per_unit[0], "adapter_conditioning_scale": scales[0]}
     # Several ControlNets take one image each for the whole call (diffusers' MultiControlNet): such generations
     # never share a call (jobs.batching.batch_key), so that image is the one generation's.
-    # An inpainting generation (never batched) gives its one picture, which diffusers repeats: its "only masked"
-    # crop takes a single picture only.
+    # An edit (never batched) gives its one picture, which diffusers repeats: its "only masked" crop takes a single
+    # picture only.
     images: Any = ([pictures[0] for pictures in per_unit] if len(per_unit) > 1
-                   else per_unit[0][0] if mode == "inpaint" else per_unit[0])
+                   else per_unit[0][0] if mode == "inpaint" and len(generations) == 1 else per_unit[0])
     return pipe, {"image" if mode == "text" else "control_image": images,
                   "controlnet_conditioning_scale": scales[0] if len(scales) == 1 else scales}
 

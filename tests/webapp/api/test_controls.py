@@ -119,7 +119,10 @@ def test_a_scribble_puts_the_object_where_it_is_drawn(app, app_env, live_server,
     assert api.controlnet_module_list() == ["none", "scribble", "canny"]
     unit = webuiapi.ControlNetUnit(image=PILImage.open(io.BytesIO(scribble_png((18.0, 46.0)))), module="scribble",
                                    model="easel-scribble", weight=1.0)
-    result = api.txt2img(prompt=PROMPT, width=64, height=64, seed=SEED, cfg_scale=2, controlnet_units=[unit])
+    # a fresh alwayson_scripts each call: webuiapi writes the units into its shared default dict otherwise, and
+    # every later call in this process would send them
+    result = api.txt2img(prompt=PROMPT, width=64, height=64, seed=SEED, cfg_scale=2, controlnet_units=[unit],
+                         alwayson_scripts={})
     assert 'Model: easel-scribble' in result.info["infotexts"][0]
     buffer = io.BytesIO()
     result.image.save(buffer, format="PNG")
@@ -131,7 +134,7 @@ def test_a_scribble_puts_the_object_where_it_is_drawn(app, app_env, live_server,
     mask = PILImage.new("L", (64, 64), 0)
     mask.paste(255, (32, 32, 64, 64))
     inpainted = api.img2img(images=[start], mask_image=mask, prompt=PROMPT, width=64, height=64, seed=SEED,
-                            cfg_scale=2, denoising_strength=1.0, mask_blur=0, inpainting_fill=1,
+                            cfg_scale=2, denoising_strength=1.0, mask_blur=0, inpainting_fill=1, alwayson_scripts={},
                             controlnet_units=[webuiapi.ControlNetUnit(image=PILImage.open(io.BytesIO(scribble_png())),
                                                                       module="scribble", model="easel-scribble")])
     made = np.asarray(inpainted.image.convert("RGB"), np.int16)
