@@ -2,7 +2,9 @@
 
 The twin comes from ``AutoPipelineForInpainting.from_pipe`` on the warm pipeline: the same weights, no second
 load. A checkpoint with a plain 4-channel UNet (the bundled model) inpaints by latent blending, as diffusers
-does; a 9-channel inpainting UNet is used as such. After the call each picture is pasted back onto the
+does; a 9-channel inpainting UNet (an inpainting checkpoint in the catalog) is used as such, and such a
+checkpoint makes text-to-image and image-to-image pictures as an inpainting of the whole picture (A1111's
+way; ``jobs.pipelines.generate``). After the call each picture is pasted back onto the
 starting image through the blurred mask, narrowed to the mask itself, so every pixel outside the mask keeps
 its original value exactly and the seam is softened inside it. The web side is ``webapp/editing.py``.
 """
@@ -41,6 +43,22 @@ def inpaint_from(pipe: DiffusionPipeline) -> DiffusionPipeline:
     if loader.precision_of(pipe) == "bf16":
         loader.decode_in_fp32(twin)
     return twin
+
+
+def inpainting_unet(pipe: DiffusionPipeline) -> bool:
+    """Whether the pipeline's UNet is an inpainting checkpoint's: 9 input channels (latents, mask, masked picture)."""
+    unet = getattr(pipe, "unet", None)
+    return unet is not None and getattr(unet.config, "in_channels", 4) == 9
+
+
+def whole_mask(size: tuple[int, int]) -> PILImage.Image:
+    """A mask over the whole picture: how an inpainting checkpoint makes a picture from words or from a start."""
+    return PILImage.new("L", size, 255)
+
+
+def grey(size: tuple[int, int]) -> PILImage.Image:
+    """The neutral start of an inpainting checkpoint's text-to-image (repainted at full strength)."""
+    return PILImage.new("RGB", size, (127, 127, 127))
 
 
 def load_mask(generation: Generation) -> PILImage.Image:

@@ -22,7 +22,7 @@ from flask import current_app
 
 from models import loader, openvino_unet, samplers
 from models.capabilities import supported_kwargs
-from models.catalog import CATALOG_PATH, CatalogFile, LoraEntry, ModelEntry
+from models.catalog import CATALOG_PATH, CatalogFile, LoraEntry, ModelEntry, ModelError
 from models.lora import apply_loras
 from webapp import services, worker_status
 from webapp.prompting.picks import prompt_of
@@ -299,17 +299,28 @@ def generate(warm: Warm, generations: list[Generation], starts: dict[str, PILIma
         "num_inference_steps": lead.steps, "guidance_scale": lead.guidance, "num_images_per_prompt": 1,
         "generator": generators, "callback_on_step_end": callback, "output_type": "pil",
     }
-    # an edit with control images is refused when asked for (webapp.generations.create_generation)
     if lead.edit is not None and lead.edit.kind == "hires":
         return hires(warm, lead, len(prompts), common), seen
-    if edit := (edits or {}).get(lead.id):
-        # one starting picture and mask for every image (diffusers repeats them; its mask crop takes only one)
-        result = call(warm.inpaint(), warm.plan, len(prompts), image=edit.image(), strength=lead.strength,
-                      **edit.call_kwargs(), **common)
-        return [edit.paste_back(picture) for picture in result.images], seen
-    controlled = control.for_call(warm, generations, bool(lead.init_image_key)) if lead.controls else None
+    edit = (edits or {}).get(lead.id)
+    whole = edit is None and editing.inpainting_unet(warm.pipe)  # an inpainting checkpoint: the whole is the mask
+    mode = "inpaint" if edit or whole else "image" if lead.init_image_key else "text"
+    controlled = control.for_call(warm, generations, mode) if lead.controls else None
     if controlled is not None:  # the control pipeline made from the warm one, and its control images
         common.update(controlled[1])
+    if edit:
+        # one starting picture and mask for every image (diffusers repeats them; its mask crop takes only one);
+        # with control images, diffusers' ControlNet inpainting pipeline, pasted back the same way
+        pipe = controlled[0] if controlled else warm.inpaint()
+        result = call(pipe, warm.plan, len(prompts), image=edit.image(), strength=lead.strength,
+                      **edit.call_kwargs(), **common)
+        return [edit.paste_back(picture) for picture in result.images], seen
+    if whole:  # from words: a grey start repainted at full strength; from a start: at its strength
+        size = (lead.width, lead.height)
+        start = images if lead.init_image_key else editing.grey(size)
+        result = call(controlled[0] if controlled else warm.inpaint(), warm.plan, len(prompts), image=start,
+                      mask_image=editing.whole_mask(size), width=size[0], height=size[1],
+                      strength=lead.strength if lead.init_image_key else 1.0, **common)
+        return list(result.images), seen
     if lead.init_image_key:
         pipe = controlled[0] if controlled else warm.img2img()
         result = call(pipe, warm.plan, len(prompts), image=images, strength=lead.strength, **common)
@@ -324,12 +335,23 @@ def hires(warm: Warm, generation: Generation, images: int, common: dict[str, Any
     hires strength; the second pass's steps follow the first's on the progress bar."""
     settings = generation.edit
     width, height = editing.base_size(generation)
-    first = call(warm.pipe, warm.plan, images, width=width, height=height, **common)
-    larger = [editing.enlarge(picture, (generation.width, generation.height), settings.hr_upscaler)
-              for picture in first.images]
+    full = (generation.width, generation.height)
+    if editing.inpainting_unet(warm.pipe):  # an inpainting checkpoint: both passes inpaint the whole picture
+        if generation.controls:
+            raise ModelError("A hires fix with a control image is not offered on an inpainting checkpoint.")
+        first = call(warm.inpaint(), warm.plan, images, image=editing.grey((width, height)), strength=1.0,
+                     mask_image=editing.whole_mask((width, height)), width=width, height=height, **common)
+        pipe, extra = warm.inpaint(), {"mask_image": editing.whole_mask(full), "width": full[0], "height": full[1]}
+    else:  # with control images: ControlNet text-to-image, then ControlNet image-to-image (jobs/control.py)
+        first_pipe, steering, pipe, extra = warm.pipe, {}, warm.img2img(), {}
+        if generation.controls:
+            first_pipe, steering, steered, extra = control.hires_passes(warm, generation, (width, height), full)
+            pipe = steered or pipe
+        first = call(first_pipe, warm.plan, images, width=width, height=height, **steering, **common)
+    larger = [editing.enlarge(picture, full, settings.hr_upscaler) for picture in first.images]
     second = {**common, "num_inference_steps": settings.hr_steps or generation.steps,
               "callback_on_step_end": editing.AfterFirstPass(common["callback_on_step_end"], generation.steps)}
-    result = call(warm.img2img(), warm.plan, images, image=larger, strength=settings.hr_strength, **second)
+    result = call(pipe, warm.plan, images, image=larger, strength=settings.hr_strength, **extra, **second)
     return list(result.images)
 
 

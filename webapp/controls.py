@@ -15,7 +15,16 @@ from PIL import Image as PILImage
 
 from models.catalog import ModelEntry
 from models.control_images import preprocess
-from models.controls import MAX_SCALE, PREPROCESSORS, ControlEntry, load_controls
+from models.controls import (
+    ESTIMATORS,
+    MAX_SCALE,
+    PREPROCESSORS,
+    ControlEntry,
+    EstimatorEntry,
+    install_hint,
+    load_controls,
+    load_estimators,
+)
 
 from . import services
 from .storage import generation_prefix
@@ -57,6 +66,31 @@ def catalog() -> dict[str, ControlEntry]:
     if "catalog" not in held:
         held["catalog"] = load_controls(current_app.config["EASEL_CATALOG"])
     return held["catalog"]
+
+
+def estimators() -> dict[str, EstimatorEntry]:
+    """The estimator preprocessors the catalog names (``[preprocessors.<name>]``), read once per app."""
+    held = current_app.extensions.setdefault("easel_controls", {})
+    if "estimators" not in held:
+        held["estimators"] = load_estimators(current_app.config["EASEL_CATALOG"])
+    return held["estimators"]
+
+
+def offered_preprocessors() -> list[str]:
+    """The built-in preprocessors, and the estimator ones whose weights are installed here (depth)."""
+    installed = estimators()
+    return [*PREPROCESSORS, *(name for name in ESTIMATORS
+                              if name in installed and installed[name].unavailable_reason() is None)]
+
+
+def preprocessor_problem(name: str) -> str | None:
+    """Why a preprocessor cannot be used here (unknown, or an estimator whose weights are not installed), else None."""
+    if name in offered_preprocessors():
+        return None
+    if name in ESTIMATORS:
+        entry = estimators().get(name)
+        return install_hint(name) + (f" Now: {entry.unavailable_reason()}." if entry is not None else "")
+    return f"Unknown preprocessor {name!r}; this site has: {', '.join(offered_preprocessors())}."
 
 
 def max_controls() -> int:
@@ -109,14 +143,15 @@ def prepare(units: list[ControlUnit], entry: ModelEntry, width: int, height: int
         if not 0 <= scale <= MAX_SCALE:
             raise ControlProblem(f"The control scale must be between 0 and {MAX_SCALE:g}.", "control_scale")
         preprocessor = unit.preprocessor or control.preprocessor
-        if preprocessor not in PREPROCESSORS:
-            raise ControlProblem(f"Unknown preprocessor {preprocessor!r}; built in: {', '.join(PREPROCESSORS)}.",
-                                 "control_preprocessor")
+        if problem := preprocessor_problem(preprocessor):
+            raise ControlProblem(problem, "control_preprocessor")
         if control.type == "t2i-adapter" and (image_to_image or len(units) > 1):
             raise ControlProblem("A T2I-Adapter works alone and on text-to-image only; use a ControlNet to combine "
                                  "controls or to start from an image.")
         picture = fit_to(unit.picture.convert("RGB"), (width, height), "crop")
-        prepared.append(PreparedControl(control, scale, preprocessor, preprocess(picture, preprocessor)))
+        # an estimator's map (depth) is made by the worker, which has torch: the picture is stored as it is
+        shown = picture if preprocessor in ESTIMATORS else preprocess(picture, preprocessor)
+        prepared.append(PreparedControl(control, scale, preprocessor, shown))
     if len({p.entry.type for p in prepared}) > 1:
         raise ControlProblem("ControlNets and T2I-Adapters cannot be combined in one generation.")
     return prepared
@@ -129,7 +164,8 @@ def control_key(user_id: int, generation_id: str, index: int) -> str:
 
 
 def store(user_id: int, generation_id: str, prepared: list[PreparedControl]) -> list[dict]:
-    """Save each control image (preprocessed, at the generation's size); the ``controls`` column's entries."""
+    """Save each control image (preprocessed, at the generation's size; for an estimator, the picture the worker
+    makes the map of); the ``controls`` column's entries."""
     recorded = []
     storage = services.storage()
     for index, control in enumerate(prepared):

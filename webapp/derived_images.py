@@ -1,4 +1,5 @@
-"""New images from an image: variations (its prompt and settings, new seeds, a low strength) and upscales.
+"""New images from an image: variations (its prompt and settings, new seeds, a low strength), upscales, and the
+hires fix's second pass of an image already made.
 
 One function each for the image page and the API; each is an ordinary generation (limits, quota, blocked
 terms, the same queue and progress page) with the source image recorded as its parent.
@@ -14,9 +15,11 @@ from models.catalog import ModelEntry, ModelError
 from models.upscalers import FACTORS, load_upscalers
 
 from . import services
+from .editing import DEFAULT_HR_SCALE, DEFAULT_HR_STRENGTH, HiresRejected, hires_request
 from .generation_rules import chosen_loras, loras_problem, steps_range
 from .generations import GenerationRefused, create_generation
 from .lifecycle import UPSCALE_TIMEOUT
+from .prompting.picks import prompt_of
 from .tables import Generation, Image, Source, User, denoising_steps
 
 VARIATION_STRENGTH = 0.35  # low: variations stay close to the image they come from
@@ -140,3 +143,31 @@ def upscale_upload(user: User, picture: PILImage.Image, factor: int, upscaler: s
               "steps": 1, "guidance": 0.0, "seed": 0, "width": width, "height": height, "num_images": 1,
               "upscale_factor": factor, "upscaler": upscaler}
     return create_generation(user, params, job_timeout=UPSCALE_TIMEOUT, upload=picture)
+
+
+def start_hires(user: User, image: Image, scale: float = DEFAULT_HR_SCALE,
+                strength: float = DEFAULT_HR_STRENGTH) -> Generation:
+    """Enqueue the hires fix's second pass of ``image`` (the caller checked the person may see it): the image
+    enlarged ``scale`` times (Lanczos) as the starting image, then image-to-image at the larger size at
+    ``strength`` with its own prompt, seed, model and LoRAs. The image is the new generation's parent ("hires of").
+
+    Raises:
+        DerivedRefused: the model or a LoRA is not available (409); the model does not make the larger size, or
+            the scale or strength is out of range (400).
+        GenerationRefused: over a limit, banned, or the queue is down.
+    """
+    source = image.generation
+    entry = services.catalog().get(source.model)
+    if entry is None or entry.unavailable_reason():
+        raise DerivedRefused(f"The model {source.model} is not available on this site now.", status=409)
+    loras = variation_loras(source, entry)
+    try:
+        (width, height), _ = hires_request(entry.sizes, image.width, image.height, scale, None, strength)
+    except HiresRejected as exc:
+        raise DerivedRefused(str(exc), status=400) from None
+    params = {**inherited(image), "prompt": prompt_of(source, image.index), "source": Source.HIRES,
+              "width": width, "height": height, "seed": source.seed + image.index, "num_images": 1,
+              "strength": strength, "resize_mode": "crop", "loras": loras}
+    _, high, _ = steps_range(entry, chosen_loras(services.loras(), loras or []))
+    params["steps"] = min(high, max(params["steps"], math.ceil(1 / strength)))  # at least one denoising step
+    return create_generation(user, params, job_timeout=entry.job_timeout)

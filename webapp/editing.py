@@ -273,3 +273,9 @@ def hires_offered(sizes: list) -> bool:
     """Whether a model's sizes include one that is another's double (the studio offers the hires fix then)."""
     allowed = {(int(w), int(h)) for w, h in sizes}
     return any((w * 2, h * 2) in allowed for w, h in allowed)
+
+
+def hires_scales(sizes: list, width: int, height: int) -> list[float]:
+    """The hires scales (above 1, at most 4) that take a ``width``×``height`` picture to one of the model's sizes."""
+    found = {round(w / width, 4) for w, h in sizes if w * height == h * width and width < w <= 4 * width}
+    return sorted(found)

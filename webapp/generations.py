@@ -13,6 +13,8 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 from sqlalchemy import func, select, update
 
+from models.controls import ESTIMATORS
+
 from . import controls as control_images
 from . import lifecycle, progress, safety, services
 from .drawable import drawing_hint
@@ -180,9 +182,9 @@ def create_generation(user: User, params: dict, job_timeout: int, upload: PILIma
     """
     if user.is_banned:
         raise GenerationRefused("This account has been suspended, so it cannot make images.", status=403)
-    if edit is not None and controls:
-        raise GenerationRefused("A control image cannot be combined with a mask, outpainting or the hires fix yet: "
-                                "leave one of them out.", status=400)
+    if edit is not None and edit.inpaint_area == "masked" and len(controls or []) > 1:  # diffusers crops one only
+        raise GenerationRefused("Repainting only the masked area works with one control image; send one, or repaint "
+                                "the whole picture.", status=400)
     check_prompt(params["prompt"], user.id)
     if (refusal := choices_refusal(user.id, params)) is not None:  # a model, LoRA or upscaler outside its groups'
         raise GenerationRefused(refusal.message, status=refusal.status)
@@ -325,7 +327,9 @@ def edit_fields(generation: Generation) -> dict:
 def reused_control(generation: Generation) -> dict:
     """The studio's control fields for a generation's first control image (its stored copy, by generation id)."""
     unit = (generation.controls or [{}])[0]
-    return {"control": unit.get("name", ""), "control_scale": unit.get("scale", ""), "control_preprocessor": "",
+    # the stored copy is preprocessed, except for an estimator (depth), whose map the worker makes again
+    again = unit.get("preprocessor") if unit.get("preprocessor") in ESTIMATORS else ""
+    return {"control": unit.get("name", ""), "control_scale": unit.get("scale", ""), "control_preprocessor": again,
             "control_from": generation.id if unit else ""}
 
 

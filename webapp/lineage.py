@@ -14,11 +14,13 @@ SOURCE_LABELS = {
     Source.UPSCALE: "an upscale of",
     Source.INPAINT: "inpainted from",
     Source.OUTPAINT: "outpainted from",
+    Source.HIRES: "hires of",
 }
 
 
 def parent_of(image: Image) -> Image | None:
-    """The image this one was made from (image-to-image, variation, upscale, in- or outpainting), or None."""
+    """The image this one was made from (image-to-image, variation, upscale, in- or outpainting, hires fix), or
+    None."""
     parent_id = image.generation.parent_image_id
     return db.session.get(Image, parent_id) if parent_id else None
 

@@ -109,6 +109,7 @@ class Source(enum.StrEnum):
     UPSCALE = "upscale"
     INPAINT = "inpaint"  # part of an image repainted through a mask (webapp/editing.py)
     OUTPAINT = "outpaint"  # an image continued beyond its border
+    HIRES = "hires"  # an image's hires fix: enlarged, then image-to-image at the larger size (its second pass)
     GRID = "grid"  # an X/Y/Z grid's picture, drawn from its cells' pictures
 
 

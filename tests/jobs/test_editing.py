@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image as PILImage
+from PIL import ImageDraw
 
 from models.training.data import Scene, render
 from models.training.measure import read_image
 from tests.jobs.test_img2img import result_png
 from tests.support import FIELDS, csrf_token, wait_status, worker_report
+from tests.support.tiny_pipelines import catalog_entry, save_tiny_depth, save_tiny_inpainting
 from webapp.extensions import db
 from webapp.tables import Generation
 
@@ -55,13 +57,34 @@ default_guidance = 3.0
 sizes = [[64, 64], [128, 128]]
 max_images = 4
 job_timeout = 120
+
+[controls.easel-scribble]
+label = "Easel Scribble"
+path = "{path}/../controls/easel-scribble"
+type = "controlnet"
+base_kinds = ["sd"]
+preprocessor = "scribble"
+
+[preprocessors.depth]
+path = "{depth}"
 """
+
+
+def circle_drawing(box: tuple[int, int, int, int] = (20, 20, 44, 44)) -> PILImage.Image:
+    """A black circle drawn on white, in the middle unless said (the scribble preprocessor makes its outline the
+    control)."""
+    drawing = PILImage.new("RGB", (64, 64), "white")
+    ImageDraw.Draw(drawing).ellipse(box, outline="black", width=3)
+    return drawing
 
 
 def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_grows_it(app, signed_in, workers,
                                                                                         tmp_path):
     catalog = tmp_path / "catalog.toml"  # the bundled model, also allowed at 128×128 (for the hires fix)
-    catalog.write_text(CATALOG.format(path=Path(__file__).resolve().parents[2] / "models" / "easel-tiny"))
+    inpainting = save_tiny_inpainting(tmp_path / "tiny-inpainting")  # an inpainting checkpoint: 9-channel UNet
+    depth = save_tiny_depth(tmp_path / "depth")  # depth-estimator weights an operator installed (random, tiny)
+    catalog.write_text(CATALOG.format(path=Path(__file__).resolve().parents[2] / "models" / "easel-tiny", depth=depth)
+                       + catalog_entry("tiny-inpainting", "sd", inpainting, sizes=[[32, 32], [64, 64]]))
     app.config.update(MAX_ACTIVE_PER_USER=4, EASEL_CATALOG=str(catalog))
     start = render(SCENE)
     prompt = "a large blue square in the center, green background"
@@ -77,6 +100,40 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
     assert read_image(result).colour == "blue"  # the square, repainted
     params = json.loads(result_png(signed_in, done).text["easel"])
     assert (params["edit"], params["mask_blur"], params["inpaint_area"]) == ("inpaint", 2, "whole")
+
+    first_done = done
+
+    # ControlNet inpainting: the same edit and seed steered by a drawn circle (diffusers' ControlNet inpainting
+    # pipeline from the warm one): the outside still kept to the pixel, the inside steered, both recorded
+    steered = generation_id(post_edit(signed_in, prompt=prompt, steps="10", strength="1.0", mask_blur="2",
+                                      init_image=(png(start), "start.png"), mask=(png(centre_mask()), "mask.png"),
+                                      control_image=(png(circle_drawing()), "circle.png"), control="easel-scribble"))
+    done = wait_status(signed_in, steered, {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done
+    steered_png = result_png(signed_in, done)
+    with_control = np.asarray(steered_png.convert("RGB"), np.int16)
+    assert np.abs(with_control[outside] - before[outside]).max() == 0
+    assert np.abs(with_control[~outside] - after[~outside]).mean() > 3  # the control changed the repainted part
+    recorded = json.loads(steered_png.text["easel"])
+    assert recorded["edit"] == "inpaint" and recorded["controls"][0]["name"] == "easel-scribble"
+    with app.app_context():
+        row = db.session.get(Generation, steered)
+        assert row.edit.kind == "inpaint" and row.edit.mask_key and row.controls[0]["name"] == "easel-scribble"
+
+    # ControlNet image-to-image: a control and a starting image, no mask; the control's map made by the depth
+    # preprocessor, offered because its weights are installed, and run by the worker (the web has no torch)
+    assert '<option value="depth">depth</option>' in signed_in.get("/").get_data(as_text=True)
+    guided = generation_id(post_edit(signed_in, prompt=prompt, steps="4", strength="0.8",
+                                     init_image=(png(start), "start.png"), control_preprocessor="depth",
+                                     control_image=(png(circle_drawing()), "circle.png"), control="easel-scribble"))
+    done = wait_status(signed_in, guided, {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done
+    unit = json.loads(result_png(signed_in, done).text["easel"])["controls"][0]
+    assert (unit["name"], unit["preprocessor"]) == ("easel-scribble", "depth")
+    with PILImage.open(Path(app.config["MEDIA_DIR"]) / unit["image_key"]) as stored:  # the picture, as sent
+        assert np.array_equal(np.asarray(stored.convert("RGB")), np.asarray(circle_drawing()))
+    assert done["params"]["control_preprocessor"] == "depth"  # "Reuse settings" makes the map again
+    done = first_done
 
     # "Reuse settings" brings the mask back by the generation's id; only the masked area is repainted (cropped)
     reused = done["params"]
@@ -129,7 +186,65 @@ def test_inpainting_keeps_the_outside_and_repaints_the_inside_then_outpainting_g
     assert large.size == (128, 128) and json.loads(large.text["easel"])["hires"]["scale"] == 2
     assert read_image(large.convert("RGB").resize((64, 64))).colour == "blue"
     assert done["params"]["hires"] and (done["params"]["width"], done["params"]["height"]) == (64, 64)
-    assert worker_report(app.config["REDIS_URL"], proc, generations=4)["loads"] == 1  # the twins share the weights
+
+    # ... steered by a control image (a circle drawn in the corner): ControlNet text-to-image at 64×64, then
+    # ControlNet image-to-image at 128×128, the control picture at each pass's size
+    steered_hires = generation_id(post_edit(signed_in, prompt="a large blue circle in the center, yellow background",
+                                            steps="4", hires="y", hr_scale="2", hr_strength="0.5", hr_steps="4",
+                                            control_image=(png(circle_drawing((34, 34, 60, 60))), "corner.png"),
+                                            control="easel-scribble"))
+    done = wait_status(signed_in, steered_hires, {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done
+    steered_png = result_png(signed_in, done)
+    recorded = json.loads(steered_png.text["easel"])
+    assert steered_png.size == (128, 128) and recorded["hires"]["scale"] == 2
+    assert recorded["controls"][0]["name"] == "easel-scribble"
+    moved = np.abs(np.asarray(steered_png.convert("RGB"), np.int16) - np.asarray(large.convert("RGB"), np.int16))
+    assert moved.mean() > 3  # the same prompt and seed, steered elsewhere
+
+    # The hires fix of an image already made (its second pass, from the image page): "hires of" that image
+    page = signed_in.get(f"/images/{image_id}").get_data(as_text=True)
+    assert 'id="hires-form"' in page and '<option value="2.0">×2 (128×128)</option>' in page
+    token = csrf_token(signed_in, f"/images/{image_id}")
+    with app.app_context():
+        before_count = db.session.query(Generation).count()
+    refused = signed_in.post(f"/images/{image_id}/hires", data={"hr_scale": "3", "hr_strength": "0.5",
+                                                                 "csrf_token": token})
+    assert refused.status_code == 303 and refused.headers["Location"].endswith(f"/images/{image_id}")
+    with app.app_context():
+        assert db.session.query(Generation).count() == before_count  # 192×192 is not a size it makes: nothing queued
+    second = generation_id(signed_in.post(f"/images/{image_id}/hires", data={"hr_scale": "2", "hr_strength": "0.5",
+                                                                             "csrf_token": token}))
+    done = wait_status(signed_in, second, {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done
+    refined = result_png(signed_in, done)
+    assert refined.size == (128, 128)
+    assert json.loads(refined.text["easel"])["lineage"][0] == {"image_id": image_id, "source": "hires"}
+    page = signed_in.get(f"/images/{done['images'][0]['id']}").get_data(as_text=True)
+    assert "Made from hires of" in page and f'href="/images/{image_id}" id="parent-link"' in page
+
+    report = worker_report(app.config["REDIS_URL"], proc, generations=8)
+    assert report["loads"] == 1 and report["control_loads"] == 1  # the twins share the weights
+
+    # An inpainting checkpoint in the catalog inpaints with its 9-channel UNet (a plain pipeline cannot even run
+    # it: its UNet wants the mask and the masked picture), keeps the outside, and makes pictures from words too
+    # (here with the hires fix: both passes inpaint the whole picture)
+    small_mask = centre_mask().resize((32, 32), PILImage.Resampling.NEAREST)
+    small_start = start.resize((32, 32))
+    nine = generation_id(post_edit(signed_in, model="tiny-inpainting", width="32", height="32", steps="2",
+                                   strength="1.0", mask_blur="0", init_image=(png(small_start), "start.png"),
+                                   mask=(png(small_mask), "mask.png")))
+    done = wait_status(signed_in, nine, {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done
+    kept = np.asarray(small_mask) == 0
+    made, was = np.asarray(result_png(signed_in, done).convert("RGB"), np.int16), np.asarray(small_start, np.int16)
+    assert np.abs(made[kept] - was[kept]).max() == 0 and np.abs(made[~kept] - was[~kept]).mean() > 10
+    worded = generation_id(post_edit(signed_in, model="tiny-inpainting", width="32", height="32", steps="4",
+                                     hires="y", hr_scale="2", hr_strength="0.5"))
+    done = wait_status(signed_in, worded, {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done
+    assert result_png(signed_in, done).size == (64, 64)
+    assert worker_report(app.config["REDIS_URL"], proc, generations=10)["loads"] == 2
 
     # The mask lies with its generation's files and goes with it
     with app.app_context():

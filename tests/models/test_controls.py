@@ -46,8 +46,8 @@ def test_control_entries_say_why_they_cannot_be_used(tmp_path):
     assert "pickled weights (.bin)" in controls["pickled"].unavailable_reason()
     assert "holds a ControlNetModel, but the catalog says type = 't2i-adapter'" in controls["adapter"].unavailable_reason()
     (tmp_path / "catalog.toml").write_text(CATALOG + '\n[controls.bad]\npath = "x"\nbase_kinds = ["sd"]\n'
-                                                     'preprocessor = "depth"\n')
-    with pytest.raises(ModelError, match="preprocessor 'depth'"):
+                                                     'preprocessor = "openpose"\n')
+    with pytest.raises(ModelError, match="preprocessor 'openpose'"):
         load_controls(tmp_path / "catalog.toml")
 
 
@@ -86,3 +86,46 @@ def test_a_thick_dark_drawing_becomes_thin_white_strokes():
     row = control[32]
     runs = np.diff(np.flatnonzero(np.diff(np.r_[0, row.astype(int), 0])))[::2]
     assert list(runs) and max(runs) <= line_width((64, 64)) + 1  # one line each side, a steady thin width
+
+
+def test_the_depth_preprocessor_runs_only_with_installed_estimator_weights(tmp_path):
+    from models.controls import load_estimators
+    from models.estimators import depth_map
+    from tests.support.tiny_pipelines import save_tiny_depth
+
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text('[preprocessors.depth]\npath = "dpt"\n')
+    (entry,) = load_estimators(catalog).values()
+    assert "config.json missing" in entry.unavailable_reason()  # named, not installed: not offered
+    save_tiny_depth(tmp_path / "dpt")
+    assert entry.unavailable_reason() is None
+    picture = render_placed(Placed("circle", "red", "blue", 0.5, 0.5, 0.3))
+    depth = depth_map(picture, entry.path)
+    assert depth.mode == "RGB" and depth.size == (64, 64)
+    pixels = np.asarray(depth)
+    assert pixels.min() == 0 and pixels.max() == 255 and (pixels[..., 0] == pixels[..., 2]).all()  # grey, scaled
+    (tmp_path / "dpt" / "model.safetensors").rename(tmp_path / "dpt" / "model.bin")
+    assert "only pickled weights" in entry.unavailable_reason()
+    catalog.write_text('[preprocessors.canny]\npath = "dpt"\n')
+    with pytest.raises(ModelError, match="only depth and pose"):
+        load_estimators(catalog)
+
+
+def test_the_pose_preprocessor_draws_an_openpose_skeleton_with_installed_vitpose_weights(tmp_path):
+    from models.controls import load_estimators
+    from models.estimators import COLOURS, estimate, pose_map
+    from tests.support.tiny_pipelines import save_tiny_pose
+
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text('[preprocessors.pose]\npath = "vitpose"\n')
+    (entry,) = load_estimators(catalog).values()
+    assert "config.json missing" in entry.unavailable_reason()
+    save_tiny_pose(tmp_path / "vitpose")
+    assert entry.unavailable_reason() is None
+    picture = render_placed(Placed("star", "red", "blue", 0.5, 0.5, 0.4))
+    every = np.asarray(pose_map(picture, entry.path, threshold=0.0))  # every keypoint, however unsure (random net)
+    assert every.shape == (64, 64, 3) and every.any()
+    drawn = {tuple(int(c) for c in pixel) for pixel in every.reshape(-1, 3)}
+    assert drawn & set(COLOURS)  # joints in OpenPose's colours
+    assert not np.asarray(pose_map(picture, entry.path, threshold=1.01)).any()  # nothing sure enough: black
+    assert estimate("pose", picture, entry.path).size == (64, 64)

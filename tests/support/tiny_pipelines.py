@@ -120,6 +120,47 @@ def save_tiny(kind: str, folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def save_tiny_inpainting(folder: Path, seed: int = 0) -> Path:
+    """A tiny SD inpainting checkpoint: a StableDiffusionInpaintPipeline whose UNet takes 9 channels (latents,
+    mask, masked picture), random weights, saved as safetensors."""
+    from diffusers import StableDiffusionInpaintPipeline, UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    pipe = build_sd()
+    unet = UNet2DConditionModel(**{**pipe.unet.config, "in_channels": 9})
+    StableDiffusionInpaintPipeline(**{**pipe.components, "unet": unet}).save_pretrained(str(folder),
+                                                                                       safe_serialization=True)
+    return folder
+
+
+def save_tiny_depth(folder: Path, seed: int = 0) -> Path:
+    """A tiny random-weight DPT depth estimator (transformers) with its image processor, saved as safetensors: what
+    an operator installs for the depth preprocessor ([preprocessors.depth])."""
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    torch.manual_seed(seed)
+    config = DPTConfig(image_size=32, patch_size=16, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+                       intermediate_size=37, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[16, 16, 32, 32],
+                       reassemble_factors=[4, 2, 1, 0.5], fusion_hidden_size=16)
+    DPTForDepthEstimation(config).eval().save_pretrained(str(folder), safe_serialization=True)
+    DPTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(str(folder))
+    return folder
+
+
+def save_tiny_pose(folder: Path, seed: int = 0) -> Path:
+    """A tiny random-weight ViTPose (transformers, COCO's 17 keypoints) with its image processor, saved as
+    safetensors: what an operator installs for the pose preprocessor ([preprocessors.pose])."""
+    from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation, VitPoseImageProcessor
+
+    torch.manual_seed(seed)
+    backbone = VitPoseBackboneConfig(image_size=[64, 48], patch_size=[16, 16], hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=4, intermediate_size=37, out_indices=[2])
+    config = VitPoseConfig(backbone_config=backbone, use_simple_decoder=True, num_labels=17)
+    VitPoseForPoseEstimation(config).eval().save_pretrained(str(folder), safe_serialization=True)
+    VitPoseImageProcessor(size={"height": 64, "width": 48}).save_pretrained(str(folder))
+    return folder
+
+
 def catalog_entry(name: str, kind: str, path: Path | str, **extra: object) -> str:
     """A [models.<name>] TOML table for a tiny pipeline at SIZE x SIZE with few steps."""
     fields: dict[str, object] = {

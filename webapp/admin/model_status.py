@@ -1,4 +1,5 @@
-"""What the admin Models page shows: models, LoRAs and upscalers with availability, the workers holding them, jobs waiting."""
+"""What the admin Models page shows: models, LoRAs, upscalers and control models with availability, the workers
+holding them, jobs waiting."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,6 +11,8 @@ from models.capabilities import pipeline_capabilities
 from models.upscalers import load_upscalers
 
 from .. import services, worker_status
+from ..controls import estimators as installed_estimators
+from ..controls import listing as control_listing
 from ..queues import GENERATE_QUEUE, generation_queue
 
 
@@ -54,6 +57,20 @@ class UpscalerRow:
 
 
 @dataclass
+class ControlRow:
+    """One catalog control model (ControlNet or T2I-Adapter) and the models it fits."""
+
+    name: str
+    label: str
+    type: str
+    base_kinds: list[str]
+    preprocessor: str
+    default_scale: float
+    reason: str | None
+    fits: list[str]
+
+
+@dataclass
 class WorkerRow:
     """One live generation worker and what it reported about its models."""
 
@@ -74,6 +91,8 @@ class ModelsOverview:
     loras: list[LoraRow]
     upscalers: list[UpscalerRow]
     workers: list[WorkerRow]
+    controls: list[ControlRow] = field(default_factory=list)
+    estimators: dict[str, str | None] = field(default_factory=dict)  # preprocessor -> why not usable (None: usable)
 
 
 def _worker_rows() -> list[WorkerRow]:
@@ -118,4 +137,9 @@ def models_overview() -> ModelsOverview:
                  for name, lora in loras.items()]
     upscalers = [UpscalerRow(name=name, label=entry.label, scale=entry.scale, reason=entry.unavailable_reason())
                  for name, entry in load_upscalers(current_app.config["EASEL_CATALOG"]).items()]
-    return ModelsOverview(models=models, loras=lora_rows, upscalers=upscalers, workers=workers)
+    controls = [ControlRow(name=c["name"], label=c["label"], type=c["type"], base_kinds=c["base_kinds"],
+                           preprocessor=c["preprocessor"], default_scale=c["default_scale"],
+                           reason=c["unavailable_reason"], fits=c["models"]) for c in control_listing()]
+    estimators = {name: entry.unavailable_reason() for name, entry in installed_estimators().items()}
+    return ModelsOverview(models=models, loras=lora_rows, upscalers=upscalers, workers=workers, controls=controls,
+                          estimators=estimators)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, jsonify
 
-from models.controls import PREPROCESSORS
-
-from ..controls import catalog
+from ..controls import catalog, offered_preprocessors
 from ..errors import register_api_errors
 from .gate import Scheme, protect
 from .problems import a1111_error
@@ -24,8 +22,8 @@ def model_list():
 
 @bp.get("/module_list")
 def module_list():
-    """The built-in preprocessors (a unit's ``module``)."""
-    return jsonify({"module_list": list(PREPROCESSORS)})
+    """The preprocessors (a unit's ``module``): the built-in ones, and depth where its weights are installed."""
+    return jsonify({"module_list": offered_preprocessors()})
 
 
 @bp.get("/version")

@@ -7,9 +7,7 @@ import binascii
 from collections.abc import Mapping
 from typing import Any
 
-from models.controls import PREPROCESSORS
-
-from ..controls import ControlUnit
+from ..controls import ControlUnit, preprocessor_problem
 from .problems import ApiError
 from .submit import decode_start_image
 
@@ -93,9 +91,8 @@ def a1111_controls(body: Mapping) -> list[ControlUnit]:
         if not isinstance(image, str) or not image:
             raise ApiError(422, f"{where} needs an image (base64).", errors={f"{where}.image": "Needs a base64 image."})
         module = str(unit.get("module") or "none").lower()
-        if module not in PREPROCESSORS:
-            raise ApiError(422, f"{where}: module {module!r} is not built in; Easel has {', '.join(PREPROCESSORS)}.",
-                           errors={f"{where}.module": "Not supported."})
+        if problem := preprocessor_problem(module):
+            raise ApiError(422, f"{where}: module {module!r}: {problem}", errors={f"{where}.module": "Not supported."})
         model = unit.get("model")
         name = str(model).split(" [", 1)[0].strip() if model not in (None, "", "None", "none") else None
         picture = decode_start_image(base64_image(image, f"{where}.image"), f"{where}.image")

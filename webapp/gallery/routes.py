@@ -11,12 +11,14 @@ from ..access import can_view_image, owned_image_or_404, viewable_image_or_404
 from ..collections.boards import fillable
 from ..collections.store import collections_with
 from ..derived_images import VARIATION_STRENGTH, upscaler_menu
+from ..editing import DEFAULT_HR_STRENGTH, hires_scales
 from ..extensions import db
 from ..image_files import delete_image, download_name, expiry_notice, serve_file
 from ..lineage import SOURCE_LABELS, children_of, parent_of
 from ..paging import PER_PAGE, page_number
+from ..services import catalog
 from ..styles import STYLES
-from ..tables import Image
+from ..tables import Image, Source
 from .changes import PublishRefused, set_public, set_starred
 from .search import GalleryFilterForm, gallery_query, models_used
 
@@ -43,13 +45,16 @@ def image_detail(image_id: str):
     generation = image.generation
     is_owner = image.user_id == current_user.id
     parent = parent_of(image)
+    entry = catalog().get(generation.model) if generation.source not in (Source.UPSCALE, Source.GRID) else None
     return render_template("gallery/image.html", image=image, generation=generation, style=STYLES.get(generation.style),
                            expires_at=expiry_notice(image), is_owner=is_owner, form=FlaskForm(),
                            collections=fillable(current_user) if is_owner else [],
                            in_collections=collections_with(image.id, current_user.id) if is_owner else [],
                            parent=parent if parent and can_view_image(parent) else None,
                            children=children_of(image, current_user), source_label=SOURCE_LABELS.get(generation.source),
-                           upscalers=upscaler_menu(), variation_strength=VARIATION_STRENGTH)
+                           upscalers=upscaler_menu(), variation_strength=VARIATION_STRENGTH,
+                           hires_scales=hires_scales(entry.sizes, image.width, image.height) if entry else [],
+                           hires_strength=DEFAULT_HR_STRENGTH)
 
 
 @bp.get("/images/<image_id>/file")

@@ -11,10 +11,11 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
 from models.control_images import preprocess
-from models.controls import PREPROCESSORS
+from models.controls import ESTIMATORS, PREPROCESSORS
 
 from .. import services
 from ..access import viewable_generation_or_404
+from ..controls import preprocessor_problem
 from ..image_files import serve_file
 from ..inputs import AsciiIntegerField
 from ..uploads import UploadRejected, decode_upload, encode_png, fit_to
@@ -27,7 +28,8 @@ class ControlPreviewForm(FlaskForm):
     """Fields of ``POST /controls/preview``."""
 
     control_image = FileField("Control image")
-    control_preprocessor = SelectField("Preprocessor", choices=[SelectChoice(p, p) for p in PREPROCESSORS], default="scribble")
+    control_preprocessor = SelectField("Preprocessor", choices=[SelectChoice(p, p) for p in PREPROCESSORS + ESTIMATORS],
+                                       default="scribble")
     width = AsciiIntegerField("Width", validators=[Optional()])
     height = AsciiIntegerField("Height", validators=[Optional()])
 
@@ -51,7 +53,13 @@ def control_preview():
     height = form.height.data or (entry.default_height if entry else 512)
     if not (8 <= width <= PREVIEW_MAX_SIDE and 8 <= height <= PREVIEW_MAX_SIDE):
         return jsonify(errors={"width": [f"Use a size from 8 to {PREVIEW_MAX_SIDE} pixels."]}), 400
-    shown = preprocess(fit_to(picture, (width, height), "crop"), form.control_preprocessor.data)
+    chosen = form.control_preprocessor.data
+    if problem := preprocessor_problem(chosen):
+        return jsonify(errors={"control_preprocessor": [problem]}), 400
+    if chosen in ESTIMATORS:  # no torch on the web: the worker makes the map when the picture is generated
+        return jsonify(errors={"control_preprocessor": [
+            f"The {chosen} map is made by the worker when the picture is generated; it has no preview here."]}), 400
+    shown = preprocess(fit_to(picture, (width, height), "crop"), chosen)
     return Response(encode_png(shown), mimetype="image/png", headers={"Cache-Control": "no-store"})
 
 

@@ -19,12 +19,12 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from models.capabilities import pipeline_capabilities
 from models.catalog import LoraEntry, ModelEntry
-from models.controls import PREPROCESSORS
 from models.lora import MAX_LORAS
 from models.samplers import MODEL_DEFAULT, SAMPLERS
 
 from .. import editing
 from .. import generation_rules as rules
+from ..controls import offered_preprocessors
 from ..inputs import AsciiFloatField, AsciiIntegerField
 from ..styles import STYLES
 from ..tables import DEFAULT_STRENGTH
@@ -104,9 +104,7 @@ class GenerationForm(FlaskForm):
     control_from = HiddenField()
     control = SelectField("Control", validate_choice=False)  # the control model ("Model" would be ambiguous)
     control_scale = AsciiFloatField("Control scale", validators=[Optional()])
-    control_preprocessor = SelectField("Preprocessor", default="", validate_choice=False,
-                                       choices=[SelectChoice("", "The control model's own")]
-                                       + [SelectChoice(name, name) for name in PREPROCESSORS])
+    control_preprocessor = SelectField("Preprocessor", default="", validate_choice=False)  # choices: __init__
 
     def __init__(self, catalog: dict[str, ModelEntry], *args, lora_catalog: dict[str, LoraEntry] | None = None,
                  **kwargs):
@@ -114,6 +112,8 @@ class GenerationForm(FlaskForm):
         self.lora_catalog = lora_catalog or {}
         super().__init__(*args, **kwargs)
         self.model.choices = model_choices(catalog)
+        self.control_preprocessor.choices = [SelectChoice("", "The control model's own")] + [
+            SelectChoice(name, name) for name in offered_preprocessors()]  # depth only where installed
         self.upload_picture = None  # the decoded upload, set by validate_init_image
         self.mask_picture = None  # the decoded mask, set by validate_mask
         self.control_picture = None  # the decoded control image, set by validate_control_image

@@ -37,6 +37,19 @@ def test_models_page_shows_availability_workers_and_waiting_jobs(app, make_user,
     assert "serving models: easel-tiny (fp32 on cpu)" in proc.log_path.read_text()  # the worker's start line
 
 
+def test_models_page_lists_control_models_with_availability(app, make_user) -> None:
+    make_user(ADMIN, is_admin=True)
+    html = sign_in(app, ADMIN).get("/admin/models").get_data(as_text=True)
+    scribble = html.split('id="control-easel-scribble"')[1].split("</tr>")[0]
+    assert '<td class="type">controlnet</td>' in scribble and '<td class="preprocessor">scribble</td>' in scribble
+    assert "sd (easel-tiny, easel-tiny-slow, missing-model)" in scribble and '<td class="scale">1.0</td>' in scribble
+    assert scribble.rstrip().endswith('<td class="small">yes</td>')
+    missing = html.split('id="control-missing-control"')[1].split("</tr>")[0]
+    assert '<td class="small base-kinds">sdxl</td>' in missing and "config.json missing" in missing
+    assert '<td class="preprocessor">canny</td>' in missing
+    assert "none installed (depth needs its weights" in html.split('id="estimators"')[1].split("</p>")[0]
+
+
 def test_models_page_is_for_admins_only(app, make_user) -> None:
     make_user("ada@example.com")
     assert sign_in(app, "ada@example.com").get("/admin/models").status_code == 404

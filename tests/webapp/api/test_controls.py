@@ -119,15 +119,34 @@ def test_a_scribble_puts_the_object_where_it_is_drawn(app, app_env, live_server,
     assert api.controlnet_module_list() == ["none", "scribble", "canny"]
     unit = webuiapi.ControlNetUnit(image=PILImage.open(io.BytesIO(scribble_png((18.0, 46.0)))), module="scribble",
                                    model="easel-scribble", weight=1.0)
-    result = api.txt2img(prompt=PROMPT, width=64, height=64, seed=SEED, cfg_scale=2, controlnet_units=[unit])
+    # a fresh alwayson_scripts each call: webuiapi writes the units into its shared default dict otherwise, and
+    # every later call in this process would send them
+    result = api.txt2img(prompt=PROMPT, width=64, height=64, seed=SEED, cfg_scale=2, controlnet_units=[unit],
+                         alwayson_scripts={})
     assert 'Model: easel-scribble' in result.info["infotexts"][0]
     buffer = io.BytesIO()
     result.image.save(buffer, format="PNG")
     assert distance(buffer.getvalue(), (18.0, 46.0)) <= 8
 
+    # ... and ControlNet inpainting as it sends it: img2img with a mask and a unit; the star lands in the masked
+    # bottom-right quarter, the rest of the starting picture is kept to the pixel
+    start = PILImage.new("RGB", (64, 64), COLOURS["blue"])
+    mask = PILImage.new("L", (64, 64), 0)
+    mask.paste(255, (32, 32, 64, 64))
+    inpainted = api.img2img(images=[start], mask_image=mask, prompt=PROMPT, width=64, height=64, seed=SEED,
+                            cfg_scale=2, denoising_strength=1.0, mask_blur=0, inpainting_fill=1, alwayson_scripts={},
+                            controlnet_units=[webuiapi.ControlNetUnit(image=PILImage.open(io.BytesIO(scribble_png())),
+                                                                      module="scribble", model="easel-scribble")])
+    made = np.asarray(inpainted.image.convert("RGB"), np.int16)
+    assert np.abs(made[:32] - np.asarray(start, np.int16)[:32]).max() == 0
+    assert np.abs(made[:, :32] - np.asarray(start, np.int16)[:, :32]).max() == 0
+    buffer = io.BytesIO()
+    inpainted.image.save(buffer, format="PNG")
+    assert distance(buffer.getvalue(), CORNER) <= 8
+
     # One load of the base model and of the control model for all of it: the control pipeline is made from
     # the warm one, the control model stays warm.
-    report = worker_report(app_env["REDIS_URL"], worker, 4)
+    report = worker_report(app_env["REDIS_URL"], worker, 5)
     assert report["loads"] == 1 and report["control_loads"] == 1
 
 
@@ -147,7 +166,8 @@ def test_bad_control_input_is_refused_and_nothing_is_written(app, app_env, live_
         "scale": ({"control_image": good, "control_scale": 2.5}, "between 0 and 2"),
         "fit": ({"control_image": good, "control": "scribble-for-sdxl"}, "fits sdxl models, not Easel Tiny"),
         "absent": ({"control_image": good, "control": "missing-control"}, "not available here"),
-        "preprocessor": ({"control_image": good, "control_preprocessor": "depth"}, "Unknown preprocessor"),
+        "preprocessor": ({"control_image": good, "control_preprocessor": "sobel"}, "Unknown preprocessor"),
+        "depth": ({"control_image": good, "control_preprocessor": "depth"}, "[preprocessors.depth] path ="),
         "no image": ({"control": "easel-scribble"}, "need a control_image"),
     }
     for name, (fields, message) in refusals.items():
@@ -175,6 +195,10 @@ def test_bad_control_input_is_refused_and_nothing_is_written(app, app_env, live_
     module = requests.post(a1111, json={**body, "alwayson_scripts": {"controlnet": {"args": [
         {**unit, "module": "openpose"}]}}}, auth=auth, timeout=10)
     assert module.status_code == 422 and "openpose" in module.text
+    cropped = requests.post(f"{live_server}/sdapi/v1/img2img", auth=auth, timeout=10, json={
+        **body, "init_images": [good], "mask": good, "inpaint_full_res": True,
+        "alwayson_scripts": {"controlnet": {"args": [unit, unit]}}})
+    assert cropped.status_code == 422 and "only the masked area works with one control image" in cropped.text
     _nothing_written(app, app_env)
 
 

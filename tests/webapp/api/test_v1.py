@@ -352,3 +352,35 @@ def _encoded_png(picture: PILImage.Image) -> bytes:
     out = io.BytesIO()
     picture.save(out, "PNG")
     return out.getvalue()
+
+
+def test_the_hires_fix_of_an_image(app, client, ada, make_user, make_image, tmp_path):
+    """``POST /api/v1/images/<id>/hires``: the image enlarged and refined, its parent recorded ("hires of"); a size
+    the model does not make a 400 naming the scale, another person's private image a 404, nothing queued."""
+    from pathlib import Path
+
+    from tests.jobs.test_editing import CATALOG
+    from webapp.extensions import db
+    from webapp.tables import Generation, Image
+
+    catalog = tmp_path / "catalog.toml"  # the bundled model, also allowed at 128×128
+    catalog.write_text(CATALOG.format(path=Path(__file__).resolve().parents[3] / "models" / "easel-tiny",
+                                      depth=tmp_path / "no-depth"))
+    app.config.update(EASEL_CATALOG=str(catalog))
+    user_id, auth = ada
+    mine, theirs = make_image(user_id), make_image(make_user("bob@example.com"))
+    for body, field in (({"scale": 3}, "scale"), ({"scale": 0.5}, "scale"), ({"strength": 0}, "strength")):
+        refused = client.post(f"/api/v1/images/{mine}/hires", headers=auth, json=body)
+        assert refused.status_code == 400 and field in refused.get_json()["errors"], refused.get_json()
+    assert "does not make 192×192" in client.post(f"/api/v1/images/{mine}/hires", headers=auth,
+                                                   json={"scale": 3}).get_json()["detail"]
+    assert client.post(f"/api/v1/images/{theirs}/hires", headers=auth, json={}).status_code == 404
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(Generation)) == 2  # the two images' own
+    made = client.post(f"/api/v1/images/{mine}/hires", headers=auth, json={"strength": 0.5})
+    assert made.status_code == 201, made.get_json()
+    with app.app_context():
+        row = db.session.get(Generation, made.get_json()["id"])
+        assert (row.source, row.parent_image_id, row.width, row.height, row.strength) == ("hires", mine, 128, 128, 0.5)
+        assert row.init_image_key == db.session.get(Image, mine).storage_key  # the image, enlarged by the worker
+    assert "/api/v1/images/{image_id}/hires" in client.get("/api/v1/openapi.json").get_json()["paths"]

@@ -89,7 +89,7 @@ def create_with_control(params: dict):
     if start is None:
         params.pop("strength", None)
         params.pop("resize_mode", None)
-    mask = mask_input(params)  # refused with a control image, but said so, not dropped
+    mask = mask_input(params)  # with the control image: ControlNet inpainting
     controls = v1_controls(params, params.pop("control_image").read())
     generation = submit(params, start, mask, controls=controls)
     return created(generation)

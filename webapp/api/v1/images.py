@@ -1,5 +1,5 @@
-"""``/api/v1/images``: list mine (search by prompt words), get one, download, star/publish, variations, outpaint,
-delete."""
+"""``/api/v1/images``: list mine (search by prompt words), get one, download, star/publish, variations, upscale,
+hires fix, outpaint, delete."""
 from __future__ import annotations
 
 import uuid
@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from ...access import owned_image_or_404, viewable_image_or_404
-from ...derived_images import VARIATION_STRENGTH, start_upscale, start_variation
+from ...derived_images import VARIATION_STRENGTH, start_hires, start_upscale, start_variation
 from ...extensions import db
 from ...gallery.changes import PublishRefused, set_public, set_starred
 from ...image_files import delete_image, download_name, serve_file
@@ -21,6 +21,7 @@ from ..submit import refusals_as_api_errors
 from .parsing import arguments_400
 from .schemas import (
     GenerationSchema,
+    HiresCreateSchema,
     ImageListQuerySchema,
     ImagePageSchema,
     ImageSchema,
@@ -111,6 +112,21 @@ def upscale(args: dict, image_id: uuid.UUID):
     image = viewable_image_or_404(str(image_id))
     with refusals_as_api_errors({"factor", "upscaler"}):
         generation = start_upscale(current_user._get_current_object(), image, args["factor"], args["upscaler"])
+    return created(generation)
+
+
+@blp.post("/<uuid:image_id>/hires")
+@arguments_400(blp, HiresCreateSchema)
+@blp.response(201, GenerationSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def hires(args: dict, image_id: uuid.UUID):
+    """The hires fix of an image I may see: enlarged ``scale`` times and refined at the larger size at ``strength``
+    (an ordinary generation; its lineage reads "hires of" the image)."""
+    image = viewable_image_or_404(str(image_id))
+    with refusals_as_api_errors({"scale", "strength"}):
+        generation = start_hires(current_user._get_current_object(), image, args["scale"], args["strength"])
     return created(generation)
 
 

@@ -90,7 +90,7 @@ class HiresSchema(Schema):
 CONTROL_DOC = {
     "control": "a control model's catalog name (GET /api/v1/controls); left out: the first that fits the model",
     "control_scale": "how strongly the control image steers, 0 to 2; left out: the control model's default",
-    "control_preprocessor": "none, scribble or canny; left out: the control model's own",
+    "control_preprocessor": "none, scribble or canny (depth, pose where installed); left out: the control model's own",
 }
 
 
@@ -345,6 +345,16 @@ class VariationCreateSchema(Schema):
                             validate=validate.Range(rules.MIN_STRENGTH, rules.MAX_STRENGTH,
                                                     error=rules.STRENGTH_OUT_OF_RANGE),
                             metadata={"description": "how far they may move from the image (default 0.35)"})
+
+
+class HiresCreateSchema(Schema):
+    """The hires fix's second pass of an image already made: enlarged, then image-to-image at the larger size."""
+
+    scale = fields.Float(load_default=2.0, allow_nan=False, validate=validate.Range(1, 4, min_inclusive=False, error=(
+        "Use a hires scale above 1 and at most 4.")), metadata={
+        "description": "the larger size (image × scale) must be one the image's model makes"})
+    strength = fields.Float(load_default=0.4, allow_nan=False, validate=validate.Range(
+        0.05, 1, error="Use a hires strength from 0.05 to 1."), metadata={"description": "default 0.4"})
 
 
 def _side(name: str) -> fields.Float:
