@@ -48,7 +48,7 @@ def test_control_cost_per_image(app, tmp_path):
             generation = SimpleNamespace(
                 id=f"g{seed}", prompt=PROMPT, negative_prompt="", style="none", loras=None, num_images=1, seed=seed,
                 steps=entry.default_steps, guidance=entry.default_guidance, width=64, height=64, init_image_key=None,
-                strength=None, controls=controls, scheduler=None)
+                strength=None, controls=controls, scheduler=None, edit=None, user_id=1)
             began = time.perf_counter()
             images, _ = pipelines.generate(warm, [generation], {}, lambda pipe, step, t, kwargs: kwargs)
             assert images[0].size == (64, 64)
