@@ -34,7 +34,8 @@ def test_models_page_shows_availability_workers_and_waiting_jobs(app, make_user,
     assert "yes" in html.split('id="upscaler-lanczos"')[1].split("</tr>")[0]
     worker = html.split(f'id="worker-{proc.worker_name}"')[1].split("</tr>")[0]
     assert "easel-tiny (" in worker and " s) in fp32" in worker and "GiB RAM" in worker and ">cpu<" in worker
-    assert "serving models: easel-tiny (fp32 on cpu)" in proc.log_path.read_text()  # the worker's start line
+    # the worker's start line: the OpenVINO UNet that make run (and the test session) made for the bundled model
+    assert "serving models: easel-tiny (fp32 on cpu, OpenVINO UNet)" in proc.log_path.read_text()
 
 
 def test_models_page_lists_control_models_with_availability(app, make_user) -> None:
