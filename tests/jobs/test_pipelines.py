@@ -127,8 +127,9 @@ def test_lora_switches_between_requests_without_reloading(app, signed_in, worker
     assert worker_report(redis_url, proc, generations=5)["loads"] == 1
 
     # A1111's clients put the LoRA in the prompt (webapp/api/extra_networks.py): taken out, then applied alike.
+    # sampler "": the model's own scheduler, the studio's default (webuiapi sends "Euler a" unless told otherwise)
     api = webuiapi.WebUIApi(host="127.0.0.1", port=urlsplit(live_server).port, username="ada@example.com",
-                            password=token)
+                            password=token, sampler="")
     assert [lora["name"] for lora in api.get_loras()] == ["ink"]
     tagged = api.txt2img(prompt=f"{FIELDS['prompt']} <lora:ink:0.3>", width=SIZE, height=SIZE, steps=2, seed=9,
                          cfg_scale=2.0)

@@ -243,7 +243,8 @@ def test_catalog_never_imports_torch() -> None:
 
 def test_bundled_folder_is_small_and_readable() -> None:
     folder = REPO / "models" / "easel-tiny"
-    files = [p for p in folder.rglob("*") if p.is_file()]
+    # what the repository ships: not the OpenVINO IR that make run makes beside it (git-ignored, generated)
+    files = [p for p in folder.rglob("*") if p.is_file() and "openvino" not in p.relative_to(folder).parts]
     assert sum(p.stat().st_size for p in files) <= 25 * 1024 * 1024
     for p in files:
         assert p.stat().st_mode & 0o444 == 0o444, f"{p} is not readable by everyone"
