@@ -58,9 +58,11 @@ def centroid(mask: np.ndarray) -> tuple[float, float] | None:
 
 
 def measure(images: list[Image.Image], placed: list[Placed], silhouettes: np.ndarray) -> dict:
-    """Fractions: centroid within 8 px of the scribble's shape, shape, object colour, background; mean IoU."""
+    """Fractions: centroid within 8 px of the scribble's shape, shape, object colour, background; mean IoU;
+    the shape read right per wanted shape (right/scenes)."""
     hits = {"centroid": 0, "shape": 0, "colour": 0, "background": 0}
     ious, dists = [], []
+    by_shape: dict[str, list[int]] = {}  # wanted shape -> [read right, scenes]
     for image, p, sil in zip(images, placed, silhouettes, strict=True):
         reading = read_image(image)
         mask = object_mask(image)
@@ -68,13 +70,17 @@ def measure(images: list[Image.Image], placed: list[Placed], silhouettes: np.nda
         dist = float(np.hypot(found[0] - wanted[0], found[1] - wanted[1])) if found else float("inf")
         dists.append(dist)
         hits["centroid"] += dist <= CENTROID_PX
-        hits["shape"] += (classify_shape(mask) if mask.sum() >= 6 else None) == p.shape
+        right = (classify_shape(mask) if mask.sum() >= 6 else None) == p.shape
+        hits["shape"] += right
+        tally = by_shape.setdefault(p.shape, [0, 0])
+        tally[0], tally[1] = tally[0] + right, tally[1] + 1
         hits["colour"] += reading.colour == p.colour
         hits["background"] += reading.background == p.background
         ious.append(float((mask & sil).sum() / max((mask | sil).sum(), 1)))
     n = len(images)
     return {**{k: round(v / n, 4) for k, v in hits.items()}, "mean_iou": round(float(np.mean(ious)), 4),
-            "median_centroid_distance_px": round(float(np.median(dists)), 2)}
+            "median_centroid_distance_px": round(float(np.median(dists)), 2),
+            "shape_by_shape": {k: f"{r}/{m}" for k, (r, m) in sorted(by_shape.items())}}
 
 
 def generate(pipe, prompts: list[str], batch: int, steps: int, guidance: float, **extra) -> list[Image.Image]:

@@ -1,6 +1,7 @@
 """Train the bundled scribble ControlNet for easel-tiny and export it as a diffusers folder (safetensors).
 
 Run: python -m models.training.train_control --out models/controls/easel-scribble   (make train-control)
+Continue from trained weights: --init models/controls/easel-scribble (with a lower rate; see the model card).
 The base model (models/easel-tiny) stays frozen; the ControlNet starts as a copy of its UNet's encoder
 (ControlNetModel.from_unet) with a small conditioning embedding. Control = the shape's outline drawn as a
 scribble (scribbles.py), target = the render. Seeded and resumable: the dataset is cached and a checkpoint
@@ -42,6 +43,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--base", type=Path, default=Path("models/easel-tiny"))
     p.add_argument("--out", type=Path, default=Path("models/controls/easel-scribble"))
     p.add_argument("--work", type=Path, default=Path(".train/easel-scribble"))
+    p.add_argument("--init", type=Path, default=None,
+                   help="continue from a trained ControlNet folder (fine-tune; a fresh optimiser, its own checkpoint "
+                        "in --work) instead of a new copy of the UNet's encoder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--images", type=int, default=6000)
     p.add_argument("--steps", type=int, default=1500)
@@ -140,7 +144,13 @@ def main() -> None:
     latents, scribbles, masks, placed = load_data(args, vae, device)
     del vae
     log(args.work, f"data: {len(latents)} scenes, {(time.time() - started) / 60:.1f} min")
-    controlnet = build_controlnet(unet).to(device).train()
+    if args.init is not None:
+        # A fine-tune: the weights of a trained ControlNet (fp16 on disk) in fp32, a fresh optimiser and schedule.
+        controlnet = ControlNetModel.from_pretrained(args.init, torch_dtype=torch.float32, use_safetensors=True)
+        controlnet = controlnet.to(device).train()
+        log(args.work, f"init from {args.init}")
+    else:
+        controlnet = build_controlnet(unet).to(device).train()
     params = [p for p in controlnet.parameters() if p.requires_grad]
     log(args.work, f"controlnet: {sum(p.numel() for p in params):,} parameters")
     new = NEW_PARTS
@@ -148,7 +158,9 @@ def main() -> None:
     copied = [p for n, p in controlnet.named_parameters() if not n.startswith(new)]
     opt = torch.optim.AdamW([{"params": copied, "base": args.lr}, {"params": fresh, "base": args.new_lr}],
                             lr=args.lr, weight_decay=0.0)
-    ckpt, start, total = args.work / "controlnet.pt", 0, args.steps
+    # A fine-tune keeps its own checkpoint, so it never resumes (or overwrites) the run it starts from.
+    ckpt = args.work / ("controlnet.pt" if args.init is None else f"finetune-{args.init.name}.pt")
+    start, total = 0, args.steps
     if ckpt.exists():
         state = torch.load(ckpt, map_location=device)
         controlnet.load_state_dict(state["model"])
