@@ -139,7 +139,9 @@ def test_batching_throughput(app, live_server, make_user, workers, tmp_path):
 
         entry = services.catalog()[model]
         threads = configure_threads()  # the worker's thread count
-        pipe = STATE.warm(model).pipe
+        warm = STATE.warm(model)
+        warm.use_unet(openvino=True)  # what the worker's calls run: the OpenVINO UNet where make run made it
+        pipe = warm.pipe
         bare = {f"bare_batch_{b}": round(bare_rate(pipe, entry, b), 3) for b in (1, 4)}
 
     results: dict = {"model": model, "device": str(pipe.device), "dtype": str(pipe.dtype), "torch_threads": threads,
