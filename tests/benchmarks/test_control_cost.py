@@ -11,7 +11,6 @@ import json
 import os
 import statistics
 import time
-from types import SimpleNamespace
 
 import pytest
 from PIL import Image as PILImage
@@ -32,6 +31,7 @@ def test_control_cost_per_image(app, tmp_path):
     from models import loader
     from webapp import services
     from webapp.controls import store
+    from webapp.tables import Generation
 
     with app.app_context():
         threads = configure_threads()
@@ -45,10 +45,10 @@ def test_control_cost_per_image(app, tmp_path):
         recorded = store(1, "bench", [PreparedControl(control_entry, 1.0, "scribble", image)])
 
         def one(seed: int, controls: list | None) -> float:
-            generation = SimpleNamespace(
-                id=f"g{seed}", prompt=PROMPT, negative_prompt="", style="none", loras=None, num_images=1, seed=seed,
-                steps=entry.default_steps, guidance=entry.default_guidance, width=64, height=64, init_image_key=None,
-                strength=None, controls=controls, scheduler=None, edit=None, user_id=1)
+            generation = Generation(  # a real row's object, never stored: what the worker reads of it
+                id=f"g{seed}", user_id=1, model="easel-tiny", prompt=PROMPT, negative_prompt="", style="none", loras=None,
+                num_images=1, seed=seed, steps=entry.default_steps, guidance=entry.default_guidance, width=64,
+                height=64, controls=controls)
             began = time.perf_counter()
             images, _ = pipelines.generate(warm, [generation], {}, lambda pipe, step, t, kwargs: kwargs)
             assert images[0].size == (64, 64)
