@@ -160,23 +160,6 @@ def _convert_streaming(pipe: DiffusionPipeline, folder: str, dtype: torch.dtype)
                                    assign=True)
     _cast_loaded(pipe, dtype)  # what the files did not hold (buffers made at init), T5's fp32 "wo"
     gc.collect()
-    _trim_heap()
-
-
-def _trim_heap() -> None:
-    """Give the C heap's freed pages back to the system (glibc's ``malloc_trim``; elsewhere nothing).
-
-    Converting a model tensor by tensor frees as many fp32 buffers as it keeps bf16 ones; glibc keeps the
-    freed ones that are smaller than its mmap threshold in its heap, resident, under the pictures' own memory
-    to come. Measured on SD 1.5 in bf16: the worker's peak 0.1–0.2 GiB lower (docs/precision.md).
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
 
 
 def _cast_loaded(pipe: DiffusionPipeline, dtype: torch.dtype) -> None:
