@@ -19,6 +19,7 @@ import json
 import logging
 import time
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,16 @@ SOURCE_NAME = "source.json"  # the UNet weights the IR was made from: size and m
 
 
 # what the torch UNet's dtype (the model's precision, models/precision.py) asks of OpenVINO's CPU plugin
+# static copies of a small UNet's IR kept per worker (one per batch and size met; each holds its own weights)
+STATIC_SHAPES = 6
+SMALL_UNET_PARAMETERS = 50_000_000  # a larger UNet's steps are long enough that the bookkeeping does not show
+
+
+def small_unet_shapes(unet: torch.nn.Module) -> int:
+    """How many static-shape copies to keep for this UNet: STATIC_SHAPES for a small one, none for a large one."""
+    return STATIC_SHAPES if sum(p.numel() for p in unet.parameters()) <= SMALL_UNET_PARAMETERS else 0
+
+
 INFERENCE_PRECISION = {torch.float32: "f32", torch.bfloat16: "bf16", torch.float16: "f16"}
 
 
@@ -109,23 +120,49 @@ def convert(pipe: Any, model_dir: Path, name: str, instance_dir: Path | str) -> 
 class OpenVINOUNet(torch.nn.Module):
     """A compiled OpenVINO UNet that a diffusers pipeline calls as it calls its torch UNet."""
 
-    def __init__(self, ir: Path, unet: torch.nn.Module, threads: int | None = None) -> None:
+    def __init__(self, ir: Path, unet: torch.nn.Module, threads: int | None = None,
+                 static_shapes: int | None = None) -> None:
         import openvino as ov
 
         super().__init__()
-        core = ov.Core()
-        began = time.perf_counter()
-        self._compiled = core.compile_model(core.read_model(ir), "CPU", {
+        self._core = ov.Core()
+        self._model = self._core.read_model(ir)
+        self._config = {
             "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
             # the model's chosen precision, not OpenVINO's own default (bf16 on a CPU that has it): fp32 stays fp32
-            "INFERENCE_PRECISION_HINT": INFERENCE_PRECISION.get(unet.dtype, "f32")})
-        self._request = self._compiled.create_infer_request()
+            "INFERENCE_PRECISION_HINT": INFERENCE_PRECISION.get(unet.dtype, "f32")}
+        began = time.perf_counter()
+        self._dynamic = self._core.compile_model(self._model, "CPU", self._config)
+        self._request = self._dynamic.create_infer_request()
         # what the plugin computes in: f32, bf16 (or f16), as OpenVINO reports it after compiling
-        self.inference_precision = self._compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+        self.inference_precision = self._dynamic.get_property("INFERENCE_PRECISION_HINT").to_string()
         self.compile_seconds = time.perf_counter() - began
+        # a small UNet spends a third of its time in dynamic-shape bookkeeping: compile one static copy per shape met
+        self.static_shapes = small_unet_shapes(unet) if static_shapes is None else static_shapes
+        self._static: OrderedDict[tuple, Any] = OrderedDict()
         self.config = unet.config
         self.ir = ir
         self.__dict__["torch_unet"] = unet  # not a submodule: .to() and state_dict() leave the torch UNet alone
+
+    def _request_for(self, shapes: tuple) -> Any:
+        """The infer request for these input shapes: a static compile (cached, least recently used dropped)."""
+        if not self.static_shapes:
+            return self._request
+        request = self._static.get(shapes)
+        if request is None:
+            model = self._model.clone()
+            model.reshape(dict(zip(model.inputs, shapes, strict=True)))
+            request = self._core.compile_model(model, "CPU", self._config).create_infer_request()
+            self._static[shapes] = request
+            while len(self._static) > self.static_shapes:
+                self._static.popitem(last=False)
+        self._static.move_to_end(shapes)
+        return request
+
+    @property
+    def compiled_shapes(self) -> list[tuple]:
+        """The input shapes that have a static compile now, least recently used first."""
+        return list(self._static)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -138,8 +175,8 @@ class OpenVINOUNet(torch.nn.Module):
     def forward(self, sample: torch.Tensor, timestep: Any, encoder_hidden_states: torch.Tensor, *args: Any,
                 return_dict: bool = True, **kwargs: Any) -> Any:
         timestep = torch.as_tensor(timestep, dtype=torch.float32).reshape(-1).expand(sample.shape[0])
-        out = self._request.infer([sample.float().numpy(), timestep.contiguous().numpy(),
-                                   encoder_hidden_states.float().numpy()])[0]
+        inputs = [sample.float().numpy(), timestep.contiguous().numpy(), encoder_hidden_states.float().numpy()]
+        out = self._request_for(tuple(tuple(x.shape) for x in inputs)).infer(inputs)[0]
         result = torch.from_numpy(out.copy()).to(sample.dtype)
         if not return_dict:
             return (result,)

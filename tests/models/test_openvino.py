@@ -97,3 +97,33 @@ def test_openvino_setting_and_cpu_compile_in_the_device_plan(monkeypatch) -> Non
     plan = plan_for("cpu", compile=True, openvino=True)
     assert plan.compile and plan.openvino
     assert not plan_for("cuda", openvino=True).openvino
+
+
+def test_a_small_unet_runs_a_static_compile_per_shape_with_the_same_output(tmp_path: Path) -> None:
+    """Static shapes (one compile per batch and size met, a bounded number kept) give what the dynamic IR gives."""
+    from diffusers import UNet2DConditionModel
+
+    from models.openvino_unet import STATIC_SHAPES, OpenVINOUNet, convert, small_unet_shapes
+
+    model = shutil.copytree(ROOT / "models" / "easel-tiny", tmp_path / "easel-tiny",
+                            ignore=shutil.ignore_patterns("openvino"))
+    unet = UNet2DConditionModel.from_pretrained(model / "unet").eval()
+
+    class Pipe:  # what convert reads of a pipeline
+        pass
+
+    pipe = Pipe()
+    pipe.unet = unet
+    ir, _ = convert(pipe, model, "tiny", tmp_path / "instance")
+    assert small_unet_shapes(unet) == STATIC_SHAPES  # easel-tiny is small: static copies by default
+    static, dynamic = OpenVINOUNet(ir, unet, static_shapes=2), OpenVINOUNet(ir, unet, static_shapes=0)
+    width = unet.config.cross_attention_dim
+    for batch, side in ((2, 16), (4, 16), (2, 32), (2, 16)):
+        g = torch.Generator().manual_seed(batch * side)
+        sample, text = torch.randn(batch, 4, side, side, generator=g), torch.randn(batch, 77, width, generator=g)
+        fast = static(sample, 500, encoder_hidden_states=text, return_dict=False)[0]
+        plain = dynamic(sample, 500, encoder_hidden_states=text, return_dict=False)[0]
+        assert fast.shape == sample.shape and torch.allclose(fast, plain, atol=1e-4), (fast - plain).abs().max()
+    # two kept, the least recently used dropped: (4, 16) went when (2, 32) came; (2, 16) was used last
+    assert [shapes[0] for shapes in static.compiled_shapes] == [(2, 4, 32, 32), (2, 4, 16, 16)]
+    assert dynamic.compiled_shapes == []
