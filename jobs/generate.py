@@ -26,6 +26,7 @@ from rq.job import Job
 from rq.timeouts import JobTimeoutException
 from sqlalchemy.exc import OperationalError
 
+from models import allocator
 from models.catalog import ModelError
 from webapp import lifecycle, progress, safety, services
 from webapp.extensions import db
@@ -77,9 +78,21 @@ def configure_threads() -> int:
     return threads
 
 
+def configure_memory() -> bool:
+    """On a CPU worker with ``EASEL_KEEP_FREED_MEMORY`` (on by default), keep freed memory in the process for the next
+    step instead of giving it back to the kernel (``models.allocator``); True where that took effect."""
+    if not current_app.config["EASEL_KEEP_FREED_MEMORY"] or pipelines.device() != "cpu":
+        return False
+    kept = allocator.keep_freed_memory()
+    log.info("freed memory is %s (EASEL_KEEP_FREED_MEMORY)", "kept for the next step" if kept
+             else "given back to the system: this C library is not glibc")
+    return kept
+
+
 def warm_up(serves: list[str]) -> None:
     """Set up torch and load the default model (else the first served) before the first job, so nobody waits."""
     with get_app().app_context():
+        configure_memory()  # before the first load, so that every large block is served the same way
         configure_threads()
         name = current_app.config["EASEL_MODEL"]
         name = name if name in serves or not serves else serves[0]

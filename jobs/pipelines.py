@@ -92,10 +92,14 @@ def prepare(pipe: DiffusionPipeline, plan: DevicePlan) -> None:
         pipe.enable_attention_slicing()
 
 
+def device() -> str:
+    """The device this worker runs its models on (``EASEL_DEVICE``, auto: CUDA, else MPS, else the CPU)."""
+    return loader.pick_device(current_app.config["EASEL_DEVICE"])
+
+
 def _plan() -> DevicePlan:
     config = current_app.config
-    device = loader.pick_device(config["EASEL_DEVICE"])
-    return plan_for(device, offload=config["EASEL_OFFLOAD"], compile=config["EASEL_COMPILE"],
+    return plan_for(device(), offload=config["EASEL_OFFLOAD"], compile=config["EASEL_COMPILE"],
                     openvino=config["EASEL_OPENVINO"])
 
 

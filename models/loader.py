@@ -13,6 +13,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from models import allocator
 from models.catalog import PIPELINE_CLASSES, ModelEntry, ModelError, ModelUnavailable, get_entry, hf_snapshot
 from models.precision import choose as choose_precision
 from models.precision import dtype_of, name_of
@@ -216,13 +217,21 @@ def load_pipeline(entry: ModelEntry, device: str | None = None, dtype: torch.dty
     The dtype, unless given, follows the entry's precision or the worker's EASEL_PRECISION (configured_precision).
     """
     global LOAD_COUNT
-    import diffusers
-
     reason = entry.unavailable_reason()
     if reason:
         raise ModelUnavailable(reason)
     device = pick_device(device or "auto")
     dtype = dtype or pick_dtype(device, entry.precision, configured_precision)
+    with allocator.loading():  # the read buffers a load frees go back to the system (models/allocator.py)
+        pipe = _load(entry, device, dtype)
+    LOAD_COUNT += 1
+    return pipe
+
+
+def _load(entry: ModelEntry, device: str, dtype: torch.dtype) -> DiffusionPipeline:
+    """load_pipeline's work: the files read, the scheduler set, the pipeline on its device in its precision."""
+    import diffusers
+
     try:
         pipe = _from_files(entry, dtype, stream=device == "cpu")
     except (OSError, ValueError) as exc:
@@ -242,7 +251,6 @@ def load_pipeline(entry: ModelEntry, device: str | None = None, dtype: torch.dty
     pipe = pipe.to(device)
     if precision_of(pipe) == "bf16":
         decode_in_fp32(pipe)
-    LOAD_COUNT += 1
     return pipe
 
 

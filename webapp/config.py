@@ -105,6 +105,8 @@ def model_settings() -> dict:
         # the CPU runs a model's UNet through OpenVINO where `flask models optimize NAME` made its IR
         "EASEL_OPENVINO": _bool(os.environ.get("EASEL_OPENVINO"), default=True),
         "EASEL_OFFLOAD": _bool(os.environ.get("EASEL_OFFLOAD")),
+        # a CPU worker keeps the memory it frees for the next step (models/allocator.py; docs/precision.md)
+        "EASEL_KEEP_FREED_MEMORY": _bool(os.environ.get("EASEL_KEEP_FREED_MEMORY"), default=True),
     }
 
 

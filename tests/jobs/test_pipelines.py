@@ -320,11 +320,11 @@ def test_model_settings(monkeypatch) -> None:
     from webapp import config
 
     for name in ("EASEL_MAX_LOADED_MODELS", "EASEL_GPU_HEADROOM_MB", "EASEL_COMPILE", "EASEL_OFFLOAD",
-                 "EASEL_PRECISION", "EASEL_OPENVINO"):
+                 "EASEL_PRECISION", "EASEL_OPENVINO", "EASEL_KEEP_FREED_MEMORY"):
         monkeypatch.delenv(name, raising=False)
     assert config.model_settings() == {"EASEL_MAX_LOADED_MODELS": 2, "EASEL_GPU_HEADROOM_MB": 6144,
                                        "EASEL_COMPILE": False, "EASEL_OPENVINO": True, "EASEL_OFFLOAD": False,
-                                       "EASEL_PRECISION": ""}
+                                       "EASEL_PRECISION": "", "EASEL_KEEP_FREED_MEMORY": True}
     monkeypatch.setenv("EASEL_MAX_LOADED_MODELS", "0")
     with pytest.raises(config.ConfigError, match="at least 1"):
         config.model_settings()

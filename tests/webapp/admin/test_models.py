@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 
@@ -36,6 +37,9 @@ def test_models_page_shows_availability_workers_and_waiting_jobs(app, make_user,
     assert "easel-tiny (" in worker and " s) in fp32" in worker and "GiB RAM" in worker and ">cpu<" in worker
     # the worker's start line: the OpenVINO UNet that make run (and the test session) made for the bundled model
     assert "serving models: easel-tiny (fp32 on cpu, OpenVINO UNet)" in proc.log_path.read_text()
+    # a CPU worker on glibc keeps freed memory for the next step (EASEL_KEEP_FREED_MEMORY, on by default)
+    if platform.libc_ver()[0] == "glibc":
+        assert "freed memory is kept for the next step" in proc.log_path.read_text()
 
 
 def test_models_page_lists_control_models_with_availability(app, make_user) -> None:
