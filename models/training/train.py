@@ -234,7 +234,8 @@ def sharpen_shapes(args: argparse.Namespace, vae: AutoencoderKL, device: str) ->
     """
     from models.training.scribbles import scribble_dataset
 
-    renders, _, silhouettes, placed = scribble_dataset(args.shape_scenes, args.seed, held=False)
+    renders, _, silhouettes, placed = scribble_dataset(args.shape_scenes, args.seed, held=False,
+                                                       processes=os.cpu_count() or 1)  # the same scenes
     x_all = torch.from_numpy(renders).permute(0, 3, 1, 2).float() / 127.5 - 1
     with torch.no_grad():
         latents = torch.cat([vae.encode(x_all[i:i + 256].to(device)).latent_dist.mean.cpu()
