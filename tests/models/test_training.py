@@ -97,7 +97,8 @@ def test_a_tiny_run_exports_a_loadable_pipeline_and_resumes(tmp_path: Path) -> N
     def train(*options: str) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "models.training.train", "--out", str(out), "--work", str(work),
                "--images", "96", "--vae-steps", "3", "--vae-batch", "4", "--batch", "4",
-               "--checkpoint-every", "2", "--device", "cpu", *options]
+               "--checkpoint-every", "2", "--device", "cpu", "--shape-steps", "2", "--shape-scenes", "8",
+               *options]
         env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
         return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=200)
 
@@ -134,4 +135,14 @@ def test_a_tiny_run_exports_a_loadable_pipeline_and_resumes(tmp_path: Path) -> N
     assert (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == unet_before
     assert "_name_or_path" not in json.loads((out / "vae" / "config.json").read_text())
     assert json.loads((out / "training.json").read_text())["runs"][-1]["part"].startswith("decoder fine-tuning")
+
+    # --shapes-only: the shape fine-tuning alone, in place, the encoder and UNet untouched, the run recorded.
+    shaped = train("--shapes-only")
+    assert shaped.returncode == 0, shaped.stderr[-2000:]
+    final = AutoencoderKL.from_pretrained(str(out), subfolder="vae").state_dict()
+    assert all(torch.equal(final[k], after[k]) for k in after if k.startswith(("encoder.", "quant_conv.")))
+    assert not all(torch.equal(final[k], after[k]) for k in after if k.startswith("decoder."))
+    assert (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == unet_before
+    run = json.loads((out / "training.json").read_text())["runs"][-1]
+    assert run["part"].startswith("shape fine-tuning") and run["args"]["shape_steps"] == "2"
     assert all(p.stat().st_mode & 0o044 == 0o044 for p in out.rglob("*") if p.is_file())
