@@ -76,7 +76,8 @@ def pipeline(warm: Warm, entries: list[ControlEntry], mode: str = "text") -> Dif
             from diffusers import StableDiffusionAdapterPipeline, StableDiffusionXLAdapterPipeline
 
             cls = StableDiffusionXLAdapterPipeline if "XL" in type(warm.pipe).__name__ else StableDiffusionAdapterPipeline
-            pipe = cls.from_pipe(warm.pipe, **extra)
+            # DiffusionPipeline.from_pipe casts every shared component to fp32 unless told: the warm pipeline's too
+            pipe = cls.from_pipe(warm.pipe, dtype=warm.pipe.unet.dtype, **extra)
         else:
             auto = {"text": AutoPipelineForText2Image, "image": AutoPipelineForImage2Image,
                     "inpaint": AutoPipelineForInpainting}[mode]

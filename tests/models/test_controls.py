@@ -129,3 +129,38 @@ def test_the_pose_preprocessor_draws_an_openpose_skeleton_with_installed_vitpose
     assert drawn & set(COLOURS)  # joints in OpenPose's colours
     assert not np.asarray(pose_map(picture, entry.path, threshold=1.01)).any()  # nothing sure enough: black
     assert estimate("pose", picture, entry.path).size == (64, 64)
+
+
+# diffusers' own StableDiffusionAdapterPipeline still calls its deprecated decode_latents
+@pytest.mark.filterwarnings("ignore:The decode_latents method is deprecated:FutureWarning")
+def test_a_t2i_adapter_runs_from_the_warm_pipeline_and_keeps_its_precision(app, tmp_path, fresh_loader):
+    """A T2I-Adapter's pipeline is made with from_pipe in the warm model's precision: a bf16 worker stays bf16."""
+    import torch
+    from diffusers import T2IAdapter
+
+    from jobs import control, pipelines
+    from models import loader
+    from tests.support import ROOT
+    from tests.support.tiny_pipelines import catalog_entry
+
+    adapter = T2IAdapter(in_channels=3, channels=[64, 128, 128], num_res_blocks=1, downscale_factor=4,
+                         adapter_type="full_adapter")  # fits easel-tiny's UNet (64, 128, 128; 16x16 latents)
+    adapter.save_pretrained(tmp_path / "adapter", safe_serialization=True)
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(catalog_entry("tiny-bf16", "sd", ROOT / "models" / "easel-tiny", precision="bf16")
+                       + '\n[controls.sketch]\npath = "adapter"\ntype = "t2i-adapter"\nbase_kinds = ["sd"]\n',
+                       encoding="utf-8")
+    app.config.update(EASEL_CATALOG=str(catalog), EASEL_DEVICE="cpu", EASEL_OPENVINO=False)
+    with app.app_context():
+        warm = pipelines.WorkerState().warm("tiny-bf16")
+        entry = load_controls(catalog)["sketch"]
+        assert entry.unavailable_reason() is None
+        pipe = control.pipeline(warm, [entry], "text")
+        assert type(pipe).__name__ == "StableDiffusionAdapterPipeline" and pipe.adapter.dtype == torch.bfloat16
+        assert warm.pipe.unet.dtype == torch.bfloat16 and warm.pipe.text_encoder.dtype == torch.bfloat16
+        assert loader.precision_of(warm.pipe) == "bf16" and loader.precision_of(pipe) == "bf16"
+        image = pipe("a red star, blue background", image=Image.new("RGB", (64, 64)), num_inference_steps=2,
+                     guidance_scale=2.0, generator=torch.Generator().manual_seed(0)).images[0]
+        assert image.size == (64, 64)
+        with pytest.raises(ModelError, match="works alone and on text-to-image only"):
+            control.pipeline(warm, [entry], "image")
