@@ -60,31 +60,22 @@ def precision_of(pipe: DiffusionPipeline) -> str:
     return name_of(denoiser.dtype if denoiser is not None else pipe.dtype)
 
 
-def _cast_inputs_to_fp32(module: torch.nn.Module, args: tuple) -> tuple:
-    """Forward pre-hook: the module back in fp32 if a pipeline cast its VAE (SDXL's img2img does), inputs as fp32."""
-    import torch
-
-    if next(module.parameters()).dtype != torch.float32:
-        module.float()
-    return tuple(a.float() if getattr(a, "is_floating_point", lambda: False)() else a for a in args)
-
-
 def decode_in_fp32(pipe: DiffusionPipeline) -> None:
-    """Keep the VAE's decoder (and its post-quantisation conv) in fp32 beside a bf16 pipeline.
+    """Make the VAE's decoder (and its post-quantisation conv) compute in fp32 beside a bf16 pipeline.
 
-    A bf16 decoder bands smooth gradients (docs/precision.md has the measurement); it is a small part of a
-    picture's time. Its inputs are cast by forward pre-hooks, so any pipeline's ``vae.decode`` works unchanged.
+    A bf16 decoder bands smooth gradients (docs/precision.md has the measurement). Its weights stay in bf16,
+    read as fp32 layer by layer (``models.fp32_decode``), so the arithmetic is fp32's at half the memory. Its
+    inputs are cast by a forward pre-hook, so any pipeline's ``vae.decode`` works unchanged; called again after
+    ``from_pipe`` (which casts every component), it puts the storage back in bf16.
     """
     vae = getattr(pipe, "vae", None)
     if vae is None:
         return
-    hooked = getattr(vae, "_easel_fp32_decode", False)
+    from models.fp32_decode import store_bf16_compute_fp32
+
     for part in (getattr(vae, name, None) for name in FP32_DECODE):
         if part is not None:
-            part.float()  # again after from_pipe, which casts every component to the pipeline's dtype
-            if not hooked:
-                part.register_forward_pre_hook(_cast_inputs_to_fp32)
-    vae._easel_fp32_decode = True
+            store_bf16_compute_fp32(part)
 
 
 def _source(entry: ModelEntry) -> str:
@@ -105,14 +96,14 @@ def _left_out(folder: str) -> dict[str, None]:
     return empty
 
 
-FP32_DECODE = ("post_quant_conv", "decoder")  # the VAE parts that decode in fp32 beside bf16
+FP32_DECODE = ("post_quant_conv", "decoder")  # the VAE parts that compute in fp32 beside bf16
 WEIGHT_FILE = re.compile(r"(diffusion_pytorch_model|model)(-\d+-of-\d+)?\.safetensors")  # no variants (.fp16)
 SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
                       "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
 
 
-def _streamed(path: Path, dtype: torch.dtype, wanted: set[str], keep: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
-    """A safetensors file's tensors named in wanted, floating ones converted to dtype (fp32 if under keep) one at a time.
+def _streamed(path: Path, dtype: torch.dtype, wanted: set[str]) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors named in wanted, floating ones converted to dtype one at a time.
 
     Plain reads, not a memory map: the fp32 file never becomes resident as a whole, so a worker's peak
     memory is the converted weights plus one tensor (a mapped file's touched pages count as resident).
@@ -135,7 +126,7 @@ def _streamed(path: Path, dtype: torch.dtype, wanted: set[str], keep: tuple[str,
             tensor = (torch.frombuffer(buffer, dtype=stored) if buffer else torch.empty(0, dtype=stored))
             tensor = tensor.reshape(spec["shape"])
             if tensor.is_floating_point():
-                found[name] = tensor.float() if name.startswith(keep) else tensor.to(dtype)
+                found[name] = tensor.to(dtype)
             else:
                 found[name] = tensor.clone()
     return found
@@ -154,26 +145,22 @@ def _convert_streaming(pipe: DiffusionPipeline, folder: str, dtype: torch.dtype)
             continue
         files = sorted(f for f in (Path(folder) / name).glob("*.safetensors") if WEIGHT_FILE.fullmatch(f.name))
         wanted = set(module.state_dict())
-        # beside bf16, the VAE decodes in fp32 (decode_in_fp32): its decoder keeps the file's full precision
-        keep = FP32_DECODE if name == "vae" and dtype == torch.bfloat16 else ()
-        for path in files:
-            module.load_state_dict(_streamed(path, dtype, wanted, tuple(f"{k}." for k in keep)), strict=False,
-                                   assign=True)
+        for path in files:  # the VAE's decoder too: it computes in fp32 from bf16 weights (decode_in_fp32)
+            module.load_state_dict(_streamed(path, dtype, wanted), strict=False, assign=True)
     _cast_loaded(pipe, dtype)  # what the files did not hold (buffers made at init), T5's fp32 "wo"
     gc.collect()
 
 
 def _cast_loaded(pipe: DiffusionPipeline, dtype: torch.dtype) -> None:
-    """Give each component of an fp32-loaded pipeline dtype as ``_convert_streaming`` does: beside bf16 the VAE's
-    decoder keeps its full fp32 weights, and the modules a model keeps in fp32 stay so."""
+    """Give each component of an fp32-loaded pipeline dtype as ``_convert_streaming`` does; the modules a model
+    keeps in fp32 stay so."""
     import torch
 
-    for name, module in pipe.components.items():
+    for module in pipe.components.values():
         if not isinstance(module, torch.nn.Module):
             continue
-        keep = FP32_DECODE if name == "vae" and dtype == torch.bfloat16 else ()
-        for child_name, child in module.named_children():
-            child.to(torch.float32 if child_name in keep else dtype)
+        for child in module.children():  # not module.to(dtype), which diffusers warns about for every model
+            child.to(dtype)
         kept = getattr(module, "_keep_in_fp32_modules", None) or ()
         for sub_name, sub in module.named_modules():
             if any(k in sub_name.split(".") for k in kept):

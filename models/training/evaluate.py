@@ -95,10 +95,12 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
     return 99.0 if mse == 0 else round(float(10 * np.log10(255 ** 2 / mse)), 2)
 
 
-def vae_decode_check(vae) -> dict[str, float | int]:
-    """A smooth two-colour gradient through the VAE, decoded by its decoder in fp32 and in bf16.
+def vae_decode_check(vae32, easel_vae) -> dict[str, float | int]:
+    """A smooth two-colour gradient through the VAE, decoded three ways against the fp32 decoder.
 
-    Banding shows as fewer distinct levels along the gradient and as a lower PSNR against the fp32 decode.
+    ``bf16``: the decoder computing in bf16. ``easel``: easel_vae as a bf16 pipeline has it (its decoder's weights
+    stored in bf16, its arithmetic fp32: ``models.fp32_decode``). Banding shows as fewer distinct levels along the
+    gradient and as a lower PSNR against the fp32 decode.
     """
     import copy
 
@@ -108,17 +110,20 @@ def vae_decode_check(vae) -> dict[str, float | int]:
     picture = torch.stack([ramp[None, :].expand(256, 256), ramp[:, None].expand(256, 256) * 0.5,
                            -ramp[None, :].expand(256, 256) * 0.7])[None]
     with torch.inference_mode():
-        vae32 = copy.deepcopy(vae).float()
         latents = vae32.encode(picture).latent_dist.mean
         decoded = {"fp32": vae32.decode(latents).sample,
-                   "bf16": copy.deepcopy(vae32).to(torch.bfloat16).decode(latents.to(torch.bfloat16)).sample.float()}
+                   "bf16": copy.deepcopy(vae32).to(torch.bfloat16).decode(latents.to(torch.bfloat16)).sample.float(),
+                   "easel": easel_vae.decode(latents.to(torch.bfloat16)).sample.float()}
     pictures = {k: Image.fromarray(((v[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
                 for k, v in decoded.items()}
     levels = {k: len(np.unique(np.asarray(v)[128, :, 0])) for k, v in pictures.items()}
     colours = {k: len(v.getcolors(maxcolors=1 << 20)) for k, v in pictures.items()}
     return {"psnr_bf16_vs_fp32": psnr(pictures["bf16"], pictures["fp32"]),
+            "psnr_easel_vs_fp32": psnr(pictures["easel"], pictures["fp32"]),
             "red_levels_along_row_fp32": levels["fp32"], "red_levels_along_row_bf16": levels["bf16"],
-            "distinct_colours_fp32": colours["fp32"], "distinct_colours_bf16": colours["bf16"]}
+            "red_levels_along_row_easel": levels["easel"],
+            "distinct_colours_fp32": colours["fp32"], "distinct_colours_bf16": colours["bf16"],
+            "distinct_colours_easel": colours["easel"]}
 
 
 def precision_check(entry, scenes: list[Scene], batch: int) -> dict:
@@ -127,15 +132,16 @@ def precision_check(entry, scenes: list[Scene], batch: int) -> dict:
 
     steps, guidance = entry.default_steps, entry.default_guidance
     out: dict = {"steps": steps, "guidance": guidance, "prompts": len(scenes)}
-    images = {}
+    images, vaes = {}, {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         pipe = load_pipeline(entry, device="cpu", dtype=dtype)  # bf16: the UNet and text encoder, VAE decode in fp32
+        vaes[name] = pipe.vae
         began = time.perf_counter()
         images[name] = generate(pipe, scenes, steps, guidance, batch)
         out[f"seconds_{name}"] = round(time.perf_counter() - began, 1)
         out[name] = score([read_image(im) for im in images[name]], scenes)
         if name == "bf16":
-            out["vae_decode"] = vae_decode_check(pipe.vae)
+            out["vae_decode"] = vae_decode_check(vaes["fp32"], vaes["bf16"])
     values = sorted(psnr(a, b) for a, b in zip(images["fp32"], images["bf16"], strict=True))
     out["psnr_db"] = {"min": values[0], "median": statistics.median(values),
                       "mean": round(statistics.fmean(values), 2), "below_30": sum(v < 30 for v in values)}

@@ -1,9 +1,11 @@
-"""Precision per device: auto from PyTorch's CPU capability check, the catalog key, EASEL_PRECISION, fp32 VAE decode."""
+"""Precision per device: auto from PyTorch's CPU capability check, the catalog key, EASEL_PRECISION, and the VAE
+decode in fp32 arithmetic from bf16-stored weights."""
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -91,6 +93,7 @@ def test_bf16_pipeline_decodes_in_fp32(tmp_path: Path, fresh_loader) -> None:
     assert decoded == [torch.float32] and image.size == (64, 64)
     twin = fresh_loader.img2img_from(pipe)
     assert fresh_loader.precision_of(twin) == "bf16" and pipe.vae.decoder.conv_in.weight.dtype == torch.float32
+    assert {p.dtype for p in pipe.vae.decoder.parameters()} == {torch.bfloat16}  # stored in bf16, read as fp32
     twin("a red star", image=image, strength=0.5, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
     assert decoded == [torch.float32] * 2
     assert fresh_loader.loaded_precision("tiny", "cpu") == "bf16"
@@ -111,10 +114,72 @@ def test_streamed_bf16_weights_match_diffusers_cast(tmp_path: Path, fresh_loader
     pipe = fresh_loader.load_pipeline(load_catalog(_catalog(tmp_path, 'precision = "bf16"'))["tiny"], device="cpu")
     full = StableDiffusionPipeline.from_pretrained(str(TINY), dtype=torch.float32, local_files_only=True)
     for name in ("unet", "text_encoder", "vae"):
-        ours, fp32 = getattr(pipe, name).state_dict(), getattr(full, name).state_dict()
+        # the decoder's weights are parametrized (read as fp32): "conv_in.parametrizations.weight.original"
+        ours = {key.replace("parametrizations.", "").replace(".original", ""): tensor
+                for key, tensor in getattr(pipe, name).state_dict().items()}
+        fp32 = getattr(full, name).state_dict()
         assert ours.keys() == fp32.keys()
         for key, tensor in fp32.items():
-            # the decoder keeps the file's full precision, not bf16-rounded weights cast back
-            keep = (name == "vae" and key.startswith(("decoder.", "post_quant_conv."))) or not tensor.is_floating_point()
-            expected = tensor if keep else tensor.to(torch.bfloat16)
+            expected = tensor.to(torch.bfloat16) if tensor.is_floating_point() else tensor
             assert ours[key].dtype == expected.dtype and torch.equal(ours[key], expected), (name, key)
+
+
+def _vae32():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL.from_pretrained(str(TINY / "vae"), dtype=torch.float32, local_files_only=True)
+
+
+def test_decoder_stores_bf16_and_computes_fp32() -> None:
+    """Beside bf16 the decoder's weights take half the memory, every layer computes in fp32, and the decode matches
+    the fp32 decoder's without the banding of bf16 arithmetic (fewer levels along a smooth gradient)."""
+    import copy
+
+    from models.training.evaluate import vae_decode_check
+
+    vae32 = _vae32()
+    vae = copy.deepcopy(vae32).to(torch.bfloat16)  # as a bf16 pipeline has it before decode_in_fp32
+    loader.decode_in_fp32(SimpleNamespace(vae=vae))
+    parts = (vae.decoder, vae.post_quant_conv)
+    assert {p.dtype for part in parts for p in part.parameters()} == {torch.bfloat16}
+    stored = sum(p.numel() * p.element_size() for part in parts for p in part.parameters())
+    assert stored * 2 == sum(p.numel() * p.element_size() for part in (vae32.decoder, vae32.post_quant_conv)
+                             for p in part.parameters())
+    assert vae.decoder.conv_in.weight.dtype == vae.post_quant_conv.bias.dtype == torch.float32
+
+    outputs: set[torch.dtype] = set()
+    hooks = [m.register_forward_hook(lambda module, args, out: outputs.add(out.dtype))
+             for part in parts for m in part.modules() if not list(m.children())]  # every layer
+    latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        ours = vae.decode(latents.to(torch.bfloat16)).sample  # a bf16 pipeline's latents go in as they are
+        reference = vae32.decode(latents).sample
+    for hook in hooks:
+        hook.remove()
+    assert outputs == {torch.float32} and ours.dtype == torch.float32
+    assert (ours - reference).abs().max() < 0.02  # bf16-rounded weights: well under 3 levels of 255
+
+    check = vae_decode_check(vae32, vae)  # the gradient that a bf16 decoder bands
+    assert check["psnr_easel_vs_fp32"] >= 48 and check["psnr_easel_vs_fp32"] > check["psnr_bf16_vs_fp32"]
+    assert check["red_levels_along_row_easel"] >= check["red_levels_along_row_fp32"] - 2
+    assert check["red_levels_along_row_easel"] > check["red_levels_along_row_bf16"]
+
+
+def test_decoder_storage_returns_to_bf16_after_a_cast() -> None:
+    """from_pipe (and SDXL's image-to-image) cast the whole VAE: applying again, or the next decode, puts the
+    decoder's storage back in bf16, and the picture is the same."""
+    vae = _vae32().to(torch.bfloat16)
+    holder = SimpleNamespace(vae=vae)
+    loader.decode_in_fp32(holder)
+    latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.bfloat16)
+    with torch.inference_mode():
+        before = vae.decode(latents).sample
+        vae.to(torch.float32)
+        assert {p.dtype for p in vae.decoder.parameters()} == {torch.float32}
+        after_cast = vae.decode(latents).sample  # the pre-hook stores it in bf16 again first
+        assert {p.dtype for p in vae.decoder.parameters()} == {torch.bfloat16}
+        vae.to(torch.float32)
+        loader.decode_in_fp32(holder)
+        assert {p.dtype for p in vae.decoder.parameters()} == {torch.bfloat16}
+        again = vae.decode(latents).sample
+    assert torch.equal(before, after_cast) and torch.equal(before, again)
