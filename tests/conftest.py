@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ def _postgres_available() -> bool:
 
 
 POSTGRES = os.environ.get("EASEL_TEST_SKIP_POSTGRES") != "1" and _postgres_available()
+TORCH_THREADS = 0  # torch's threads in an xdist test process (set in pytest_configure); 0: torch's default
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,12 +52,26 @@ def pytest_configure(config: pytest.Config) -> None:
     tests start then run it as a user's workers do. Done once, by the main process (not each xdist worker).
     """
     if hasattr(config, "workerinput"):
+        global TORCH_THREADS
+        # The test processes share the cores: each runs torch on its share, as a worker runs on cores - 1
+        # (jobs.generate.configure_threads). Torch's default, every core in every process, oversubscribes the
+        # CPU while the other test process or a worker computes: the bundled model's batch of eight ran 5x
+        # slower with 2 threads than with 1 beside a busy test process on 2 cores.
+        TORCH_THREADS = max(1, (os.cpu_count() or 1) // int(config.workerinput["workercount"]))
         return
     from webapp import config as settings
     from webapp.launch import optimize_default_model
 
     optimize_default_model({**settings.model_settings(), "EASEL_DEVICE": "cpu", "EASEL_MODEL": "easel-tiny",
                             "EASEL_CATALOG": str(TEST_CATALOG), "INSTANCE_DIR": str(Path(config.rootpath) / "instance")})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under xdist, torch in this test process uses its share of the cores (see ``pytest_configure``)."""
+    torch = sys.modules.get("torch")  # never imported here: tests that need no torch stay without it
+    if TORCH_THREADS and torch is not None and torch.get_num_threads() != TORCH_THREADS:
+        torch.set_num_threads(TORCH_THREADS)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
