@@ -62,7 +62,8 @@ def finished(live_server: str, token: str, generation_id: str) -> dict:
                              timeout=10).json()
         return state if state["status"] in ("succeeded", "failed") else None
 
-    state = wait_for(done, timeout=120, message=f"generation {generation_id} to finish")
+    # at most two polls a second: the account's API limit (120 per minute) must last the whole test
+    state = wait_for(done, timeout=120, interval=0.5, message=f"generation {generation_id} to finish")
     assert state["status"] == "succeeded", state["error"]
     return state
 
