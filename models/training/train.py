@@ -174,6 +174,17 @@ def encode_latents(args: argparse.Namespace, vae: AutoencoderKL, images: np.ndar
     return latents
 
 
+def overshoot(z: torch.Tensor, mean: torch.Tensor, drift: float, most: float, g: torch.Generator) -> torch.Tensor:
+    """Latents as guidance leaves them: z + k (z - mean) + shift, k up to ``most`` and uneven across channels, a
+    per-channel drift of std ``drift``; the first quarter of the batch left as encoded, so plain decoding stays sharp."""
+    n, channels = z.shape[0], z.shape[1]
+    k = torch.rand(n, 1, 1, 1, generator=g) * most
+    k = k * (0.5 + torch.rand(n, channels, 1, 1, generator=g))  # channels overshoot unevenly
+    shift = drift * torch.randn(n, channels, 1, 1, generator=g)
+    k[: n // 4], shift[: n // 4] = 0, 0
+    return z + k.to(z.device) * (z - mean) + shift.to(z.device)
+
+
 def harden_decoder(args: argparse.Namespace, vae: AutoencoderKL, images: np.ndarray, latents: torch.Tensor,
                    device: str) -> AutoencoderKL:
     """Fine-tune the decoder to map overshot latents back to their pictures; the encoder stays frozen.
@@ -200,11 +211,7 @@ def harden_decoder(args: argparse.Namespace, vae: AutoencoderKL, images: np.ndar
         idx = torch.randint(0, len(data), (args.vae_batch,), generator=g)
         x = (data[idx].permute(0, 3, 1, 2).float() / 127.5 - 1).to(device)
         z = latents[idx].to(device)
-        k = torch.rand(len(idx), 1, 1, 1, generator=g) * args.decoder_overshoot
-        k = k * (0.5 + torch.rand(len(idx), z.shape[1], 1, 1, generator=g))  # channels overshoot unevenly
-        shift = drift * torch.randn(len(idx), z.shape[1], 1, 1, generator=g)
-        k[: len(idx) // 4], shift[: len(idx) // 4] = 0, 0  # a quarter as encoded, so plain decoding stays sharp
-        rec = vae.decode(z + k.to(device) * (z - mean) + shift.to(device)).sample
+        rec = vae.decode(overshoot(z, mean, drift, args.decoder_overshoot, g)).sample
         loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args.decoder_steps, args.decoder_lr, warmup=50)
@@ -256,14 +263,11 @@ def sharpen_shapes(args: argparse.Namespace, vae: AutoencoderKL, device: str) ->
         idx = torch.multinomial(chance, batch, replacement=True, generator=g)
         x, z = x_all[idx].to(device), latents[idx].to(device)
         weight = (1 + args.shape_object_weight * grown[idx] + args.shape_outline_weight * outline[idx]).to(device)
-        k = torch.rand(batch, 1, 1, 1, generator=g) * args.decoder_overshoot
-        k = k * (0.5 + torch.rand(batch, z.shape[1], 1, 1, generator=g))
-        shift = drift * torch.randn(batch, z.shape[1], 1, 1, generator=g)
-        k[: batch // 4], shift[: batch // 4] = 0, 0  # a quarter as encoded
+        latent = overshoot(z, mean.to(device), drift, args.decoder_overshoot, g)
         for group in opt.param_groups:  # a warm-up of 30 steps under a cosine from the first step to a tenth
             group["lr"] = args.shape_lr * min(1.0, (step + 1) / 30) * (
                 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.shape_steps)))
-        rec = vae.decode(z + k.to(device) * (z - mean.to(device)) + shift.to(device)).sample
+        rec = vae.decode(latent).sample
         loss = ((rec - x).abs() * weight).mean() / weight.mean() + ((rec - x) ** 2 * weight).mean() / weight.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
