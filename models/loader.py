@@ -140,11 +140,14 @@ def _convert_streaming(pipe: DiffusionPipeline, folder: str, dtype: torch.dtype)
     """
     import torch
 
+    from models.mapped_weights import keep_mapped
+
+    left = keep_mapped(pipe, dtype)  # the VAE's encoder and the token tables stay mapped, in fp32
     for name, module in pipe.components.items():
         if not isinstance(module, torch.nn.Module):
             continue
         files = sorted(f for f in (Path(folder) / name).glob("*.safetensors") if WEIGHT_FILE.fullmatch(f.name))
-        wanted = set(module.state_dict())
+        wanted = set(module.state_dict()) - left.get(name, set())
         for path in files:  # the VAE's decoder too: it computes in fp32 from bf16 weights (decode_in_fp32)
             module.load_state_dict(_streamed(path, dtype, wanted), strict=False, assign=True)
     _cast_loaded(pipe, dtype)  # what the files did not hold (buffers made at init), T5's fp32 "wo"
@@ -159,9 +162,10 @@ def _cast_loaded(pipe: DiffusionPipeline, dtype: torch.dtype) -> None:
     for module in pipe.components.values():
         if not isinstance(module, torch.nn.Module):
             continue
-        for child in module.children():  # not module.to(dtype), which diffusers warns about for every model
-            child.to(dtype)
         kept = getattr(module, "_keep_in_fp32_modules", None) or ()
+        for name, child in module.named_children():  # not module.to(dtype), which diffusers warns about for every model
+            if name not in kept:  # a kept module cast and back would be read whole (models/mapped_weights.py)
+                child.to(dtype)
         for sub_name, sub in module.named_modules():
             if any(k in sub_name.split(".") for k in kept):
                 sub.float()
