@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from flask import current_app
 
-from models import loader, openvino_unet, samplers
+from models import loader, mapped_weights, openvino_unet, samplers
 from models.capabilities import supported_kwargs
 from models.catalog import CATALOG_PATH, CatalogFile, LoraEntry, ModelEntry, ModelError
 from models.lora import apply_loras
@@ -133,6 +133,9 @@ class Warm:
     def previewer(self) -> LatentPreviewer:
         if self._previewer is None:
             self._previewer = LatentPreviewer(self.pipe.vae)
+            # the fit read the VAE's encoder; text-to-image reads it no more, so its mapped pages go back
+            vae = self.pipe.vae
+            mapped_weights.release([getattr(vae, "encoder", None), getattr(vae, "quant_conv", None)])
         return self._previewer
 
     def img2img(self) -> DiffusionPipeline:

@@ -76,3 +76,34 @@ def test_a_cast_pipeline_keeps_working(bf16_pipe) -> None:
     assert pipe.vae.encoder.conv_in.weight.dtype == torch.bfloat16
     latents = pipe.vae.encode(torch.zeros(1, 3, 64, 64, dtype=torch.bfloat16)).latent_dist.mean
     assert latents.dtype == torch.bfloat16
+
+
+def _resident_kib(path: Path) -> int:
+    """KiB of this process's mappings of path that are resident now (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5 and not fields[0].endswith(":"):
+            inside = len(fields) > 5 and fields[5] == str(path)
+        elif inside and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise(MADV_PAGEOUT) and /proc/self/smaps")
+def test_the_previewer_fit_gives_the_encoder_pages_back(bf16_pipe) -> None:
+    """Fitting the live preview reads the encoder; release hands its pages back, and encoding reads them again."""
+    from jobs.preview import LatentPreviewer
+    from models.mapped_weights import release
+
+    vae = bf16_pipe.vae
+    vae_file = TINY / "vae" / "diffusion_pytorch_model.safetensors"
+    LatentPreviewer(vae)
+    encoder_kib = sum(p.numel() * p.element_size() for p in vae.encoder.parameters()) >> 10
+    read = _resident_kib(vae_file)
+    assert read >= encoder_kib // 2, (read, encoder_kib)
+    assert release([vae.encoder, vae.quant_conv]) >= (encoder_kib << 10) // 2
+    assert _resident_kib(vae_file) <= read - encoder_kib // 2
+    assert release([bf16_pipe.unet]) == 0  # in memory, not mapped: never paged out
+    before = vae.encode(torch.zeros(1, 3, 64, 64, dtype=torch.bfloat16)).latent_dist.mean
+    assert before.dtype == torch.bfloat16 and torch.isfinite(before).all()
