@@ -17,10 +17,13 @@ encoder adds 126 MB). So a bf16 worker keeps them as diffusers mapped them:
   converted table would have held (the same fp32 number rounded once): the same embeddings, the same pictures.
 
 Pages read from a mapped file stay resident after the read: a worker's previewer fit (``jobs/preview.py``)
-encodes a few pictures when the model warms up, and the encoder's pages (137 MB for SD 1.5, fp32 or bf16 alike)
-then stayed for nothing. ``release`` hands such pages back (``madvise(MADV_PAGEOUT)``, Linux 5.4 and newer): the
-kernel drops them, and the next read (an edit) faults them in again from the file. Only pages of a file mapping
-are advised, so no weight in memory is ever paged out.
+encodes a few pictures when the model warms up, and the encoder's pages (130 MiB for SD 1.5, fp32 or bf16 alike)
+then stayed for nothing. ``release`` hands such pages back with ``madvise(MADV_DONTNEED)``: they leave the
+process, and the next read (an edit) faults them in again from the file. The mappings are private (written pages
+would become the process's own copies, which this advice would discard), so only a mapping that holds no written
+page (``Anonymous: 0 kB`` in ``/proc/self/smaps``) is advised: weights are never written, and if one ever were, it
+would be left alone. (``MADV_PAGEOUT`` would need no such check but skips every page another process maps too,
+such as a second worker of the same model.)
 
 Workers and tests only: this imports torch.
 """
@@ -38,7 +41,7 @@ import torch
 
 ENCODE_PARTS = ("encoder", "quant_conv")  # the VAE's encode path; the decoder computes in fp32 from bf16 weights
 TOKEN_TABLES = ("text_encoder", "text_encoder_2")  # CLIP text towers (SD 1.x/2.x, SDXL, SD 3's first two)
-MADV_PAGEOUT = 21  # <linux/mman.h>: reclaim these pages now (clean file pages are dropped, read again on use)
+MADV_DONTNEED = 4  # <sys/mman.h>: drop these pages from the process; a file mapping reads them again on use
 
 
 class RowReadEmbedding(torch.nn.Module):
@@ -110,17 +113,21 @@ def keep_mapped(pipe: Any, dtype: torch.dtype) -> dict[str, set[str]]:
 
 
 def file_mappings() -> list[tuple[int, int]]:
-    """(start, end) of this process's memory mapped from files, from /proc/self/maps; empty where there is none."""
+    """(start, end) of this process's file mappings that hold no written page, from /proc/self/smaps; [] elsewhere."""
     try:
-        lines = Path("/proc/self/maps").read_text().splitlines()
+        lines = Path("/proc/self/smaps").read_text().splitlines()
     except OSError:
         return []
-    found = []
+    found, current = [], None
     for line in lines:
         fields = line.split()
-        if len(fields) > 5 and fields[5].startswith("/"):
+        if fields and "-" in fields[0] and not fields[0].endswith(":"):  # a mapping's first line
             low, high = (int(x, 16) for x in fields[0].split("-"))
-            found.append((low, high))
+            current = (low, high) if len(fields) > 5 and fields[5].startswith("/") else None
+        elif current is not None and fields[:1] == ["Anonymous:"]:
+            if fields[1] == "0":
+                found.append(current)
+            current = None
     return found
 
 
@@ -128,7 +135,7 @@ def release(modules: Iterable[torch.nn.Module | None]) -> int:
     """Hand back the pages of these modules' weights that are mapped from files (read once, not needed now).
 
     Returns:
-        The bytes advised (0 where nothing is mapped, or off Linux, or where the kernel refuses the advice).
+        The bytes advised (0 where nothing is mapped, off Linux, or where the kernel refuses the advice).
     """
     if not sys.platform.startswith("linux"):
         return 0
@@ -141,8 +148,8 @@ def release(modules: Iterable[torch.nn.Module | None]) -> int:
             low = tensor.data_ptr()
             high = low + tensor.numel() * tensor.element_size()
             if not any(start <= low and high <= end for start, end in mappings):
-                continue  # in memory (converted, or cast since): paging it out would need swap
+                continue  # in memory (converted, or cast since), or in a mapping with a written page: left alone
             first, last = -(-low // mmap.PAGESIZE) * mmap.PAGESIZE, high // mmap.PAGESIZE * mmap.PAGESIZE
-            if last > first and libc.madvise(first, last - first, MADV_PAGEOUT) == 0:
+            if last > first and libc.madvise(first, last - first, MADV_DONTNEED) == 0:
                 advised += last - first
     return advised

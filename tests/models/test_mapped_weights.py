@@ -90,7 +90,7 @@ def _resident_kib(path: Path) -> int:
     return total
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise(MADV_PAGEOUT) and /proc/self/smaps")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc/self/smaps")
 def test_the_previewer_fit_gives_the_encoder_pages_back(bf16_pipe) -> None:
     """Fitting the live preview reads the encoder; release hands its pages back, and encoding reads them again."""
     from jobs.preview import LatentPreviewer
@@ -107,3 +107,16 @@ def test_the_previewer_fit_gives_the_encoder_pages_back(bf16_pipe) -> None:
     assert release([bf16_pipe.unet]) == 0  # in memory, not mapped: never paged out
     before = vae.encode(torch.zeros(1, 3, 64, 64, dtype=torch.bfloat16)).latent_dist.mean
     assert before.dtype == torch.bfloat16 and torch.isfinite(before).all()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc/self/smaps")
+def test_a_written_mapping_is_left_alone(bf16_pipe) -> None:
+    """A page written in a private mapping is the process's own: its mapping is never advised, the write stays."""
+    from models.mapped_weights import release
+
+    weight = bf16_pipe.vae.encoder.conv_in.weight
+    with torch.no_grad():
+        weight[0, 0, 0, 0] += 1.0
+    written = weight[0, 0, 0, 0].item()
+    assert release([bf16_pipe.vae.encoder, bf16_pipe.vae.quant_conv]) == 0
+    assert weight[0, 0, 0, 0].item() == written
