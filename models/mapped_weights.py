@@ -22,8 +22,8 @@ then stayed for nothing. ``release`` hands such pages back with ``madvise(MADV_D
 process, and the next read (an edit) faults them in again from the file. The mappings are private (written pages
 would become the process's own copies, which this advice would discard), so only a mapping that holds no written
 page (``Anonymous: 0 kB`` in ``/proc/self/smaps``) is advised: weights are never written, and if one ever were, it
-would be left alone. (``MADV_PAGEOUT`` would need no such check but skips every page another process maps too,
-such as a second worker of the same model.)
+would be left alone. (``MADV_PAGEOUT`` would need no such check but skips every page mapped more than once, such
+as the pages of a second worker of the same model.)
 
 Workers and tests only: this imports torch.
 """
