@@ -17,8 +17,9 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from tests.support import api_token, bearer
 
 
-def fuzz(app, make_user, make_image, examples: int) -> None:
-    """Every operation of the document, positive and negative cases, ``examples`` each, as Ada with a token."""
+def fuzz(app, make_user, make_image, examples: int, derandomize: bool = False) -> None:
+    """Every operation of the document, positive and negative cases, ``examples`` each, as Ada with a token;
+    ``derandomize``: the same cases every run."""
     user_id = make_user("ada@example.com")
     make_image(user_id, prompt="a red circle")
     headers = bearer(api_token(app, user_id))
@@ -29,7 +30,8 @@ def fuzz(app, make_user, make_image, examples: int) -> None:
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+            @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+                      derandomize=derandomize)
             def check(case) -> None:
                 # Schema-valid is not always acceptable: sizes, steps and guidance depend on the chosen model's
                 # catalog entry (the document says so), so a 400 for valid-typed data is not a failure here.
@@ -43,7 +45,10 @@ def fuzz(app, make_user, make_image, examples: int) -> None:
 
 
 def test_api_matches_its_document(app, make_user, make_image):
-    fuzz(app, make_user, make_image, examples=5)
+    # the same cases every run: schemathesis 4.32.5's negative cases for a multipart `format: binary` field
+    # sometimes fail in its own generator (jsonschema: "Unsupported type: 'Binary'"), before any request is sent;
+    # the thorough run below stays random
+    fuzz(app, make_user, make_image, examples=5, derandomize=True)
 
 
 @pytest.mark.slow
